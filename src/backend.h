@@ -1,0 +1,89 @@
+/*
+ * backend.h - the contract between the publish core and a storage backend.  Only dest.c and
+ * the backend-*.c files include this.
+ *
+ * Each backend is one file exporting one `const struct jp_backend` with designated
+ * initializers.  Its private structs embed struct jp_dest / struct jp_upload as their FIRST
+ * member, so the core's pointers can be cast to the backend's.  Every slot returns a severity
+ * (error.h) and leaves the reason, prefixed with the backend's name ("posix: "), on err.
+ *
+ * Slots marked OPTIONAL may be NULL; dest.c turns a NULL slot into "not supported" or a
+ * fallback, so callers never test them.
+ */
+#ifndef JP_BACKEND_H
+#define JP_BACKEND_H
+
+#include "dest.h"
+
+/* Fields every destination has; set by dest.c after the backend's open returns. */
+struct jp_dest {
+	const struct jp_backend *be;
+	char *url; /* as given, without secrets; no trailing '/' */
+};
+
+/* Fields every upload has; set by the backend's stage. */
+struct jp_upload {
+	struct jp_dest *dest;
+	char *key;      /* final key (malloc'd, freed by dest.c) */
+	int staged;     /* temporary data exists and must be aborted or committed */
+	int committed;  /* the final name holds this upload's data */
+	uint64_t written;
+};
+
+/* Callback for streaming an object's bytes (read slot). Returns 0 to go on. */
+typedef int (*jp_read_fn)(void *arg, const void *buf, size_t len);
+
+struct jp_backend {
+	const char *name;            /* "posix"; prefixes error messages */
+	const char *const *schemes;  /* URL schemes handled, NULL-terminated ("file") */
+
+	/* Opens the destination named by url (scheme already matched).  Must check the prefix is
+	 * usable: exists or can be created, is a directory where that applies.  Allocates the
+	 * backend's struct (embedding struct jp_dest first) into *out. */
+	int (*open)(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
+	            struct jp_error *err);
+	/* Releases everything; d is never NULL. */
+	void (*close)(struct jp_dest *d);
+
+	/* Creates a temporary object for key (named with token) and returns the backend's upload
+	 * struct (embedding struct jp_upload first) with staged = 1. */
+	int (*stage)(struct jp_dest *d, const char *key, const char *token, struct jp_upload **out,
+	             struct jp_error *err);
+	/* Appends len bytes.  Must consume all of buf or fail. */
+	int (*write)(struct jp_upload *u, const void *buf, size_t len, struct jp_error *err);
+	/* Durable and verified: after JP_OK the staged data survives a crash and its size on the
+	 * store equals `size`.  sha256 is the whole content's hash, for stores that keep it. */
+	int (*finish)(struct jp_upload *u, uint64_t size, const unsigned char sha256[32],
+	              struct jp_error *err);
+	/* Final name := staged data.  Without overwrite, an existing final name is left alone and
+	 * reported through *exists (JP_OK).  Sets committed, clears staged on success. */
+	int (*commit)(struct jp_upload *u, int overwrite, int *exists, int *replaced,
+	              struct jp_error *err);
+	/* Removes the staged data; clears staged.  Called only when staged is set. */
+	int (*abort)(struct jp_upload *u, struct jp_error *err);
+	/* Frees the backend's part of u (dest.c frees key and the rest). */
+	void (*upload_free)(struct jp_upload *u);
+
+	/* Object metadata; a missing object is JP_OK with exists = 0. */
+	int (*stat)(struct jp_dest *d, const char *key, struct jp_stat *st, struct jp_error *err);
+	/* Deletes an object; a missing one is JP_OK. */
+	int (*remove)(struct jp_dest *d, const char *key, struct jp_error *err);
+
+	/* OPTIONAL: the store's own SHA-256 of an object (metadata).  NULL: dest.c reads the
+	 * object back with `read` and hashes it. */
+	int (*digest)(struct jp_dest *d, const char *key, unsigned char sha256[32],
+	              struct jp_error *err);
+	/* OPTIONAL: streams an object's content to fn.  NULL: no read-back (digest unsupported
+	 * unless `digest` is set). */
+	int (*read)(struct jp_dest *d, const char *key, jp_read_fn fn, void *arg,
+	            struct jp_error *err);
+	/* OPTIONAL: lists objects below prefix recursively.  NULL: "not supported". */
+	int (*list)(struct jp_dest *d, const char *prefix, jp_list_fn fn, void *arg,
+	            struct jp_error *err);
+	/* OPTIONAL: makes committed names durable.  NULL: nothing to do. */
+	int (*sync)(struct jp_dest *d, struct jp_error *err);
+};
+
+extern const struct jp_backend jp_backend_posix;
+
+#endif

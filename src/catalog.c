@@ -1,0 +1,862 @@
+/*
+ * catalog.c - the SQLite catalogue.
+ *
+ * Identifiers from the manifest reach SQL only after jp_is_identifier() and a check against
+ * PRAGMA table_info, and always double-quoted; every value is bound.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "catalog.h"
+#include "util.h"
+
+struct jp_catalog {
+	sqlite3 *db;
+	char *path;
+	int readonly;
+	int timeout_ms;
+};
+
+/* Forward migrations: entry i takes the schema from version i to i+1. */
+static const char *const migrations[] = {
+	"CREATE TABLE IF NOT EXISTS jobs ("
+	" id TEXT PRIMARY KEY NOT NULL,"
+	" status TEXT,"
+	" created_at TEXT NOT NULL,"
+	" updated_at TEXT NOT NULL);"
+	"CREATE TABLE jobpub_attempts ("
+	" id INTEGER PRIMARY KEY,"
+	" job TEXT NOT NULL,"
+	" token TEXT NOT NULL,"
+	" started_at TEXT NOT NULL,"
+	" finished_at TEXT,"
+	" host TEXT,"
+	" pid INTEGER,"
+	" manifest TEXT,"
+	" workdir TEXT,"
+	" destination TEXT,"
+	" sets TEXT,"
+	" job_table TEXT NOT NULL,"
+	" id_column TEXT NOT NULL,"
+	" status_column TEXT NOT NULL,"
+	" outcome TEXT NOT NULL DEFAULT 'running',"
+	" exit_code INTEGER,"
+	" error_class TEXT,"
+	" message TEXT,"
+	" bytes INTEGER,"
+	" files INTEGER,"
+	" duration_ms INTEGER);"
+	"CREATE INDEX jobpub_attempts_job ON jobpub_attempts(job, id);"
+	"CREATE TABLE jobpub_files ("
+	" job TEXT NOT NULL,"
+	" output TEXT NOT NULL,"
+	" column_name TEXT,"
+	" local_path TEXT NOT NULL,"
+	" remote_url TEXT NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" sha256 TEXT NOT NULL,"
+	" published_at TEXT NOT NULL,"
+	" attempt INTEGER NOT NULL,"
+	" PRIMARY KEY (job, remote_url));",
+};
+
+/* Class of a failed SQLite call: a lock that outlived the busy timeout is worth a retry. */
+static int
+db_class(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return JP_E_TEMPFAIL;
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_READONLY:
+	case SQLITE_AUTH:
+		return JP_E_CONFIG;
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return JP_E_DATA;
+	case SQLITE_NOMEM:
+		return JP_E_SOFTWARE;
+	default:
+		return JP_E_IOERR;
+	}
+}
+
+static int
+db_error(struct jp_catalog *c, int rc, struct jp_error *err, const char *what)
+{
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return jp_error_set(err, JP_E_TEMPFAIL,
+		                    "catalog: %s: %s: database is locked by another process (waited %d "
+		                    "ms; --db-timeout sets the limit)",
+		                    c->path, what, c->timeout_ms);
+	return jp_error_set(err, db_class(rc), "catalog: %s: %s: %s", c->path, what,
+	                    c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+}
+
+static int
+exec(struct jp_catalog *c, const char *sql, struct jp_error *err, const char *what)
+{
+	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? JP_OK : db_error(c, rc, err, what);
+}
+
+static int
+prepare(struct jp_catalog *c, const char *sql, sqlite3_stmt **st, struct jp_error *err)
+{
+	int rc = sqlite3_prepare_v2(c->db, sql, -1, st, NULL);
+
+	return rc == SQLITE_OK ? JP_OK : db_error(c, rc, err, "prepare");
+}
+
+/* Binds a job ID: as an integer when it is one (external tables key jobs by INTEGER), else as
+ * text.  Column affinity makes either match a TEXT key. */
+static void
+bind_job(sqlite3_stmt *st, int i, const char *job)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(job, &end, 10);
+	if (*job != '\0' && *end == '\0' && errno == 0 && (job[0] != '0' || job[1] == '\0') &&
+	    !(job[0] == '-' && job[1] == '0'))
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_text(st, i, job, -1, SQLITE_TRANSIENT);
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s == NULL)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+/* Runs a statement that returns no rows and finalizes it. */
+static int
+step_done(struct jp_catalog *c, sqlite3_stmt *st, struct jp_error *err, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, what);
+}
+
+/* WAL needs shared memory between processes, which network filesystems do not give. */
+static int
+wal_safe(const char *path)
+{
+	struct statfs sf;
+	char *dir = strdup(path), *slash;
+	int ok = 1;
+
+	if (dir == NULL)
+		return 0;
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	if (statfs(dir, &sf) == 0) {
+		switch ((unsigned long)sf.f_type) {
+		case 0x6969UL:     /* NFS */
+		case 0xFF534D42UL: /* CIFS */
+		case 0x0BD00BD0UL: /* Lustre */
+		case 0x47504653UL: /* GPFS */
+		case 0x65735546UL: /* FUSE */
+			ok = 0;
+		}
+	}
+	free(dir);
+	return ok;
+}
+
+static int
+migrate(struct jp_catalog *c, struct jp_error *err)
+{
+	const int n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+	sqlite3_stmt *st = NULL;
+	int version, r, i;
+
+	if ((r = exec(c, "BEGIN IMMEDIATE", err, "migrate")) != JP_OK)
+		return r;
+	if ((r = prepare(c, "PRAGMA user_version", &st, err)) != JP_OK)
+		goto fail;
+	version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (version > n) {
+		r = jp_error_set(err, JP_E_CONFIG,
+		                 "catalog: %s: schema version %d is newer than this jobpub knows (%d); "
+		                 "upgrade jobpub",
+		                 c->path, version, n);
+		goto fail;
+	}
+	for (i = version; i < n; i++) {
+		char sql[64];
+
+		if ((r = exec(c, migrations[i], err, "migrate")) != JP_OK)
+			goto fail;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", i + 1);
+		if ((r = exec(c, sql, err, "migrate")) != JP_OK)
+			goto fail;
+	}
+	return exec(c, "COMMIT", err, "migrate");
+fail:
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+int
+jp_catalog_open(const char *path, int timeout_ms, int readonly, struct jp_catalog **out,
+                struct jp_error *err)
+{
+	struct jp_catalog *c;
+	struct stat sb;
+	int rc, r, flags;
+
+	*out = NULL;
+	if (readonly && stat(path, &sb) != 0)
+		return jp_error_set(err, JP_E_NOINPUT, "catalog: %s: %s", path, strerror(errno));
+	if ((c = calloc(1, sizeof(*c))) == NULL || (c->path = strdup(path)) == NULL) {
+		free(c);
+		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
+	}
+	c->readonly = readonly;
+	c->timeout_ms = timeout_ms;
+	flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		r = db_error(c, rc, err, "open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(c->db, timeout_ms);
+	sqlite3_extended_result_codes(c->db, 1);
+	if (!readonly) {
+		/* Files are created 0600 by umask-free SQLite only if we ask; a catalogue is shared
+		 * with the project, so its mode is left to the umask like any data file. */
+		if (wal_safe(path))
+			sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+		if ((r = migrate(c, err)) != JP_OK)
+			goto fail;
+	} else {
+		/* A read still has to touch the file: find "not a database" here, not later. */
+		if ((r = exec(c, "SELECT count(*) FROM sqlite_schema", err, "open")) != JP_OK)
+			goto fail;
+	}
+	*out = c;
+	return JP_OK;
+fail:
+	jp_catalog_close(c);
+	return r;
+}
+
+void
+jp_catalog_close(struct jp_catalog *c)
+{
+	if (c == NULL)
+		return;
+	sqlite3_close_v2(c->db);
+	free(c->path);
+	free(c);
+}
+
+int
+jp_catalog_readonly(const struct jp_catalog *c)
+{
+	return c->readonly;
+}
+
+/* Column names of table, via PRAGMA table_info (the table name is bound, not pasted). */
+static int
+table_columns(struct jp_catalog *c, const char *table, char ***cols, size_t *n,
+              struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char **v = NULL;
+	size_t cnt = 0;
+	int rc, r;
+
+	*cols = NULL;
+	*n = 0;
+	if ((r = prepare(c, "SELECT name FROM pragma_table_info(?)", &st, err)) != JP_OK)
+		return r;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **nv = realloc(v, (cnt + 1) * sizeof(*v));
+		if (nv == NULL || (nv[cnt] = strdup((const char *)sqlite3_column_text(st, 0))) == NULL) {
+			v = nv ? nv : v;
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		v = nv;
+		cnt++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		while (cnt > 0)
+			free(v[--cnt]);
+		free(v);
+		return db_error(c, rc, err, "table_info");
+	}
+	*cols = v;
+	*n = cnt;
+	return JP_OK;
+}
+
+static void
+free_strv(char **v, size_t n)
+{
+	while (n > 0)
+		free(v[--n]);
+	free(v);
+}
+
+static int
+has_col(char **cols, size_t n, const char *name)
+{
+	size_t i;
+
+	/* SQLite matches column names case-insensitively; so do we. */
+	for (i = 0; i < n; i++)
+		if (strcasecmp(cols[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+int
+jp_catalog_prepare(struct jp_catalog *c, const struct jp_jobtable *t, const char *const *columns,
+                   size_t n, struct jp_error *err)
+{
+	char **cols = NULL;
+	size_t ncols = 0, i;
+	int r;
+
+	if (!jp_is_identifier(t->table) || !jp_is_identifier(t->id_column) ||
+	    !jp_is_identifier(t->status_column))
+		return jp_error_set(err, JP_E_DATA, "catalog: invalid table or column name");
+	if ((r = table_columns(c, t->table, &cols, &ncols, err)) != JP_OK)
+		return r;
+	if (ncols == 0) {
+		r = jp_error_set(err, JP_E_DATA, "catalog: %s: no table '%s'%s", c->path, t->table,
+		                 t->external ? " (catalog.table must name an existing table)" : "");
+		goto out;
+	}
+	if (!has_col(cols, ncols, t->id_column) || !has_col(cols, ncols, t->status_column)) {
+		r = jp_error_set(err, JP_E_DATA, "catalog: table %s has no column '%s'", t->table,
+		                 has_col(cols, ncols, t->id_column) ? t->status_column : t->id_column);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		char sql[256];
+
+		if (!jp_is_identifier(columns[i])) {
+			r = jp_error_set(err, JP_E_DATA, "catalog: invalid column name");
+			goto out;
+		}
+		if (has_col(cols, ncols, columns[i]))
+			continue;
+		if (t->external || c->readonly) {
+			if (!t->external)
+				continue; /* would be added by a real publish */
+			r = jp_error_set(err, JP_E_DATA, "catalog: table %s has no column '%s'", t->table,
+			                 columns[i]);
+			goto out;
+		}
+		snprintf(sql, sizeof(sql), "ALTER TABLE \"%s\" ADD COLUMN \"%s\" TEXT", t->table,
+		         columns[i]);
+		if ((r = exec(c, sql, err, "add column")) != JP_OK &&
+		    strstr(err->msg, "duplicate column") != NULL) {
+			/* Another publisher added it at the same moment: that is what we wanted. */
+			jp_error_clear(err);
+			r = JP_OK;
+		}
+		if (r != JP_OK)
+			goto out;
+	}
+	r = JP_OK;
+out:
+	free_strv(cols, ncols);
+	return r;
+}
+
+static char *
+dup_col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+int
+jp_catalog_load_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
+                    struct jp_row **out, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct jp_row *row;
+	char sql[256];
+	int rc, r, i;
+
+	*out = NULL;
+	if ((row = calloc(1, sizeof(*row))) == NULL)
+		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
+	snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\" WHERE \"%s\" = ?", t->table, t->id_column);
+	if ((r = prepare(c, sql, &st, err)) != JP_OK)
+		goto fail;
+	bind_job(st, 1, job);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		r = db_error(c, rc, err, "read job row");
+		goto fail;
+	}
+	row->n = (size_t)sqlite3_column_count(st);
+	row->names = calloc(row->n + 1, sizeof(char *));
+	row->values = calloc(row->n + 1, sizeof(char *));
+	if (row->names == NULL || row->values == NULL)
+		goto nomem;
+	for (i = 0; i < (int)row->n; i++) {
+		if ((row->names[i] = strdup(sqlite3_column_name(st, i))) == NULL)
+			goto nomem;
+		if (rc == SQLITE_ROW && sqlite3_column_type(st, i) != SQLITE_NULL &&
+		    (row->values[i] = dup_col(st, i)) == NULL)
+			goto nomem;
+	}
+	if (rc == SQLITE_DONE && t->external) {
+		r = jp_error_set(err, JP_E_DATA, "catalog: unknown job %s: no row with %s = %s in table %s",
+		                 job, t->id_column, job, t->table);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	*out = row;
+	return JP_OK;
+nomem:
+	r = jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
+fail:
+	sqlite3_finalize(st);
+	jp_row_free(row);
+	return r;
+}
+
+int
+jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
+                         const struct jp_attempt *a, int64_t *id, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[32];
+	int r;
+
+	r = prepare(c,
+	            "INSERT INTO jobpub_attempts (job, token, started_at, host, pid, manifest, workdir,"
+	            " destination, sets, job_table, id_column, status_column)"
+	            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+	            &st, err);
+	if (r != JP_OK)
+		return r;
+	bind_text(st, 1, a->job);
+	bind_text(st, 2, a->token);
+	bind_text(st, 3, jp_now_iso(now, sizeof(now)));
+	bind_text(st, 4, a->host);
+	sqlite3_bind_int64(st, 5, a->pid);
+	bind_text(st, 6, a->manifest);
+	bind_text(st, 7, a->workdir);
+	bind_text(st, 8, a->destination);
+	bind_text(st, 9, a->sets_json);
+	bind_text(st, 10, t->table);
+	bind_text(st, 11, t->id_column);
+	bind_text(st, 12, t->status_column);
+	/* A single INSERT is its own transaction; the busy timeout covers the wait for the lock. */
+	if ((r = step_done(c, st, err, "record attempt")) != JP_OK)
+		return r;
+	*id = sqlite3_last_insert_rowid(c->db);
+	return JP_OK;
+}
+
+/* jobpub's own table gets the job's row on first use; external rows must already exist. */
+static int
+ensure_own_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
+               struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[32];
+	int r;
+
+	if (t->external)
+		return JP_OK;
+	r = prepare(c, "INSERT OR IGNORE INTO jobs (id, status, created_at, updated_at) VALUES (?, NULL, ?, ?)",
+	            &st, err);
+	if (r != JP_OK)
+		return r;
+	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	jp_now_iso(now, sizeof(now));
+	bind_text(st, 2, now);
+	bind_text(st, 3, now);
+	return step_done(c, st, err, "create job row");
+}
+
+static int
+end_attempt(struct jp_catalog *c, int64_t attempt, const struct jp_outcome *o,
+            struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[32];
+	int r;
+
+	if (attempt < 0)
+		return JP_OK;
+	r = prepare(c,
+	            "UPDATE jobpub_attempts SET finished_at = ?, outcome = ?, exit_code = ?,"
+	            " error_class = ?, message = ?, bytes = ?, files = ?, duration_ms = ? WHERE id = ?",
+	            &st, err);
+	if (r != JP_OK)
+		return r;
+	bind_text(st, 1, jp_now_iso(now, sizeof(now)));
+	bind_text(st, 2, o->outcome);
+	sqlite3_bind_int(st, 3, o->code);
+	bind_text(st, 4, o->code ? jp_class_name(o->code) : NULL);
+	bind_text(st, 5, o->message);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)o->bytes);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)o->files);
+	sqlite3_bind_int64(st, 8, o->duration_ms);
+	sqlite3_bind_int64(st, 9, attempt);
+	return step_done(c, st, err, "record attempt");
+}
+
+/* UPDATE table SET status = ?, col = ?, ... WHERE id = ?; cols may be empty. */
+static int
+update_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, const char *status,
+           const struct jp_file_rec *files, size_t n, int require_row, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t len, i;
+	char *sql, *p;
+	int r, k;
+
+	len = 128 + strlen(t->table) + strlen(t->status_column) + strlen(t->id_column);
+	for (i = 0; i < n; i++)
+		if (files[i].column != NULL)
+			len += strlen(files[i].column) + 16;
+	if ((sql = malloc(len)) == NULL)
+		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
+	p = sql + sprintf(sql, "UPDATE \"%s\" SET \"%s\" = ?", t->table, t->status_column);
+	for (i = 0; i < n; i++)
+		if (files[i].column != NULL)
+			p += sprintf(p, ", \"%s\" = ?", files[i].column);
+	if (!t->external)
+		p += sprintf(p, ", updated_at = ?");
+	sprintf(p, " WHERE \"%s\" = ?", t->id_column);
+	r = prepare(c, sql, &st, err);
+	free(sql);
+	if (r != JP_OK)
+		return r;
+	k = 1;
+	bind_text(st, k++, status);
+	for (i = 0; i < n; i++)
+		if (files[i].column != NULL)
+			bind_text(st, k++, files[i].remote);
+	if (!t->external) {
+		char now[32];
+		bind_text(st, k++, jp_now_iso(now, sizeof(now)));
+	}
+	bind_job(st, k, job);
+	if ((r = step_done(c, st, err, "update job row")) != JP_OK)
+		return r;
+	if (require_row && sqlite3_changes(c->db) != 1)
+		return jp_error_set(err, JP_E_DATA, "catalog: job %s: its row in %s disappeared", job,
+		                    t->table);
+	return JP_OK;
+}
+
+static int
+replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
+              const struct jp_file_rec *files, size_t n, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[32];
+	size_t i;
+	int r, rc;
+
+	if ((r = prepare(c, "DELETE FROM jobpub_files WHERE job = ?", &st, err)) != JP_OK)
+		return r;
+	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	if ((r = step_done(c, st, err, "replace files")) != JP_OK)
+		return r;
+	r = prepare(c,
+	            "INSERT INTO jobpub_files (job, output, column_name, local_path, remote_url, size,"
+	            " sha256, published_at, attempt) VALUES (?,?,?,?,?,?,?,?,?)",
+	            &st, err);
+	if (r != JP_OK)
+		return r;
+	jp_now_iso(now, sizeof(now));
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+		bind_text(st, 2, files[i].output);
+		bind_text(st, 3, files[i].column);
+		bind_text(st, 4, files[i].local);
+		bind_text(st, 5, files[i].remote);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)files[i].size);
+		bind_text(st, 7, files[i].sha256);
+		bind_text(st, 8, now);
+		sqlite3_bind_int64(st, 9, attempt);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return db_error(c, rc, err, "record file");
+		}
+	}
+	sqlite3_finalize(st);
+	return JP_OK;
+}
+
+int
+jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
+                          int64_t attempt, const char *published_status,
+                          const struct jp_file_rec *files, size_t n, const struct jp_outcome *o,
+                          struct jp_error *err)
+{
+	int r;
+
+	if ((r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
+		return r;
+	if ((r = ensure_own_row(c, t, job, err)) != JP_OK ||
+	    (r = update_row(c, t, job, published_status, files, n, 1, err)) != JP_OK ||
+	    (r = replace_files(c, job, attempt, files, n, err)) != JP_OK ||
+	    (r = end_attempt(c, attempt, o, err)) != JP_OK ||
+	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK) {
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	return JP_OK;
+}
+
+int
+jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
+                          int64_t attempt, const struct jp_outcome *o, struct jp_error *err)
+{
+	int r;
+
+	if ((r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
+		return r;
+	if ((r = ensure_own_row(c, t, job, err)) != JP_OK ||
+	    (r = update_row(c, t, job, JP_STATUS_FAILED, NULL, 0, 0, err)) != JP_OK ||
+	    (r = end_attempt(c, attempt, o, err)) != JP_OK ||
+	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK) {
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	return JP_OK;
+}
+
+/* ---- reading ---- */
+
+static int64_t
+col_int(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+void
+jp_job_info_free(struct jp_job_info *ji)
+{
+	size_t i;
+
+	if (ji == NULL)
+		return;
+	for (i = 0; i < ji->n_files; i++) {
+		struct jp_file_info *f = &ji->files[i];
+		free(f->output); free(f->column); free(f->local); free(f->remote);
+		free(f->sha256); free(f->published_at);
+	}
+	for (i = 0; i < ji->n_attempts; i++) {
+		struct jp_attempt_info *a = &ji->attempts[i];
+		free(a->started_at); free(a->finished_at); free(a->host); free(a->outcome);
+		free(a->error_class); free(a->message); free(a->manifest); free(a->workdir);
+		free(a->destination); free(a->sets);
+	}
+	free(ji->files);
+	free(ji->attempts);
+	free(ji->table);
+	free(ji->id_column);
+	free(ji->status_column);
+	free(ji->status);
+	jp_row_free(ji->row);
+	free(ji);
+}
+
+static int
+load_attempts(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	r = prepare(c,
+	            "SELECT id, pid, exit_code, bytes, files, duration_ms, started_at, finished_at,"
+	            " host, outcome, error_class, message, manifest, workdir, destination, sets,"
+	            " job_table, id_column, status_column"
+	            " FROM jobpub_attempts WHERE job = ? ORDER BY id",
+	            &st, err);
+	if (r != JP_OK)
+		return r;
+	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct jp_attempt_info *v = realloc(ji->attempts, (ji->n_attempts + 1) * sizeof(*v)), *a;
+		if (v == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		ji->attempts = v;
+		a = &v[ji->n_attempts++];
+		a->id = col_int(st, 0);
+		a->pid = col_int(st, 1);
+		a->exit_code = col_int(st, 2);
+		a->bytes = col_int(st, 3);
+		a->files = col_int(st, 4);
+		a->duration_ms = col_int(st, 5);
+		a->started_at = dup_col(st, 6);
+		a->finished_at = dup_col(st, 7);
+		a->host = dup_col(st, 8);
+		a->outcome = dup_col(st, 9);
+		a->error_class = dup_col(st, 10);
+		a->message = dup_col(st, 11);
+		a->manifest = dup_col(st, 12);
+		a->workdir = dup_col(st, 13);
+		a->destination = dup_col(st, 14);
+		a->sets = dup_col(st, 15);
+		free(ji->table);
+		free(ji->id_column);
+		free(ji->status_column);
+		ji->table = dup_col(st, 16);
+		ji->id_column = dup_col(st, 17);
+		ji->status_column = dup_col(st, 18);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, "read attempts");
+}
+
+static int
+load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	r = prepare(c,
+	            "SELECT output, column_name, local_path, remote_url, sha256, published_at, size"
+	            " FROM jobpub_files WHERE job = ? ORDER BY output, remote_url",
+	            &st, err);
+	if (r != JP_OK)
+		return r;
+	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct jp_file_info *v = realloc(ji->files, (ji->n_files + 1) * sizeof(*v)), *f;
+		if (v == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		ji->files = v;
+		f = &v[ji->n_files++];
+		f->output = dup_col(st, 0);
+		f->column = dup_col(st, 1);
+		f->local = dup_col(st, 2);
+		f->remote = dup_col(st, 3);
+		f->sha256 = dup_col(st, 4);
+		f->published_at = dup_col(st, 5);
+		f->size = col_int(st, 6);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, "read files");
+}
+
+int
+jp_catalog_job_info(struct jp_catalog *c, const char *job, struct jp_job_info **out,
+                    struct jp_error *err)
+{
+	struct jp_job_info *ji;
+	struct jp_jobtable t;
+	struct jp_row *row = NULL;
+	struct jp_error e2;
+	int r, found;
+
+	*out = NULL;
+	if ((ji = calloc(1, sizeof(*ji))) == NULL)
+		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
+	if ((r = load_attempts(c, ji, job, err)) != JP_OK || (r = load_files(c, ji, job, err)) != JP_OK)
+		goto fail;
+	if (ji->table == NULL) {
+		ji->table = strdup("jobs");
+		ji->id_column = strdup("id");
+		ji->status_column = strdup("status");
+		if (!ji->table || !ji->id_column || !ji->status_column) {
+			r = jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
+			goto fail;
+		}
+	}
+	t.table = ji->table;
+	t.id_column = ji->id_column;
+	t.status_column = ji->status_column;
+	t.external = 1; /* a missing row must not look like a row of NULLs */
+	jp_error_clear(&e2);
+	if (jp_is_identifier(t.table) && jp_is_identifier(t.id_column) &&
+	    jp_catalog_load_row(c, &t, job, &row, &e2) == JP_OK) {
+		const char *s = jp_row_get(row, t.status_column, &found);
+		ji->row = row;
+		ji->status = s ? strdup(s) : NULL;
+	}
+	if (ji->row == NULL && ji->n_attempts == 0) {
+		jp_job_info_free(ji);
+		return JP_OK;
+	}
+	*out = ji;
+	return JP_OK;
+fail:
+	jp_job_info_free(ji);
+	return r;
+}
+
+int
+jp_catalog_status_counts(struct jp_catalog *c, jp_count_fn fn, void *arg, struct jp_error *err)
+{
+	sqlite3_stmt *tabs = NULL, *st = NULL;
+	int rc, r;
+
+	/* The tables jobpub has published into, and its own. */
+	r = prepare(c,
+	            "SELECT 'jobs', 'status' UNION SELECT DISTINCT job_table, status_column"
+	            " FROM jobpub_attempts ORDER BY 1",
+	            &tabs, err);
+	if (r != JP_OK)
+		return r;
+	while ((rc = sqlite3_step(tabs)) == SQLITE_ROW) {
+		const char *table = (const char *)sqlite3_column_text(tabs, 0);
+		const char *scol = (const char *)sqlite3_column_text(tabs, 1);
+		char sql[256];
+
+		if (!jp_is_identifier(table) || !jp_is_identifier(scol))
+			continue;
+		snprintf(sql, sizeof(sql),
+		         "SELECT coalesce(\"%s\", '(none)'), count(*) FROM \"%s\" GROUP BY 1 ORDER BY 1",
+		         scol, table);
+		if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+			continue; /* a table that was dropped since */
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			fn(arg, table, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			break;
+	}
+	sqlite3_finalize(tabs);
+	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, "count jobs");
+}

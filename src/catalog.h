@@ -1,0 +1,137 @@
+/*
+ * catalog.h - the SQLite catalogue: jobpub's own tables and the job table it updates.
+ *
+ * jobpub owns three tables, created and migrated on open (PRAGMA user_version):
+ *   jobs              the job table used when the manifest names none
+ *   jobpub_files      what each job has published (remote URL, size, SHA-256, ...)
+ *   jobpub_attempts   every publish attempt, its parameters and its outcome
+ * and it updates a job table it may not own (pdr_run's pdr_model_jobs).  Table and column names
+ * come from the manifest: they are checked against the real schema and quoted; values are
+ * always bound.  Writes use BEGIN IMMEDIATE and a busy timeout; a catalogue that stays locked
+ * past the timeout is JP_E_TEMPFAIL.
+ */
+#ifndef JP_CATALOG_H
+#define JP_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "template.h"
+
+#define JP_SCHEMA_VERSION 1
+#define JP_STATUS_FAILED "failed_storage"
+
+struct jp_catalog;
+
+/* Which table holds the job's row and its two fixed columns. */
+struct jp_jobtable {
+	const char *table;
+	const char *id_column;
+	const char *status_column;
+	int external; /* not jobpub's own `jobs`: never altered, rows never created */
+};
+
+/*
+ * Opens the catalogue at path.  readonly: the file must exist, nothing is written or migrated
+ * (status, dry runs).  Otherwise it is created when missing, WAL is enabled unless the file
+ * lives on a network filesystem, and the schema is migrated.  timeout_ms is the busy timeout.
+ * Errors: 78 cannot open / newer schema, 75 locked, 65 not a database, 74 I/O.
+ */
+int jp_catalog_open(const char *path, int timeout_ms, int readonly, struct jp_catalog **out,
+                    struct jp_error *err);
+void jp_catalog_close(struct jp_catalog *c); /* c may be NULL */
+
+/* 1 when the catalogue was opened read-only. */
+int jp_catalog_readonly(const struct jp_catalog *c);
+
+/*
+ * Checks the job table: it must exist and have the id, status and `columns` (n of them, the
+ * manifest's mapped columns).  For jobpub's own table, missing mapped columns are added (TEXT)
+ * unless read-only.  Errors name the table and column: 65.
+ */
+int jp_catalog_prepare(struct jp_catalog *c, const struct jp_jobtable *t,
+                       const char *const *columns, size_t n, struct jp_error *err);
+
+/* Loads the job's row as text into *row (caller frees with jp_row_free).  An external table
+ * without the row is 65 ("unknown job"); jobpub's own table gives a row of NULLs instead. */
+int jp_catalog_load_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
+                        struct jp_row **row, struct jp_error *err);
+
+/* An attempt as recorded when it starts.  All strings may be NULL except job and token. */
+struct jp_attempt {
+	const char *job, *token, *host;
+	long pid;
+	const char *manifest, *workdir, *destination, *sets_json;
+};
+
+/* Inserts the attempt (outcome "running") and returns its id in *id. */
+int jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
+                             const struct jp_attempt *a, int64_t *id, struct jp_error *err);
+
+/* One published file, as recorded. */
+struct jp_file_rec {
+	const char *output, *column, *local, *remote, *sha256;
+	uint64_t size;
+};
+
+/* How an attempt ended. */
+struct jp_outcome {
+	const char *outcome; /* published, failed_storage, interrupted */
+	int code;            /* exit code / jp_class */
+	const char *message; /* NULL on success */
+	uint64_t bytes;      /* bytes transferred by this attempt */
+	size_t files;
+	int64_t duration_ms;
+};
+
+/*
+ * The commit of a successful publish, in one transaction: every mapped column gets its file's
+ * remote URL, the status column gets `published_status`, the job's jobpub_files rows are
+ * replaced by `files`, the attempt row gets its outcome.  All or nothing.
+ */
+int jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
+                              int64_t attempt, const char *published_status,
+                              const struct jp_file_rec *files, size_t n,
+                              const struct jp_outcome *o, struct jp_error *err);
+
+/* Marks the job failed_storage (mapped columns untouched) and ends the attempt, in one
+ * transaction.  attempt < 0: no attempt row to update. */
+int jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
+                              int64_t attempt, const struct jp_outcome *o, struct jp_error *err);
+
+/* ---- reading, for `jobpub status` ---- */
+
+struct jp_file_info {
+	char *output, *column, *local, *remote, *sha256, *published_at;
+	int64_t size;
+};
+
+struct jp_attempt_info {
+	int64_t id, pid, exit_code, bytes, files, duration_ms; /* -1 when NULL */
+	char *started_at, *finished_at, *host, *outcome, *error_class, *message;
+	char *manifest, *workdir, *destination, *sets;
+};
+
+struct jp_job_info {
+	char *table, *id_column, *status_column; /* from the latest attempt, else jobs/id/status */
+	char *status;                            /* NULL when the job has no row */
+	struct jp_row *row;                      /* the whole row, or NULL */
+	struct jp_file_info *files;
+	size_t n_files;
+	struct jp_attempt_info *attempts;        /* oldest first */
+	size_t n_attempts;
+};
+
+/* Everything known about job.  *out is NULL (and JP_OK) when the catalogue has never heard of
+ * it.  Free with jp_job_info_free. */
+int jp_catalog_job_info(struct jp_catalog *c, const char *job, struct jp_job_info **out,
+                        struct jp_error *err);
+void jp_job_info_free(struct jp_job_info *ji);
+
+/* Calls fn for each (table, status, count) over the job tables jobpub has published into. */
+typedef void (*jp_count_fn)(void *arg, const char *table, const char *status, int64_t count);
+int jp_catalog_status_counts(struct jp_catalog *c, jp_count_fn fn, void *arg,
+                             struct jp_error *err);
+
+#endif

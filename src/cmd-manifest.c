@@ -1,0 +1,167 @@
+/*
+ * cmd-manifest.c - `jobpub manifest check`: validate a manifest before any job uses it.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "catalog.h"
+#include "cmd.h"
+#include "dest.h"
+#include "log.h"
+#include "manifest.h"
+#include "plan.h"
+
+static int cmd_manifest(int argc, char **argv);
+
+const struct jp_cmd jp_cmd_manifest = {
+	.name = "manifest",
+	.summary = "Check a manifest: YAML, keys, names, ${...} variables; with --workdir, also\n"
+	           "resolve every output against a job directory and print the plan.",
+	.usage = "jobpub manifest check FILE [--workdir DIR] [--set NAME=VALUE]... [--job ID]\n"
+	         "                      [--db FILE] [--dest URL]",
+	.options =
+		"  -w, --workdir DIR       resolve the outputs against this job directory\n"
+		"      --set NAME=VALUE    a value for ${NAME}; repeatable\n"
+		"  -j, --job ID            the job, for ${job} and, with --db, ${row.COLUMN}\n"
+		"      --db FILE           read the job's row and check the catalog: section against it\n"
+		"      --dest URL          destination, overriding the manifest's (also $JOBPUB_DEST)\n"
+		"  -h, --help              this help\n",
+	.exec = cmd_manifest,
+};
+
+static int
+check(const char *file, const char *workdir, const char *job, const char *db, const char *dest,
+      const struct jp_sets *sets)
+{
+	struct jp_manifest *m = NULL;
+	struct jp_catalog *cat = NULL;
+	struct jp_row *row = NULL;
+	struct jp_plan *plan = NULL;
+	struct jp_error err;
+	int r;
+
+	jp_error_clear(&err);
+	if ((r = jp_manifest_load(file, &m, &err)) != JP_OK ||
+	    (r = jp_manifest_check_vars(m, job, sets->v, sets->n, &err)) != JP_OK)
+		goto out;
+	if (db != NULL) {
+		struct jp_jobtable t = {m->table.s, m->id_column.s, m->status_column.s, m->external};
+		const char **cols = calloc(m->n_outputs + 1, sizeof(*cols));
+		size_t i, n = 0;
+
+		if (cols == NULL) {
+			r = jp_error_set(&err, JP_E_SOFTWARE, "out of memory");
+			goto out;
+		}
+		for (i = 0; i < m->n_outputs; i++)
+			if (m->outputs[i].column.s != NULL)
+				cols[n++] = m->outputs[i].column.s;
+		r = jp_catalog_open(db, 30000, 1, &cat, &err);
+		if (r == JP_OK)
+			r = jp_catalog_prepare(cat, &t, cols, n, &err);
+		free(cols);
+		if (r == JP_OK && job != NULL)
+			r = jp_catalog_load_row(cat, &t, job, &row, &err);
+		if (r != JP_OK)
+			goto out;
+	}
+	if (workdir != NULL) {
+		struct jp_plan_input in = {m, workdir, job ? job : "{job}", sets->v, sets->n, row, dest};
+		size_t i;
+
+		if ((r = jp_plan_build(&in, &plan, &err)) != JP_OK ||
+		    (r = jp_dest_check_url(plan->destination, &err)) != JP_OK)
+			goto out;
+		for (i = 0; i < plan->n_items; i++) {
+			char *url = jp_url_join(plan->destination, plan->items[i].key);
+			printf("%s -> %s\n", plan->items[i].local, url ? url : plan->items[i].key);
+			free(url);
+		}
+		for (i = 0; i < plan->n_skipped; i++)
+			printf("(optional output %s is absent: it would be skipped)\n",
+			       plan->skipped[i]->name.s);
+	}
+	printf("%s: ok (%zu outputs)\n", file, m->n_outputs);
+out:
+	if (r != JP_OK)
+		jp_log_error("%s", err.msg);
+	jp_plan_free(plan);
+	jp_row_free(row);
+	jp_catalog_close(cat);
+	jp_manifest_free(m);
+	return r == JP_OK ? 0 : err.code;
+}
+
+static int
+cmd_manifest(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"workdir", required_argument, NULL, 'w'},
+		{"set", required_argument, NULL, 's'},
+		{"job", required_argument, NULL, 'j'},
+		{"db", required_argument, NULL, 'D'},
+		{"dest", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct jp_cmd *c = &jp_cmd_manifest;
+	const char *workdir = NULL, *job = NULL, *db = NULL, *dest = NULL, *file, *env;
+	struct jp_sets sets = {NULL, 0};
+	int ch, rc;
+
+	opterr = 0;
+	/* `manifest check FILE ...`: the sub-verb comes first. */
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		jp_cmd_print_help(c, stdout);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "check") != 0)
+		return jp_cmd_usage_error(c, argc < 2 ? "manifest needs a sub-command: check"
+		                                      : "unknown manifest sub-command '%s'",
+		                          argc < 2 ? "" : argv[1]);
+	argc--;
+	argv++;
+	while ((ch = getopt_long(argc, argv, ":w:j:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'w': workdir = optarg; break;
+		case 'j': job = optarg; break;
+		case 'D': db = optarg; break;
+		case 'd': dest = optarg; break;
+		case 's':
+			if (jp_sets_add(c, &sets, optarg) != 0) {
+				jp_sets_free(&sets);
+				return 64;
+			}
+			break;
+		case 'h': jp_cmd_print_help(c, stdout); jp_sets_free(&sets); return 0;
+		case ':':
+			jp_sets_free(&sets);
+			return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
+		default:
+			jp_sets_free(&sets);
+			return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind + 1 != argc) {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, optind == argc ? "FILE is required"
+		                                            : "unexpected argument '%s'",
+		                          optind == argc ? "" : argv[optind + 1]);
+	}
+	file = argv[optind];
+	if (job != NULL && !jp_cmd_job_ok(job)) {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, "--job '%s': 1-128 printable characters, no '/' or space",
+		                          job);
+	}
+	if (dest == NULL && (env = getenv("JOBPUB_DEST")) != NULL && env[0] != '\0')
+		dest = env;
+	jp_log_setup(JP_LOG_TEXT, 0, NULL);
+	rc = check(file, workdir, job, db, dest, &sets);
+	jp_sets_free(&sets);
+	return rc;
+}

@@ -1,0 +1,153 @@
+/*
+ * cmd-publish.c - `jobpub publish`: publish one job's outputs (publish.h does the work).
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "publish.h"
+
+static int cmd_publish(int argc, char **argv);
+
+const struct jp_cmd jp_cmd_publish = {
+	.name = "publish",
+	.summary = "Publish a job's outputs: stage every file, commit them all, update the catalogue.",
+	.usage = "jobpub publish --job ID --manifest FILE [--workdir DIR] [--db FILE] [--dest URL]\n"
+	         "                      [--set NAME=VALUE]... [--dry-run] [--overwrite]\n"
+	         "                      [--db-timeout SECONDS] [--log-format text|json] [-q|-v]",
+	.options =
+		"  -j, --job ID            the job's ID in the catalogue\n"
+		"  -m, --manifest FILE     the job's manifest (YAML)\n"
+		"  -w, --workdir DIR       the job's work directory (default: the current directory)\n"
+		"      --db FILE           the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+		"      --dest URL          destination, overriding the manifest's (also $JOBPUB_DEST)\n"
+		"      --set NAME=VALUE    a value for ${NAME} in the manifest; repeatable\n"
+		"  -n, --dry-run           check everything and print the plan; change nothing\n"
+		"      --overwrite         replace remote files that hold different content\n"
+		"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
+		"      --log-format FORMAT text (default) or json: one JSON object per event on stderr\n"
+		"  -q, --quiet             errors only\n"
+		"  -v, --verbose           one line per file\n"
+		"  -h, --help              this help\n",
+	.exec = cmd_publish,
+};
+
+static void
+on_signal(int sig)
+{
+	jp_publish_interrupt(sig);
+}
+
+static int
+cmd_publish(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"job", required_argument, NULL, 'j'},
+		{"manifest", required_argument, NULL, 'm'},
+		{"workdir", required_argument, NULL, 'w'},
+		{"db", required_argument, NULL, 'D'},
+		{"dest", required_argument, NULL, 'd'},
+		{"set", required_argument, NULL, 's'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"overwrite", no_argument, NULL, 'O'},
+		{"db-timeout", required_argument, NULL, 'T'},
+		{"log-format", required_argument, NULL, 'L'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct jp_cmd *c = &jp_cmd_publish;
+	struct jp_publish_opts o;
+	struct jp_sets sets = {NULL, 0};
+	enum jp_log_format fmt = JP_LOG_TEXT;
+	const char *db = NULL, *env;
+	struct sigaction sa;
+	struct jp_error err;
+	int ch, verbosity = 0, rc;
+
+	memset(&o, 0, sizeof(o));
+	o.db_timeout_ms = 30000;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":j:m:w:nqvh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': o.job = optarg; break;
+		case 'm': o.manifest = optarg; break;
+		case 'w': o.workdir = optarg; break;
+		case 'D': db = optarg; break;
+		case 'd': o.dest = optarg; break;
+		case 'n': o.dry_run = 1; break;
+		case 'O': o.overwrite = 1; break;
+		case 'q': verbosity = -1; break;
+		case 'v': verbosity = 1; break;
+		case 's':
+			if (jp_sets_add(c, &sets, optarg) != 0) {
+				jp_sets_free(&sets);
+				return 64;
+			}
+			break;
+		case 'T':
+			if ((o.db_timeout_ms = jp_cmd_timeout_ms(optarg)) < 0)
+				return jp_cmd_usage_error(c, "--db-timeout %s: expected seconds", optarg);
+			break;
+		case 'L':
+			if (strcmp(optarg, "text") == 0)
+				fmt = JP_LOG_TEXT;
+			else if (strcmp(optarg, "json") == 0)
+				fmt = JP_LOG_JSON;
+			else
+				return jp_cmd_usage_error(c, "--log-format %s: expected text or json", optarg);
+			break;
+		case 'h':
+			jp_cmd_print_help(c, stdout);
+			jp_sets_free(&sets);
+			return 0;
+		case ':':
+			jp_sets_free(&sets);
+			return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
+		default:
+			jp_sets_free(&sets);
+			return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc) {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, "unexpected argument '%s'", argv[optind]);
+	}
+	if (o.job == NULL || o.manifest == NULL) {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, "%s is required", o.job == NULL ? "--job" : "--manifest");
+	}
+	if (!jp_cmd_job_ok(o.job)) {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, "--job '%s': 1-128 printable characters, no '/' or space",
+		                          o.job);
+	}
+	if (o.dest == NULL && (env = getenv("JOBPUB_DEST")) != NULL && env[0] != '\0')
+		o.dest = env;
+	o.db = jp_cmd_db(db);
+	o.sets = sets.v;
+	o.n_sets = sets.n;
+	jp_log_setup(fmt, verbosity, NULL);
+
+	/* Stop at the next chunk and clean up; SA_RESTART keeps system calls from failing. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	jp_error_clear(&err);
+	rc = jp_publish(&o, &err);
+	if (rc != 0)
+		jp_log_error("%s", err.msg);
+	jp_sets_free(&sets);
+	return rc;
+}

@@ -1,0 +1,331 @@
+/*
+ * dest.c - picks the backend for a URL and turns its optional slots into fallbacks or
+ * "not supported", so the publish core never tests a slot.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "util.h"
+
+static const struct jp_backend *const backends[] = {
+	&jp_backend_posix,
+};
+
+/* Length of the URL scheme before "://", or 0 when there is none. */
+static size_t
+scheme_len(const char *url)
+{
+	size_t n = strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+
+	return n > 0 && strncmp(url + n, "://", 3) == 0 ? n : 0;
+}
+
+static int
+find_backend(const char *url, const struct jp_backend **out, struct jp_error *err)
+{
+	const struct jp_backend *be = NULL;
+	size_t n = scheme_len(url), i;
+
+	if (n == 0 && url[0] == '/') {
+		be = &jp_backend_posix; /* a plain absolute path is a POSIX destination */
+	} else if (n == 0) {
+		return jp_error_set(err, JP_E_CONFIG,
+		                    "destination '%s': expected a URL (file:///path) or an absolute path",
+		                    url);
+	} else {
+		for (i = 0; i < sizeof(backends) / sizeof(backends[0]) && be == NULL; i++) {
+			const char *const *s;
+			for (s = backends[i]->schemes; *s != NULL; s++)
+				if (strlen(*s) == n && strncasecmp(*s, url, n) == 0)
+					be = backends[i];
+		}
+		if (be == NULL)
+			return jp_error_set(err, JP_E_CONFIG,
+			                    "destination '%s': unknown scheme '%.*s' (supported: file)", url,
+			                    (int)n, url);
+	}
+	*out = be;
+	return JP_OK;
+}
+
+int
+jp_dest_check_url(const char *url, struct jp_error *err)
+{
+	const struct jp_backend *be;
+
+	return find_backend(url, &be, err);
+}
+
+int
+jp_dest_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
+             struct jp_error *err)
+{
+	const struct jp_backend *be = NULL;
+	struct jp_dest *d = NULL;
+	size_t len;
+	int r;
+
+	*out = NULL;
+	if ((r = find_backend(url, &be, err)) != JP_OK)
+		return r;
+	if ((r = be->open(url, opts, &d, err)) != JP_OK)
+		return r;
+	d->be = be;
+	len = strlen(url);
+	while (len > 1 && url[len - 1] == '/')
+		len--;
+	if ((d->url = strndup(url, len)) == NULL) {
+		be->close(d);
+		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+	}
+	*out = d;
+	return JP_OK;
+}
+
+void
+jp_dest_close(struct jp_dest *d)
+{
+	char *url;
+
+	if (d == NULL)
+		return;
+	url = d->url;
+	d->be->close(d);
+	free(url);
+}
+
+const char *
+jp_dest_backend(const struct jp_dest *d)
+{
+	return d->be->name;
+}
+
+const char *
+jp_dest_url(const struct jp_dest *d)
+{
+	return d->url;
+}
+
+char *
+jp_dest_key_url(const struct jp_dest *d, const char *key)
+{
+	return jp_url_join(d->url, key);
+}
+
+char *
+jp_url_join(const char *base, const char *key)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t ulen = strlen(base), i;
+	char *s, *p;
+
+	while (ulen > 1 && base[ulen - 1] == '/')
+		ulen--;
+	/* Keys are file names; what a URL parser would misread is percent-encoded. */
+	if ((s = malloc(ulen + 1 + 3 * strlen(key) + 1)) == NULL)
+		return NULL;
+	memcpy(s, base, ulen);
+	p = s + ulen;
+	*p++ = '/';
+	for (i = 0; key[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)key[i];
+		if (c <= 0x20 || c >= 0x7f || c == '%' || c == '?' || c == '#' || c == '"' ||
+		    c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' || c == '{' ||
+		    c == '|' || c == '}') {
+			*p++ = '%';
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 15];
+		} else {
+			*p++ = (char)c;
+		}
+	}
+	*p = '\0';
+	return s;
+}
+
+int
+jp_key_check(const char *key, char *why, size_t whylen)
+{
+	const char *p = key, *slash;
+	size_t len = strlen(key);
+
+	if (len == 0 || len > 4096) {
+		snprintf(why, whylen, "remote name is %s", len ? "too long" : "empty");
+		return -1;
+	}
+	if (key[0] == '/') {
+		snprintf(why, whylen, "remote name '%s' is absolute; it must be relative to the "
+		                      "destination", key);
+		return -1;
+	}
+	for (; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			snprintf(why, whylen, "remote name '%s' contains a control character", key);
+			return -1;
+		}
+	for (p = key;; p = slash + 1) {
+		size_t n;
+
+		slash = strchr(p, '/');
+		n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
+			snprintf(why, whylen, "remote name '%s' %s", key,
+			         n == 0 ? "has an empty component ('//' or a trailing '/')"
+			                : "escapes the destination ('.' or '..' component)");
+			return -1;
+		}
+		if (n > 255) {
+			snprintf(why, whylen, "remote name '%s' has a component longer than 255 bytes", key);
+			return -1;
+		}
+		if (strncmp(p, JP_TMP_PREFIX, strlen(JP_TMP_PREFIX)) == 0) {
+			snprintf(why, whylen, "remote name '%s' uses jobpub's temporary prefix '%s'", key,
+			         JP_TMP_PREFIX);
+			return -1;
+		}
+		if (slash == NULL)
+			break;
+	}
+	return 0;
+}
+
+int
+jp_dest_stage(struct jp_dest *d, const char *key, const char *token, struct jp_upload **out,
+              struct jp_error *err)
+{
+	char why[512];
+	char *k;
+	int r;
+
+	*out = NULL;
+	if (jp_key_check(key, why, sizeof(why)) != 0)
+		return jp_error_set(err, JP_E_DATA, "%s", why);
+	if ((k = strdup(key)) == NULL)
+		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+	if ((r = d->be->stage(d, key, token, out, err)) != JP_OK) {
+		free(k);
+		return r;
+	}
+	(*out)->dest = d;
+	(*out)->key = k;
+	return JP_OK;
+}
+
+int
+jp_upload_write(struct jp_upload *u, const void *buf, size_t len, struct jp_error *err)
+{
+	int r = u->dest->be->write(u, buf, len, err);
+
+	if (r == JP_OK)
+		u->written += len;
+	return r;
+}
+
+int
+jp_upload_finish(struct jp_upload *u, uint64_t size, const unsigned char sha256[32],
+                 struct jp_error *err)
+{
+	if (u->written != size)
+		return jp_error_set(err, JP_E_SOFTWARE, "%s: wrote %llu bytes of %llu",
+		                    u->dest->be->name, (unsigned long long)u->written,
+		                    (unsigned long long)size);
+	return u->dest->be->finish(u, size, sha256, err);
+}
+
+int
+jp_upload_commit(struct jp_upload *u, int overwrite, int *exists, int *replaced,
+                 struct jp_error *err)
+{
+	*exists = *replaced = 0;
+	return u->dest->be->commit(u, overwrite, exists, replaced, err);
+}
+
+int
+jp_upload_abort(struct jp_upload *u, struct jp_error *err)
+{
+	if (u == NULL || !u->staged)
+		return JP_OK;
+	return u->dest->be->abort(u, err);
+}
+
+void
+jp_upload_free(struct jp_upload *u)
+{
+	struct jp_error e;
+	char *key;
+
+	if (u == NULL)
+		return;
+	jp_error_clear(&e);
+	jp_upload_abort(u, &e);
+	key = u->key;
+	u->dest->be->upload_free(u);
+	free(key);
+}
+
+const char *
+jp_upload_key(const struct jp_upload *u)
+{
+	return u->key;
+}
+
+int
+jp_dest_stat(struct jp_dest *d, const char *key, struct jp_stat *st, struct jp_error *err)
+{
+	memset(st, 0, sizeof(*st));
+	return d->be->stat(d, key, st, err);
+}
+
+int
+jp_dest_remove(struct jp_dest *d, const char *key, struct jp_error *err)
+{
+	return d->be->remove(d, key, err);
+}
+
+static int
+hash_chunk(void *arg, const void *buf, size_t len)
+{
+	jp_sha256_update(arg, buf, len);
+	return 0;
+}
+
+int
+jp_dest_digest(struct jp_dest *d, const char *key, unsigned char sha256[32], struct jp_error *err)
+{
+	struct jp_sha256 h;
+	int r;
+
+	if (d->be->digest != NULL)
+		return d->be->digest(d, key, sha256, err);
+	if (d->be->read == NULL)
+		return jp_error_set(err, JP_E_UNAVAILABLE, "%s: reading back '%s' is not supported",
+		                    d->be->name, key);
+	if (jp_sha256_init(&h) != 0)
+		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+	r = d->be->read(d, key, hash_chunk, &h, err);
+	if (r == JP_OK)
+		jp_sha256_final(&h, sha256);
+	else
+		jp_sha256_free(&h);
+	return r;
+}
+
+int
+jp_dest_sync(struct jp_dest *d, struct jp_error *err)
+{
+	return d->be->sync != NULL ? d->be->sync(d, err) : JP_OK;
+}
+
+int
+jp_dest_list(struct jp_dest *d, const char *prefix, jp_list_fn fn, void *arg,
+             struct jp_error *err)
+{
+	if (d->be->list == NULL)
+		return jp_error_set(err, JP_E_UNAVAILABLE, "%s: listing is not supported",
+		                    d->be->name);
+	return d->be->list(d, prefix, fn, arg, err);
+}

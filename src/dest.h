@@ -1,0 +1,96 @@
+/*
+ * dest.h - destinations as the publish core sees them: stage, commit, abort, stat, remove.
+ *
+ * A destination is a URL (file:///archive/pdr, or a plain absolute path) opened once per
+ * publish.  Objects in it are named by keys: relative names below the destination's prefix
+ * ("pdrgrid/TEXTOUTjob1"), checked by jp_key_check() so none escapes the prefix.
+ *
+ * A staged upload is written under a temporary name that carries the attempt's token
+ * (JP_TMP_PREFIX + token + "." + base name, beside the final name), so `jobpub gc` can find
+ * what a killed publisher left.  Nothing is ever written under a final name except by commit.
+ */
+#ifndef JP_DEST_H
+#define JP_DEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "error.h"
+
+#define JP_TMP_PREFIX ".jobpub-"
+
+struct jp_dest;
+struct jp_upload;
+
+struct jp_dest_opts {
+	int overwrite; /* commit may replace an existing object */
+};
+
+/* What stat tells about an object. */
+struct jp_stat {
+	int exists;
+	int is_dir;
+	uint64_t size;
+	time_t mtime;
+};
+
+/* Opens url.  Errors: 78 unknown scheme or malformed URL; the backend's own otherwise. */
+int jp_dest_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
+                 struct jp_error *err);
+void jp_dest_close(struct jp_dest *d); /* d may be NULL */
+
+/* The backend's name ("posix") and the destination URL as opened (no secrets in it). */
+const char *jp_dest_backend(const struct jp_dest *d);
+const char *jp_dest_url(const struct jp_dest *d);
+
+/* The remote URL of key: destination URL + "/" + key, with the characters a URL parser would
+ * misread (space, '%', '?', '#', non-ASCII, ...) percent-encoded.  malloc'd; NULL when out of
+ * memory.  jp_url_join does the same for a destination URL that is not open. */
+char *jp_dest_key_url(const struct jp_dest *d, const char *key);
+char *jp_url_join(const char *base, const char *key);
+
+/* Checks that url names a known backend, without opening it (dry runs).  78 when not. */
+int jp_dest_check_url(const char *url, struct jp_error *err);
+
+/* 0 when key is a safe relative name (no leading '/', no "." or ".." component, no empty
+ * component, no control character, at most 4096 bytes); else -1 with the reason in why. */
+int jp_key_check(const char *key, char *why, size_t whylen);
+
+/* Starts a staged upload of key under a temporary name carrying token.  Creates parent
+ * directories where the store has them. */
+int jp_dest_stage(struct jp_dest *d, const char *key, const char *token, struct jp_upload **out,
+                  struct jp_error *err);
+int jp_upload_write(struct jp_upload *u, const void *buf, size_t len, struct jp_error *err);
+/* Makes the staged data durable and checks it: size must equal what was written and `size`. */
+int jp_upload_finish(struct jp_upload *u, uint64_t size, const unsigned char sha256[32],
+                     struct jp_error *err);
+/*
+ * Moves the staged data to its final name.  When the final name exists and overwrite is off,
+ * nothing changes, *exists is set to 1 and JP_OK is returned: the caller decides (identical
+ * content = published, different = conflict).  *replaced is set when an existing object was
+ * replaced.
+ */
+int jp_upload_commit(struct jp_upload *u, int overwrite, int *exists, int *replaced,
+                     struct jp_error *err);
+/* Deletes the staged data (not a committed object).  Safe to call in any state. */
+int jp_upload_abort(struct jp_upload *u, struct jp_error *err);
+void jp_upload_free(struct jp_upload *u); /* aborts first if still staged; u may be NULL */
+const char *jp_upload_key(const struct jp_upload *u);
+
+int jp_dest_stat(struct jp_dest *d, const char *key, struct jp_stat *st, struct jp_error *err);
+int jp_dest_remove(struct jp_dest *d, const char *key, struct jp_error *err);
+/* SHA-256 of an existing object: the store's own record where it keeps one, else read back
+ * and hashed.  JP_FAILED with "not supported" when neither is possible. */
+int jp_dest_digest(struct jp_dest *d, const char *key, unsigned char sha256[32],
+                   struct jp_error *err);
+/* Makes committed names durable (directory fsync on POSIX).  No-op where not needed. */
+int jp_dest_sync(struct jp_dest *d, struct jp_error *err);
+
+/* Calls fn for every object below prefix ("" for all), recursively, temporary names included.
+ * fn returns 0 to go on, non-zero to stop.  "not supported" where the store cannot list. */
+typedef int (*jp_list_fn)(void *arg, const char *key, const struct jp_stat *st);
+int jp_dest_list(struct jp_dest *d, const char *prefix, jp_list_fn fn, void *arg,
+                 struct jp_error *err);
+
+#endif

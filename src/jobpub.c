@@ -1,0 +1,30 @@
+/*
+ * jobpub.c - main(): global options and dispatch to the command table (cmd.c).
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "cmd.h"
+
+int
+main(int argc, char **argv)
+{
+	const struct jp_cmd *c;
+
+	if (argc < 2) {
+		jp_cmd_help.exec(1, argv);
+		return 64;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("jobpub %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return jp_cmd_help.exec(1, argv);
+	if ((c = jp_cmd_find(argv[1])) == NULL) {
+		fprintf(stderr, "jobpub: unknown command '%s'; see 'jobpub help'\n", argv[1]);
+		return 64;
+	}
+	return c->exec(argc - 1, argv + 1);
+}

@@ -1,0 +1,479 @@
+/*
+ * manifest.c - loading and checking the YAML manifest with libfyaml.
+ *
+ * libfyaml gives the parse errors with their positions (collected on a diag object) and a mark
+ * for every scalar token; we keep the position of each string so later errors (an unknown
+ * variable, a path escaping the workdir) can still point into the file.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libfyaml.h>
+
+#include "manifest.h"
+#include "template.h"
+
+/* What a loader needs while walking the document. */
+struct loader {
+	struct jp_manifest *m;
+	struct jp_error *err;
+};
+
+static void
+diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+}
+
+int
+jp_manifest_error(const struct jp_manifest *m, const struct jp_str *at, struct jp_error *err,
+                  const char *fmt, ...)
+{
+	char msg[JP_ERRMSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (at != NULL && at->line > 0)
+		return jp_error_set(err, JP_E_DATA, "%s:%d:%d: %s", m->file, at->line, at->col, msg);
+	return jp_error_set(err, JP_E_DATA, "%s: %s", m->file, msg);
+}
+
+/* Position of a node: its own token for scalars, else its first descendant's; 0:0 if none. */
+static void
+node_pos(struct fy_node *n, int *line, int *col)
+{
+	*line = *col = 0;
+	while (n != NULL) {
+		if (fy_node_get_type(n) == FYNT_SCALAR) {
+			const struct fy_mark *mk = fy_token_start_mark(fy_node_get_scalar_token(n));
+			if (mk != NULL) {
+				*line = mk->line + 1;
+				*col = mk->column + 1;
+			}
+			return;
+		}
+		if (fy_node_get_type(n) == FYNT_MAPPING) {
+			void *it = NULL;
+			struct fy_node_pair *p = fy_node_mapping_iterate(n, &it);
+			n = p ? fy_node_pair_key(p) : NULL;
+		} else {
+			void *it = NULL;
+			n = fy_node_sequence_iterate(n, &it);
+		}
+	}
+}
+
+static int
+lerr(struct loader *L, struct fy_node *at, const char *fmt, const char *a, const char *b)
+{
+	struct jp_str pos = {NULL, 0, 0};
+
+	node_pos(at, &pos.line, &pos.col);
+	return jp_manifest_error(L->m, &pos, L->err, fmt, a, b);
+}
+
+/* Reads a non-empty scalar into *dst (with its position).  `what` names the key for messages. */
+static int
+get_str(struct loader *L, struct fy_node *key, struct fy_node *val, const char *what,
+        struct jp_str *dst)
+{
+	const char *s;
+	size_t len;
+
+	if (dst->s != NULL)
+		return lerr(L, key, "%s given twice%s", what, "");
+	if (val == NULL || fy_node_get_type(val) != FYNT_SCALAR)
+		return lerr(L, val ? val : key, "%s: expected a string%s", what, "");
+	s = fy_node_get_scalar(val, &len);
+	if (s == NULL || len == 0)
+		return lerr(L, key, "%s: empty value%s", what, "");
+	if (memchr(s, '\0', len) != NULL)
+		return lerr(L, val, "%s: NUL byte in value%s", what, "");
+	dst->s = strndup(s, len);
+	if (dst->s == NULL)
+		return jp_error_set(L->err, JP_E_SOFTWARE, "manifest: out of memory");
+	node_pos(val, &dst->line, &dst->col);
+	/* Point at the content, not the opening quote, so template offsets line up. */
+	if (fy_node_get_style(val) == FYNS_SINGLE_QUOTED || fy_node_get_style(val) == FYNS_DOUBLE_QUOTED)
+		dst->col++;
+	return JP_OK;
+}
+
+static int
+get_bool(struct loader *L, struct fy_node *val, const char *what, int *dst)
+{
+	const char *s;
+	size_t len;
+
+	if (val != NULL && fy_node_get_type(val) == FYNT_SCALAR) {
+		s = fy_node_get_scalar(val, &len);
+		if (len == 4 && memcmp(s, "true", 4) == 0) {
+			*dst = 1;
+			return JP_OK;
+		}
+		if (len == 5 && memcmp(s, "false", 5) == 0) {
+			*dst = 0;
+			return JP_OK;
+		}
+	}
+	return lerr(L, val, "%s: expected true or false%s", what, "");
+}
+
+/* Key of a mapping pair as a C string (NULL for a non-scalar key). */
+static const char *
+key_of(struct fy_node_pair *p, char *buf, size_t len)
+{
+	struct fy_node *k = fy_node_pair_key(p);
+	const char *s;
+	size_t n;
+
+	if (k == NULL || fy_node_get_type(k) != FYNT_SCALAR)
+		return NULL;
+	s = fy_node_get_scalar(k, &n);
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+static int
+check_ident(struct loader *L, const struct jp_str *s, const char *what)
+{
+	if (s->s != NULL && !jp_is_identifier(s->s))
+		return jp_manifest_error(L->m, s, L->err,
+		                         "%s: '%s' is not a valid SQL name (letters, digits, _; at most "
+		                         "64)",
+		                         what, s->s);
+	return JP_OK;
+}
+
+static int
+load_catalog(struct loader *L, struct fy_node *key, struct fy_node *map)
+{
+	struct jp_manifest *m = L->m;
+	struct fy_node_pair *p;
+	void *it = NULL;
+	char k[64];
+	int r;
+
+	if (fy_node_get_type(map) != FYNT_MAPPING)
+		return lerr(L, map, "catalog: expected a mapping (table, id-column, status-column, "
+		                    "published-status)%s%s", "", "");
+	while ((p = fy_node_mapping_iterate(map, &it)) != NULL) {
+		struct fy_node *kn = fy_node_pair_key(p), *v = fy_node_pair_value(p);
+		const char *name = key_of(p, k, sizeof(k));
+
+		if (name != NULL && strcmp(name, "table") == 0)
+			r = get_str(L, kn, v, "catalog.table", &m->table);
+		else if (name != NULL && strcmp(name, "id-column") == 0)
+			r = get_str(L, kn, v, "catalog.id-column", &m->id_column);
+		else if (name != NULL && strcmp(name, "status-column") == 0)
+			r = get_str(L, kn, v, "catalog.status-column", &m->status_column);
+		else if (name != NULL && strcmp(name, "published-status") == 0)
+			r = get_str(L, kn, v, "catalog.published-status", &m->published_status);
+		else
+			return lerr(L, kn, "unknown key '%s' in catalog (expected table, id-column, "
+			                   "status-column, published-status)%s",
+			            name ? name : "?", "");
+		if (r != JP_OK)
+			return r;
+	}
+	if ((r = check_ident(L, &m->table, "catalog.table")) != JP_OK ||
+	    (r = check_ident(L, &m->id_column, "catalog.id-column")) != JP_OK ||
+	    (r = check_ident(L, &m->status_column, "catalog.status-column")) != JP_OK)
+		return r;
+	return JP_OK;
+}
+
+static int
+load_output(struct loader *L, struct fy_node *item, struct jp_output *o)
+{
+	struct fy_node_pair *p;
+	void *it = NULL;
+	char k[64];
+	int r;
+
+	o->required = 1;
+	node_pos(item, &o->line, &o->col);
+	if (fy_node_get_type(item) != FYNT_MAPPING)
+		return lerr(L, item, "outputs: each entry must be a mapping (name, path or glob, to, "
+		                     "column, required)%s%s", "", "");
+	while ((p = fy_node_mapping_iterate(item, &it)) != NULL) {
+		struct fy_node *kn = fy_node_pair_key(p), *v = fy_node_pair_value(p);
+		const char *name = key_of(p, k, sizeof(k));
+
+		if (name == NULL)
+			return lerr(L, kn, "outputs: keys must be strings%s%s", "", "");
+		if (strcmp(name, "name") == 0)
+			r = get_str(L, kn, v, "name", &o->name);
+		else if (strcmp(name, "path") == 0)
+			r = get_str(L, kn, v, "path", &o->path);
+		else if (strcmp(name, "glob") == 0)
+			r = get_str(L, kn, v, "glob", &o->glob);
+		else if (strcmp(name, "to") == 0)
+			r = get_str(L, kn, v, "to", &o->to);
+		else if (strcmp(name, "column") == 0)
+			r = get_str(L, kn, v, "column", &o->column);
+		else if (strcmp(name, "required") == 0)
+			r = get_bool(L, v, "required", &o->required);
+		else
+			return lerr(L, kn, "unknown key '%s' in output (expected name, path, glob, to, "
+			                   "column, required)%s",
+			            name, "");
+		if (r != JP_OK)
+			return r;
+	}
+	{
+		struct jp_str at = {NULL, o->line, o->col};
+		const char *nm = o->name.s ? o->name.s : "?";
+
+		if (o->name.s == NULL)
+			return jp_manifest_error(L->m, &at, L->err, "output without a name");
+		if (strspn(o->name.s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+		    strlen(o->name.s))
+			return jp_manifest_error(L->m, &o->name, L->err,
+			                         "output name '%s': use letters, digits, '_', '.', '-'", nm);
+		if ((o->path.s == NULL) == (o->glob.s == NULL))
+			return jp_manifest_error(L->m, &at, L->err,
+			                         "output %s: give exactly one of path and glob", nm);
+		if (o->to.s == NULL)
+			return jp_manifest_error(L->m, &at, L->err,
+			                         "output %s: missing 'to' (its remote name)", nm);
+		if ((r = check_ident(L, &o->column, "column")) != JP_OK)
+			return r;
+	}
+	return JP_OK;
+}
+
+static int
+load_outputs(struct loader *L, struct fy_node *key, struct fy_node *seq)
+{
+	struct jp_manifest *m = L->m;
+	struct fy_node *item;
+	void *it = NULL;
+	size_t i, j;
+	int r;
+
+	if (fy_node_get_type(seq) != FYNT_SEQUENCE)
+		return lerr(L, seq, "outputs: expected a list of outputs%s%s", "", "");
+	m->n_outputs = (size_t)fy_node_sequence_item_count(seq);
+	if (m->n_outputs == 0)
+		return lerr(L, key, "outputs: the list is empty%s%s", "", "");
+	m->outputs = calloc(m->n_outputs, sizeof(*m->outputs));
+	if (m->outputs == NULL)
+		return jp_error_set(L->err, JP_E_SOFTWARE, "manifest: out of memory");
+	for (i = 0; (item = fy_node_sequence_iterate(seq, &it)) != NULL; i++)
+		if ((r = load_output(L, item, &m->outputs[i])) != JP_OK)
+			return r;
+	for (i = 0; i < m->n_outputs; i++)
+		for (j = 0; j < i; j++) {
+			if (strcmp(m->outputs[i].name.s, m->outputs[j].name.s) == 0)
+				return jp_manifest_error(m, &m->outputs[i].name, L->err,
+				                         "output name '%s' is used twice (also line %d)",
+				                         m->outputs[i].name.s, m->outputs[j].name.line);
+			if (m->outputs[i].column.s && m->outputs[j].column.s &&
+			    strcmp(m->outputs[i].column.s, m->outputs[j].column.s) == 0)
+				return jp_manifest_error(m, &m->outputs[i].column, L->err,
+				                         "column '%s' is filled by outputs %s and %s",
+				                         m->outputs[i].column.s, m->outputs[j].name.s,
+				                         m->outputs[i].name.s);
+		}
+	return JP_OK;
+}
+
+/* Parse errors come from libfyaml's collected diagnostics, with their positions. */
+static int
+parse_error(struct jp_manifest *m, struct fy_diag *diag, struct jp_error *err)
+{
+	struct fy_diag_error *e;
+	void *it = NULL;
+
+	while ((e = fy_diag_errors_iterate(diag, &it)) != NULL)
+		if (e->type >= FYET_ERROR)
+			return jp_error_set(err, JP_E_DATA, "%s:%d:%d: %s", m->file, e->line, e->column,
+			                    e->msg);
+	return jp_error_set(err, JP_E_DATA, "%s: not a valid YAML document", m->file);
+}
+
+static int
+set_default(struct jp_str *s, const char *v)
+{
+	if (s->s == NULL && (s->s = strdup(v)) == NULL)
+		return -1;
+	return 0;
+}
+
+int
+jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *err)
+{
+	struct jp_manifest *m = NULL;
+	struct fy_diag *diag = NULL;
+	struct fy_document *doc = NULL;
+	struct fy_diag_cfg dc;
+	struct fy_parse_cfg pc;
+	struct fy_node *root;
+	struct fy_node_pair *p;
+	struct loader L;
+	void *it = NULL;
+	char k[64];
+	FILE *fp;
+	int r = JP_OK;
+
+	*out = NULL;
+	/* Read errors are told apart from YAML errors: a missing manifest is missing input. */
+	if ((fp = fopen(file, "r")) == NULL)
+		return jp_error_set(err, errno == ENOENT ? JP_E_NOINPUT : JP_E_IOERR, "%s: %s", file,
+		                    strerror(errno));
+	fclose(fp);
+	m = calloc(1, sizeof(*m));
+	if (m == NULL || (m->file = strdup(file)) == NULL) {
+		r = jp_error_set(err, JP_E_SOFTWARE, "manifest: out of memory");
+		goto out;
+	}
+	L.m = m;
+	L.err = err;
+	fy_diag_cfg_default(&dc);
+	dc.fp = NULL;
+	dc.output_fn = diag_discard;
+	dc.colorize = false;
+	if ((diag = fy_diag_create(&dc)) == NULL) {
+		r = jp_error_set(err, JP_E_SOFTWARE, "manifest: out of memory");
+		goto out;
+	}
+	fy_diag_set_collect_errors(diag, true);
+	memset(&pc, 0, sizeof(pc));
+	pc.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_RESOLVE_DOCUMENT;
+	pc.diag = diag;
+	doc = fy_document_build_from_file(&pc, file);
+	if (doc == NULL) {
+		r = parse_error(m, diag, err);
+		goto out;
+	}
+	root = fy_document_root(doc);
+	if (root == NULL || fy_node_get_type(root) != FYNT_MAPPING) {
+		r = root ? lerr(&L, root, "the manifest must be a mapping (destination, catalog, "
+		                          "outputs)%s%s", "", "")
+		         : jp_manifest_error(m, NULL, err, "empty manifest");
+		goto out;
+	}
+	while ((p = fy_node_mapping_iterate(root, &it)) != NULL) {
+		struct fy_node *kn = fy_node_pair_key(p), *v = fy_node_pair_value(p);
+		const char *name = key_of(p, k, sizeof(k));
+
+		if (v == NULL) {
+			r = lerr(&L, kn, "%s: empty value%s", name ? name : "?", "");
+		} else if (name != NULL && strcmp(name, "destination") == 0) {
+			r = get_str(&L, kn, v, "destination", &m->destination);
+		} else if (name != NULL && strcmp(name, "catalog") == 0) {
+			r = load_catalog(&L, kn, v);
+		} else if (name != NULL && strcmp(name, "outputs") == 0) {
+			r = load_outputs(&L, kn, v);
+		} else {
+			r = lerr(&L, kn, "unknown key '%s' (expected destination, catalog, outputs)%s",
+			         name ? name : "?", "");
+		}
+		if (r != JP_OK)
+			goto out;
+	}
+	if (m->outputs == NULL) {
+		r = jp_manifest_error(m, NULL, err, "no outputs: add an 'outputs:' list");
+		goto out;
+	}
+	m->external = m->table.s != NULL && strcmp(m->table.s, "jobs") != 0;
+	if (set_default(&m->table, "jobs") || set_default(&m->id_column, "id") ||
+	    set_default(&m->status_column, "status") ||
+	    set_default(&m->published_status, "published")) {
+		r = jp_error_set(err, JP_E_SOFTWARE, "manifest: out of memory");
+		goto out;
+	}
+	*out = m;
+	m = NULL;
+out:
+	fy_document_destroy(doc);
+	if (diag != NULL)
+		fy_diag_destroy(diag);
+	jp_manifest_free(m);
+	return r;
+}
+
+static void
+str_free(struct jp_str *s)
+{
+	free(s->s);
+}
+
+void
+jp_manifest_free(struct jp_manifest *m)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->n_outputs; i++) {
+		struct jp_output *o = &m->outputs[i];
+		str_free(&o->name);
+		str_free(&o->path);
+		str_free(&o->glob);
+		str_free(&o->to);
+		str_free(&o->column);
+	}
+	free(m->outputs);
+	str_free(&m->destination);
+	str_free(&m->table);
+	str_free(&m->id_column);
+	str_free(&m->status_column);
+	str_free(&m->published_status);
+	free(m->file);
+	free(m);
+}
+
+/* Expands one template in check mode; errors point at the offending '$'. */
+static int
+check_one(const struct jp_manifest *m, const struct jp_str *s, const struct jp_vars *v,
+          struct jp_error *err)
+{
+	char why[512];
+	size_t off = 0;
+	char *x;
+
+	if (s->s == NULL)
+		return JP_OK;
+	x = jp_template_expand(s->s, v, why, sizeof(why), &off);
+	if (x == NULL) {
+		struct jp_str at = {NULL, s->line, s->col + (int)off};
+		return jp_manifest_error(m, &at, err, "%s", why);
+	}
+	free(x);
+	return JP_OK;
+}
+
+int
+jp_manifest_check_vars(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
+                       size_t n_sets, struct jp_error *err)
+{
+	struct jp_vars v = {job ? job : "0", NULL, NULL, sets, n_sets, NULL, 1};
+	size_t i;
+	int r;
+
+	if ((r = check_one(m, &m->destination, &v, err)) != JP_OK)
+		return r;
+	for (i = 0; i < m->n_outputs; i++) {
+		const struct jp_output *o = &m->outputs[i];
+
+		v.name = o->name.s;
+		v.basename = NULL;
+		if ((r = check_one(m, &o->path, &v, err)) != JP_OK ||
+		    (r = check_one(m, &o->glob, &v, err)) != JP_OK)
+			return r;
+		v.basename = "basename";
+		if ((r = check_one(m, &o->to, &v, err)) != JP_OK)
+			return r;
+	}
+	return JP_OK;
+}

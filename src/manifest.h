@@ -1,0 +1,67 @@
+/*
+ * manifest.h - the job manifest (YAML): where outputs go and which catalogue columns they fill.
+ *
+ *   destination: file:///archive/pdr/${model}
+ *   catalog: {table: pdr_model_jobs, id-column: id, status-column: status,
+ *             published-status: finished}
+ *   outputs:
+ *     - {name: textout, path: pdroutput/TEXTOUT, to: pdrgrid/TEXTOUT${row.model_job_name},
+ *        column: output_textout_file, required: true}
+ *     - {name: onion, glob: onionoutput/ONION3_CO.OUT, to: oniongrid/ONION${row.model_job_name}.${basename}}
+ *
+ * Loading checks everything that can be checked without the job: YAML syntax, unknown keys
+ * (typos are errors), types, identifiers, template syntax, unique output names.  Every error is
+ * "FILE:LINE:COLUMN: message" with class JP_E_DATA.
+ */
+#ifndef JP_MANIFEST_H
+#define JP_MANIFEST_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "util.h"
+
+/* A string from the manifest and where it stands (1-based).  s is NULL when the key is absent. */
+struct jp_str {
+	char *s;
+	int line, col;
+};
+
+struct jp_output {
+	struct jp_str name;
+	struct jp_str path;   /* exactly one of path and glob is set */
+	struct jp_str glob;
+	struct jp_str to;
+	struct jp_str column; /* optional */
+	int required;         /* default 1 */
+	int line, col;        /* of the output entry */
+};
+
+struct jp_manifest {
+	char *file;                 /* the path it was loaded from */
+	struct jp_str destination;  /* optional: --dest or $JOBPUB_DEST may give it */
+	struct jp_str table;        /* default "jobs" */
+	struct jp_str id_column;    /* default "id" */
+	struct jp_str status_column;/* default "status" */
+	struct jp_str published_status; /* default "published" */
+	int external;               /* the table is not jobpub's own `jobs` */
+	struct jp_output *outputs;
+	size_t n_outputs;
+};
+
+/* Loads and checks file.  On success *out is set (free with jp_manifest_free).  Errors: 66 when
+ * the file cannot be read, 65 for anything wrong inside it. */
+int jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *err);
+void jp_manifest_free(struct jp_manifest *m);
+
+/* Sets a JP_E_DATA error "FILE:LINE:COL: <fmt>" at the position of `at` (which may be NULL:
+ * then "FILE: <fmt>"). */
+int jp_manifest_error(const struct jp_manifest *m, const struct jp_str *at, struct jp_error *err,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Checks that every template of the manifest expands with these --set values and the given job
+ * (row variables are only checked for syntax here).  Errors point at the template's position. */
+int jp_manifest_check_vars(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
+                           size_t n_sets, struct jp_error *err);
+
+#endif

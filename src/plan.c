@@ -1,0 +1,346 @@
+/*
+ * plan.c - resolving a manifest against a work directory.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dest.h"
+#include "plan.h"
+
+#define NAME "plan"
+
+void
+jp_plan_free(struct jp_plan *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->n_items; i++) {
+		free(p->items[i].local);
+		free(p->items[i].abs);
+		free(p->items[i].key);
+	}
+	free(p->items);
+	free(p->skipped);
+	free(p->workdir);
+	free(p->destination);
+	free(p);
+}
+
+static int
+oom(struct jp_error *err)
+{
+	return jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
+}
+
+/* Expands a manifest template; errors point into the manifest. */
+static char *
+expand(const struct jp_manifest *m, const struct jp_str *s, const struct jp_vars *v,
+       struct jp_error *err)
+{
+	char why[512];
+	size_t off = 0;
+	char *x = jp_template_expand(s->s, v, why, sizeof(why), &off);
+
+	if (x == NULL) {
+		struct jp_str at = {NULL, s->line, s->col + (int)off};
+		jp_manifest_error(m, &at, err, "%s", why);
+	}
+	return x;
+}
+
+/* Backslash-escapes glob metacharacters so a workdir named "run[1]" matches itself. */
+static char *
+glob_escape(const char *s)
+{
+	char *out = malloc(2 * strlen(s) + 1), *p = out;
+
+	if (out == NULL)
+		return NULL;
+	for (; *s != '\0'; s++) {
+		if (strchr("*?[]\\", *s) != NULL)
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	*p = '\0';
+	return out;
+}
+
+static int
+add_item(struct jp_plan *p, const struct jp_output *o, char *local, char *abs, uint64_t size,
+         struct jp_error *err)
+{
+	struct jp_item *v = realloc(p->items, (p->n_items + 1) * sizeof(*v));
+
+	if (v == NULL) {
+		free(local);
+		free(abs);
+		return oom(err);
+	}
+	p->items = v;
+	v[p->n_items].out = o;
+	v[p->n_items].local = local;
+	v[p->n_items].abs = abs;
+	v[p->n_items].key = NULL;
+	v[p->n_items].size = size;
+	p->n_items++;
+	p->total += size;
+	return JP_OK;
+}
+
+/*
+ * Checks one local path (relative to the workdir or absolute) and adds it to the plan.
+ * *missing is set instead of an error when it does not exist, so the caller can tell
+ * required from optional.
+ */
+static int
+add_path(struct jp_plan *p, const struct jp_manifest *m, const struct jp_output *o,
+         const char *path, int *missing, struct jp_error *err)
+{
+	char *full = NULL, *real = NULL, *local = NULL;
+	size_t wl = strlen(p->workdir);
+	struct stat sb;
+	int r = JP_OK;
+
+	*missing = 0;
+	if (path[0] == '/')
+		full = strdup(path);
+	else if (asprintf(&full, "%s/%s", p->workdir, path) < 0)
+		full = NULL;
+	if (full == NULL)
+		return oom(err);
+	if ((real = realpath(full, NULL)) == NULL) {
+		if (errno == ENOENT) {
+			*missing = 1;
+			r = JP_OK;
+		} else if (errno == ENOTDIR) {
+			*missing = 1;
+		} else {
+			r = jp_error_set(err, JP_E_IOERR, NAME ": output %s: %s: %s", o->name.s, path,
+			                 strerror(errno));
+		}
+		goto out;
+	}
+	if (!(strcmp(p->workdir, "/") == 0 ||
+	      (strncmp(real, p->workdir, wl) == 0 && real[wl] == '/'))) {
+		r = jp_manifest_error(m, o->path.s ? &o->path : &o->glob, err,
+		                      "output %s: %s resolves to %s, outside the work directory %s",
+		                      o->name.s, path, real, p->workdir);
+		goto out;
+	}
+	if (stat(real, &sb) != 0) {
+		r = jp_error_set(err, JP_E_IOERR, NAME ": output %s: %s: %s", o->name.s, path,
+		                 strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		r = jp_manifest_error(m, o->path.s ? &o->path : &o->glob, err,
+		                      "output %s: %s is %s, not a regular file", o->name.s, path,
+		                      S_ISDIR(sb.st_mode) ? "a directory" : "a special file");
+		goto out;
+	}
+	/* Messages and the catalogue name the file as the job sees it: relative to the workdir. */
+	local = strdup(real + (strcmp(p->workdir, "/") ? wl + 1 : 1));
+	if (local == NULL) {
+		r = oom(err);
+		goto out;
+	}
+	r = add_item(p, o, local, real, (uint64_t)sb.st_size, err);
+	real = NULL;
+out:
+	free(full);
+	free(real);
+	return r;
+}
+
+static int
+resolve_output(struct jp_plan *p, const struct jp_plan_input *in, const struct jp_output *o,
+               struct jp_error *err)
+{
+	struct jp_vars v = {in->job, o->name.s, NULL, in->sets, in->n_sets, in->row, in->row == NULL};
+	const struct jp_manifest *m = in->m;
+	size_t before = p->n_items, i;
+	char *pat = NULL;
+	int r = JP_OK, missing = 0;
+
+	if ((pat = expand(m, o->path.s ? &o->path : &o->glob, &v, err)) == NULL)
+		return JP_FAILED;
+	if (o->path.s != NULL) {
+		if ((r = add_path(p, m, o, pat, &missing, err)) != JP_OK)
+			goto out;
+	} else {
+		char *wd = glob_escape(p->workdir), *full = NULL;
+		glob_t g;
+		int gr;
+
+		if (wd == NULL || (pat[0] != '/' && asprintf(&full, "%s/%s", wd, pat) < 0)) {
+			free(wd);
+			r = oom(err);
+			goto out;
+		}
+		free(wd);
+		memset(&g, 0, sizeof(g));
+		gr = glob(full ? full : pat, GLOB_ERR, NULL, &g);
+		free(full);
+		if (gr == GLOB_NOSPACE) {
+			r = oom(err);
+		} else if (gr == GLOB_ABORTED) {
+			r = jp_error_set(err, JP_E_IOERR, NAME ": output %s: cannot read the directories of %s",
+			                 o->name.s, pat);
+		} else {
+			/* glob() sorts; directories are not files to publish and are passed over. */
+			for (i = 0; gr == 0 && i < g.gl_pathc && r == JP_OK; i++) {
+				struct stat sb;
+				if (stat(g.gl_pathv[i], &sb) == 0 && S_ISDIR(sb.st_mode))
+					continue;
+				r = add_path(p, m, o, g.gl_pathv[i], &missing, err);
+				missing = 0; /* vanished between glob and stat: not a match */
+			}
+			missing = p->n_items == before;
+		}
+		globfree(&g);
+		if (r != JP_OK)
+			goto out;
+	}
+	if (missing) {
+		if (o->required) {
+			r = jp_error_set(err, JP_E_NOINPUT, "required output %s is missing: %s%s",
+			                 o->name.s, pat, o->glob.s ? " matches no file" : " does not exist");
+			goto out;
+		}
+		{
+			const struct jp_output **sv = realloc(p->skipped, (p->n_skipped + 1) * sizeof(*sv));
+			if (sv == NULL) {
+				r = oom(err);
+				goto out;
+			}
+			p->skipped = sv;
+			sv[p->n_skipped++] = o;
+		}
+	}
+	if (o->column.s != NULL && p->n_items - before > 1) {
+		r = jp_manifest_error(m, &o->column, err,
+		                      "output %s: %zu files match but column %s can hold one URL",
+		                      o->name.s, p->n_items - before, o->column.s);
+		goto out;
+	}
+	/* Remote names. */
+	for (i = before; i < p->n_items; i++) {
+		struct jp_item *it = &p->items[i];
+		const char *slash = strrchr(it->local, '/');
+		char why[512];
+
+		v.basename = slash ? slash + 1 : it->local;
+		if ((it->key = expand(m, &o->to, &v, err)) == NULL) {
+			r = JP_FAILED;
+			goto out;
+		}
+		if (jp_key_check(it->key, why, sizeof(why)) != 0) {
+			r = jp_manifest_error(m, &o->to, err, "output %s: %s", o->name.s, why);
+			goto out;
+		}
+	}
+out:
+	free(pat);
+	return r;
+}
+
+static int
+cmp_key(const void *a, const void *b)
+{
+	const struct jp_item *x = *(const struct jp_item *const *)a;
+	const struct jp_item *y = *(const struct jp_item *const *)b;
+
+	return strcmp(x->key, y->key);
+}
+
+/* Two files under one remote name would overwrite each other: refuse. */
+static int
+check_duplicates(struct jp_plan *p, const struct jp_manifest *m, struct jp_error *err)
+{
+	const struct jp_item **v;
+	size_t i;
+	int r = JP_OK;
+
+	if (p->n_items < 2)
+		return JP_OK;
+	if ((v = malloc(p->n_items * sizeof(*v))) == NULL)
+		return oom(err);
+	for (i = 0; i < p->n_items; i++)
+		v[i] = &p->items[i];
+	qsort(v, p->n_items, sizeof(*v), cmp_key);
+	for (i = 1; i < p->n_items && r == JP_OK; i++)
+		if (strcmp(v[i]->key, v[i - 1]->key) == 0)
+			r = jp_manifest_error(m, &v[i]->out->to, err,
+			                      "remote name %s is produced twice: by %s (%s) and %s (%s)",
+			                      v[i]->key, v[i - 1]->out->name.s, v[i - 1]->local,
+			                      v[i]->out->name.s, v[i]->local);
+	free(v);
+	return r;
+}
+
+int
+jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_error *err)
+{
+	struct jp_vars v = {in->job, NULL, NULL, in->sets, in->n_sets, in->row, in->row == NULL};
+	const struct jp_manifest *m = in->m;
+	struct jp_plan *p;
+	struct stat sb;
+	size_t i;
+	int r;
+
+	*out = NULL;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return oom(err);
+	if ((p->workdir = realpath(in->workdir ? in->workdir : ".", NULL)) == NULL) {
+		r = jp_error_set(err, errno == ENOENT ? JP_E_NOINPUT : JP_E_IOERR,
+		                 NAME ": work directory %s: %s", in->workdir ? in->workdir : ".",
+		                 strerror(errno));
+		goto fail;
+	}
+	if (stat(p->workdir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		r = jp_error_set(err, JP_E_NOINPUT, NAME ": work directory %s is not a directory",
+		                 in->workdir);
+		goto fail;
+	}
+	if (in->dest_override != NULL) {
+		struct jp_str s = {(char *)in->dest_override, 0, 0};
+		char why[512];
+		size_t off;
+
+		p->destination = jp_template_expand(s.s, &v, why, sizeof(why), &off);
+		if (p->destination == NULL) {
+			r = jp_error_set(err, JP_E_USAGE, "--dest %s: %s", in->dest_override, why);
+			goto fail;
+		}
+	} else if (m->destination.s != NULL) {
+		if ((p->destination = expand(m, &m->destination, &v, err)) == NULL) {
+			r = JP_FAILED;
+			goto fail;
+		}
+	} else {
+		r = jp_error_set(err, JP_E_CONFIG,
+		                 "no destination: give --dest URL, $JOBPUB_DEST or 'destination:' in %s",
+		                 m->file);
+		goto fail;
+	}
+	for (i = 0; i < m->n_outputs; i++)
+		if ((r = resolve_output(p, in, &m->outputs[i], err)) != JP_OK)
+			goto fail;
+	if ((r = check_duplicates(p, m, err)) != JP_OK)
+		goto fail;
+	*out = p;
+	return JP_OK;
+fail:
+	jp_plan_free(p);
+	return r == JP_OK ? JP_FAILED : r;
+}

@@ -1,0 +1,550 @@
+/*
+ * publish.c - the publish protocol (see publish.h): plan, stage, commit, record, roll back.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "dest.h"
+#include "json.h"
+#include "log.h"
+#include "manifest.h"
+#include "plan.h"
+#include "publish.h"
+
+#define BUFSZ (1 << 20)
+
+static volatile sig_atomic_t interrupted;
+
+void
+jp_publish_interrupt(int sig)
+{
+	interrupted = sig;
+}
+
+int
+jp_publish_interrupted(void)
+{
+	return interrupted != 0;
+}
+
+/* State of one planned file through the protocol. */
+struct pfile {
+	struct jp_item *it;
+	char *url;
+	unsigned char sha[32];
+	char hex[65];
+	int identical;         /* the final name already holds this content */
+	struct jp_upload *up;  /* staged or committed upload; NULL when identical */
+	int committed, replaced;
+};
+
+/* Everything one publish holds; released by run_free. */
+struct run {
+	const struct jp_publish_opts *o;
+	struct jp_manifest *m;
+	struct jp_catalog *cat;
+	struct jp_jobtable t;
+	struct jp_row *row;
+	struct jp_plan *plan;
+	struct jp_dest *dest;
+	struct pfile *files;
+	char token[17];
+	int64_t attempt;
+	uint64_t bytes;        /* sent by this attempt */
+	int64_t t0;
+	char *buf;
+};
+
+static int
+check_interrupt(struct jp_error *err)
+{
+	if (!interrupted)
+		return JP_OK;
+	return jp_error_set(err, JP_E_TEMPFAIL, "interrupted by %s",
+	                    interrupted == SIGINT ? "SIGINT" : interrupted == SIGTERM ? "SIGTERM"
+	                                                                              : "a signal");
+}
+
+static void
+event(struct run *R, const char *name, const struct pfile *f, int64_t ms, const char *msg)
+{
+	struct jp_event ev = {name, R->o->job, NULL, NULL, NULL, -1, NULL, -1, 0, msg};
+
+	if (f != NULL) {
+		ev.output = f->it->out->name.s;
+		ev.local = f->it->local;
+		ev.remote = f->url;
+		ev.bytes = (int64_t)f->it->size;
+		ev.sha256 = f->hex[0] ? f->hex : NULL;
+	}
+	ev.duration_ms = ms;
+	jp_log_event(&ev);
+}
+
+/* Reads the local file once: every chunk is hashed and, when u is set, written to the staged
+ * upload.  The size actually read must match the plan: a file still growing is refused. */
+static int
+stream_file(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_error *err)
+{
+	struct jp_sha256 h;
+	uint64_t total = 0;
+	int fd, r = JP_OK;
+	ssize_t n;
+
+	if ((fd = open(f->it->abs, O_RDONLY | O_CLOEXEC)) < 0)
+		return jp_error_set(err, JP_E_IOERR, "%s: %s", f->it->local, strerror(errno));
+#ifdef HAVE_POSIX_FADVISE
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
+	if (jp_sha256_init(&h) != 0) {
+		close(fd);
+		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+	}
+	for (;;) {
+		if ((r = check_interrupt(err)) != JP_OK)
+			break;
+		n = read(fd, R->buf, BUFSZ);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = jp_error_set(err, JP_E_IOERR, "%s: read: %s", f->it->local, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		jp_sha256_update(&h, R->buf, (size_t)n);
+		total += (uint64_t)n;
+		if (u != NULL) {
+			if ((r = jp_upload_write(u, R->buf, (size_t)n, err)) != JP_OK)
+				break;
+			R->bytes += (uint64_t)n;
+			jp_progress_add((uint64_t)n);
+		}
+	}
+	close(fd);
+	if (r == JP_OK && total != f->it->size)
+		r = jp_error_set(err, JP_E_IOERR,
+		                 "%s changed while being published (%llu bytes planned, %llu read); is "
+		                 "the job still writing it?",
+		                 f->it->local, (unsigned long long)f->it->size,
+		                 (unsigned long long)total);
+	if (r != JP_OK) {
+		jp_sha256_free(&h);
+		return r;
+	}
+	jp_sha256_final(&h, f->sha);
+	jp_hex(f->sha, 32, f->hex);
+	return JP_OK;
+}
+
+/* The final name exists: same content is published already; different content is a conflict
+ * unless --overwrite. */
+static int
+compare_existing(struct run *R, struct pfile *f, struct jp_error *err)
+{
+	unsigned char remote[32];
+	char rhex[65];
+	int r;
+
+	if ((r = jp_dest_digest(R->dest, f->it->key, remote, err)) != JP_OK)
+		return r;
+	if (memcmp(remote, f->sha, 32) == 0) {
+		f->identical = 1;
+		return JP_OK;
+	}
+	if (R->o->overwrite)
+		return JP_OK;
+	jp_hex(remote, 32, rhex);
+	return jp_error_set(err, JP_E_UNAVAILABLE,
+	                    "conflict: %s already holds different content (sha256 %.12s..., ours "
+	                    "%.12s... from %s); nothing was changed; --overwrite replaces it",
+	                    f->url, rhex, f->hex, f->it->local);
+}
+
+/* Before anything is staged: final names that exist are compared now, so a conflict touches
+ * nothing and an unchanged re-publish uploads nothing. */
+static int
+precheck(struct run *R, struct jp_error *err)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < R->plan->n_items; i++) {
+		struct pfile *f = &R->files[i];
+		struct jp_stat st;
+
+		if ((r = check_interrupt(err)) != JP_OK ||
+		    (r = jp_dest_stat(R->dest, f->it->key, &st, err)) != JP_OK)
+			return r;
+		if (!st.exists)
+			continue;
+		if (st.is_dir)
+			return jp_error_set(err, JP_E_UNAVAILABLE, "%s is a directory; cannot publish %s there",
+			                    f->url, f->it->local);
+		if (st.size != f->it->size && !R->o->overwrite)
+			return jp_error_set(err, JP_E_UNAVAILABLE,
+			                    "conflict: %s already holds different content (%llu bytes, ours "
+			                    "%llu from %s); nothing was changed; --overwrite replaces it",
+			                    f->url, (unsigned long long)st.size,
+			                    (unsigned long long)f->it->size, f->it->local);
+		if (st.size != f->it->size)
+			continue;
+		if ((r = stream_file(R, f, NULL, err)) != JP_OK ||
+		    (r = compare_existing(R, f, err)) != JP_OK)
+			return r;
+		if (f->identical)
+			event(R, "identical", f, -1, "already published");
+	}
+	return JP_OK;
+}
+
+static int
+stage_all(struct run *R, struct jp_error *err)
+{
+	uint64_t todo = 0;
+	size_t i;
+	int r;
+
+	for (i = 0; i < R->plan->n_items; i++)
+		if (!R->files[i].identical)
+			todo += R->files[i].it->size;
+	jp_progress_begin(todo);
+	for (i = 0; i < R->plan->n_items; i++) {
+		struct pfile *f = &R->files[i];
+		int64_t t = jp_now_ms();
+
+		if (f->identical)
+			continue;
+		if ((r = jp_dest_stage(R->dest, f->it->key, R->token, &f->up, err)) != JP_OK ||
+		    (r = stream_file(R, f, f->up, err)) != JP_OK ||
+		    (r = jp_upload_finish(f->up, f->it->size, f->sha, err)) != JP_OK) {
+			jp_progress_end();
+			return r;
+		}
+		event(R, "staged", f, jp_now_ms() - t, NULL);
+	}
+	jp_progress_end();
+	return JP_OK;
+}
+
+static int
+commit_all(struct run *R, struct jp_error *err)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < R->plan->n_items; i++) {
+		struct pfile *f = &R->files[i];
+		int exists;
+
+		if (f->identical)
+			continue;
+		if ((r = check_interrupt(err)) != JP_OK)
+			return r;
+		r = jp_upload_commit(f->up, R->o->overwrite, &exists, &f->replaced, err);
+		if (r != JP_OK)
+			return r;
+		if (exists) {
+			/* Someone created the name since the precheck. */
+			if ((r = compare_existing(R, f, err)) != JP_OK)
+				return r;
+			if ((r = jp_upload_abort(f->up, err)) != JP_OK)
+				return r;
+			f->identical = 1;
+			event(R, "identical", f, -1, "already published");
+			continue;
+		}
+		f->committed = 1;
+		event(R, "committed", f, -1, NULL);
+	}
+	return jp_dest_sync(R->dest, err);
+}
+
+/* Step 5: what this attempt staged goes; what it committed without replacing goes too. */
+static void
+rollback(struct run *R)
+{
+	struct jp_error e;
+	size_t i;
+
+	for (i = 0; R->files != NULL && i < R->plan->n_items; i++) {
+		struct pfile *f = &R->files[i];
+
+		jp_error_clear(&e);
+		if (f->up != NULL && jp_upload_abort(f->up, &e) != JP_OK)
+			jp_log_error("rollback: %s", e.msg);
+		if (f->committed && !f->replaced) {
+			jp_error_clear(&e);
+			if (jp_dest_remove(R->dest, f->it->key, &e) != JP_OK)
+				jp_log_error("rollback: %s", e.msg);
+			else
+				f->committed = 0;
+		} else if (f->committed) {
+			jp_log_warn("rollback: %s was replaced by this attempt (--overwrite) and keeps the "
+			            "new content",
+			            f->url);
+		}
+	}
+	if (R->dest != NULL) {
+		jp_error_clear(&e);
+		jp_dest_sync(R->dest, &e);
+	}
+}
+
+static char *
+sets_json(const struct jp_publish_opts *o)
+{
+	struct jp_json j;
+	char *s = NULL;
+	size_t len = 0, i;
+	FILE *fp = open_memstream(&s, &len);
+
+	if (fp == NULL)
+		return NULL;
+	jp_json_init(&j, fp);
+	jp_json_object(&j, NULL);
+	for (i = 0; i < o->n_sets; i++)
+		jp_json_str(&j, o->sets[i].name, o->sets[i].value);
+	jp_json_end(&j, '}');
+	fclose(fp);
+	return s;
+}
+
+static void
+run_free(struct run *R)
+{
+	size_t i;
+
+	for (i = 0; R->files != NULL && i < R->plan->n_items; i++) {
+		jp_upload_free(R->files[i].up);
+		free(R->files[i].url);
+	}
+	free(R->files);
+	jp_dest_close(R->dest);
+	jp_plan_free(R->plan);
+	jp_row_free(R->row);
+	jp_catalog_close(R->cat);
+	jp_manifest_free(R->m);
+	free(R->buf);
+}
+
+static void
+print_plan(struct run *R, FILE *fp)
+{
+	char sz[32];
+	size_t i;
+
+	fprintf(fp, "destination %s\n", R->plan->destination);
+	for (i = 0; i < R->plan->n_items; i++) {
+		const struct jp_item *it = &R->plan->items[i];
+		char *url = jp_url_join(R->plan->destination, it->key);
+
+		fprintf(fp, "%10s  %s -> %s\n", jp_human_size(it->size, sz, sizeof(sz)), it->local,
+		        url ? url : it->key);
+		free(url);
+	}
+	for (i = 0; i < R->plan->n_skipped; i++)
+		fprintf(fp, "%10s  %s (optional, absent: skipped)\n", "-", R->plan->skipped[i]->name.s);
+	fprintf(fp, "%zu files, %s\n", R->plan->n_items,
+	        jp_human_size(R->plan->total, sz, sizeof(sz)));
+}
+
+/* Catalogue and job row: everything the plan needs to know about the job. */
+static int
+open_catalog(struct run *R, struct jp_error *err)
+{
+	const struct jp_publish_opts *o = R->o;
+	const char **cols = NULL;
+	size_t n = 0, i;
+	struct stat sb;
+	int r;
+
+	if (o->dry_run && stat(o->db, &sb) != 0)
+		return JP_OK; /* nothing to read; ${row.X} will say it needs the row */
+	if ((r = jp_catalog_open(o->db, o->db_timeout_ms, o->dry_run, &R->cat, err)) != JP_OK)
+		return r;
+	if ((cols = calloc(R->m->n_outputs + 1, sizeof(*cols))) == NULL)
+		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+	for (i = 0; i < R->m->n_outputs; i++)
+		if (R->m->outputs[i].column.s != NULL)
+			cols[n++] = R->m->outputs[i].column.s;
+	r = jp_catalog_prepare(R->cat, &R->t, cols, n, err);
+	free(cols);
+	if (r != JP_OK)
+		return r;
+	return jp_catalog_load_row(R->cat, &R->t, o->job, &R->row, err);
+}
+
+static int
+record_success(struct run *R, struct jp_error *err)
+{
+	struct jp_outcome oc = {"published", 0, NULL, R->bytes, R->plan->n_items, 0};
+	struct jp_file_rec *recs;
+	size_t i;
+	int r;
+
+	if ((recs = calloc(R->plan->n_items + 1, sizeof(*recs))) == NULL)
+		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+	for (i = 0; i < R->plan->n_items; i++) {
+		const struct pfile *f = &R->files[i];
+		recs[i].output = f->it->out->name.s;
+		recs[i].column = f->it->out->column.s;
+		recs[i].local = f->it->local;
+		recs[i].remote = f->url;
+		recs[i].sha256 = f->hex;
+		recs[i].size = f->it->size;
+	}
+	oc.duration_ms = jp_now_ms() - R->t0;
+	r = jp_catalog_record_success(R->cat, &R->t, R->o->job, R->attempt,
+	                              R->m->published_status.s, recs, R->plan->n_items, &oc, err);
+	free(recs);
+	return r;
+}
+
+static void
+record_failure(struct run *R, const struct jp_error *why)
+{
+	struct jp_outcome oc = {interrupted ? "interrupted" : JP_STATUS_FAILED, why->code, why->msg,
+	                        R->bytes, 0, jp_now_ms() - R->t0};
+	struct jp_error e;
+
+	jp_error_clear(&e);
+	if (jp_catalog_record_failure(R->cat, &R->t, R->o->job, R->attempt, &oc, &e) != JP_OK)
+		jp_log_error("job %s: could not mark the job %s: %s", R->o->job, JP_STATUS_FAILED, e.msg);
+}
+
+int
+jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
+{
+	struct run R;
+	char host[256] = "";
+	char *sets = NULL;
+	size_t i, n_identical = 0;
+	int r;
+
+	memset(&R, 0, sizeof(R));
+	R.o = o;
+	R.t0 = jp_now_ms();
+	R.attempt = -1;
+
+	/* Before anything else: the manifest must be right, or nothing happens. */
+	if ((r = jp_manifest_load(o->manifest, &R.m, err)) != JP_OK ||
+	    (r = jp_manifest_check_vars(R.m, o->job, o->sets, o->n_sets, err)) != JP_OK)
+		goto out;
+	R.t.table = R.m->table.s;
+	R.t.id_column = R.m->id_column.s;
+	R.t.status_column = R.m->status_column.s;
+	R.t.external = R.m->external;
+	/* A job the catalogue cannot take is refused before anything is recorded. */
+	if ((r = open_catalog(&R, err)) != JP_OK)
+		goto out;
+
+	if (o->dry_run) {
+		struct jp_plan_input in = {R.m, o->workdir, o->job, o->sets, o->n_sets, R.row, o->dest};
+
+		if ((r = jp_plan_build(&in, &R.plan, err)) != JP_OK ||
+		    (r = jp_dest_check_url(R.plan->destination, err)) != JP_OK)
+			goto out;
+		print_plan(&R, o->plan_out ? o->plan_out : stdout);
+		goto out;
+	}
+
+	/* From here on every failure is recorded against the job. */
+	if (jp_random_token(R.token) != 0) {
+		r = jp_error_set(err, JP_E_SOFTWARE, "no randomness for the attempt token");
+		goto out;
+	}
+	gethostname(host, sizeof(host) - 1);
+	sets = sets_json(o);
+	{
+		char *wd = realpath(o->workdir ? o->workdir : ".", NULL);
+		char *mf = realpath(o->manifest, NULL);
+		struct jp_attempt a = {o->job, R.token, host, (long)getpid(), mf ? mf : o->manifest,
+		                       wd ? wd : o->workdir, o->dest, sets};
+
+		r = jp_catalog_attempt_begin(R.cat, &R.t, &a, &R.attempt, err);
+		free(wd);
+		free(mf);
+		if (r != JP_OK)
+			goto out;
+	}
+	{
+		struct jp_plan_input in = {R.m, o->workdir, o->job, o->sets, o->n_sets, R.row, o->dest};
+		struct jp_dest_opts dopts = {o->overwrite};
+
+		if ((r = jp_plan_build(&in, &R.plan, err)) != JP_OK)
+			goto failed;
+		for (i = 0; i < R.plan->n_skipped; i++)
+			jp_log_info("job %s: optional output %s is absent; skipped", o->job,
+			            R.plan->skipped[i]->name.s);
+		if ((r = jp_dest_open(R.plan->destination, &dopts, &R.dest, err)) != JP_OK)
+			goto failed;
+	}
+	if ((R.files = calloc(R.plan->n_items + 1, sizeof(*R.files))) == NULL ||
+	    (R.buf = malloc(BUFSZ)) == NULL) {
+		r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		goto failed;
+	}
+	for (i = 0; i < R.plan->n_items; i++) {
+		R.files[i].it = &R.plan->items[i];
+		if ((R.files[i].url = jp_dest_key_url(R.dest, R.plan->items[i].key)) == NULL) {
+			r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			goto failed;
+		}
+	}
+	if ((r = precheck(&R, err)) != JP_OK || (r = stage_all(&R, err)) != JP_OK ||
+	    (r = commit_all(&R, err)) != JP_OK || (r = check_interrupt(err)) != JP_OK)
+		goto failed;
+
+	/* Files are in place.  If the catalogue cannot take the record now, they stay: they are
+	 * complete, and a re-publish finds them identical and adopts them. */
+	if ((r = record_success(&R, err)) != JP_OK) {
+		jp_log_error("job %s: all %zu files are published under %s but the catalogue could not "
+		             "be updated; publish again to record them",
+		             o->job, R.plan->n_items, R.plan->destination);
+		if (err->code != JP_E_TEMPFAIL) {
+			char msg[JP_ERRMSG_MAX];
+			snprintf(msg, sizeof(msg), "%s", err->msg);
+			jp_error_clear(err);
+			jp_error_set(err, JP_E_TEMPFAIL, "%s", msg);
+		}
+		goto out;
+	}
+	for (i = 0; i < R.plan->n_items; i++)
+		n_identical += R.files[i].identical;
+	{
+		char sz[32];
+		jp_log_info("job %s: published %zu files (%s%s) to %s in %.1f s", o->job,
+		            R.plan->n_items, jp_human_size(R.plan->total, sz, sizeof(sz)),
+		            n_identical == R.plan->n_items && n_identical > 0 ? ", all already there"
+		            : n_identical > 0 ? ", some already there" : "",
+		            R.plan->destination, (double)(jp_now_ms() - R.t0) / 1000.0);
+		event(&R, "published", NULL, jp_now_ms() - R.t0, NULL);
+	}
+	r = JP_OK;
+	goto out;
+
+failed:
+	rollback(&R);
+	{
+		struct jp_event ev = {"failed", o->job, NULL, NULL, NULL, (int64_t)R.bytes, NULL,
+		                      jp_now_ms() - R.t0, err->code, err->msg};
+		jp_log_event(&ev);
+	}
+	record_failure(&R, err);
+out:
+	free(sets);
+	run_free(&R);
+	if (r != JP_OK && err->code == JP_E_NONE)
+		jp_error_set(err, JP_E_SOFTWARE, "internal error: failure without a reason");
+	return r == JP_OK ? 0 : err->code;
+}
