@@ -14,6 +14,7 @@
 
 #include <libfyaml.h>
 
+#include "dest.h"
 #include "manifest.h"
 #include "template.h"
 
@@ -453,6 +454,23 @@ check_one(const struct jp_manifest *m, const struct jp_str *s, const struct jp_v
 	return JP_OK;
 }
 
+/* A remote name that escapes the destination whatever the job (`to: ../x`, `to: /x`) is a
+ * manifest error, reported before anything else happens. */
+static int
+check_key_shape(const struct jp_manifest *m, const struct jp_output *o, const struct jp_vars *v,
+                struct jp_error *err)
+{
+	char why[512];
+	size_t off = 0;
+	char *key = jp_template_expand(o->to.s, v, why, sizeof(why), &off);
+	int r = JP_OK;
+
+	if (key != NULL && jp_key_check(key, why, sizeof(why)) != 0)
+		r = jp_manifest_error(m, &o->to, err, "output %s: %s", o->name.s, why);
+	free(key);
+	return r;
+}
+
 int
 jp_manifest_check_vars(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
                        size_t n_sets, struct jp_error *err)
@@ -472,7 +490,8 @@ jp_manifest_check_vars(const struct jp_manifest *m, const char *job, const struc
 		    (r = check_one(m, &o->glob, &v, err)) != JP_OK)
 			return r;
 		v.basename = "basename";
-		if ((r = check_one(m, &o->to, &v, err)) != JP_OK)
+		if ((r = check_one(m, &o->to, &v, err)) != JP_OK ||
+		    (r = check_key_shape(m, o, &v, err)) != JP_OK)
 			return r;
 	}
 	return JP_OK;

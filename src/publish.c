@@ -14,13 +14,12 @@
 
 #include "catalog.h"
 #include "dest.h"
+#include "hashpipe.h"
 #include "json.h"
 #include "log.h"
 #include "manifest.h"
 #include "plan.h"
 #include "publish.h"
-
-#define BUFSZ (1 << 20)
 
 static volatile sig_atomic_t interrupted;
 
@@ -61,7 +60,7 @@ struct run {
 	int64_t attempt;
 	uint64_t bytes;        /* sent by this attempt */
 	int64_t t0;
-	char *buf;
+	struct jp_hashpipe *pipe;
 };
 
 static int
@@ -90,58 +89,58 @@ event(struct run *R, const char *name, const struct pfile *f, int64_t ms, const 
 	jp_log_event(&ev);
 }
 
+/* Where stream_file's chunks go: the staged upload (or nowhere, when only hashing). */
+struct sink {
+	struct run *R;
+	struct jp_upload *u;
+	struct jp_error *err;
+	int r;
+};
+
+static int
+sink_chunk(void *arg, const void *buf, size_t len)
+{
+	struct sink *k = arg;
+
+	if ((k->r = check_interrupt(k->err)) != JP_OK)
+		return 1;
+	if (k->u == NULL)
+		return 0;
+	if ((k->r = jp_upload_write(k->u, buf, len, k->err)) != JP_OK)
+		return 1;
+	k->R->bytes += len;
+	jp_progress_add(len);
+	return 0;
+}
+
 /* Reads the local file once: every chunk is hashed and, when u is set, written to the staged
  * upload.  The size actually read must match the plan: a file still growing is refused. */
 static int
 stream_file(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_error *err)
 {
-	struct jp_sha256 h;
+	struct sink k = {R, u, err, JP_OK};
 	uint64_t total = 0;
-	int fd, r = JP_OK;
-	ssize_t n;
+	int fd, rc;
 
 	if ((fd = open(f->it->abs, O_RDONLY | O_CLOEXEC)) < 0)
 		return jp_error_set(err, JP_E_IOERR, "%s: %s", f->it->local, strerror(errno));
 #ifdef HAVE_POSIX_FADVISE
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
-	if (jp_sha256_init(&h) != 0) {
-		close(fd);
-		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
-	}
-	for (;;) {
-		if ((r = check_interrupt(err)) != JP_OK)
-			break;
-		n = read(fd, R->buf, BUFSZ);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = jp_error_set(err, JP_E_IOERR, "%s: read: %s", f->it->local, strerror(errno));
-			break;
-		}
-		if (n == 0)
-			break;
-		jp_sha256_update(&h, R->buf, (size_t)n);
-		total += (uint64_t)n;
-		if (u != NULL) {
-			if ((r = jp_upload_write(u, R->buf, (size_t)n, err)) != JP_OK)
-				break;
-			R->bytes += (uint64_t)n;
-			jp_progress_add((uint64_t)n);
-		}
-	}
+	rc = jp_hashpipe_run(R->pipe, fd, sink_chunk, &k, f->sha, &total);
+	if (rc < 0)
+		rc = jp_error_set(err, JP_E_IOERR, "%s: read: %s", f->it->local, strerror(errno));
+	else if (rc > 0)
+		rc = k.r;
 	close(fd);
-	if (r == JP_OK && total != f->it->size)
-		r = jp_error_set(err, JP_E_IOERR,
-		                 "%s changed while being published (%llu bytes planned, %llu read); is "
-		                 "the job still writing it?",
-		                 f->it->local, (unsigned long long)f->it->size,
-		                 (unsigned long long)total);
-	if (r != JP_OK) {
-		jp_sha256_free(&h);
-		return r;
-	}
-	jp_sha256_final(&h, f->sha);
+	if (rc != JP_OK)
+		return rc;
+	if (total != f->it->size)
+		return jp_error_set(err, JP_E_IOERR,
+		                    "%s changed while being published (%llu bytes planned, %llu read); "
+		                    "is the job still writing it?",
+		                    f->it->local, (unsigned long long)f->it->size,
+		                    (unsigned long long)total);
 	jp_hex(f->sha, 32, f->hex);
 	return JP_OK;
 }
@@ -334,7 +333,7 @@ run_free(struct run *R)
 	jp_row_free(R->row);
 	jp_catalog_close(R->cat);
 	jp_manifest_free(R->m);
-	free(R->buf);
+	jp_hashpipe_free(R->pipe);
 }
 
 static void
@@ -490,7 +489,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 			goto failed;
 	}
 	if ((R.files = calloc(R.plan->n_items + 1, sizeof(*R.files))) == NULL ||
-	    (R.buf = malloc(BUFSZ)) == NULL) {
+	    (R.pipe = jp_hashpipe_new()) == NULL) {
 		r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
 		goto failed;
 	}

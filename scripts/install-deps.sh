@@ -1,0 +1,24 @@
+#!/bin/sh
+# install-deps.sh - install what jobpub needs to build and test on Debian 12 (bookworm).
+# Runs apt-get as root, or through sudo when not root.  Idempotent.
+set -eu
+
+PKGS="gcc make autoconf automake pkg-config
+      libsqlite3-dev libssl-dev libfyaml-dev libssh2-1-dev libcurl4-openssl-dev
+      libarchive-dev libhdf5-dev check
+      sqlite3 python3 time ca-certificates"
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+missing=
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+	echo "install-deps: all packages present"
+	exit 0
+fi
+echo "install-deps: installing$missing"
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

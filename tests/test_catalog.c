@@ -1,0 +1,1082 @@
+/*
+ * test_catalog.c - unit tests of src/catalog.c: schema creation and versioning, checking the
+ * job table, loading the job's row, recording attempts, successes and failures (checked with
+ * the test's own SQLite connection), quoting, a locked catalogue, and the status queries.
+ */
+#include "config.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "testlib.h"
+
+#include "catalog.h"
+#include "log.h"
+#include "util.h"
+
+static char *dir;
+static char *db;
+
+static void
+setup(void)
+{
+	dir = t_tempdir();
+	db = t_path(dir, "cat.db");
+}
+
+static void
+teardown(void)
+{
+	t_rmtree(dir);
+	free(db);
+	free(dir);
+	db = dir = NULL;
+}
+
+static struct jp_catalog *
+open_ok(int timeout_ms)
+{
+	struct jp_catalog *c = NULL;
+	struct jp_error err;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_catalog_open(db, timeout_ms, 0, &c, &err);
+	ck_assert_msg(r == JP_OK, "open %s: %d %s", db, err.code, err.msg);
+	ck_assert_ptr_nonnull(c);
+	return c;
+}
+
+static const struct jp_jobtable own = {"jobs", "id", "status", 0};
+static const struct jp_jobtable pdr = {"pdr_model_jobs", "id", "status", 1};
+
+/* pdr_run's table, with job 7 in it. */
+static void
+make_pdr_table(void)
+{
+	t_sql_exec(db, "CREATE TABLE pdr_model_jobs (id INTEGER PRIMARY KEY, model_job_name TEXT,"
+	               " status TEXT, output_textout_file TEXT, output_chemchk_file TEXT,"
+	               " log_file TEXT);"
+	               "INSERT INTO pdr_model_jobs VALUES (7, 'm7_n3', 'running', NULL, 'old.out',"
+	               " 'log7');");
+}
+
+static void
+prepare_ok(struct jp_catalog *c, const struct jp_jobtable *t, const char *const *cols, size_t n)
+{
+	struct jp_error err;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_catalog_prepare(c, t, cols, n, &err);
+	ck_assert_msg(r == JP_OK, "prepare %s: %d %s", t->table, err.code, err.msg);
+}
+
+static int64_t
+begin_ok(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, const char *token)
+{
+	struct jp_attempt a = {job, token, "node17", 4242, "/m/manifest.yaml", "/w/job",
+	                       "file:///archive", "{\"model\":\"m7\"}"};
+	struct jp_error err;
+	int64_t id = -1;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_catalog_attempt_begin(c, t, &a, &id, &err);
+	ck_assert_msg(r == JP_OK, "attempt_begin: %d %s", err.code, err.msg);
+	ck_assert_int_gt(id, 0);
+	return id;
+}
+
+static char *
+idstr(int64_t id)
+{
+	static char buf[32];
+
+	snprintf(buf, sizeof(buf), "%lld", (long long)id);
+	return buf;
+}
+
+/* Two files mapped to two columns, as publish.c records them. */
+static const struct jp_file_rec two_files[] = {
+	{"textout", "output_textout_file", "pdroutput/TEXTOUT", "file:///archive/TEXTOUTm7",
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1234},
+	{"chemchk", "output_chemchk_file", "pdroutput/chemchk.out", "file:///archive/chemchkm7.out",
+	 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 99},
+};
+static const char *const two_cols[] = {"output_textout_file", "output_chemchk_file"};
+
+/* ---------------------------------------------------------------- open */
+
+START_TEST(test_open_creates_schema)
+{
+	struct jp_catalog *c;
+
+	ck_assert(!t_exists(dir, "cat.db"));
+	c = open_ok(1000);
+	ck_assert_int_eq(jp_catalog_readonly(c), 0);
+	jp_catalog_close(c);
+	ck_assert(t_exists(dir, "cat.db"));
+	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), JP_SCHEMA_VERSION);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+	                               " AND name IN ('jobs', 'jobpub_files', 'jobpub_attempts')",
+	                           NULL),
+	                 3);
+	/* the columns the rest of jobpub relies on */
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pragma_table_info('jobpub_files')"
+	                               " WHERE name IN ('job', 'output', 'local_path', 'remote_url',"
+	                               " 'size', 'sha256', 'published_at')",
+	                           NULL),
+	                 7);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pragma_table_info('jobpub_attempts')"
+	                               " WHERE name IN ('job', 'started_at', 'finished_at', 'host',"
+	                               " 'pid', 'manifest', 'workdir', 'destination', 'sets',"
+	                               " 'outcome', 'error_class', 'message', 'bytes',"
+	                               " 'duration_ms')",
+	                           NULL),
+	                 14);
+	t_sql_eq(db, "wal", "PRAGMA journal_mode");
+}
+END_TEST
+
+START_TEST(test_open_reopen_idempotent)
+{
+	struct jp_catalog *c = open_ok(1000);
+
+	jp_catalog_close(c);
+	t_sql_exec(db, "INSERT INTO jobs (id, status, created_at, updated_at)"
+	               " VALUES ('j1', 'published', 'x', 'y')");
+	c = open_ok(1000);
+	jp_catalog_close(c);
+	c = open_ok(1000);
+	jp_catalog_close(c);
+	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), JP_SCHEMA_VERSION);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+	                           NULL),
+	                 3);
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = 'j1'");
+}
+END_TEST
+
+START_TEST(test_open_newer_schema)
+{
+	struct jp_catalog *c = (struct jp_catalog *)1;
+	struct jp_error err;
+	int r;
+
+	t_sql_exec(db, "CREATE TABLE future (x); PRAGMA user_version = 99");
+	jp_error_clear(&err);
+	r = jp_catalog_open(db, 1000, 0, &c, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(err.code, JP_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "99") != NULL, "message: %s", err.msg);
+	/* not "migrated" down, nothing of ours added */
+	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), 99);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'jobs'",
+	                           NULL),
+	                 0);
+}
+END_TEST
+
+START_TEST(test_open_not_a_database)
+{
+	struct jp_catalog *c = (struct jp_catalog *)1;
+	struct jp_error err;
+	char junk[8192];
+	size_t len = 0;
+	char *back;
+	int r;
+
+	memset(junk, 'x', sizeof(junk));
+	memcpy(junk, "this is a text file, not SQLite\n", 32);
+	t_write(dir, "cat.db", junk, sizeof(junk));
+	jp_error_clear(&err);
+	r = jp_catalog_open(db, 1000, 0, &c, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(err.code == JP_E_DATA, "class %d: %s", err.code, err.msg);
+	ck_assert_msg(strncmp(err.msg, "catalog: ", 9) == 0, "message: %s", err.msg);
+	back = t_read(dir, "cat.db", &len);
+	ck_assert_uint_eq(len, sizeof(junk));
+	ck_assert(memcmp(back, junk, sizeof(junk)) == 0);
+	free(back);
+
+	/* read-only too */
+	jp_error_clear(&err);
+	r = jp_catalog_open(db, 1000, 1, &c, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_msg(err.code == JP_E_DATA, "class %d: %s", err.code, err.msg);
+}
+END_TEST
+
+START_TEST(test_open_readonly_missing)
+{
+	struct jp_catalog *c = (struct jp_catalog *)1;
+	struct jp_error err;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_catalog_open(db, 1000, 1, &c, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(err.code, JP_E_NOINPUT);
+	ck_assert_msg(strstr(err.msg, db) != NULL, "message: %s", err.msg);
+	ck_assert(!t_exists(dir, "cat.db"));
+}
+END_TEST
+
+START_TEST(test_open_readonly_changes_nothing)
+{
+	struct jp_catalog *c = NULL;
+	struct jp_error err;
+	int r;
+
+	/* a database someone else made: a read-only open must not migrate it */
+	t_sql_exec(db, "CREATE TABLE other (x)");
+	jp_error_clear(&err);
+	r = jp_catalog_open(db, 1000, 1, &c, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	ck_assert_int_eq(jp_catalog_readonly(c), 1);
+	jp_catalog_close(c);
+	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema", NULL), 1);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- prepare */
+
+START_TEST(test_prepare_own_adds_columns)
+{
+	static const char *const cols[] = {"output_a", "Output_B"};
+	struct jp_catalog *c = open_ok(1000);
+
+	prepare_ok(c, &own, cols, 2);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pragma_table_info('jobs')"
+	                               " WHERE name IN ('output_a', 'Output_B')",
+	                           NULL),
+	                 2);
+	/* again: nothing to add, no "duplicate column" failure */
+	prepare_ok(c, &own, cols, 2);
+	jp_catalog_close(c);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pragma_table_info('jobs')", NULL), 6);
+}
+END_TEST
+
+START_TEST(test_prepare_external_missing_column)
+{
+	static const char *const cols[] = {"output_textout_file", "output_hdf4_file"};
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_error err;
+	int r;
+
+	make_pdr_table();
+	prepare_ok(c, &pdr, cols, 1);
+	jp_error_clear(&err);
+	r = jp_catalog_prepare(c, &pdr, cols, 2, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_msg(strstr(err.msg, "output_hdf4_file") != NULL, "message: %s", err.msg);
+	ck_assert_msg(strstr(err.msg, "pdr_model_jobs") != NULL, "message: %s", err.msg);
+	jp_catalog_close(c);
+	/* an external table is never altered */
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pragma_table_info('pdr_model_jobs')",
+	                           NULL),
+	                 6);
+}
+END_TEST
+
+START_TEST(test_prepare_external_missing_status_column)
+{
+	static const struct jp_jobtable t = {"pdr_model_jobs", "id", "state", 1};
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_error err;
+	int r;
+
+	make_pdr_table();
+	jp_error_clear(&err);
+	r = jp_catalog_prepare(c, &t, NULL, 0, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_msg(strstr(err.msg, "'state'") != NULL, "message: %s", err.msg);
+	jp_catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_prepare_external_missing_table)
+{
+	static const struct jp_jobtable t = {"pdr_model_jobz", "id", "status", 1};
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_error err;
+	int r;
+
+	make_pdr_table();
+	jp_error_clear(&err);
+	r = jp_catalog_prepare(c, &t, two_cols, 2, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_msg(strstr(err.msg, "pdr_model_jobz") != NULL, "message: %s", err.msg);
+	jp_catalog_close(c);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name ="
+	                               " 'pdr_model_jobz'",
+	                           NULL),
+	                 0);
+}
+END_TEST
+
+START_TEST(test_prepare_rejects_non_identifiers)
+{
+	static const struct jp_jobtable bad_table = {"jobs; DROP TABLE jobs", "id", "status", 1};
+	static const struct jp_jobtable bad_id = {"jobs", "id\"--", "status", 0};
+	static const char *const bad_cols[][1] = {{"a b"}, {"x\"y"}, {"1abc"}, {""},
+	                                          {"c; DROP TABLE jobpub_files"}};
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_error err;
+	size_t i;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_catalog_prepare(c, &bad_table, NULL, 0, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	jp_error_clear(&err);
+	r = jp_catalog_prepare(c, &bad_id, NULL, 0, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	for (i = 0; i < sizeof(bad_cols) / sizeof(bad_cols[0]); i++) {
+		jp_error_clear(&err);
+		r = jp_catalog_prepare(c, &own, bad_cols[i], 1, &err);
+		ck_assert_msg(r != JP_OK && err.code == JP_E_DATA, "column '%s': %d %d %s",
+		              bad_cols[i][0], r, err.code, err.msg);
+	}
+	jp_catalog_close(c);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pragma_table_info('jobs')", NULL), 4);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+	                           NULL),
+	                 3);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- load_row */
+
+START_TEST(test_load_row_external_unknown_job)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_row *row = (struct jp_row *)1;
+	struct jp_error err;
+	int r;
+
+	make_pdr_table();
+	jp_error_clear(&err);
+	r = jp_catalog_load_row(c, &pdr, "8", &row, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(row);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_msg(strstr(err.msg, "unknown job") != NULL, "message: %s", err.msg);
+	ck_assert_msg(strstr(err.msg, "8") != NULL, "message: %s", err.msg);
+	jp_catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_load_row_external)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_row *row = NULL;
+	struct jp_error err;
+	int r, found = 0;
+
+	make_pdr_table();
+	jp_error_clear(&err);
+	r = jp_catalog_load_row(c, &pdr, "7", &row, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	ck_assert_uint_eq(row->n, 6);
+	ck_assert_str_eq(jp_row_get(row, "model_job_name", &found), "m7_n3");
+	ck_assert_int_eq(found, 1);
+	ck_assert_str_eq(jp_row_get(row, "id", &found), "7");
+	ck_assert_ptr_null(jp_row_get(row, "output_textout_file", &found));
+	ck_assert_int_eq(found, 1);
+	jp_row_free(row);
+	jp_catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_load_row_own_missing_is_nulls)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_row *row = NULL;
+	struct jp_error err;
+	size_t i;
+	int r, found = 0;
+
+	jp_error_clear(&err);
+	r = jp_catalog_load_row(c, &own, "never-seen", &row, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	ck_assert_ptr_nonnull(row);
+	ck_assert_uint_eq(row->n, 4);
+	for (i = 0; i < row->n; i++)
+		ck_assert_msg(row->values[i] == NULL, "%s = %s", row->names[i], row->values[i]);
+	ck_assert_ptr_null(jp_row_get(row, "status", &found));
+	ck_assert_int_eq(found, 1);
+	jp_row_free(row);
+	jp_catalog_close(c);
+	/* loading never creates the row */
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobs", NULL), 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- recording */
+
+START_TEST(test_record_success_own)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome o = {"published", 0, NULL, 1333, 2, 57};
+	struct jp_error err;
+	int64_t id;
+	int r;
+
+	prepare_ok(c, &own, two_cols, 2);
+	id = begin_ok(c, &own, "job-1", "0123456789abcdef");
+	t_sql_eq(db, "running", "SELECT outcome FROM jobpub_attempts WHERE id = ?", idstr(id));
+	t_sql_eq(db, "node17", "SELECT host FROM jobpub_attempts WHERE id = ?", idstr(id));
+	t_sql_eq(db, "0123456789abcdef", "SELECT token FROM jobpub_attempts WHERE id = ?",
+	         idstr(id));
+	t_sql_eq(db, NULL, "SELECT finished_at FROM jobpub_attempts WHERE id = ?", idstr(id));
+
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, &own, "job-1", id, "published", two_files, 2, &o, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	jp_catalog_close(c);
+
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = 'job-1'");
+	t_sql_eq(db, "file:///archive/TEXTOUTm7",
+	         "SELECT output_textout_file FROM jobs WHERE id = 'job-1'");
+	t_sql_eq(db, "file:///archive/chemchkm7.out",
+	         "SELECT output_chemchk_file FROM jobs WHERE id = 'job-1'");
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobs WHERE created_at IS NOT NULL"
+	                               " AND updated_at IS NOT NULL",
+	                           NULL),
+	                 1);
+
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE job = 'job-1'",
+	                           NULL),
+	                 2);
+	ck_assert_int_eq(t_sql_int(db, "SELECT size FROM jobpub_files WHERE output = 'textout'",
+	                           NULL),
+	                 1234);
+	t_sql_eq(db, "file:///archive/TEXTOUTm7",
+	         "SELECT remote_url FROM jobpub_files WHERE output = 'textout'");
+	t_sql_eq(db, "pdroutput/chemchk.out",
+	         "SELECT local_path FROM jobpub_files WHERE output = 'chemchk'");
+	t_sql_eq(db, two_files[1].sha256, "SELECT sha256 FROM jobpub_files WHERE output = 'chemchk'");
+	t_sql_eq(db, "output_chemchk_file",
+	         "SELECT column_name FROM jobpub_files WHERE output = 'chemchk'");
+	ck_assert_int_eq(t_sql_int(db, "SELECT attempt FROM jobpub_files WHERE output = 'chemchk'",
+	                           NULL),
+	                 id);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE published_at IS NULL",
+	                           NULL),
+	                 0);
+
+	t_sql_eq(db, "published", "SELECT outcome FROM jobpub_attempts WHERE id = ?", idstr(id));
+	ck_assert_int_eq(t_sql_int(db, "SELECT exit_code FROM jobpub_attempts WHERE id = ?",
+	                           idstr(id), NULL),
+	                 0);
+	t_sql_eq(db, NULL, "SELECT error_class FROM jobpub_attempts WHERE id = ?", idstr(id));
+	ck_assert_int_eq(t_sql_int(db, "SELECT bytes FROM jobpub_attempts WHERE id = ?", idstr(id),
+	                           NULL),
+	                 1333);
+	ck_assert_int_eq(t_sql_int(db, "SELECT files FROM jobpub_attempts WHERE id = ?", idstr(id),
+	                           NULL),
+	                 2);
+	ck_assert_int_eq(t_sql_int(db, "SELECT duration_ms FROM jobpub_attempts WHERE id = ?",
+	                           idstr(id), NULL),
+	                 57);
+	ck_assert_int_eq(t_sql_int(db, "SELECT pid FROM jobpub_attempts WHERE id = ?", idstr(id),
+	                           NULL),
+	                 4242);
+	t_sql_eq(db, "{\"model\":\"m7\"}", "SELECT sets FROM jobpub_attempts WHERE id = ?",
+	         idstr(id));
+	t_sql_eq(db, "jobs", "SELECT job_table FROM jobpub_attempts WHERE id = ?", idstr(id));
+	ck_assert_int_eq(t_sql_int(db, "SELECT finished_at IS NOT NULL FROM jobpub_attempts"
+	                               " WHERE id = ?",
+	                           idstr(id), NULL),
+	                 1);
+}
+END_TEST
+
+START_TEST(test_record_success_external)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome o = {"published", 0, NULL, 10, 2, 1};
+	struct jp_error err;
+	int64_t id;
+	int r;
+
+	make_pdr_table();
+	prepare_ok(c, &pdr, two_cols, 2);
+	id = begin_ok(c, &pdr, "7", "tok");
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, &pdr, "7", id, "finished", two_files, 2, &o, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	jp_catalog_close(c);
+	t_sql_eq(db, "finished", "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, "file:///archive/TEXTOUTm7",
+	         "SELECT output_textout_file FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, "file:///archive/chemchkm7.out",
+	         "SELECT output_chemchk_file FROM pdr_model_jobs WHERE id = 7");
+	/* untouched */
+	t_sql_eq(db, "log7", "SELECT log_file FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, "m7_n3", "SELECT model_job_name FROM pdr_model_jobs WHERE id = 7");
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pdr_model_jobs", NULL), 1);
+	/* no row appears in jobpub's own table for an external job */
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobs", NULL), 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE job = '7'", NULL),
+	                 2);
+	t_sql_eq(db, "pdr_model_jobs", "SELECT job_table FROM jobpub_attempts WHERE id = ?",
+	         idstr(id));
+}
+END_TEST
+
+START_TEST(test_record_success_external_row_gone)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome o = {"published", 0, NULL, 10, 2, 1};
+	struct jp_error err;
+	int64_t id;
+	int r;
+
+	make_pdr_table();
+	prepare_ok(c, &pdr, two_cols, 2);
+	id = begin_ok(c, &pdr, "7", "tok");
+	t_sql_exec(db, "DELETE FROM pdr_model_jobs WHERE id = 7");
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, &pdr, "7", id, "finished", two_files, 2, &o, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	jp_catalog_close(c);
+	/* all or nothing: no files, attempt still as it began */
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 0);
+	t_sql_eq(db, "running", "SELECT outcome FROM jobpub_attempts WHERE id = ?", idstr(id));
+}
+END_TEST
+
+START_TEST(test_record_failure_keeps_columns)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome ok = {"published", 0, NULL, 10, 2, 1};
+	struct jp_outcome bad = {JP_STATUS_FAILED, JP_E_UNAVAILABLE, "posix: no space left", 5, 0, 3};
+	struct jp_error err;
+	int64_t id1, id2;
+	int r;
+
+	make_pdr_table();
+	prepare_ok(c, &pdr, two_cols, 2);
+	id1 = begin_ok(c, &pdr, "7", "tok1");
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, &pdr, "7", id1, "finished", two_files, 2, &ok, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	id2 = begin_ok(c, &pdr, "7", "tok2");
+	ck_assert_int_gt(id2, id1);
+	jp_error_clear(&err);
+	r = jp_catalog_record_failure(c, &pdr, "7", id2, &bad, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	jp_catalog_close(c);
+
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, "file:///archive/TEXTOUTm7",
+	         "SELECT output_textout_file FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, "file:///archive/chemchkm7.out",
+	         "SELECT output_chemchk_file FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT outcome FROM jobpub_attempts WHERE id = ?",
+	         idstr(id2));
+	t_sql_eq(db, "unavailable", "SELECT error_class FROM jobpub_attempts WHERE id = ?",
+	         idstr(id2));
+	t_sql_eq(db, "posix: no space left", "SELECT message FROM jobpub_attempts WHERE id = ?",
+	         idstr(id2));
+	ck_assert_int_eq(t_sql_int(db, "SELECT exit_code FROM jobpub_attempts WHERE id = ?",
+	                           idstr(id2), NULL),
+	                 69);
+	/* the earlier attempt keeps its own outcome */
+	t_sql_eq(db, "published", "SELECT outcome FROM jobpub_attempts WHERE id = ?", idstr(id1));
+}
+END_TEST
+
+START_TEST(test_record_failure_own_new_job)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome bad = {"interrupted", JP_E_TEMPFAIL, "interrupted by SIGTERM", 0, 0, 3};
+	struct jp_error err;
+	int r;
+
+	prepare_ok(c, &own, two_cols, 2);
+	jp_error_clear(&err);
+	r = jp_catalog_record_failure(c, &own, "fresh", -1, &bad, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	jp_catalog_close(c);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = 'fresh'");
+	t_sql_eq(db, NULL, "SELECT output_textout_file FROM jobs WHERE id = 'fresh'");
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_attempts", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_record_success_replaces_files)
+{
+	static const struct jp_file_rec second[] = {
+		{"textout", "output_textout_file", "pdroutput/TEXTOUT", "file:///archive2/TEXTOUTm7",
+		 "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc", 4321},
+		{"onion", NULL, "onionoutput/TEXTOUT", "file:///archive2/ONIONm7.TEXTOUT",
+		 "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd", 5},
+	};
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome o = {"published", 0, NULL, 10, 2, 1};
+	struct jp_error err;
+	int64_t id1, id2;
+	int r;
+
+	prepare_ok(c, &own, two_cols, 2);
+	id1 = begin_ok(c, &own, "j", "t1");
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, &own, "j", id1, "published", two_files, 2, &o, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	id2 = begin_ok(c, &own, "j", "t2");
+	r = jp_catalog_record_success(c, &own, "j", id2, "published", second, 2, &o, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	jp_catalog_close(c);
+
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE job = 'j'", NULL),
+	                 2);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE attempt = ?",
+	                           idstr(id2), NULL),
+	                 2);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE remote_url LIKE"
+	                               " 'file:///archive/%'",
+	                           NULL),
+	                 0);
+	t_sql_eq(db, "file:///archive2/TEXTOUTm7", "SELECT output_textout_file FROM jobs");
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobs", NULL), 1);
+}
+END_TEST
+
+START_TEST(test_record_injection_verbatim)
+{
+	static const char *evil = "1'; DROP TABLE jobs;--";
+	static const struct jp_file_rec f[] = {
+		{"textout", "output_textout_file", "a'b", "file:///x/'); DROP TABLE jobpub_files;--",
+		 "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", 1},
+	};
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome o = {"published", 0, NULL, 1, 1, 1};
+	struct jp_row *row = NULL;
+	struct jp_error err;
+	int64_t id;
+	int r;
+
+	prepare_ok(c, &own, two_cols, 1);
+	id = begin_ok(c, &own, evil, "tok");
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, &own, evil, id, "published", f, 1, &o, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+
+	/* and an unknown job in an external table, by the same name */
+	make_pdr_table();
+	jp_error_clear(&err);
+	r = jp_catalog_load_row(c, &pdr, evil, &row, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	jp_catalog_close(c);
+
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+	                           NULL),
+	                 4);
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", evil);
+	t_sql_eq(db, f[0].remote, "SELECT output_textout_file FROM jobs WHERE id = ?", evil);
+	t_sql_eq(db, f[0].remote, "SELECT remote_url FROM jobpub_files WHERE job = ?", evil);
+	t_sql_eq(db, "a'b", "SELECT local_path FROM jobpub_files WHERE job = ?", evil);
+	t_sql_eq(db, "published", "SELECT outcome FROM jobpub_attempts WHERE job = ?", evil);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pdr_model_jobs", NULL), 1);
+}
+END_TEST
+
+/* Job IDs that look like numbers are bound as integers for external INTEGER keys; in
+ * jobpub's own TEXT-keyed table they must still find the row they created. */
+START_TEST(test_record_numeric_looking_ids_own)
+{
+	static const char *const ids[] = {"42", "+5", "0042", "-3", "1e3"};
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome o = {"published", 0, NULL, 1, 1, 1};
+	struct jp_error err;
+	size_t i;
+	int r;
+
+	prepare_ok(c, &own, two_cols, 2);
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		int64_t id = begin_ok(c, &own, ids[i], "tok");
+
+		jp_error_clear(&err);
+		r = jp_catalog_record_success(c, &own, ids[i], id, "published", two_files, 1, &o, &err);
+		ck_assert_msg(r == JP_OK, "job '%s': %d %s", ids[i], err.code, err.msg);
+		t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", ids[i]);
+	}
+	jp_catalog_close(c);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobs", NULL), 5);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- a locked catalogue */
+
+static sqlite3 *
+lock_db(void)
+{
+	sqlite3 *h = t_sql_open(db);
+	int rc = sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+
+	ck_assert_msg(rc == SQLITE_OK, "BEGIN IMMEDIATE: %s", sqlite3_errmsg(h));
+	return h;
+}
+
+static void
+unlock_db(sqlite3 *h)
+{
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(h);
+}
+
+START_TEST(test_busy_record_success)
+{
+	struct jp_catalog *c = open_ok(200);
+	struct jp_outcome o = {"published", 0, NULL, 10, 2, 1};
+	struct jp_error err;
+	int64_t id, t0, dt;
+	sqlite3 *h;
+	int r;
+
+	prepare_ok(c, &own, two_cols, 2);
+	id = begin_ok(c, &own, "j", "tok");
+	h = lock_db();
+	t0 = jp_now_ms();
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, &own, "j", id, "published", two_files, 2, &o, &err);
+	dt = jp_now_ms() - t0;
+	ck_assert_int_eq(r, JP_RETRY);
+	ck_assert_int_eq(err.code, JP_E_TEMPFAIL);
+	ck_assert_msg(strstr(err.msg, "locked") != NULL, "message: %s", err.msg);
+	ck_assert_msg(dt >= 150 && dt < 5000, "waited %lld ms for a 200 ms timeout", (long long)dt);
+
+	/* the failure record cannot get in either */
+	jp_error_clear(&err);
+	o.outcome = JP_STATUS_FAILED;
+	o.code = JP_E_UNAVAILABLE;
+	r = jp_catalog_record_failure(c, &own, "j", id, &o, &err);
+	ck_assert_int_eq(err.code, JP_E_TEMPFAIL);
+	unlock_db(h);
+
+	/* nothing half-written; the connection is still usable */
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobs", NULL), 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 0);
+	t_sql_eq(db, "running", "SELECT outcome FROM jobpub_attempts WHERE id = ?", idstr(id));
+	jp_error_clear(&err);
+	o.outcome = "published";
+	o.code = 0;
+	r = jp_catalog_record_success(c, &own, "j", id, "published", two_files, 2, &o, &err);
+	ck_assert_msg(r == JP_OK, "after unlock: %d %s", err.code, err.msg);
+	jp_catalog_close(c);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 2);
+}
+END_TEST
+
+START_TEST(test_busy_external_status_unchanged)
+{
+	struct jp_catalog *c = open_ok(200);
+	struct jp_outcome o = {"published", 0, NULL, 10, 2, 1};
+	struct jp_error err;
+	int64_t id;
+	sqlite3 *h;
+	int r;
+
+	make_pdr_table();
+	prepare_ok(c, &pdr, two_cols, 2);
+	id = begin_ok(c, &pdr, "7", "tok");
+	h = lock_db();
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, &pdr, "7", id, "finished", two_files, 2, &o, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_TEMPFAIL);
+	unlock_db(h);
+	jp_catalog_close(c);
+	t_sql_eq(db, "running", "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, NULL, "SELECT output_textout_file FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, "old.out", "SELECT output_chemchk_file FROM pdr_model_jobs WHERE id = 7");
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_busy_open)
+{
+	struct jp_catalog *c = open_ok(200);
+	struct jp_error err;
+	sqlite3 *h;
+	int r;
+
+	jp_catalog_close(c);
+	h = lock_db();
+	jp_error_clear(&err);
+	c = (struct jp_catalog *)1;
+	r = jp_catalog_open(db, 200, 0, &c, &err);
+	unlock_db(h);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(err.code, JP_E_TEMPFAIL);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- reading */
+
+START_TEST(test_job_info)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome ok = {"published", 0, NULL, 1333, 2, 5};
+	struct jp_outcome bad = {"interrupted", JP_E_TEMPFAIL, "interrupted by SIGTERM", 7, 0, 9};
+	struct jp_job_info *ji = NULL;
+	struct jp_error err;
+	int64_t id1, id2;
+	int r, found;
+
+	make_pdr_table();
+	prepare_ok(c, &pdr, two_cols, 2);
+	id1 = begin_ok(c, &pdr, "7", "t1");
+	r = jp_catalog_record_success(c, &pdr, "7", id1, "finished", two_files, 2, &ok, &err);
+	ck_assert_int_eq(r, JP_OK);
+	id2 = begin_ok(c, &pdr, "7", "t2");
+	r = jp_catalog_record_failure(c, &pdr, "7", id2, &bad, &err);
+	ck_assert_int_eq(r, JP_OK);
+
+	jp_error_clear(&err);
+	r = jp_catalog_job_info(c, "7", &ji, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	ck_assert_ptr_nonnull(ji);
+	ck_assert_str_eq(ji->table, "pdr_model_jobs");
+	ck_assert_str_eq(ji->id_column, "id");
+	ck_assert_str_eq(ji->status_column, "status");
+	ck_assert_str_eq(ji->status, JP_STATUS_FAILED);
+	ck_assert_ptr_nonnull(ji->row);
+	ck_assert_str_eq(jp_row_get(ji->row, "model_job_name", &found), "m7_n3");
+	ck_assert_str_eq(jp_row_get(ji->row, "output_textout_file", &found),
+	                 "file:///archive/TEXTOUTm7");
+	ck_assert_uint_eq(ji->n_files, 2);
+	/* ordered by output name */
+	ck_assert_str_eq(ji->files[0].output, "chemchk");
+	ck_assert_str_eq(ji->files[0].remote, "file:///archive/chemchkm7.out");
+	ck_assert_str_eq(ji->files[0].sha256, two_files[1].sha256);
+	ck_assert_int_eq(ji->files[0].size, 99);
+	ck_assert_str_eq(ji->files[1].output, "textout");
+	ck_assert_str_eq(ji->files[1].local, "pdroutput/TEXTOUT");
+	ck_assert_str_eq(ji->files[1].column, "output_textout_file");
+	ck_assert_ptr_nonnull(ji->files[1].published_at);
+	ck_assert_uint_eq(ji->n_attempts, 2);
+	ck_assert_int_eq(ji->attempts[0].id, id1);
+	ck_assert_str_eq(ji->attempts[0].outcome, "published");
+	ck_assert_ptr_null(ji->attempts[0].error_class);
+	ck_assert_int_eq(ji->attempts[0].bytes, 1333);
+	ck_assert_int_eq(ji->attempts[0].exit_code, 0);
+	ck_assert_str_eq(ji->attempts[0].host, "node17");
+	ck_assert_int_eq(ji->attempts[0].pid, 4242);
+	ck_assert_str_eq(ji->attempts[0].destination, "file:///archive");
+	ck_assert_int_eq(ji->attempts[1].id, id2);
+	ck_assert_str_eq(ji->attempts[1].outcome, "interrupted");
+	ck_assert_str_eq(ji->attempts[1].error_class, "tempfail");
+	ck_assert_str_eq(ji->attempts[1].message, "interrupted by SIGTERM");
+	ck_assert_int_eq(ji->attempts[1].exit_code, 75);
+	ck_assert_int_eq(ji->attempts[1].duration_ms, 9);
+	jp_job_info_free(ji);
+
+	/* a job never heard of */
+	ji = (struct jp_job_info *)1;
+	jp_error_clear(&err);
+	r = jp_catalog_job_info(c, "8", &ji, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	ck_assert_ptr_null(ji);
+	jp_catalog_close(c);
+}
+END_TEST
+
+START_TEST(test_job_info_own_table)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome ok = {"published", 0, NULL, 1, 2, 5};
+	struct jp_job_info *ji = NULL;
+	struct jp_error err;
+	int64_t id;
+	int r;
+
+	prepare_ok(c, &own, two_cols, 2);
+	id = begin_ok(c, &own, "run-3", "t1");
+	r = jp_catalog_record_success(c, &own, "run-3", id, "published", two_files, 2, &ok, &err);
+	ck_assert_int_eq(r, JP_OK);
+	jp_catalog_close(c);
+
+	/* read-only, as `jobpub status` opens it */
+	jp_error_clear(&err);
+	r = jp_catalog_open(db, 1000, 1, &c, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	r = jp_catalog_job_info(c, "run-3", &ji, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	ck_assert_ptr_nonnull(ji);
+	ck_assert_str_eq(ji->table, "jobs");
+	ck_assert_str_eq(ji->status, "published");
+	ck_assert_uint_eq(ji->n_files, 2);
+	ck_assert_uint_eq(ji->n_attempts, 1);
+	jp_job_info_free(ji);
+	jp_catalog_close(c);
+}
+END_TEST
+
+struct counts {
+	char lines[16][128];
+	int n;
+};
+
+static void
+count_cb(void *arg, const char *table, const char *status, int64_t count)
+{
+	struct counts *k = arg;
+
+	ck_assert_int_lt(k->n, 16);
+	snprintf(k->lines[k->n++], sizeof(k->lines[0]), "%s %s %lld", table, status,
+	         (long long)count);
+}
+
+static int
+has_line(const struct counts *k, const char *line)
+{
+	int i;
+
+	for (i = 0; i < k->n; i++)
+		if (strcmp(k->lines[i], line) == 0)
+			return 1;
+	return 0;
+}
+
+START_TEST(test_status_counts)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome ok = {"published", 0, NULL, 1, 1, 5};
+	struct jp_outcome bad = {JP_STATUS_FAILED, JP_E_NOINPUT, "missing", 0, 0, 5};
+	struct counts k;
+	struct jp_error err;
+	int r;
+
+	make_pdr_table();
+	t_sql_exec(db, "INSERT INTO pdr_model_jobs (id, model_job_name, status) VALUES"
+	               " (8, 'a', 'running'), (9, 'b', NULL)");
+	prepare_ok(c, &own, two_cols, 2);
+	prepare_ok(c, &pdr, two_cols, 2);
+	r = jp_catalog_record_success(c, &own, "a", begin_ok(c, &own, "a", "t"), "published",
+	                              two_files, 1, &ok, &err);
+	ck_assert_int_eq(r, JP_OK);
+	r = jp_catalog_record_success(c, &own, "b", begin_ok(c, &own, "b", "t"), "published",
+	                              two_files, 1, &ok, &err);
+	ck_assert_int_eq(r, JP_OK);
+	r = jp_catalog_record_failure(c, &own, "c", begin_ok(c, &own, "c", "t"), &bad, &err);
+	ck_assert_int_eq(r, JP_OK);
+	r = jp_catalog_record_success(c, &pdr, "7", begin_ok(c, &pdr, "7", "t"), "finished",
+	                              two_files, 2, &ok, &err);
+	ck_assert_int_eq(r, JP_OK);
+
+	memset(&k, 0, sizeof(k));
+	jp_error_clear(&err);
+	r = jp_catalog_status_counts(c, count_cb, &k, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	jp_catalog_close(c);
+	ck_assert_int_eq(k.n, 5);
+	ck_assert(has_line(&k, "jobs published 2"));
+	ck_assert(has_line(&k, "jobs failed_storage 1"));
+	ck_assert(has_line(&k, "pdr_model_jobs finished 1"));
+	ck_assert(has_line(&k, "pdr_model_jobs running 1"));
+	ck_assert(has_line(&k, "pdr_model_jobs (none) 1"));
+}
+END_TEST
+
+START_TEST(test_status_counts_empty)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct counts k;
+	struct jp_error err;
+	int r;
+
+	memset(&k, 0, sizeof(k));
+	jp_error_clear(&err);
+	r = jp_catalog_status_counts(c, count_cb, &k, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	ck_assert_int_eq(k.n, 0);
+	jp_catalog_close(c);
+}
+END_TEST
+
+static Suite *
+catalog_suite(void)
+{
+	Suite *s = suite_create("catalog");
+	TCase *tc;
+
+	tc = tcase_create("open");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_open_creates_schema);
+	tcase_add_test(tc, test_open_reopen_idempotent);
+	tcase_add_test(tc, test_open_newer_schema);
+	tcase_add_test(tc, test_open_not_a_database);
+	tcase_add_test(tc, test_open_readonly_missing);
+	tcase_add_test(tc, test_open_readonly_changes_nothing);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("prepare");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_prepare_own_adds_columns);
+	tcase_add_test(tc, test_prepare_external_missing_column);
+	tcase_add_test(tc, test_prepare_external_missing_status_column);
+	tcase_add_test(tc, test_prepare_external_missing_table);
+	tcase_add_test(tc, test_prepare_rejects_non_identifiers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("load_row");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_load_row_external_unknown_job);
+	tcase_add_test(tc, test_load_row_external);
+	tcase_add_test(tc, test_load_row_own_missing_is_nulls);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("record");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_record_success_own);
+	tcase_add_test(tc, test_record_success_external);
+	tcase_add_test(tc, test_record_success_external_row_gone);
+	tcase_add_test(tc, test_record_failure_keeps_columns);
+	tcase_add_test(tc, test_record_failure_own_new_job);
+	tcase_add_test(tc, test_record_success_replaces_files);
+	tcase_add_test(tc, test_record_injection_verbatim);
+	tcase_add_test(tc, test_record_numeric_looking_ids_own);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("busy");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_busy_record_success);
+	tcase_add_test(tc, test_busy_external_status_unchanged);
+	tcase_add_test(tc, test_busy_open);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("read");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_job_info);
+	tcase_add_test(tc, test_job_info_own_table);
+	tcase_add_test(tc, test_status_counts);
+	tcase_add_test(tc, test_status_counts_empty);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	return t_run(catalog_suite());
+}

@@ -1,0 +1,158 @@
+/*
+ * test_hashpipe.c - src/hashpipe.c: one read, hash on a second thread, chunks in order.
+ */
+#include "config.h"
+
+#include <openssl/evp.h>
+
+#include "hashpipe.h"
+#include "testlib.h"
+
+static char *dir;
+
+static void
+setup(void)
+{
+	dir = t_tempdir();
+}
+
+static void
+teardown(void)
+{
+	t_rmtree(dir);
+	free(dir);
+}
+
+/* A file of len pseudo-random bytes; returns its fd (read-only) and its SHA-256. */
+static int
+make_file(size_t len, unsigned char sha[32], unsigned char **data)
+{
+	unsigned char *b = malloc(len ? len : 1);
+	unsigned int n = 32;
+	uint32_t x = 2463534242u;
+	char *path;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < len; i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		b[i] = (unsigned char)x;
+	}
+	EVP_Digest(b, len, sha, &n, EVP_sha256(), NULL);
+	t_write(dir, "f", b, len);
+	path = t_path(dir, "f");
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	free(path);
+	*data = b;
+	return fd;
+}
+
+/* Sink that checks the chunks arrive in order and add up to the file. */
+struct collect {
+	const unsigned char *data;
+	size_t off;
+	int calls;
+	int stop_at; /* stop with 7 at this call, 0: never */
+};
+
+static int
+collect(void *arg, const void *buf, size_t len)
+{
+	struct collect *c = arg;
+
+	ck_assert_msg(memcmp(c->data + c->off, buf, len) == 0, "chunk %d out of order", c->calls);
+	c->off += len;
+	if (++c->calls == c->stop_at)
+		return 7;
+	return 0;
+}
+
+static void
+check_size(size_t len)
+{
+	struct jp_hashpipe *p = jp_hashpipe_new();
+	unsigned char want[32], got[32], *data;
+	struct collect c = {NULL, 0, 0, 0};
+	uint64_t total = 99;
+	int fd = make_file(len, want, &data);
+
+	c.data = data;
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(jp_hashpipe_run(p, fd, collect, &c, got, &total), 0);
+	ck_assert_uint_eq(total, len);
+	ck_assert_uint_eq(c.off, len);
+	ck_assert_msg(memcmp(want, got, 32) == 0, "wrong SHA-256 for %zu bytes", len);
+	/* The same pipe serves the next file. */
+	lseek(fd, 0, SEEK_SET);
+	memset(got, 0, sizeof(got));
+	ck_assert_int_eq(jp_hashpipe_run(p, fd, NULL, NULL, got, &total), 0);
+	ck_assert_msg(memcmp(want, got, 32) == 0, "wrong SHA-256 on reuse");
+	close(fd);
+	free(data);
+	jp_hashpipe_free(p);
+}
+
+START_TEST(test_sizes)
+{
+	/* Empty, inline path, exactly at the threshold, threaded with a partial last chunk, and a
+	 * file that wraps the ring several times. */
+	static const size_t sizes[] = {0, 1, 4096, JP_HASHPIPE_CHUNK, 2 * JP_HASHPIPE_CHUNK,
+	                               2 * JP_HASHPIPE_CHUNK + 1, 5 * JP_HASHPIPE_CHUNK + 123,
+	                               (JP_HASHPIPE_BUFS * 3 + 1) * JP_HASHPIPE_CHUNK};
+
+	check_size(sizes[_i]);
+}
+END_TEST
+
+START_TEST(test_sink_stops)
+{
+	struct jp_hashpipe *p = jp_hashpipe_new();
+	unsigned char want[32], got[32], *data;
+	struct collect c = {NULL, 0, 0, 3};
+	uint64_t total;
+	int fd = make_file(10 * JP_HASHPIPE_CHUNK, want, &data);
+
+	c.data = data;
+	ck_assert_int_eq(jp_hashpipe_run(p, fd, collect, &c, got, &total), 7);
+	ck_assert_int_eq(c.calls, 3);
+	close(fd);
+	free(data);
+	jp_hashpipe_free(p);
+}
+END_TEST
+
+START_TEST(test_read_error)
+{
+	struct jp_hashpipe *p = jp_hashpipe_new();
+	unsigned char got[32];
+	uint64_t total;
+	char *path = t_path(dir, "d");
+	int fd;
+
+	/* read() on a directory fails with EISDIR: reported as -1 with errno. */
+	mkdir(path, 0700);
+	fd = open(path, O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ge(fd, 0);
+	errno = 0;
+	ck_assert_int_eq(jp_hashpipe_run(p, fd, NULL, NULL, got, &total), -1);
+	ck_assert_int_eq(errno, EISDIR);
+	close(fd);
+	free(path);
+	jp_hashpipe_free(p);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("hashpipe");
+	TCase *tc = tcase_create("run");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, test_sizes, 0, 8);
+	tcase_add_test(tc, test_sink_stops);
+	tcase_add_test(tc, test_read_error);
+	suite_add_tcase(s, tc);
+	return t_run(s);
+}
