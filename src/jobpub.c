@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <locale.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -12,6 +13,10 @@ main(int argc, char **argv)
 {
 	const struct jp_cmd *c;
 
+	/* File names are bytes, but archives store them as UTF-8: a UTF-8 character type lets
+	 * libarchive write plain pax names instead of hdrcharset=BINARY.  Numbers stay "C". */
+	if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
+		setlocale(LC_CTYPE, "");
 	if (argc < 2) {
 		jp_cmd_help.exec(1, argv);
 		return 64;

@@ -1,0 +1,244 @@
+/*
+ * test_validate.c - src/validate.c: HDF5/HDF4 checks on fixtures made with the HDF5 library.
+ */
+#include "config.h"
+
+#include <hdf5.h>
+
+#include "testlib.h"
+#include "validate.h"
+
+static char *dir;
+
+static void
+setup(void)
+{
+	dir = t_tempdir();
+	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+static void
+teardown(void)
+{
+	t_rmtree(dir);
+	free(dir);
+}
+
+/*
+ * Writes dir/rel: an HDF5 file with root attributes (double n_surface, int n_depth, string
+ * model_name), a group and a 64 KiB dataset.  userblock: 0 or a power of two >= 512.  latest:
+ * newest format (checksummed object headers).  Returns the address of the dataset's object
+ * header.
+ */
+static haddr_t
+make_h5(const char *rel, hsize_t userblock, int latest)
+{
+	char *path = t_path(dir, rel);
+	hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
+	hid_t f, g, sp, ds, a, st;
+	hsize_t dims[1] = {8192};
+	double *v = calloc(8192, sizeof(double)), dv = 3.5;
+	long long iv = 42;
+	H5O_info_t info;
+	int i;
+
+	for (i = 0; i < 8192; i++)
+		v[i] = i * 0.5;
+	if (userblock)
+		H5Pset_userblock(fcpl, userblock);
+	if (latest)
+		H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+	f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+	ck_assert_int_ge(f, 0);
+	g = H5Gcreate2(f, "/structure", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	sp = H5Screate_simple(1, dims, NULL);
+	ds = H5Dcreate2(g, "temperature", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+	H5Oget_info2(ds, &info, H5O_INFO_BASIC);
+	H5Sclose(sp);
+	sp = H5Screate(H5S_SCALAR);
+	a = H5Acreate2(f, "n_surface", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+	H5Awrite(a, H5T_NATIVE_DOUBLE, &dv);
+	H5Aclose(a);
+	a = H5Acreate2(f, "n_depth", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+	H5Awrite(a, H5T_NATIVE_LLONG, &iv);
+	H5Aclose(a);
+	st = H5Tcopy(H5T_C_S1);
+	H5Tset_size(st, 16);
+	a = H5Acreate2(f, "model_name", st, sp, H5P_DEFAULT, H5P_DEFAULT);
+	H5Awrite(a, st, "kosma_tau_demo\0\0");
+	H5Aclose(a);
+	H5Tclose(st);
+	H5Sclose(sp);
+	H5Dclose(ds);
+	H5Gclose(g);
+	H5Fclose(f);
+	H5Pclose(fcpl);
+	H5Pclose(fapl);
+	free(v);
+	free(path);
+	return info.addr;
+}
+
+static int
+run(const char *rel, enum jp_check c, enum jp_check *found, struct jp_error *err)
+{
+	char *path = t_path(dir, rel);
+	int r;
+
+	jp_error_clear(err);
+	r = jp_validate(path, rel, c, NULL, 0, NULL, found, err);
+	free(path);
+	return r;
+}
+
+START_TEST(test_valid)
+{
+	struct jp_error err;
+	enum jp_check found;
+
+	make_h5("ok.h5", 0, 0);
+	ck_assert_int_eq(run("ok.h5", JP_CHECK_AUTO, &found, &err), JP_OK);
+	ck_assert_int_eq(found, JP_CHECK_HDF5);
+	ck_assert_int_eq(run("ok.h5", JP_CHECK_HDF5, &found, &err), JP_OK);
+	make_h5("latest.h5", 0, 1);
+	ck_assert_int_eq(run("latest.h5", JP_CHECK_HDF5, &found, &err), JP_OK);
+}
+END_TEST
+
+START_TEST(test_userblock)
+{
+	struct jp_error err;
+	enum jp_check found;
+
+	make_h5("ub.h5", 2048, 0);
+	ck_assert_int_eq(run("ub.h5", JP_CHECK_AUTO, &found, &err), JP_OK);
+	ck_assert_int_eq(found, JP_CHECK_HDF5);
+}
+END_TEST
+
+START_TEST(test_truncated)
+{
+	/* Truncation at several offsets: inside the superblock's reach, the middle, the last byte. */
+	char *path = t_path(dir, "t.h5");
+	struct jp_error err;
+	enum jp_check found;
+	struct stat sb;
+	off_t cuts[3];
+	int i;
+
+	make_h5("t.h5", 0, 0);
+	stat(path, &sb);
+	cuts[0] = 4096;
+	cuts[1] = sb.st_size / 2;
+	cuts[2] = sb.st_size - 1;
+	for (i = 0; i < 3; i++) {
+		char expect[128];
+
+		make_h5("t.h5", 0, 0);
+		ck_assert_int_eq(truncate(path, cuts[i]), 0);
+		ck_assert_int_eq(run("t.h5", JP_CHECK_AUTO, &found, &err), JP_FAILED);
+		ck_assert_int_eq(err.code, JP_E_DATA);
+		snprintf(expect, sizeof(expect), "t.h5: truncated HDF5 file (EOF address %lld, file size %lld)",
+		         (long long)sb.st_size, (long long)cuts[i]);
+		ck_assert_str_eq(err.msg, expect);
+	}
+	free(path);
+}
+END_TEST
+
+START_TEST(test_corrupt_header)
+{
+	char *path = t_path(dir, "c.h5");
+	haddr_t addr = make_h5("c.h5", 0, 1);
+	struct jp_error err;
+	enum jp_check found;
+	unsigned char junk[8] = {0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef};
+	int fd = open(path, O_WRONLY);
+
+	/* Overwrite bytes inside the dataset's (checksummed) object header. */
+	ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), (off_t)addr + 12), (ssize_t)sizeof(junk));
+	close(fd);
+	ck_assert_int_eq(run("c.h5", JP_CHECK_AUTO, &found, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_msg(strstr(err.msg, "c.h5: corrupt HDF5 file") != NULL, "got: %s", err.msg);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_hdf4_and_other)
+{
+	static const unsigned char h4[16] = {0x0e, 0x03, 0x13, 0x01, 0, 0x10, 0, 0};
+	struct jp_error err;
+	enum jp_check found;
+
+	t_write(dir, "f.hdf", h4, sizeof(h4));
+	t_write_str(dir, "TEXTOUT", "plain text, not HDF at all\n");
+	ck_assert_int_eq(run("f.hdf", JP_CHECK_AUTO, &found, &err), JP_OK);
+	ck_assert_int_eq(found, JP_CHECK_HDF4);
+	ck_assert_int_eq(run("f.hdf", JP_CHECK_HDF4, &found, &err), JP_OK);
+	ck_assert_int_eq(run("TEXTOUT", JP_CHECK_AUTO, &found, &err), JP_OK);
+	ck_assert_int_eq(found, JP_CHECK_NONE);
+	ck_assert_int_eq(run("TEXTOUT", JP_CHECK_HDF5, &found, &err), JP_FAILED);
+	ck_assert_str_eq(err.msg, "TEXTOUT: not an HDF5 file (no superblock signature)");
+	ck_assert_int_eq(run("TEXTOUT", JP_CHECK_HDF4, &found, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_int_eq(run("TEXTOUT", JP_CHECK_NONE, &found, &err), JP_OK);
+}
+END_TEST
+
+START_TEST(test_attributes)
+{
+	static const char *const names[] = {"n_surface", "n_depth", "model_name"};
+	static const char *const missing[] = {"nope"};
+	char *path = t_path(dir, "a.h5");
+	struct jp_attr *attrs = NULL;
+	struct jp_error err;
+	enum jp_check found;
+
+	make_h5("a.h5", 0, 0);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_validate(path, "a.h5", JP_CHECK_AUTO, names, 3, &attrs, &found, &err),
+	                 JP_OK);
+	ck_assert_str_eq(attrs[0].name, "n_surface");
+	ck_assert_str_eq(attrs[0].value, "3.5");
+	ck_assert_str_eq(attrs[1].value, "42");
+	ck_assert_str_eq(attrs[2].value, "kosma_tau_demo");
+	jp_attrs_free(attrs, 3);
+	attrs = NULL;
+	ck_assert_int_eq(jp_validate(path, "a.h5", JP_CHECK_AUTO, missing, 1, &attrs, &found, &err),
+	                 JP_FAILED);
+	ck_assert_str_eq(err.msg, "a.h5: no root attribute 'nope'");
+	ck_assert_ptr_null(attrs);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_parse)
+{
+	ck_assert_int_eq(jp_check_parse("auto"), JP_CHECK_AUTO);
+	ck_assert_int_eq(jp_check_parse("hdf5"), JP_CHECK_HDF5);
+	ck_assert_int_eq(jp_check_parse("hdf4"), JP_CHECK_HDF4);
+	ck_assert_int_eq(jp_check_parse("none"), JP_CHECK_NONE);
+	ck_assert_int_eq(jp_check_parse("HDF5"), -1);
+	ck_assert_str_eq(jp_check_name(JP_CHECK_HDF4), "hdf4");
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("validate");
+	TCase *tc = tcase_create("hdf");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_valid);
+	tcase_add_test(tc, test_userblock);
+	tcase_add_test(tc, test_truncated);
+	tcase_add_test(tc, test_corrupt_header);
+	tcase_add_test(tc, test_hdf4_and_other);
+	tcase_add_test(tc, test_attributes);
+	tcase_add_test(tc, test_parse);
+	suite_add_tcase(s, tc);
+	return t_run(s);
+}
