@@ -189,6 +189,29 @@ below(const char *real, const char *root)
 	return strncmp(real, root, n) == 0 && (real[n] == '\0' || real[n] == '/');
 }
 
+/* Fails (65) when dir, or with `ancestor` its deepest existing ancestor, resolves outside the
+ * destination. */
+static int
+check_inside(struct posix_dest *pd, const char *dir, int ancestor, struct jp_error *err)
+{
+	char *p = strdup(dir), *real = NULL, *slash;
+	int r = JP_OK;
+
+	if (p == NULL)
+		return oom(err);
+	while ((real = realpath(p, NULL)) == NULL && ancestor && (errno == ENOENT) &&
+	       (slash = strrchr(p, '/')) != NULL && slash != p)
+		*slash = '\0';
+	if (real == NULL)
+		r = jp_error_errno(err, errno, NAME ": %s", p);
+	else if (!below(real, pd->real))
+		r = jp_error_set(err, JP_E_DATA, NAME ": %s resolves to %s, outside the destination %s",
+		                 p, real, pd->real);
+	free(real);
+	free(p);
+	return r;
+}
+
 static void
 upload_free(struct jp_upload *u)
 {
@@ -209,7 +232,6 @@ posix_stage(struct jp_dest *d, const char *key, const char *token, struct jp_upl
 	struct posix_dest *pd = (struct posix_dest *)d;
 	struct posix_upload *pu;
 	const char *base;
-	char *real = NULL;
 	int r;
 
 	*out = NULL;
@@ -230,18 +252,11 @@ posix_stage(struct jp_dest *d, const char *key, const char *token, struct jp_upl
 		free(pu->dir);
 		pu->dir = strdup("/");
 	}
-	if ((r = mkdirs(pu->dir, err)) != JP_OK)
+	/* A symlink inside the destination must not carry a file, or even a directory, outside
+	 * it: check the deepest existing ancestor before creating anything, and the result after. */
+	if ((r = check_inside(pd, pu->dir, 1, err)) != JP_OK || (r = mkdirs(pu->dir, err)) != JP_OK ||
+	    (r = check_inside(pd, pu->dir, 0, err)) != JP_OK)
 		goto fail;
-	/* A symlink inside the destination must not carry a file outside it. */
-	if ((real = realpath(pu->dir, NULL)) == NULL) {
-		r = jp_error_errno(err, errno, NAME ": %s", pu->dir);
-		goto fail;
-	}
-	if (!below(real, pd->real)) {
-		r = jp_error_set(err, JP_E_DATA, NAME ": %s resolves to %s, outside the destination %s",
-		                 pu->dir, real, pd->real);
-		goto fail;
-	}
 	/* NAME_MAX bounds the temporary name too: keep the token, shorten the base name. */
 	if (asprintf(&pu->tmp, "%s/%s%s.%.*s", pu->dir, JP_TMP_PREFIX, token,
 	             (int)(NAME_MAX - strlen(JP_TMP_PREFIX) - strlen(token) - 1), base) < 0) {
@@ -255,11 +270,9 @@ posix_stage(struct jp_dest *d, const char *key, const char *token, struct jp_upl
 		goto fail;
 	}
 	pu->base.staged = 1;
-	free(real);
 	*out = &pu->base;
 	return JP_OK;
 fail:
-	free(real);
 	upload_free(&pu->base);
 	return r;
 }

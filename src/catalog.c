@@ -24,6 +24,8 @@ struct jp_catalog {
 	char *path;
 	int readonly;
 	int timeout_ms;
+	int (*stop)(void);   /* asked while waiting for a lock */
+	int64_t busy_since;  /* start of the current wait, ms */
 };
 
 /* Forward migrations: entry i takes the schema from version i to i+1. */
@@ -92,9 +94,38 @@ db_class(int rc)
 	}
 }
 
+/* sqlite3_busy_timeout() with a way out: a SIGTERM must not wait for the timeout. */
+static int
+busy_wait(void *arg, int count)
+{
+	struct jp_catalog *c = arg;
+	int64_t now = jp_now_ms(), left;
+
+	if (count == 0)
+		c->busy_since = now;
+	if (c->stop != NULL && c->stop())
+		return 0;
+	left = c->timeout_ms - (now - c->busy_since);
+	if (left <= 0)
+		return 0;
+	usleep((useconds_t)(left < 10 ? left : 10) * 1000);
+	return 1;
+}
+
+void
+jp_catalog_set_stop(struct jp_catalog *c, int (*stop)(void))
+{
+	c->stop = stop;
+}
+
 static int
 db_error(struct jp_catalog *c, int rc, struct jp_error *err, const char *what)
 {
+	if (((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) && c->stop != NULL &&
+	    c->stop())
+		return jp_error_set(err, JP_E_TEMPFAIL,
+		                    "catalog: %s: %s: interrupted while waiting for the lock", c->path,
+		                    what);
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		return jp_error_set(err, JP_E_TEMPFAIL,
 		                    "catalog: %s: %s: database is locked by another process (waited %d "
@@ -120,18 +151,20 @@ prepare(struct jp_catalog *c, const char *sql, sqlite3_stmt **st, struct jp_erro
 	return rc == SQLITE_OK ? JP_OK : db_error(c, rc, err, "prepare");
 }
 
-/* Binds a job ID: as an integer when it is one (external tables key jobs by INTEGER), else as
- * text.  Column affinity makes either match a TEXT key. */
+/* Binds a job ID: as an integer when it is one exactly in decimal (external tables key jobs by
+ * INTEGER), else as text ("+5", "007" stay text).  Column affinity makes either match a TEXT
+ * key. */
 static void
 bind_job(sqlite3_stmt *st, int i, const char *job)
 {
+	char back[32];
 	char *end;
 	long long v;
 
 	errno = 0;
 	v = strtoll(job, &end, 10);
-	if (*job != '\0' && *end == '\0' && errno == 0 && (job[0] != '0' || job[1] == '\0') &&
-	    !(job[0] == '-' && job[1] == '0'))
+	snprintf(back, sizeof(back), "%lld", v);
+	if (*job != '\0' && *end == '\0' && errno == 0 && strcmp(back, job) == 0)
 		sqlite3_bind_int64(st, i, v);
 	else
 		sqlite3_bind_text(st, i, job, -1, SQLITE_TRANSIENT);
@@ -245,15 +278,16 @@ jp_catalog_open(const char *path, int timeout_ms, int readonly, struct jp_catalo
 		r = db_error(c, rc, err, "open");
 		goto fail;
 	}
-	sqlite3_busy_timeout(c->db, timeout_ms);
+	sqlite3_busy_handler(c->db, busy_wait, c);
 	sqlite3_extended_result_codes(c->db, 1);
 	if (!readonly) {
 		/* Files are created 0600 by umask-free SQLite only if we ask; a catalogue is shared
 		 * with the project, so its mode is left to the umask like any data file. */
-		if (wal_safe(path))
-			sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+		/* WAL only once the schema is known to be ours: a catalogue we refuse stays as it was. */
 		if ((r = migrate(c, err)) != JP_OK)
 			goto fail;
+		if (wal_safe(path))
+			sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
 	} else {
 		/* A read still has to touch the file: find "not a database" here, not later. */
 		if ((r = exec(c, "SELECT count(*) FROM sqlite_schema", err, "open")) != JP_OK)
@@ -520,7 +554,8 @@ end_attempt(struct jp_catalog *c, int64_t attempt, const struct jp_outcome *o,
 		return JP_OK;
 	r = prepare(c,
 	            "UPDATE jobpub_attempts SET finished_at = ?, outcome = ?, exit_code = ?,"
-	            " error_class = ?, message = ?, bytes = ?, files = ?, duration_ms = ? WHERE id = ?",
+	            " error_class = ?, message = ?, bytes = ?, files = ?, duration_ms = ?,"
+	            " destination = coalesce(?, destination) WHERE id = ?",
 	            &st, err);
 	if (r != JP_OK)
 		return r;
@@ -532,7 +567,8 @@ end_attempt(struct jp_catalog *c, int64_t attempt, const struct jp_outcome *o,
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)o->bytes);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)o->files);
 	sqlite3_bind_int64(st, 8, o->duration_ms);
-	sqlite3_bind_int64(st, 9, attempt);
+	bind_text(st, 9, o->destination);
+	sqlite3_bind_int64(st, 10, attempt);
 	return step_done(c, st, err, "record attempt");
 }
 

@@ -42,6 +42,10 @@ int jp_catalog_open(const char *path, int timeout_ms, int readonly, struct jp_ca
                     struct jp_error *err);
 void jp_catalog_close(struct jp_catalog *c); /* c may be NULL */
 
+/* While waiting for a locked catalogue, stop() is asked every few milliseconds; when it
+ * returns non-zero the wait ends at once with JP_E_TEMPFAIL ("interrupted").  stop may be NULL. */
+void jp_catalog_set_stop(struct jp_catalog *c, int (*stop)(void));
+
 /* 1 when the catalogue was opened read-only. */
 int jp_catalog_readonly(const struct jp_catalog *c);
 
@@ -83,6 +87,7 @@ struct jp_outcome {
 	uint64_t bytes;      /* bytes transferred by this attempt */
 	size_t files;
 	int64_t duration_ms;
+	const char *destination; /* the expanded destination, recorded when set (may be NULL) */
 };
 
 /*

@@ -14,22 +14,22 @@
 #include "log.h"
 #include "manifest.h"
 #include "plan.h"
+#include "publish.h"
 
 static int cmd_manifest(int argc, char **argv);
 
 const struct jp_cmd jp_cmd_manifest = {
 	.name = "manifest",
-	.summary = "Check a manifest: YAML, keys, names, ${...} variables; with --workdir, also\n"
-	           "resolve every output against a job directory and print the plan.",
+	.summary = "Check a manifest; with --workdir also resolve and validate the outputs of a job.",
 	.usage = "jobpub manifest check FILE [--workdir DIR] [--set NAME=VALUE]... [--job ID]\n"
 	         "                      [--db FILE] [--dest URL]",
 	.options =
-		"  -w, --workdir DIR       resolve the outputs against this job directory\n"
-		"      --set NAME=VALUE    a value for ${NAME}; repeatable\n"
-		"  -j, --job ID            the job, for ${job} and, with --db, ${row.COLUMN}\n"
-		"      --db FILE           read the job's row and check the catalog: section against it\n"
-		"      --dest URL          destination, overriding the manifest's (also $JOBPUB_DEST)\n"
-		"  -h, --help              this help\n",
+		"  -w, --workdir DIR         resolve the outputs against this job directory\n"
+		"      --set NAME=VALUE      a value for ${NAME}; repeatable\n"
+		"  -j, --job ID              the job, for ${job} and, with --db, ${row.COLUMN}\n"
+		"      --db FILE             read the job's row and check the catalog: section against it\n"
+		"      --dest URL            destination, overriding the manifest's (also $JOBPUB_DEST)\n"
+		"  -h, --help                this help\n",
 	.exec = cmd_manifest,
 };
 
@@ -46,26 +46,18 @@ check(const char *file, const char *workdir, const char *job, const char *db, co
 
 	jp_error_clear(&err);
 	if ((r = jp_manifest_load(file, &m, &err)) != JP_OK ||
-	    (r = jp_manifest_check_vars(m, job, sets->v, sets->n, &err)) != JP_OK)
+	    (r = jp_manifest_check_job(m, job, sets->v, sets->n, NULL, dest, &err)) != JP_OK)
 		goto out;
 	if (db != NULL) {
-		struct jp_jobtable t = {m->table.s, m->id_column.s, m->status_column.s, m->external};
-		const char **cols = calloc(m->n_outputs + 1, sizeof(*cols));
-		size_t i, n = 0;
-
-		if (cols == NULL) {
-			r = jp_error_set(&err, JP_E_SOFTWARE, "out of memory");
+		if ((r = jp_catalog_open(db, 30000, 1, &cat, &err)) != JP_OK)
 			goto out;
+		if (job != NULL)
+			r = jp_job_prepare(cat, m, job, sets->v, sets->n, dest, &row, &err);
+		else {
+			struct jp_jobtable t;
+			jp_jobtable_of(m, &t);
+			r = jp_catalog_prepare(cat, &t, NULL, 0, &err);
 		}
-		for (i = 0; i < m->n_outputs; i++)
-			if (m->outputs[i].column.s != NULL)
-				cols[n++] = m->outputs[i].column.s;
-		r = jp_catalog_open(db, 30000, 1, &cat, &err);
-		if (r == JP_OK)
-			r = jp_catalog_prepare(cat, &t, cols, n, &err);
-		free(cols);
-		if (r == JP_OK && job != NULL)
-			r = jp_catalog_load_row(cat, &t, job, &row, &err);
 		if (r != JP_OK)
 			goto out;
 	}
@@ -76,11 +68,10 @@ check(const char *file, const char *workdir, const char *job, const char *db, co
 		if ((r = jp_plan_build(&in, &plan, &err)) != JP_OK ||
 		    (r = jp_dest_check_url(plan->destination, &err)) != JP_OK)
 			goto out;
-		for (i = 0; i < plan->n_items; i++) {
-			char *url = jp_url_join(plan->destination, plan->items[i].key);
-			printf("%s -> %s\n", plan->items[i].local, url ? url : plan->items[i].key);
-			free(url);
-		}
+		/* Plain text for people: placeholders like {row.X} stay readable. */
+		for (i = 0; i < plan->n_items; i++)
+			printf("%s%s -> %s/%s\n", plan->items[i].local, plan->items[i].is_archive ? "/" : "",
+			       plan->destination, plan->items[i].key);
 		for (i = 0; i < plan->n_skipped; i++)
 			printf("(optional output %s is absent: it would be skipped)\n",
 			       plan->skipped[i]->name.s);

@@ -21,19 +21,19 @@ const struct jp_cmd jp_cmd_publish = {
 	         "                      [--set NAME=VALUE]... [--dry-run] [--overwrite]\n"
 	         "                      [--db-timeout SECONDS] [--log-format text|json] [-q|-v]",
 	.options =
-		"  -j, --job ID            the job's ID in the catalogue\n"
-		"  -m, --manifest FILE     the job's manifest (YAML)\n"
-		"  -w, --workdir DIR       the job's work directory (default: the current directory)\n"
-		"      --db FILE           the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
-		"      --dest URL          destination, overriding the manifest's (also $JOBPUB_DEST)\n"
-		"      --set NAME=VALUE    a value for ${NAME} in the manifest; repeatable\n"
-		"  -n, --dry-run           check everything and print the plan; change nothing\n"
-		"      --overwrite         replace remote files that hold different content\n"
+		"  -j, --job ID              the job's ID in the catalogue\n"
+		"  -m, --manifest FILE       the job's manifest (YAML)\n"
+		"  -w, --workdir DIR         the job's work directory (default: the current directory)\n"
+		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+		"      --dest URL            destination, overriding the manifest's (also $JOBPUB_DEST)\n"
+		"      --set NAME=VALUE      a value for ${NAME} in the manifest; repeatable\n"
+		"  -n, --dry-run             check everything and print the plan; change nothing\n"
+		"      --overwrite           replace remote files that hold different content\n"
 		"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
-		"      --log-format FORMAT text (default) or json: one JSON object per event on stderr\n"
-		"  -q, --quiet             errors only\n"
-		"  -v, --verbose           one line per file\n"
-		"  -h, --help              this help\n",
+		"      --log-format text|json  json: one JSON object per event on stderr\n"
+		"  -q, --quiet               errors only\n"
+		"  -v, --verbose             one line per file\n"
+		"  -h, --help                this help\n",
 	.exec = cmd_publish,
 };
 

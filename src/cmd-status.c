@@ -19,9 +19,9 @@ const struct jp_cmd jp_cmd_status = {
 	.summary = "Show a job's status, published files and attempts; without ID, jobs per status.",
 	.usage = "jobpub status [--db FILE] [--json] [ID]",
 	.options =
-		"      --db FILE           the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
-		"      --json              one JSON document on stdout\n"
-		"  -h, --help              this help\n",
+		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+		"      --json                one JSON document on stdout\n"
+		"  -h, --help                this help\n",
 	.exec = cmd_status,
 };
 

@@ -29,6 +29,9 @@ extern const struct jp_cmd *const jp_cmds[];
 
 const struct jp_cmd *jp_cmd_find(const char *name);
 
+/* Prints every command's usage and summary and the exit codes (jobpub help, --help). */
+void jp_cmd_print_overview(FILE *fp);
+
 /* Prints usage and options of c (for --help) on fp. */
 void jp_cmd_print_help(const struct jp_cmd *c, FILE *fp);
 

@@ -24,6 +24,26 @@ scheme_len(const char *url)
 	return n > 0 && strncmp(url + n, "://", 3) == 0 ? n : 0;
 }
 
+/* Length of url without trailing '/', keeping the root of its path: "file:///a/" -> "file:///a",
+ * "file:///" and "/" stay as they are. */
+static size_t
+trimmed_len(const char *url)
+{
+	const char *sep = strstr(url, "://");
+	size_t len = strlen(url), min = 0;
+
+	if (sep != NULL) {
+		min = (size_t)(sep - url) + 3;
+		while (url[min] != '\0' && url[min] != '/')
+			min++; /* the authority */
+	}
+	if (url[min] == '/')
+		min++;
+	while (len > min && url[len - 1] == '/')
+		len--;
+	return len;
+}
+
 static int
 find_backend(const char *url, const struct jp_backend **out, struct jp_error *err)
 {
@@ -75,9 +95,7 @@ jp_dest_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **
 	if ((r = be->open(url, opts, &d, err)) != JP_OK)
 		return r;
 	d->be = be;
-	len = strlen(url);
-	while (len > 1 && url[len - 1] == '/')
-		len--;
+	len = trimmed_len(url);
 	if ((d->url = strndup(url, len)) == NULL) {
 		be->close(d);
 		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
@@ -123,19 +141,20 @@ jp_url_join(const char *base, const char *key)
 	size_t ulen = strlen(base), i;
 	char *s, *p;
 
-	while (ulen > 1 && base[ulen - 1] == '/')
-		ulen--;
+	ulen = trimmed_len(base);
 	/* Keys are file names; what a URL parser would misread is percent-encoded. */
 	if ((s = malloc(ulen + 1 + 3 * strlen(key) + 1)) == NULL)
 		return NULL;
 	memcpy(s, base, ulen);
 	p = s + ulen;
-	*p++ = '/';
+	if (ulen == 0 || base[ulen - 1] != '/')
+		*p++ = '/';
 	for (i = 0; key[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)key[i];
-		if (c <= 0x20 || c >= 0x7f || c == '%' || c == '?' || c == '#' || c == '"' ||
+		/* A destination given as a plain path records plain paths. */
+		if (base[0] != '/' && (c <= 0x20 || c >= 0x7f || c == '%' || c == '?' || c == '#' || c == '"' ||
 		    c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' || c == '{' ||
-		    c == '|' || c == '}') {
+		    c == '|' || c == '}')) {
 			*p++ = '%';
 			*p++ = hex[c >> 4];
 			*p++ = hex[c & 15];

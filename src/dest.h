@@ -6,8 +6,8 @@
  * ("pdrgrid/TEXTOUTjob1"), checked by jp_key_check() so none escapes the prefix.
  *
  * A staged upload is written under a temporary name that carries the attempt's token
- * (JP_TMP_PREFIX + token + "." + base name, beside the final name), so `jobpub gc` can find
- * what a killed publisher left.  Nothing is ever written under a final name except by commit.
+ * (JP_TMP_PREFIX + token + "." + base name, beside the final name), so what a killed publisher
+ * left can be found and told apart from real files.  Nothing is ever written under a final name except by commit.
  */
 #ifndef JP_DEST_H
 #define JP_DEST_H
@@ -45,7 +45,8 @@ const char *jp_dest_backend(const struct jp_dest *d);
 const char *jp_dest_url(const struct jp_dest *d);
 
 /* The remote URL of key: destination URL + "/" + key, with the characters a URL parser would
- * misread (space, '%', '?', '#', non-ASCII, ...) percent-encoded.  malloc'd; NULL when out of
+ * misread (space, '%', '?', '#', non-ASCII, ...) percent-encoded; a destination given as a
+ * plain absolute path gives a plain path, unencoded.  malloc'd; NULL when out of
  * memory.  jp_url_join does the same for a destination URL that is not open. */
 char *jp_dest_key_url(const struct jp_dest *d, const char *key);
 char *jp_url_join(const char *base, const char *key);

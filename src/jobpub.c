@@ -18,7 +18,7 @@ main(int argc, char **argv)
 	if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
 		setlocale(LC_CTYPE, "");
 	if (argc < 2) {
-		jp_cmd_help.exec(1, argv);
+		jp_cmd_print_overview(stderr);
 		return 64;
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
@@ -28,7 +28,9 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 		return jp_cmd_help.exec(1, argv);
 	if ((c = jp_cmd_find(argv[1])) == NULL) {
-		fprintf(stderr, "jobpub: unknown command '%s'; see 'jobpub help'\n", argv[1]);
+		fprintf(stderr, "jobpub: unknown %s '%s'\n", argv[1][0] == '-' ? "option" : "command",
+		        argv[1]);
+		jp_cmd_print_overview(stderr);
 		return 64;
 	}
 	return c->exec(argc - 1, argv + 1);

@@ -42,7 +42,9 @@ jp_json_quote(FILE *fp, const char *s)
 static void
 member(struct jp_json *j, const char *key)
 {
-	if (j->count[j->depth]++ > 0)
+	int d = j->depth < JP_JSON_DEPTH ? j->depth : JP_JSON_DEPTH - 1;
+
+	if (j->count[d]++ > 0)
 		putc(',', j->fp);
 	if (key != NULL) {
 		jp_json_quote(j->fp, key);
@@ -55,8 +57,11 @@ open_level(struct jp_json *j, const char *key, char c)
 {
 	member(j, key);
 	putc(c, j->fp);
-	if (j->depth + 1 < JP_JSON_DEPTH)
-		j->count[++j->depth] = 0;
+	/* Deeper than JP_JSON_DEPTH the comma state is shared with the last level, and depth keeps
+	 * counting so closes stay balanced. */
+	j->depth++;
+	if (j->depth < JP_JSON_DEPTH)
+		j->count[j->depth] = 0;
 }
 
 void

@@ -181,5 +181,6 @@ void
 jp_progress_end(void)
 {
 	clear_progress();
+	fflush(out());
 	L.active = 0;
 }

@@ -16,7 +16,9 @@
 
 #include "dest.h"
 #include "manifest.h"
+#include "tarstream.h"
 #include "template.h"
+#include "validate.h"
 
 /* What a loader needs while walking the document. */
 struct loader {
@@ -98,10 +100,9 @@ get_str(struct loader *L, struct fy_node *key, struct fy_node *val, const char *
 	dst->s = strndup(s, len);
 	if (dst->s == NULL)
 		return jp_error_set(L->err, JP_E_SOFTWARE, "manifest: out of memory");
+	/* libfyaml marks a quoted scalar at its first character inside the quotes, so template
+	 * offsets line up with columns for every style. */
 	node_pos(val, &dst->line, &dst->col);
-	/* Point at the content, not the opening quote, so template offsets line up. */
-	if (fy_node_get_style(val) == FYNS_SINGLE_QUOTED || fy_node_get_style(val) == FYNS_DOUBLE_QUOTED)
-		dst->col++;
 	return JP_OK;
 }
 
@@ -192,6 +193,62 @@ load_catalog(struct loader *L, struct fy_node *key, struct fy_node *map)
 	return JP_OK;
 }
 
+/* A local path that leaves the work directory whatever the job is a manifest error. */
+static int
+check_local(struct loader *L, const struct jp_str *s, const char *nm)
+{
+	const char *p = s->s;
+
+	if (p[0] == '/')
+		return jp_manifest_error(L->m, s, L->err,
+		                         "output %s: '%s' is absolute; paths are relative to the work "
+		                         "directory",
+		                         nm, p);
+	for (;;) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return jp_manifest_error(L->m, s, L->err,
+			                         "output %s: '%s' leaves the work directory ('..')", nm,
+			                         s->s);
+		if (p[n] == '\0')
+			return JP_OK;
+		p += n + 1;
+	}
+}
+
+/* attributes: [NAME, ...] - a list of non-empty strings. */
+static int
+get_attributes(struct loader *L, struct fy_node *key, struct fy_node *val, struct jp_output *o)
+{
+	struct fy_node *item;
+	void *it = NULL;
+	size_t n, i = 0;
+
+	if (o->attributes != NULL)
+		return lerr(L, key, "attributes given twice%s%s", "", "");
+	node_pos(key, &o->attributes_at.line, &o->attributes_at.col);
+	if (val == NULL || fy_node_get_type(val) != FYNT_SEQUENCE)
+		return lerr(L, val ? val : key, "attributes: expected a list of names, e.g. [n_surface, "
+		                                "mass]%s%s", "", "");
+	n = (size_t)fy_node_sequence_item_count(val);
+	if ((o->attributes = calloc(n + 1, sizeof(char *))) == NULL)
+		return jp_error_set(L->err, JP_E_SOFTWARE, "manifest: out of memory");
+	while ((item = fy_node_sequence_iterate(val, &it)) != NULL) {
+		struct jp_str s = {NULL, 0, 0};
+		size_t j;
+		int r;
+
+		if ((r = get_str(L, key, item, "attributes", &s)) != JP_OK)
+			return r;
+		o->attributes[i++] = s.s;
+		o->n_attributes = i;
+		for (j = 0; j + 1 < i; j++)
+			if (strcmp(o->attributes[j], s.s) == 0)
+				return lerr(L, item, "attributes: '%s' is listed twice%s", s.s, "");
+	}
+	return JP_OK;
+}
+
 static int
 load_output(struct loader *L, struct fy_node *item, struct jp_output *o)
 {
@@ -223,9 +280,15 @@ load_output(struct loader *L, struct fy_node *item, struct jp_output *o)
 			r = get_str(L, kn, v, "column", &o->column);
 		else if (strcmp(name, "required") == 0)
 			r = get_bool(L, v, "required", &o->required);
+		else if (strcmp(name, "archive") == 0)
+			r = get_str(L, kn, v, "archive", &o->archive);
+		else if (strcmp(name, "check") == 0)
+			r = get_str(L, kn, v, "check", &o->check);
+		else if (strcmp(name, "attributes") == 0)
+			r = get_attributes(L, kn, v, o);
 		else
 			return lerr(L, kn, "unknown key '%s' in output (expected name, path, glob, to, "
-			                   "column, required)%s",
+			                   "column, required, archive, check, attributes)%s",
 			            name, "");
 		if (r != JP_OK)
 			return r;
@@ -246,8 +309,36 @@ load_output(struct loader *L, struct fy_node *item, struct jp_output *o)
 		if (o->to.s == NULL)
 			return jp_manifest_error(L->m, &at, L->err,
 			                         "output %s: missing 'to' (its remote name)", nm);
-		if ((r = check_ident(L, &o->column, "column")) != JP_OK)
+		if ((r = check_ident(L, &o->column, "column")) != JP_OK ||
+		    (r = check_local(L, o->path.s ? &o->path : &o->glob, nm)) != JP_OK)
 			return r;
+		if (o->archive.s != NULL) {
+			o->archive_fmt = jp_archive_format_parse(o->archive.s);
+			if (o->archive_fmt == JP_ARCHIVE_NONE)
+				return jp_manifest_error(L->m, &o->archive, L->err,
+				                         "output %s: archive '%s': expected tar, tar.gz or tar.zst",
+				                         nm, o->archive.s);
+			if (o->path.s == NULL)
+				return jp_manifest_error(L->m, &o->archive, L->err,
+				                         "output %s: archive needs a 'path:' naming a directory",
+				                         nm);
+		}
+		if (o->check.s != NULL) {
+			o->check_kind = jp_check_parse(o->check.s);
+			if (o->check_kind < 0)
+				return jp_manifest_error(L->m, &o->check, L->err,
+				                         "output %s: check '%s': expected auto, none, hdf5 or hdf4",
+				                         nm, o->check.s);
+		}
+		if (o->n_attributes > 0 && (o->archive.s != NULL || o->glob.s != NULL))
+			return jp_manifest_error(L->m, &o->attributes_at, L->err,
+			                         "output %s: attributes need a single HDF5 file ('path:', no "
+			                         "archive)",
+			                         nm);
+		if (o->n_attributes > 0 && (o->check_kind == JP_CHECK_NONE || o->check_kind == JP_CHECK_HDF4) &&
+		    o->check.s != NULL)
+			return jp_manifest_error(L->m, &o->attributes_at, L->err,
+			                         "output %s: attributes need check: hdf5 or auto", nm);
 	}
 	return JP_OK;
 }
@@ -353,11 +444,25 @@ jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *er
 	pc.diag = diag;
 	doc = fy_document_build_from_file(&pc, file);
 	if (doc == NULL) {
-		r = parse_error(m, diag, err);
+		struct fy_diag_error *e;
+		void *dit = NULL;
+
+		/* No error collected: the file holds no document at all (empty or only comments). */
+		if ((e = fy_diag_errors_iterate(diag, &dit)) == NULL)
+			r = jp_manifest_error(m, NULL, err, "empty manifest");
+		else
+			r = parse_error(m, diag, err);
 		goto out;
 	}
 	root = fy_document_root(doc);
 	if (root == NULL || fy_node_get_type(root) != FYNT_MAPPING) {
+		/* A file with only comments parses to a scalar or nothing. */
+		if (root != NULL && fy_node_get_type(root) == FYNT_SCALAR) {
+			size_t len;
+			fy_node_get_scalar(root, &len);
+			if (len == 0)
+				root = NULL;
+		}
 		r = root ? lerr(&L, root, "the manifest must be a mapping (destination, catalog, "
 		                          "outputs)%s%s", "", "")
 		         : jp_manifest_error(m, NULL, err, "empty manifest");
@@ -423,6 +528,11 @@ jp_manifest_free(struct jp_manifest *m)
 		str_free(&o->glob);
 		str_free(&o->to);
 		str_free(&o->column);
+		str_free(&o->archive);
+		str_free(&o->check);
+		for (size_t j = 0; j < o->n_attributes; j++)
+			free(o->attributes[j]);
+		free(o->attributes);
 	}
 	free(m->outputs);
 	str_free(&m->destination);
@@ -472,14 +582,15 @@ check_key_shape(const struct jp_manifest *m, const struct jp_output *o, const st
 }
 
 int
-jp_manifest_check_vars(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
-                       size_t n_sets, struct jp_error *err)
+jp_manifest_check_job(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
+                      size_t n_sets, const struct jp_row *row, const char *dest_override,
+                      struct jp_error *err)
 {
-	struct jp_vars v = {job ? job : "0", NULL, NULL, sets, n_sets, NULL, 1};
+	struct jp_vars v = {job ? job : "0", NULL, NULL, sets, n_sets, row, row == NULL};
 	size_t i;
 	int r;
 
-	if ((r = check_one(m, &m->destination, &v, err)) != JP_OK)
+	if (dest_override == NULL && (r = check_one(m, &m->destination, &v, err)) != JP_OK)
 		return r;
 	for (i = 0; i < m->n_outputs; i++) {
 		const struct jp_output *o = &m->outputs[i];
@@ -495,4 +606,11 @@ jp_manifest_check_vars(const struct jp_manifest *m, const char *job, const struc
 			return r;
 	}
 	return JP_OK;
+}
+
+int
+jp_manifest_check_vars(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
+                       size_t n_sets, struct jp_error *err)
+{
+	return jp_manifest_check_job(m, job, sets, n_sets, NULL, NULL, err);
 }

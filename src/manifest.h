@@ -8,6 +8,8 @@
  *     - {name: textout, path: pdroutput/TEXTOUT, to: pdrgrid/TEXTOUT${row.model_job_name},
  *        column: output_textout_file, required: true}
  *     - {name: onion, glob: onionoutput/ONION3_CO.OUT, to: oniongrid/ONION${row.model_job_name}.${basename}}
+ *     - {name: mcdrt, path: Out, archive: tar.gz, to: pdrgrid/MCDRT${row.model_job_name}.tar.gz}
+ *     - {name: chem, path: pdrchem_c.hdf5, to: ..., check: hdf5, attributes: [n_surface, mass]}
  *
  * Loading checks everything that can be checked without the job: YAML syntax, unknown keys
  * (typos are errors), types, identifiers, template syntax, unique output names.  Every error is
@@ -34,6 +36,13 @@ struct jp_output {
 	struct jp_str to;
 	struct jp_str column; /* optional */
 	int required;         /* default 1 */
+	struct jp_str archive;/* tar | tar.gz | tar.zst: path is a directory, published as one archive */
+	int archive_fmt;      /* enum jp_archive_format parsed from archive (0: none) */
+	struct jp_str check;  /* auto (default) | none | hdf5 | hdf4 */
+	int check_kind;       /* enum jp_check parsed from check */
+	char **attributes;    /* HDF5 root attributes copied to jobpub_attributes; may be NULL */
+	size_t n_attributes;
+	struct jp_str attributes_at; /* position of the attributes key (s is NULL) */
 	int line, col;        /* of the output entry */
 };
 
@@ -60,8 +69,18 @@ int jp_manifest_error(const struct jp_manifest *m, const struct jp_str *at, stru
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Checks that every template of the manifest expands with these --set values and the given job
- * (row variables are only checked for syntax here).  Errors point at the template's position. */
+ * (row variables are only checked for syntax here).  Errors point at the template's position.
+ * Same as jp_manifest_check_job(m, job, sets, n_sets, NULL, NULL, err). */
 int jp_manifest_check_vars(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
                            size_t n_sets, struct jp_error *err);
+
+/* The full check once the job's row is known: row may be NULL (row variables then only checked
+ * for syntax); with row, ${row.X} must name a column holding a value.  When dest_override is
+ * set (--dest), the manifest's destination is not used and not checked.  Remote names that
+ * escape the destination whatever the job (`to: ../x`) are refused here too. */
+struct jp_row;
+int jp_manifest_check_job(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
+                          size_t n_sets, const struct jp_row *row, const char *dest_override,
+                          struct jp_error *err);
 
 #endif

@@ -25,6 +25,7 @@ jp_plan_free(struct jp_plan *p)
 	if (p == NULL)
 		return;
 	for (i = 0; i < p->n_items; i++) {
+		jp_attrs_free(p->items[i].attrs, p->items[i].n_attrs);
 		free(p->items[i].local);
 		free(p->items[i].abs);
 		free(p->items[i].key);
@@ -75,6 +76,14 @@ glob_escape(const char *s)
 	return out;
 }
 
+/* A directory of the pattern that does not exist means no match, not an I/O error. */
+static int
+glob_err(const char *path, int e)
+{
+	(void)path;
+	return e != ENOENT && e != ENOTDIR;
+}
+
 static int
 add_item(struct jp_plan *p, const struct jp_output *o, char *local, char *abs, uint64_t size,
          struct jp_error *err)
@@ -87,20 +96,55 @@ add_item(struct jp_plan *p, const struct jp_output *o, char *local, char *abs, u
 		return oom(err);
 	}
 	p->items = v;
+	memset(&v[p->n_items], 0, sizeof(v[p->n_items]));
 	v[p->n_items].out = o;
 	v[p->n_items].local = local;
 	v[p->n_items].abs = abs;
-	v[p->n_items].key = NULL;
 	v[p->n_items].size = size;
 	p->n_items++;
 	p->total += size;
 	return JP_OK;
 }
 
+/* HDF checks before anything leaves: an invalid file fails the plan (65). */
+static int
+validate(struct jp_item *it, struct jp_error *err)
+{
+	const struct jp_output *o = it->out;
+	int r;
+
+	r = jp_validate(it->abs, it->local, o->check_kind, (const char *const *)o->attributes,
+	                o->n_attributes, &it->attrs, &it->checked, err);
+	if (r == JP_OK && it->attrs != NULL)
+		it->n_attrs = o->n_attributes;
+	return r;
+}
+
+/* 1 when rel climbs above its starting directory by its own '..' components. */
+static int
+lexically_escapes(const char *rel)
+{
+	long depth = 0;
+
+	for (;;) {
+		size_t n = strcspn(rel, "/");
+
+		if (n == 2 && rel[0] == '.' && rel[1] == '.') {
+			if (--depth < 0)
+				return 1;
+		} else if (n > 0 && !(n == 1 && rel[0] == '.')) {
+			depth++;
+		}
+		if (rel[n] == '\0')
+			return 0;
+		rel += n + 1;
+	}
+}
+
 /*
- * Checks one local path (relative to the workdir or absolute) and adds it to the plan.
- * *missing is set instead of an error when it does not exist, so the caller can tell
- * required from optional.
+ * Checks one local path, relative to the workdir, and adds it to the plan under that name (the
+ * path as matched: a symlink keeps its own name).  *missing is set instead of an error when it
+ * does not exist, so the caller can tell required from optional.
  */
 static int
 add_path(struct jp_plan *p, const struct jp_manifest *m, const struct jp_output *o,
@@ -112,9 +156,13 @@ add_path(struct jp_plan *p, const struct jp_manifest *m, const struct jp_output 
 	int r = JP_OK;
 
 	*missing = 0;
-	if (path[0] == '/')
-		full = strdup(path);
-	else if (asprintf(&full, "%s/%s", p->workdir, path) < 0)
+	/* Before asking the filesystem: a name that leaves the workdir is refused even when it
+	 * does not exist (it must not pass for a missing optional output). */
+	if (path[0] == '/' || lexically_escapes(path))
+		return jp_manifest_error(m, o->path.s ? &o->path : &o->glob, err,
+		                         "output %s: %s is outside the work directory %s", o->name.s,
+		                         path, p->workdir);
+	if (asprintf(&full, "%s/%s", p->workdir, path) < 0)
 		full = NULL;
 	if (full == NULL)
 		return oom(err);
@@ -142,20 +190,37 @@ add_path(struct jp_plan *p, const struct jp_manifest *m, const struct jp_output 
 		                 strerror(errno));
 		goto out;
 	}
-	if (!S_ISREG(sb.st_mode)) {
+	if (S_ISDIR(sb.st_mode) && o->archive_fmt == 0) {
 		r = jp_manifest_error(m, o->path.s ? &o->path : &o->glob, err,
-		                      "output %s: %s is %s, not a regular file", o->name.s, path,
-		                      S_ISDIR(sb.st_mode) ? "a directory" : "a special file");
+		                      "output %s: %s is a directory; add 'archive: tar.gz' (or tar, "
+		                      "tar.zst) to publish it as one archive",
+		                      o->name.s, path);
 		goto out;
 	}
-	/* Messages and the catalogue name the file as the job sees it: relative to the workdir. */
-	local = strdup(real + (strcmp(p->workdir, "/") ? wl + 1 : 1));
+	if (!S_ISDIR(sb.st_mode) && o->archive_fmt != 0) {
+		r = jp_manifest_error(m, &o->archive, err,
+		                      "output %s: archive needs a directory, but %s is not one",
+		                      o->name.s, path);
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode)) {
+		r = jp_manifest_error(m, o->path.s ? &o->path : &o->glob, err,
+		                      "output %s: %s is a special file, not a regular file", o->name.s,
+		                      path);
+		goto out;
+	}
+	/* Messages, ${basename} and the catalogue name the file as the job does. */
+	local = strdup(path);
 	if (local == NULL) {
 		r = oom(err);
 		goto out;
 	}
-	r = add_item(p, o, local, real, (uint64_t)sb.st_size, err);
+	r = add_item(p, o, local, real, S_ISDIR(sb.st_mode) ? 0 : (uint64_t)sb.st_size, err);
 	real = NULL;
+	if (r == JP_OK && S_ISDIR(sb.st_mode))
+		p->items[p->n_items - 1].is_archive = 1;
+	else if (r == JP_OK)
+		r = validate(&p->items[p->n_items - 1], err);
 out:
 	free(full);
 	free(real);
@@ -168,7 +233,7 @@ resolve_output(struct jp_plan *p, const struct jp_plan_input *in, const struct j
 {
 	struct jp_vars v = {in->job, o->name.s, NULL, in->sets, in->n_sets, in->row, in->row == NULL};
 	const struct jp_manifest *m = in->m;
-	size_t before = p->n_items, i;
+	size_t before = p->n_items, i, wl = strlen(p->workdir);
 	char *pat = NULL;
 	int r = JP_OK, missing = 0;
 
@@ -189,7 +254,7 @@ resolve_output(struct jp_plan *p, const struct jp_plan_input *in, const struct j
 		}
 		free(wd);
 		memset(&g, 0, sizeof(g));
-		gr = glob(full ? full : pat, GLOB_ERR, NULL, &g);
+		gr = glob(full ? full : pat, 0, glob_err, &g);
 		free(full);
 		if (gr == GLOB_NOSPACE) {
 			r = oom(err);
@@ -200,9 +265,14 @@ resolve_output(struct jp_plan *p, const struct jp_plan_input *in, const struct j
 			/* glob() sorts; directories are not files to publish and are passed over. */
 			for (i = 0; gr == 0 && i < g.gl_pathc && r == JP_OK; i++) {
 				struct stat sb;
-				if (stat(g.gl_pathv[i], &sb) == 0 && S_ISDIR(sb.st_mode))
+				const char *rel = g.gl_pathv[i];
+
+				if (stat(rel, &sb) == 0 && S_ISDIR(sb.st_mode))
 					continue;
-				r = add_path(p, m, o, g.gl_pathv[i], &missing, err);
+				/* Matches of workdir/pattern start with the workdir: name them relative. */
+				if (strncmp(rel, p->workdir, wl) == 0 && rel[wl] == '/')
+					rel += wl + 1;
+				r = add_path(p, m, o, rel, &missing, err);
 				missing = 0; /* vanished between glob and stat: not a match */
 			}
 			missing = p->n_items == before;

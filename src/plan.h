@@ -15,14 +15,19 @@
 #include "error.h"
 #include "manifest.h"
 #include "template.h"
+#include "validate.h"
 
-/* One file to publish. */
+/* One file to publish: a regular file, or a directory published as one archive. */
 struct jp_item {
 	const struct jp_output *out; /* the manifest entry it comes from */
 	char *local;                 /* path as matched, relative to the workdir */
 	char *abs;                   /* resolved absolute path */
 	char *key;                   /* remote name below the destination */
-	uint64_t size;
+	uint64_t size;               /* file size; for an archive 0 until it has been written */
+	int is_archive;              /* a directory, streamed as out->archive_fmt */
+	enum jp_check checked;       /* the validation applied (JP_CHECK_NONE: none) */
+	struct jp_attr *attrs;       /* HDF5 root attributes read by the validation, or NULL */
+	size_t n_attrs;
 };
 
 struct jp_plan {
@@ -46,9 +51,11 @@ struct jp_plan_input {
 };
 
 /*
- * Builds the plan.  Errors: 66 a required output is missing (naming it and the path), 65 a
- * bad path/name (escaping the workdir or the destination, not a regular file, duplicate remote
- * name, template error), 78 no destination at all, 74 the workdir cannot be read.
+ * Builds the plan, validating every file (validate.h) on the way.  Errors: 66 a required output
+ * is missing (naming it and the path), 65 a bad path/name (escaping the workdir or the
+ * destination, not a regular file, a directory without `archive:`, duplicate remote name,
+ * template error) or an invalid HDF file, 78 no destination at all, 74 the workdir or a file
+ * cannot be read.
  */
 int jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_error *err);
 void jp_plan_free(struct jp_plan *p); /* p may be NULL */

@@ -343,13 +343,16 @@ print_plan(struct run *R, FILE *fp)
 	size_t i;
 
 	fprintf(fp, "destination %s\n", R->plan->destination);
+	/* Plain text for people: placeholders like {row.X} (no catalogue yet) stay readable. */
 	for (i = 0; i < R->plan->n_items; i++) {
 		const struct jp_item *it = &R->plan->items[i];
-		char *url = jp_url_join(R->plan->destination, it->key);
 
-		fprintf(fp, "%10s  %s -> %s\n", jp_human_size(it->size, sz, sizeof(sz)), it->local,
-		        url ? url : it->key);
-		free(url);
+		if (it->is_archive)
+			fprintf(fp, "%10s  %s/ (as %s) -> %s/%s\n", "dir", it->local, it->out->archive.s,
+			        R->plan->destination, it->key);
+		else
+			fprintf(fp, "%10s  %s -> %s/%s\n", jp_human_size(it->size, sz, sizeof(sz)), it->local,
+			        R->plan->destination, it->key);
 	}
 	for (i = 0; i < R->plan->n_skipped; i++)
 		fprintf(fp, "%10s  %s (optional, absent: skipped)\n", "-", R->plan->skipped[i]->name.s);
@@ -357,36 +360,73 @@ print_plan(struct run *R, FILE *fp)
 	        jp_human_size(R->plan->total, sz, sizeof(sz)));
 }
 
-/* Catalogue and job row: everything the plan needs to know about the job. */
+void
+jp_jobtable_of(const struct jp_manifest *m, struct jp_jobtable *t)
+{
+	t->table = m->table.s;
+	t->id_column = m->id_column.s;
+	t->status_column = m->status_column.s;
+	t->external = m->external;
+}
+
+/* Re-points a catalogue error at the manifest line that caused it. */
+static int
+at_manifest(const struct jp_manifest *m, const struct jp_str *at, const struct jp_error *e,
+            struct jp_error *err)
+{
+	if (e->code != JP_E_DATA)
+		return jp_error_set(err, e->code, "%s", e->msg);
+	return jp_manifest_error(m, at, err, "%s", e->msg);
+}
+
+int
+jp_job_prepare(struct jp_catalog *c, const struct jp_manifest *m, const char *job,
+               const struct jp_kv *sets, size_t n_sets, const char *dest_override,
+               struct jp_row **row, struct jp_error *err)
+{
+	struct jp_jobtable t;
+	struct jp_error e;
+	size_t i;
+	int r;
+
+	*row = NULL;
+	jp_jobtable_of(m, &t);
+	jp_error_clear(&e);
+	if (jp_catalog_prepare(c, &t, NULL, 0, &e) != JP_OK)
+		return at_manifest(m, &m->table, &e, err);
+	for (i = 0; i < m->n_outputs; i++) {
+		const char *col = m->outputs[i].column.s;
+
+		if (col != NULL && jp_catalog_prepare(c, &t, &col, 1, &e) != JP_OK)
+			return at_manifest(m, &m->outputs[i].column, &e, err);
+	}
+	if ((r = jp_catalog_load_row(c, &t, job, row, err)) != JP_OK)
+		return r;
+	return jp_manifest_check_job(m, job, sets, n_sets, *row, dest_override, err);
+}
+
+/* Catalogue and job row: everything the plan needs to know about the job.  A dry run reads a
+ * catalogue that exists and never creates one. */
 static int
 open_catalog(struct run *R, struct jp_error *err)
 {
 	const struct jp_publish_opts *o = R->o;
-	const char **cols = NULL;
-	size_t n = 0, i;
 	struct stat sb;
 	int r;
 
 	if (o->dry_run && stat(o->db, &sb) != 0)
-		return JP_OK; /* nothing to read; ${row.X} will say it needs the row */
+		return jp_manifest_check_job(R->m, o->job, o->sets, o->n_sets, NULL, o->dest, err);
 	if ((r = jp_catalog_open(o->db, o->db_timeout_ms, o->dry_run, &R->cat, err)) != JP_OK)
 		return r;
-	if ((cols = calloc(R->m->n_outputs + 1, sizeof(*cols))) == NULL)
-		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
-	for (i = 0; i < R->m->n_outputs; i++)
-		if (R->m->outputs[i].column.s != NULL)
-			cols[n++] = R->m->outputs[i].column.s;
-	r = jp_catalog_prepare(R->cat, &R->t, cols, n, err);
-	free(cols);
-	if (r != JP_OK)
-		return r;
-	return jp_catalog_load_row(R->cat, &R->t, o->job, &R->row, err);
+	jp_catalog_set_stop(R->cat, jp_publish_interrupted);
+	return jp_job_prepare(R->cat, R->m, o->job, o->sets, o->n_sets, o->dest, &R->row, err);
 }
 
 static int
 record_success(struct run *R, struct jp_error *err)
 {
-	struct jp_outcome oc = {"published", 0, NULL, R->bytes, R->plan->n_items, 0};
+	struct jp_outcome oc = {"published", 0, NULL, R->bytes, R->plan->n_items, 0,
+	                        R->plan->destination};
 	struct jp_file_rec *recs;
 	size_t i;
 	int r;
@@ -413,9 +453,12 @@ static void
 record_failure(struct run *R, const struct jp_error *why)
 {
 	struct jp_outcome oc = {interrupted ? "interrupted" : JP_STATUS_FAILED, why->code, why->msg,
-	                        R->bytes, 0, jp_now_ms() - R->t0};
+	                        R->bytes, 0, jp_now_ms() - R->t0,
+	                        R->plan ? R->plan->destination : NULL};
 	struct jp_error e;
 
+	/* The failure is worth its full lock wait, even after a signal. */
+	jp_catalog_set_stop(R->cat, NULL);
 	jp_error_clear(&e);
 	if (jp_catalog_record_failure(R->cat, &R->t, R->o->job, R->attempt, &oc, &e) != JP_OK)
 		jp_log_error("job %s: could not mark the job %s: %s", R->o->job, JP_STATUS_FAILED, e.msg);
@@ -435,15 +478,12 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	R.t0 = jp_now_ms();
 	R.attempt = -1;
 
-	/* Before anything else: the manifest must be right, or nothing happens. */
+	/* Before anything else: the manifest must be right, or nothing happens.  Then what the
+	 * manifest asks of the catalogue and the job's row: refused before anything is recorded. */
 	if ((r = jp_manifest_load(o->manifest, &R.m, err)) != JP_OK ||
-	    (r = jp_manifest_check_vars(R.m, o->job, o->sets, o->n_sets, err)) != JP_OK)
+	    (r = jp_manifest_check_job(R.m, o->job, o->sets, o->n_sets, NULL, o->dest, err)) != JP_OK)
 		goto out;
-	R.t.table = R.m->table.s;
-	R.t.id_column = R.m->id_column.s;
-	R.t.status_column = R.m->status_column.s;
-	R.t.external = R.m->external;
-	/* A job the catalogue cannot take is refused before anything is recorded. */
+	jp_jobtable_of(R.m, &R.t);
 	if ((r = open_catalog(&R, err)) != JP_OK)
 		goto out;
 
@@ -510,6 +550,9 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		jp_log_error("job %s: all %zu files are published under %s but the catalogue could not "
 		             "be updated; publish again to record them",
 		             o->job, R.plan->n_items, R.plan->destination);
+		/* Best effort: if the catalogue takes a smaller write, the job says failed_storage and
+		 * the attempt its reason, rather than staying "running". */
+		record_failure(&R, err);
 		if (err->code != JP_E_TEMPFAIL) {
 			char msg[JP_ERRMSG_MAX];
 			snprintf(msg, sizeof(msg), "%s", err->msg);

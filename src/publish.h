@@ -36,7 +36,27 @@ struct jp_publish_opts {
  * failure is on err.  Messages and events go to the log (log.h). */
 int jp_publish(const struct jp_publish_opts *o, struct jp_error *err);
 
-/* Asks a running publish to stop (async-signal-safe: sets a flag).  sig is reported. */
+struct jp_catalog;
+struct jp_manifest;
+struct jp_row;
+struct jp_jobtable;
+
+/* The job table a manifest names (pointers into m). */
+void jp_jobtable_of(const struct jp_manifest *m, struct jp_jobtable *t);
+
+/*
+ * Everything about a job that can be checked before anything is written: the catalogue's job
+ * table, id and status columns and every mapped column exist (errors point into the manifest),
+ * the job's row is loaded into *row (caller frees with jp_row_free), and every ${...} of the
+ * manifest expands with that row and the --set values.  dest_override: --dest, or NULL.
+ */
+int jp_job_prepare(struct jp_catalog *c, const struct jp_manifest *m, const char *job,
+                   const struct jp_kv *sets, size_t n_sets, const char *dest_override,
+                   struct jp_row **row, struct jp_error *err);
+
+/* Asks a running publish to stop (async-signal-safe: sets a flag).  sig is reported.  The flag
+ * stays set for the life of the process, so every later jp_publish stops too (a SIGTERM stops a
+ * whole batch); jp_publish_interrupt(0) clears it. */
 void jp_publish_interrupt(int sig);
 
 /* 1 when jp_publish_interrupt was called. */

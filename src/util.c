@@ -83,7 +83,8 @@ jp_human_size(uint64_t n, char *buf, size_t len)
 	double v = (double)n;
 	int u = 0;
 
-	while (v >= 1024 && u < 5) {
+	/* 1048575 B is "1.0 MiB", not "1024.0 KiB": round before choosing the unit. */
+	while (v >= 1023.95 && u < 5) {
 		v /= 1024;
 		u++;
 	}

@@ -2,7 +2,7 @@
 # A final name that holds different content is a conflict: exit 69, the message names the
 # remote URL and --overwrite, nothing is changed at the destination, the job is failed_storage.
 # With --overwrite the file is replaced and the job is published.
-. "${TOP_SRCDIR:-.}/tests/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 make_example
 expect_rc 0 publish_example

@@ -3,7 +3,7 @@
 # bytes, the catalogue row holds the URLs and status 'finished', jobpub_files holds the right
 # sizes and SHA-256s, nothing temporary is left, `status` shows it, and --log-format json
 # writes one valid JSON object per stderr line.
-. "${TOP_SRCDIR:-.}/tests/lib.sh"
+. "$(dirname "$0")/lib.sh"
 need python3
 
 make_example

@@ -2,7 +2,7 @@
 # A missing required output fails the job before any upload (exit 66): the message names the
 # output and its path, nothing reaches the destination, the job is failed_storage with the
 # reason in its attempt row.  A missing optional output is skipped and reported.
-. "${TOP_SRCDIR:-.}/tests/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 # ---- a required file ----
 make_example

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Re-running a published job is safe and cheap: exit 0, nothing rewritten (same inodes and
 # modification times), the second attempt sends 0 bytes, and status shows both attempts.
-. "${TOP_SRCDIR:-.}/tests/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 make_example
 expect_rc 0 publish_example

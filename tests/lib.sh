@@ -89,7 +89,7 @@ expect_rc() {
 
 # assert_grep PATTERN FILE: an extended regular expression matches a line of FILE.
 assert_grep() {
-	if ! grep -Eq -- "$1" "$2"; then
+	if ! grep -Eq -e "$1" -- "$2"; then
 		printf '%s does not match /%s/; it holds:\n' "$2" "$1" >&2
 		show "$2"
 		fail "expected /$1/ in ${2##*/}"
@@ -98,7 +98,7 @@ assert_grep() {
 
 # assert_grep_fixed STRING FILE: STRING occurs literally in FILE.
 assert_grep_fixed() {
-	if ! grep -Fq -- "$1" "$2"; then
+	if ! grep -Fq -e "$1" -- "$2"; then
 		printf '%s does not contain "%s"; it holds:\n' "$2" "$1" >&2
 		show "$2"
 		fail "expected \"$1\" in ${2##*/}"
@@ -107,7 +107,7 @@ assert_grep_fixed() {
 
 # assert_no_grep PATTERN FILE: no line of FILE matches.
 assert_no_grep() {
-	if grep -Eq -- "$1" "$2"; then
+	if grep -Eq -e "$1" -- "$2"; then
 		printf '%s matches /%s/:\n' "$2" "$1" >&2
 		show "$2"
 		fail "unexpected /$1/ in ${2##*/}"
@@ -157,7 +157,8 @@ snapshot() {
 }
 
 # ---- the KOSMA-tau example ---------------------------------------------------------------------
-# make_example: $T/job and $T/catalog.db (row id 1, status 'running') from make-job.sh, and
+# make_example: $T/job and $T/catalog.db (row id 1, status 'running') from make-job.sh, no
+# $T/archive (removed if an earlier step made it), and
 #   EXJOB, EXDB, EXMAN     the work directory, catalogue and manifest
 #   EXARCHIVE              where `publish_example` puts the files ($T/archive/kosma_tau_demo)
 #   EXURL                  its file:// URL
@@ -168,6 +169,7 @@ make_example() {
 	need awk gzip
 	MKHDF5=$MKHDF5 "$TOP_SRCDIR/examples/kosma-tau/make-job.sh" "$T" >"$T/make-job.log" 2>&1 ||
 		{ show "$T/make-job.log"; hard_error "examples/kosma-tau/make-job.sh failed"; }
+	rm -rf -- "$T/archive"
 	EXJOB=$T/job
 	EXDB=$T/catalog.db
 	EXMAN=$TOP_SRCDIR/examples/kosma-tau/manifest.yaml
@@ -234,6 +236,7 @@ make_mini() {
 	MMAN=$MINI/manifest.yaml
 	MARCHIVE=$MINI/archive
 	MURL=file://$MARCHIVE
+	rm -rf -- "$MINI"
 	mkdir -p "$MJOB/out" "$MJOB/log"
 	printf 'result of run-a\nconverged after 12 iterations\n' >"$MJOB/out/result.txt"
 	head -c 65536 /dev/urandom >"$MJOB/out/data.bin"

@@ -180,6 +180,24 @@ START_TEST(test_open_newer_schema)
 }
 END_TEST
 
+/* Refusing a newer schema must leave the file as it was, journal mode included (WAL is
+ * persistent and changes how every other program opens the file). */
+START_TEST(test_open_newer_schema_untouched)
+{
+	struct jp_catalog *c = NULL;
+	struct jp_error err;
+	int r;
+
+	t_sql_exec(db, "CREATE TABLE future (x); PRAGMA user_version = 99");
+	t_sql_eq(db, "delete", "PRAGMA journal_mode");
+	jp_error_clear(&err);
+	r = jp_catalog_open(db, 1000, 0, &c, &err);
+	ck_assert_int_eq(err.code, JP_E_CONFIG);
+	ck_assert_int_ne(r, JP_OK);
+	t_sql_eq(db, "delete", "PRAGMA journal_mode");
+}
+END_TEST
+
 START_TEST(test_open_not_a_database)
 {
 	struct jp_catalog *c = (struct jp_catalog *)1;
@@ -1024,6 +1042,7 @@ catalog_suite(void)
 	tcase_add_test(tc, test_open_creates_schema);
 	tcase_add_test(tc, test_open_reopen_idempotent);
 	tcase_add_test(tc, test_open_newer_schema);
+	tcase_add_test(tc, test_open_newer_schema_untouched);
 	tcase_add_test(tc, test_open_not_a_database);
 	tcase_add_test(tc, test_open_readonly_missing);
 	tcase_add_test(tc, test_open_readonly_changes_nothing);

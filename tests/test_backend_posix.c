@@ -1,0 +1,888 @@
+/*
+ * test_backend_posix.c - unit tests of src/backend-posix.c, driven through the dest.h API:
+ * opening file:// URLs and plain paths, staging under a 0600 temporary name, verification,
+ * commit with and without overwrite, abort, stat/remove/digest/list, symlinks that lead out
+ * of the destination, long names, and permission errors.
+ */
+#include "config.h"
+
+#include <pwd.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "testlib.h"
+
+#include "dest.h"
+#include "log.h"
+#include "util.h"
+
+#define TOKEN "0123456789abcdef"
+
+static char *dir;
+
+static void
+setup(void)
+{
+	umask(022);
+	dir = t_tempdir();
+}
+
+static void
+teardown(void)
+{
+	t_rmtree(dir);
+	free(dir);
+	dir = NULL;
+}
+
+static struct jp_dest *
+open_ok(const char *url)
+{
+	struct jp_dest_opts opts = {0};
+	struct jp_dest *d = NULL;
+	struct jp_error err;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_dest_open(url, &opts, &d, &err);
+	ck_assert_msg(r == JP_OK, "open %s: %d %s", url, err.code, err.msg);
+	ck_assert_ptr_nonnull(d);
+	return d;
+}
+
+/* The destination <dir>/dest as a plain path (created by open). */
+static struct jp_dest *
+open_dest(void)
+{
+	char *p = t_path(dir, "dest");
+	struct jp_dest *d = open_ok(p);
+
+	free(p);
+	return d;
+}
+
+static struct jp_upload *
+stage_ok(struct jp_dest *d, const char *key)
+{
+	struct jp_upload *u = NULL;
+	struct jp_error err;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_dest_stage(d, key, TOKEN, &u, &err);
+	ck_assert_msg(r == JP_OK, "stage %s: %d %s", key, err.code, err.msg);
+	ck_assert_ptr_nonnull(u);
+	ck_assert_str_eq(jp_upload_key(u), key);
+	return u;
+}
+
+static void
+sha256_of(const void *buf, size_t len, unsigned char out[32])
+{
+	unsigned int n = 0;
+
+	ck_assert(EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) == 1 && n == 32);
+}
+
+/* Stages key with data, finishes it; returns the upload, not committed. */
+static struct jp_upload *
+stage_data(struct jp_dest *d, const char *key, const char *data, size_t len)
+{
+	struct jp_upload *u = stage_ok(d, key);
+	unsigned char sha[32];
+	struct jp_error err;
+	int r;
+
+	sha256_of(data, len, sha);
+	jp_error_clear(&err);
+	r = jp_upload_write(u, data, len, &err);
+	ck_assert_msg(r == JP_OK, "write: %s", err.msg);
+	r = jp_upload_finish(u, len, sha, &err);
+	ck_assert_msg(r == JP_OK, "finish: %s", err.msg);
+	return u;
+}
+
+/* Stages, finishes and commits key with data (no overwrite); asserts it is committed. */
+static void
+put(struct jp_dest *d, const char *key, const char *data)
+{
+	struct jp_upload *u = stage_data(d, key, data, strlen(data));
+	struct jp_error err;
+	int exists = -1, replaced = -1, r;
+
+	jp_error_clear(&err);
+	r = jp_upload_commit(u, 0, &exists, &replaced, &err);
+	ck_assert_msg(r == JP_OK, "commit %s: %s", key, err.msg);
+	ck_assert_int_eq(exists, 0);
+	ck_assert_int_eq(replaced, 0);
+	jp_upload_free(u);
+}
+
+/* "<dir>/dest/<rel>" */
+static char *
+dpath(const char *rel)
+{
+	char *p;
+
+	ck_assert(asprintf(&p, "%s/dest/%s", dir, rel) > 0);
+	return p;
+}
+
+static mode_t
+mode_of(const char *path)
+{
+	struct stat sb;
+
+	ck_assert_msg(lstat(path, &sb) == 0, "%s: %s", path, strerror(errno));
+	return sb.st_mode & 07777;
+}
+
+/* ---------------------------------------------------------------- open */
+
+START_TEST(test_open_file_url_creates_prefix)
+{
+	char *url, *p;
+	struct jp_dest *d;
+	struct stat sb;
+
+	ck_assert(asprintf(&url, "file://%s/archive/pdr/m7/", dir) > 0);
+	d = open_ok(url);
+	ck_assert_str_eq(jp_dest_backend(d), "posix");
+	url[strlen(url) - 1] = '\0';
+	ck_assert_str_eq(jp_dest_url(d), url);
+	p = t_path(dir, "archive/pdr/m7");
+	ck_assert(stat(p, &sb) == 0 && S_ISDIR(sb.st_mode));
+	ck_assert_int_eq(sb.st_mode & 0777, 0755);
+	jp_dest_close(d);
+	/* again, now that it exists */
+	d = open_ok(url);
+	jp_dest_close(d);
+	free(p);
+	free(url);
+}
+END_TEST
+
+START_TEST(test_open_plain_path_and_localhost)
+{
+	char *url;
+	struct jp_dest *d;
+
+	ck_assert(asprintf(&url, "%s/plain/x", dir) > 0);
+	d = open_ok(url);
+	ck_assert(t_exists(dir, "plain/x"));
+	jp_dest_close(d);
+	free(url);
+
+	ck_assert(asprintf(&url, "file://localhost%s/with%%20space", dir) > 0);
+	d = open_ok(url);
+	ck_assert(t_exists(dir, "with space"));
+	jp_dest_close(d);
+	free(url);
+}
+END_TEST
+
+START_TEST(test_open_file_in_the_way)
+{
+	struct jp_dest_opts opts = {0};
+	struct jp_dest *d = (struct jp_dest *)1;
+	struct jp_error err;
+	char *url;
+	int r;
+
+	t_write_str(dir, "blocker", "I am a file\n");
+	/* the prefix itself is a file */
+	ck_assert(asprintf(&url, "file://%s/blocker", dir) > 0);
+	jp_error_clear(&err);
+	r = jp_dest_open(url, &opts, &d, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(d);
+	ck_assert_msg(err.code == JP_E_UNAVAILABLE, "%d %s", err.code, err.msg);
+	ck_assert_msg(strncmp(err.msg, "posix: ", 7) == 0, "%s", err.msg);
+	free(url);
+	/* a file where a directory of the prefix must go */
+	ck_assert(asprintf(&url, "%s/blocker/sub/dir", dir) > 0);
+	jp_error_clear(&err);
+	r = jp_dest_open(url, &opts, &d, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_msg(err.code == JP_E_UNAVAILABLE, "%d %s", err.code, err.msg);
+	ck_assert_msg(strstr(err.msg, "blocker") != NULL, "%s", err.msg);
+	free(url);
+	url = t_read(dir, "blocker", NULL);
+	ck_assert_str_eq(url, "I am a file\n");
+	free(url);
+	ck_assert_uint_eq(t_count_entries(dir), 1);
+}
+END_TEST
+
+START_TEST(test_open_remote_host_refused)
+{
+	struct jp_dest_opts opts = {0};
+	struct jp_dest *d = (struct jp_dest *)1;
+	struct jp_error err;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_dest_open("file://fileserver/archive", &opts, &d, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(d);
+	ck_assert_msg(err.code == JP_E_CONFIG, "%d %s", err.code, err.msg);
+	ck_assert_msg(strstr(err.msg, "fileserver") != NULL, "%s", err.msg);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- stage / commit */
+
+START_TEST(test_stage_temp_name_and_mode)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u = stage_ok(d, "pdrgrid/sub/TEXTOUTm7");
+	char *tmp = dpath("pdrgrid/sub/" JP_TMP_PREFIX TOKEN ".TEXTOUTm7");
+	char *fin = dpath("pdrgrid/sub/TEXTOUTm7");
+	unsigned char sha[32];
+	struct jp_error err;
+	int exists, replaced, r;
+	char *back;
+
+	/* parents created, the temp exists 0600 beside the final name, the final name does not */
+	ck_assert_msg(mode_of(tmp) == 0600, "staged mode %o", (unsigned)mode_of(tmp));
+	ck_assert(!t_exists(dir, "dest/pdrgrid/sub/TEXTOUTm7"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 1);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_write(u, "hello ", 6, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, "world\n", 6, &err), JP_OK);
+	ck_assert_msg(mode_of(tmp) == 0600, "staged mode %o", (unsigned)mode_of(tmp));
+	ck_assert(!t_exists(dir, "dest/pdrgrid/sub/TEXTOUTm7"));
+	sha256_of("hello world\n", 12, sha);
+	r = jp_upload_finish(u, 12, sha, &err);
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert(!t_exists(dir, "dest/pdrgrid/sub/TEXTOUTm7"));
+	back = t_read(dir, "dest/pdrgrid/sub/" JP_TMP_PREFIX TOKEN ".TEXTOUTm7", NULL);
+	ck_assert_str_eq(back, "hello world\n");
+	free(back);
+
+	r = jp_upload_commit(u, 0, &exists, &replaced, &err);
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert_int_eq(exists, 0);
+	ck_assert_int_eq(replaced, 0);
+	ck_assert(!t_exists(dir, "dest/pdrgrid/sub/" JP_TMP_PREFIX TOKEN ".TEXTOUTm7"));
+	back = t_read(dir, "dest/pdrgrid/sub/TEXTOUTm7", NULL);
+	ck_assert_str_eq(back, "hello world\n");
+	free(back);
+	/* umask 022: published 0644 */
+	ck_assert_msg(mode_of(fin) == 0644, "published mode %o", (unsigned)mode_of(fin));
+	ck_assert_int_eq(jp_dest_sync(d, &err), JP_OK);
+	jp_upload_free(u);
+	/* free after commit must not remove the committed file */
+	ck_assert(t_exists(dir, "dest/pdrgrid/sub/TEXTOUTm7"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	jp_dest_close(d);
+	free(tmp);
+	free(fin);
+}
+END_TEST
+
+START_TEST(test_commit_mode_follows_umask)
+{
+	struct jp_dest *d;
+	char *fin;
+
+	umask(027);
+	d = open_dest();
+	put(d, "a/f", "data");
+	fin = dpath("a/f");
+	ck_assert_msg(mode_of(fin) == 0640, "published mode %o", (unsigned)mode_of(fin));
+	jp_dest_close(d);
+	free(fin);
+}
+END_TEST
+
+START_TEST(test_finish_wrong_size)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u = stage_ok(d, "f");
+	unsigned char sha[32] = {0};
+	struct jp_error err;
+	int r;
+
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_write(u, "12345", 5, &err), JP_OK);
+	r = jp_upload_finish(u, 6, sha, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_ne(err.code, JP_E_NONE);
+	ck_assert(!t_exists(dir, "dest/f"));
+	jp_upload_free(u);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+
+	/* what landed is checked on the store: truncate the temp file behind the backend's back */
+	u = stage_ok(d, "g");
+	ck_assert_int_eq(jp_upload_write(u, "12345", 5, &err), JP_OK);
+	{
+		char *tmp = dpath(JP_TMP_PREFIX TOKEN ".g");
+		ck_assert_int_eq(truncate(tmp, 2), 0);
+		free(tmp);
+	}
+	jp_error_clear(&err);
+	r = jp_upload_finish(u, 5, sha, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_msg(err.code == JP_E_IOERR, "%d %s", err.code, err.msg);
+	ck_assert_msg(strstr(err.msg, "expected 5") != NULL, "%s", err.msg);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	ck_assert(!t_exists(dir, "dest/g"));
+	jp_upload_free(u);
+	jp_dest_close(d);
+}
+END_TEST
+
+START_TEST(test_commit_existing_no_overwrite)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u;
+	struct jp_error err;
+	int exists = -1, replaced = -1, r;
+	char *back;
+
+	t_write_str(dir, "dest/x/f", "original\n");
+	u = stage_data(d, "x/f", "newer content\n", 14);
+	jp_error_clear(&err);
+	r = jp_upload_commit(u, 0, &exists, &replaced, &err);
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert_int_eq(exists, 1);
+	ck_assert_int_eq(replaced, 0);
+	back = t_read(dir, "dest/x/f", NULL);
+	ck_assert_str_eq(back, "original\n");
+	free(back);
+	/* still staged: abort removes the temp, leaves the existing file */
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 1);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	back = t_read(dir, "dest/x/f", NULL);
+	ck_assert_str_eq(back, "original\n");
+	free(back);
+	jp_upload_free(u);
+	jp_dest_close(d);
+}
+END_TEST
+
+START_TEST(test_commit_overwrite)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u;
+	struct jp_error err;
+	int exists = -1, replaced = -1, r;
+	char *back, *fin = dpath("x/f");
+
+	t_write_str(dir, "dest/x/f", "original\n");
+	chmod(fin, 0600);
+	u = stage_data(d, "x/f", "newer content\n", 14);
+	jp_error_clear(&err);
+	r = jp_upload_commit(u, 1, &exists, &replaced, &err);
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert_int_eq(exists, 0);
+	ck_assert_int_eq(replaced, 1);
+	back = t_read(dir, "dest/x/f", NULL);
+	ck_assert_str_eq(back, "newer content\n");
+	free(back);
+	ck_assert_msg(mode_of(fin) == 0644, "mode %o", (unsigned)mode_of(fin));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	jp_upload_free(u);
+
+	/* overwrite of a name that does not exist: committed, not "replaced" */
+	u = stage_data(d, "x/new", "n", 1);
+	r = jp_upload_commit(u, 1, &exists, &replaced, &err);
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert_int_eq(replaced, 0);
+	ck_assert(t_exists(dir, "dest/x/new"));
+	jp_upload_free(u);
+	jp_dest_close(d);
+	free(fin);
+}
+END_TEST
+
+START_TEST(test_commit_overwrite_directory_refused)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u;
+	struct jp_error err;
+	int exists, replaced, r;
+
+	t_write_str(dir, "dest/x/f/inside", "keep\n");
+	u = stage_data(d, "x/f", "file\n", 5);
+	jp_error_clear(&err);
+	r = jp_upload_commit(u, 1, &exists, &replaced, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_msg(err.code == JP_E_UNAVAILABLE, "%d %s", err.code, err.msg);
+	ck_assert(t_exists(dir, "dest/x/f/inside"));
+	jp_upload_free(u);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	jp_dest_close(d);
+}
+END_TEST
+
+START_TEST(test_abort_and_free_remove_temp)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u;
+	struct jp_error err;
+
+	/* abort mid-write */
+	u = stage_ok(d, "a/b");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_write(u, "partial", 7, &err), JP_OK);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 1);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	ck_assert(!t_exists(dir, "dest/a/b"));
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK); /* any state */
+	jp_upload_free(u);
+
+	/* free of a finished, uncommitted upload */
+	u = stage_data(d, "a/c", "x", 1);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 1);
+	jp_upload_free(u);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	ck_assert(!t_exists(dir, "dest/a/c"));
+
+	/* abort after commit leaves the committed file */
+	u = stage_data(d, "a/d", "x", 1);
+	{
+		int exists, replaced;
+		ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	}
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	ck_assert(t_exists(dir, "dest/a/d"));
+	jp_upload_free(u);
+	ck_assert(t_exists(dir, "dest/a/d"));
+	jp_dest_close(d);
+}
+END_TEST
+
+START_TEST(test_two_uploads_same_key)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u1 = stage_ok(d, "k"), *u2 = NULL;
+	struct jp_error err;
+	int r;
+
+	/* the same token and key twice: O_EXCL refuses, the first temp is not clobbered */
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_write(u1, "one", 3, &err), JP_OK);
+	r = jp_dest_stage(d, "k", TOKEN, &u2, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(u2);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 1);
+	jp_upload_free(u1);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	jp_dest_close(d);
+}
+END_TEST
+
+START_TEST(test_long_base_name)
+{
+	struct jp_dest *d = open_dest();
+	char base[251], key[300], tmpname[NAME_MAX + 1];
+	struct jp_upload *u;
+	struct jp_error err;
+	int exists, replaced, r;
+	DIR *dh;
+	struct dirent *de;
+	char *sub;
+	int found = 0;
+
+	memset(base, 'L', 250);
+	base[250] = '\0';
+	snprintf(key, sizeof(key), "long/%s", base);
+	u = stage_ok(d, key);
+	sub = dpath("long");
+	ck_assert_ptr_nonnull(dh = opendir(sub));
+	while ((de = readdir(dh)) != NULL) {
+		if (strncmp(de->d_name, JP_TMP_PREFIX TOKEN ".", strlen(JP_TMP_PREFIX TOKEN ".")) == 0) {
+			found++;
+			snprintf(tmpname, sizeof(tmpname), "%s", de->d_name);
+		}
+	}
+	closedir(dh);
+	ck_assert_int_eq(found, 1);
+	ck_assert_uint_le(strlen(tmpname), NAME_MAX);
+	ck_assert_msg(strncmp(tmpname + strlen(JP_TMP_PREFIX TOKEN "."), "LLLL", 4) == 0, "%s",
+	              tmpname);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_write(u, "z", 1, &err), JP_OK);
+	r = jp_upload_finish(u, 1, (const unsigned char *)"01234567890123456789012345678901", &err);
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	r = jp_upload_commit(u, 0, &exists, &replaced, &err);
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert(t_exists(sub, base));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	jp_upload_free(u);
+	jp_dest_close(d);
+	free(sub);
+}
+END_TEST
+
+START_TEST(test_bad_keys_refused)
+{
+	static const char *const bad[] = {"../escape", "/abs", "a//b", "a/./b", "a/",
+	                                  JP_TMP_PREFIX "x", ""};
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u;
+	struct jp_error err;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		u = (struct jp_upload *)1;
+		jp_error_clear(&err);
+		r = jp_dest_stage(d, bad[i], TOKEN, &u, &err);
+		ck_assert_msg(r != JP_OK && err.code == JP_E_DATA, "key '%s': %d %s", bad[i], err.code,
+		              err.msg);
+		ck_assert_ptr_null(u);
+	}
+	ck_assert(!t_exists(dir, "escape"));
+	ck_assert_uint_eq(t_count_entries(dir), 1); /* just dest/ */
+	jp_dest_close(d);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- symlinks */
+
+START_TEST(test_symlink_dir_outside)
+{
+	struct jp_dest *d = open_dest();
+	char *outside = t_path(dir, "outside"), *link = dpath("link");
+	struct jp_upload *u;
+	struct jp_error err;
+	int r;
+
+	ck_assert_int_eq(mkdir(outside, 0755), 0);
+	ck_assert_int_eq(symlink(outside, link), 0);
+
+	u = (struct jp_upload *)1;
+	jp_error_clear(&err);
+	r = jp_dest_stage(d, "link/file", TOKEN, &u, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(u);
+	ck_assert_msg(err.code == JP_E_DATA, "%d %s", err.code, err.msg);
+	ck_assert_msg(strstr(err.msg, "outside") != NULL, "%s", err.msg);
+	ck_assert_uint_eq(t_count_entries(outside), 0);
+	jp_dest_close(d);
+	free(outside);
+	free(link);
+}
+END_TEST
+
+START_TEST(test_symlink_dir_outside_deeper)
+{
+	struct jp_dest *d = open_dest();
+	char *outside = t_path(dir, "outside"), *link = dpath("link");
+	struct jp_upload *u;
+	struct jp_error err;
+	int r;
+
+	/* the symlink is a parent of the parent: no directory may be created through it */
+	ck_assert_int_eq(mkdir(outside, 0755), 0);
+	ck_assert_int_eq(symlink(outside, link), 0);
+	u = (struct jp_upload *)1;
+	jp_error_clear(&err);
+	r = jp_dest_stage(d, "link/sub/deeper/file", TOKEN, &u, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(u);
+	ck_assert_msg(err.code == JP_E_DATA, "%d %s", err.code, err.msg);
+	ck_assert_msg(t_count_entries(outside) == 0,
+	              "stage created %zu entries outside the destination (e.g. outside/sub)",
+	              t_count_entries(outside));
+	jp_dest_close(d);
+	free(outside);
+	free(link);
+}
+END_TEST
+
+START_TEST(test_symlink_final_name_overwrite)
+{
+	struct jp_dest *d = open_dest();
+	char *target = t_path(dir, "precious"), *link = dpath("f");
+	struct jp_upload *u;
+	struct jp_error err;
+	int exists, replaced, r;
+	char *back;
+
+	t_write_str(dir, "precious", "do not touch\n");
+	ck_assert_int_eq(symlink(target, link), 0);
+	u = stage_data(d, "f", "new\n", 4);
+	jp_error_clear(&err);
+	r = jp_upload_commit(u, 1, &exists, &replaced, &err);
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	/* the link was replaced by a file; its target is untouched */
+	back = t_read(dir, "precious", NULL);
+	ck_assert_str_eq(back, "do not touch\n");
+	free(back);
+	{
+		struct stat sb;
+		ck_assert(lstat(link, &sb) == 0 && S_ISREG(sb.st_mode));
+	}
+	jp_upload_free(u);
+	jp_dest_close(d);
+	free(target);
+	free(link);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- stat / remove / digest */
+
+START_TEST(test_stat_remove)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_stat st;
+	struct jp_error err;
+
+	put(d, "s/file", "12345");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_stat(d, "s/file", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 1);
+	ck_assert_int_eq(st.is_dir, 0);
+	ck_assert_uint_eq(st.size, 5);
+	ck_assert_int_gt(st.mtime, 0);
+	ck_assert_int_eq(jp_dest_stat(d, "s", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 1);
+	ck_assert_int_eq(st.is_dir, 1);
+	ck_assert_int_eq(jp_dest_stat(d, "s/missing", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 0);
+	ck_assert_int_eq(jp_dest_stat(d, "s/file/under-a-file", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 0);
+
+	ck_assert_int_eq(jp_dest_remove(d, "s/file", &err), JP_OK);
+	ck_assert(!t_exists(dir, "dest/s/file"));
+	ck_assert_int_eq(jp_dest_remove(d, "s/file", &err), JP_OK); /* missing: fine */
+	ck_assert_int_eq(jp_dest_stat(d, "s/file", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 0);
+	ck_assert_int_eq(err.code, JP_E_NONE);
+	jp_dest_close(d);
+}
+END_TEST
+
+START_TEST(test_digest)
+{
+	static const unsigned char abc[32] = {
+		0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+		0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+	struct jp_dest *d = open_dest();
+	unsigned char got[32], want[32];
+	struct jp_error err;
+	size_t len = 3 * 1024 * 1024 + 17;
+	char *big;
+	int r;
+
+	put(d, "abc", "abc");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_digest(d, "abc", got, &err), JP_OK);
+	ck_assert(memcmp(got, abc, 32) == 0);
+
+	/* bigger than one read chunk, written by someone else */
+	t_write_pattern(dir, "dest/big/file", len, 3);
+	big = t_read(dir, "dest/big/file", NULL);
+	sha256_of(big, len, want);
+	free(big);
+	ck_assert_int_eq(jp_dest_digest(d, "big/file", got, &err), JP_OK);
+	ck_assert(memcmp(got, want, 32) == 0);
+
+	/* and the empty file */
+	t_write(dir, "dest/empty", "", 0);
+	sha256_of("", 0, want);
+	ck_assert_int_eq(jp_dest_digest(d, "empty", got, &err), JP_OK);
+	ck_assert(memcmp(got, want, 32) == 0);
+
+	r = jp_dest_digest(d, "missing", got, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_ne(err.code, JP_E_NONE);
+	jp_dest_close(d);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- list */
+
+struct seen {
+	char keys[16][512];
+	uint64_t sizes[16];
+	int n, stop_after;
+};
+
+static int
+list_cb(void *arg, const char *key, const struct jp_stat *st)
+{
+	struct seen *s = arg;
+
+	ck_assert_int_lt(s->n, 16);
+	ck_assert_int_eq(st->exists, 1);
+	snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", key);
+	s->sizes[s->n++] = st->size;
+	return s->stop_after > 0 && s->n >= s->stop_after;
+}
+
+static int
+seen_has(const struct seen *s, const char *key, uint64_t size)
+{
+	int i;
+
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->keys[i], key) == 0 && s->sizes[i] == size)
+			return 1;
+	return 0;
+}
+
+START_TEST(test_list)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u;
+	struct jp_error err;
+	struct seen s;
+
+	put(d, "top", "1");
+	put(d, "a/b/c/deep", "22");
+	put(d, "a/side", "333");
+	u = stage_ok(d, "a/b/staged");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_write(u, "4444", 4, &err), JP_OK);
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(jp_dest_list(d, "", list_cb, &s, &err), JP_OK);
+	ck_assert_int_eq(s.n, 4);
+	ck_assert(seen_has(&s, "top", 1));
+	ck_assert(seen_has(&s, "a/b/c/deep", 2));
+	ck_assert(seen_has(&s, "a/side", 3));
+	ck_assert(seen_has(&s, "a/b/" JP_TMP_PREFIX TOKEN ".staged", 4));
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(jp_dest_list(d, "a/b", list_cb, &s, &err), JP_OK);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert(seen_has(&s, "a/b/c/deep", 2));
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(jp_dest_list(d, "nothing/here", list_cb, &s, &err), JP_OK);
+	ck_assert_int_eq(s.n, 0);
+
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 1;
+	ck_assert_int_eq(jp_dest_list(d, "", list_cb, &s, &err), JP_OK);
+	ck_assert_int_eq(s.n, 1);
+	ck_assert_int_eq(err.code, JP_E_NONE);
+	jp_upload_free(u);
+	jp_dest_close(d);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- permissions */
+
+/* Both stagings into a read-only directory must fail with 77 and leave nothing.  Returns 0 or
+ * the number of the failed check, so it can run in a child. */
+static int
+stage_into_readonly(struct jp_dest *d)
+{
+	struct jp_upload *u = (struct jp_upload *)1;
+	struct jp_error err;
+
+	jp_error_clear(&err);
+	if (jp_dest_stage(d, "ro/file", TOKEN, &u, &err) == JP_OK || u != NULL)
+		return 1;
+	if (err.code != JP_E_NOPERM)
+		return 2;
+	jp_error_clear(&err);
+	if (jp_dest_stage(d, "ro/sub/file", TOKEN, &u, &err) == JP_OK)
+		return 3;
+	if (err.code != JP_E_NOPERM)
+		return 4;
+	return 0;
+}
+
+START_TEST(test_permission_denied)
+{
+	struct jp_dest *d;
+	char *ro;
+	int status;
+	pid_t pid;
+
+	d = open_dest();
+	ro = dpath("ro");
+	ck_assert_int_eq(mkdir(ro, 0755), 0);
+	ck_assert_int_eq(chmod(ro, 0500), 0);
+	/* Root ignores directory modes: the check runs in a child as an unprivileged user. */
+	chmod(dir, 0755);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (geteuid() == 0) {
+			struct passwd *pw = getpwnam("nobody");
+			if (pw == NULL || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+				_exit(99);
+		}
+		_exit(stage_into_readonly(d));
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "check %d failed",
+	              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	chmod(ro, 0700);
+	ck_assert_uint_eq(t_count_entries(ro), 0);
+	jp_dest_close(d);
+	free(ro);
+}
+END_TEST
+
+static Suite *
+backend_posix_suite(void)
+{
+	Suite *s = suite_create("backend-posix");
+	TCase *tc;
+
+	tc = tcase_create("open");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_open_file_url_creates_prefix);
+	tcase_add_test(tc, test_open_plain_path_and_localhost);
+	tcase_add_test(tc, test_open_file_in_the_way);
+	tcase_add_test(tc, test_open_remote_host_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("stage");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_stage_temp_name_and_mode);
+	tcase_add_test(tc, test_commit_mode_follows_umask);
+	tcase_add_test(tc, test_finish_wrong_size);
+	tcase_add_test(tc, test_commit_existing_no_overwrite);
+	tcase_add_test(tc, test_commit_overwrite);
+	tcase_add_test(tc, test_commit_overwrite_directory_refused);
+	tcase_add_test(tc, test_abort_and_free_remove_temp);
+	tcase_add_test(tc, test_two_uploads_same_key);
+	tcase_add_test(tc, test_long_base_name);
+	tcase_add_test(tc, test_bad_keys_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("symlinks");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_symlink_dir_outside);
+	tcase_add_test(tc, test_symlink_dir_outside_deeper);
+	tcase_add_test(tc, test_symlink_final_name_overwrite);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("objects");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_stat_remove);
+	tcase_add_test(tc, test_digest);
+	tcase_add_test(tc, test_list);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("permissions");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_permission_denied);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	return t_run(backend_posix_suite());
+}

@@ -1,0 +1,941 @@
+/*
+ * test_publish.c - unit tests of src/publish.c: jp_publish() run on a manifest, a job work
+ * directory, a file:// destination and a catalogue made in a temp dir.  Covers a first publish,
+ * an unchanged re-publish, conflicts with and without overwrite, missing and optional outputs,
+ * external job tables, dry runs, interruption (SIGTERM in a forked publisher, and interrupts
+ * injected after a file is staged or committed), a destination that cannot be created, and a
+ * locked or failing catalogue.  Outcomes are read from the disk and with our own SQL.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "testlib.h"
+
+#include "catalog.h" /* JP_STATUS_FAILED */
+#include "dest.h"    /* JP_TMP_PREFIX */
+#include "log.h"
+#include "publish.h"
+#include "util.h"
+
+#define JOB "j1"
+#define TEXTOUT_SIZE 5000
+#define ONION_SIZE 3000
+
+static char *dir, *db, *work, *manifest, *archive_url;
+static struct jp_error err;
+
+/* Outputs of the default manifest: two mapped files, one glob with two matches. */
+static const char *const default_outputs =
+	"  - name: textout\n"
+	"    path: out/TEXTOUT\n"
+	"    to: grid/TEXTOUT${job}\n"
+	"    column: output_textout_file\n"
+	"  - name: chem\n"
+	"    path: out/chem.out\n"
+	"    to: grid/chem${job}.out\n"
+	"    column: output_chem_file\n"
+	"  - name: onion\n"
+	"    glob: onion/*\n"
+	"    to: onion/ONION${job}.${basename}\n";
+
+/* Writes manifest.yaml: destination <dir>/archive, an optional catalog block, the outputs. */
+static void
+write_manifest(const char *destination, const char *catalog, const char *outputs)
+{
+	char *text;
+
+	ck_assert(asprintf(&text, "destination: %s\n%soutputs:\n%s",
+	                   destination ? destination : archive_url, catalog ? catalog : "",
+	                   outputs ? outputs : default_outputs) > 0);
+	t_write_str(dir, "manifest.yaml", text);
+	free(text);
+}
+
+static void
+setup(void)
+{
+	umask(022);
+	jp_publish_interrupt(0); /* the flag is process-wide: clear what an earlier test set */
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	jp_error_clear(&err);
+	dir = t_tempdir();
+	db = t_path(dir, "cat.db");
+	work = t_path(dir, "work");
+	manifest = t_path(dir, "manifest.yaml");
+	ck_assert(asprintf(&archive_url, "file://%s/archive", dir) > 0);
+	t_write_pattern(work, "out/TEXTOUT", TEXTOUT_SIZE, 1);
+	t_write_str(work, "out/chem.out", "chem check\n");
+	t_write_str(work, "onion/jerg_CO.smli", "jerg\n");
+	t_write_pattern(work, "onion/ONION3_CO.OUT", ONION_SIZE, 2);
+	write_manifest(NULL, NULL, NULL);
+}
+
+static void
+teardown(void)
+{
+	jp_publish_interrupt(0);
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	t_rmtree(dir);
+	free(dir);
+	free(db);
+	free(work);
+	free(manifest);
+	free(archive_url);
+	dir = db = work = manifest = archive_url = NULL;
+}
+
+static struct jp_publish_opts
+opts(void)
+{
+	struct jp_publish_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.job = JOB;
+	o.manifest = manifest;
+	o.workdir = work;
+	o.db = db;
+	o.db_timeout_ms = 2000;
+	return o;
+}
+
+static int
+publish_with(const struct jp_publish_opts *o)
+{
+	jp_error_clear(&err);
+	return jp_publish(o, &err);
+}
+
+static int
+publish(int overwrite)
+{
+	struct jp_publish_opts o = opts();
+
+	o.overwrite = overwrite;
+	return publish_with(&o);
+}
+
+static char *
+url_of(const char *key)
+{
+	char *u;
+
+	ck_assert(asprintf(&u, "%s/%s", archive_url, key) > 0);
+	return u;
+}
+
+static char *
+sha_hex_of_file(const char *d, const char *rel)
+{
+	struct jp_sha256 h;
+	unsigned char sha[32];
+	char *hex = malloc(65);
+	size_t len = 0;
+	char *data = t_read(d, rel, &len);
+
+	ck_assert_ptr_nonnull(data);
+	ck_assert_int_eq(jp_sha256_init(&h), 0);
+	jp_sha256_update(&h, data, len);
+	jp_sha256_final(&h, sha);
+	jp_hex(sha, 32, hex);
+	free(data);
+	return hex;
+}
+
+/* The archive holds exactly the local file's bytes under rel. */
+static void
+assert_same(const char *local_rel, const char *archive_rel)
+{
+	size_t a = 0, b = 0;
+	char *x = t_read(work, local_rel, &a), *p = t_path(dir, "archive"), *y = t_read(p, archive_rel, &b);
+
+	ck_assert_msg(y != NULL, "archive/%s missing", archive_rel);
+	ck_assert_msg(a == b && memcmp(x, y, a) == 0, "archive/%s differs from %s", archive_rel,
+	              local_rel);
+	free(x);
+	free(y);
+	free(p);
+}
+
+static long long
+last_attempt_int(const char *column)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM jobpub_attempts WHERE job = ? ORDER BY id DESC",
+	         column);
+	return t_sql_int(db, sql, JOB, NULL);
+}
+
+static void
+assert_last_attempt(const char *outcome, const char *error_class)
+{
+	t_sql_eq(db, outcome, "SELECT outcome FROM jobpub_attempts WHERE job = ? ORDER BY id DESC",
+	         JOB);
+	t_sql_eq(db, error_class,
+	         "SELECT error_class FROM jobpub_attempts WHERE job = ? ORDER BY id DESC", JOB);
+}
+
+/* ---------------------------------------------------------------- success */
+
+START_TEST(test_success)
+{
+	char *u1 = url_of("grid/TEXTOUTj1"), *u2 = url_of("grid/chemj1.out"), *hex;
+	struct stat sb;
+	char *p;
+	int rc;
+
+	rc = publish(0);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	ck_assert_int_eq(err.code, JP_E_NONE);
+
+	assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+	assert_same("out/chem.out", "grid/chemj1.out");
+	assert_same("onion/jerg_CO.smli", "onion/ONIONj1.jerg_CO.smli");
+	assert_same("onion/ONION3_CO.OUT", "onion/ONIONj1.ONION3_CO.OUT");
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	p = t_path(dir, "archive/grid/TEXTOUTj1");
+	ck_assert(stat(p, &sb) == 0 && (sb.st_mode & 0777) == 0644);
+	free(p);
+
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+	t_sql_eq(db, u1, "SELECT output_textout_file FROM jobs WHERE id = ?", JOB);
+	t_sql_eq(db, u2, "SELECT output_chem_file FROM jobs WHERE id = ?", JOB);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE job = ?", JOB, NULL),
+	                 4);
+	hex = sha_hex_of_file(work, "out/TEXTOUT");
+	t_sql_eq(db, hex, "SELECT sha256 FROM jobpub_files WHERE remote_url = ?", u1);
+	free(hex);
+	ck_assert_int_eq(t_sql_int(db, "SELECT size FROM jobpub_files WHERE remote_url = ?", u1, NULL),
+	                 TEXTOUT_SIZE);
+	t_sql_eq(db, "out/TEXTOUT", "SELECT local_path FROM jobpub_files WHERE remote_url = ?", u1);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_attempts", NULL), 1);
+	assert_last_attempt("published", NULL);
+	ck_assert_int_eq(last_attempt_int("bytes"), TEXTOUT_SIZE + 11 + 5 + ONION_SIZE);
+	ck_assert_int_eq(last_attempt_int("files"), 4);
+	ck_assert_int_eq(last_attempt_int("exit_code"), 0);
+	ck_assert_int_eq(last_attempt_int("pid"), getpid());
+	t_sql_eq(db, work, "SELECT workdir FROM jobpub_attempts WHERE job = ?", JOB);
+	free(u1);
+	free(u2);
+}
+END_TEST
+
+START_TEST(test_republish_unchanged)
+{
+	struct stat a, b;
+	char *p = t_path(dir, "archive/grid/TEXTOUTj1");
+	int rc;
+
+	rc = publish(0);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	ck_assert_int_eq(stat(p, &a), 0);
+	rc = publish(0);
+	ck_assert_msg(rc == 0, "second publish: rc %d: %s", rc, err.msg);
+	ck_assert_int_eq(stat(p, &b), 0);
+	ck_assert_msg(a.st_ino == b.st_ino, "the identical file was replaced");
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_attempts", NULL), 2);
+	assert_last_attempt("published", NULL);
+	ck_assert_int_eq(last_attempt_int("bytes"), 0);
+	ck_assert_int_eq(last_attempt_int("files"), 4);
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 4);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	free(p);
+}
+END_TEST
+
+START_TEST(test_optional_absent)
+{
+	char *log = NULL;
+	size_t loglen = 0;
+	FILE *fp = open_memstream(&log, &loglen);
+	int rc;
+
+	write_manifest(NULL, NULL,
+	               "  - name: textout\n"
+	               "    path: out/TEXTOUT\n"
+	               "    to: grid/TEXTOUT${job}\n"
+	               "    column: output_textout_file\n"
+	               "  - name: chemchk\n"
+	               "    path: out/chemchk.out\n"
+	               "    to: grid/chemchk${job}.out\n"
+	               "    column: output_chemchk_file\n"
+	               "    required: false\n");
+	jp_log_setup(JP_LOG_TEXT, 0, fp);
+	rc = publish(0);
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	fclose(fp);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(log, "chemchk") != NULL && strstr(log, "skipped") != NULL, "log: %s",
+	              log);
+	free(log);
+	assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+	ck_assert(!t_exists(dir, "archive/grid/chemchkj1.out"));
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+	t_sql_eq(db, NULL, "SELECT output_chemchk_file FROM jobs WHERE id = ?", JOB);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 1);
+	ck_assert_int_eq(last_attempt_int("files"), 1);
+}
+END_TEST
+
+static const char *const pdr_catalog =
+	"catalog:\n"
+	"  table: pdr_model_jobs\n"
+	"  id-column: id\n"
+	"  status-column: status\n"
+	"  published-status: finished\n";
+
+static const char *const pdr_outputs =
+	"  - name: textout\n"
+	"    path: out/TEXTOUT\n"
+	"    to: pdrgrid/TEXTOUT${row.model_job_name}\n"
+	"    column: output_textout_file\n"
+	"  - name: chemchk\n"
+	"    path: out/chem.out\n"
+	"    to: pdrgrid/chemchk${row.model_job_name}.out\n"
+	"    column: output_chemchk_file\n";
+
+static void
+make_pdr_db(void)
+{
+	t_sql_exec(db, "CREATE TABLE pdr_model_jobs (id INTEGER PRIMARY KEY, model_job_name TEXT,"
+	               " status TEXT, output_textout_file TEXT, output_chemchk_file TEXT,"
+	               " log_file TEXT);"
+	               "INSERT INTO pdr_model_jobs VALUES (7, '100_40_10', 'running', NULL, NULL,"
+	               " 'log');");
+}
+
+START_TEST(test_external_table)
+{
+	struct jp_publish_opts o = opts();
+	char *u = url_of("pdrgrid/TEXTOUT100_40_10");
+	int rc;
+
+	make_pdr_db();
+	write_manifest(NULL, pdr_catalog, pdr_outputs);
+	o.job = "7";
+	rc = publish_with(&o);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	assert_same("out/TEXTOUT", "pdrgrid/TEXTOUT100_40_10");
+	assert_same("out/chem.out", "pdrgrid/chemchk100_40_10.out");
+	t_sql_eq(db, "finished", "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, u, "SELECT output_textout_file FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, "log", "SELECT log_file FROM pdr_model_jobs WHERE id = 7");
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobs", NULL), 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pragma_table_info('pdr_model_jobs')",
+	                           NULL),
+	                 6);
+	free(u);
+}
+END_TEST
+
+START_TEST(test_external_unknown_job)
+{
+	struct jp_publish_opts o = opts();
+	int rc;
+
+	make_pdr_db();
+	write_manifest(NULL, pdr_catalog, pdr_outputs);
+	o.job = "8";
+	rc = publish_with(&o);
+	ck_assert_int_eq(rc, JP_E_DATA);
+	ck_assert_msg(strstr(err.msg, "unknown job") != NULL, "%s", err.msg);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_attempts", NULL), 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pdr_model_jobs", NULL), 1);
+	t_sql_eq(db, "running", "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	ck_assert(!t_exists(dir, "archive"));
+}
+END_TEST
+
+/* ---------------------------------------------------------------- conflicts */
+
+/* A different file already under chem's final name; nothing may change. */
+static void
+check_conflict(const char *existing)
+{
+	char *back;
+	int rc;
+
+	t_write_str(dir, "archive/grid/chemj1.out", existing);
+	rc = publish(0);
+	ck_assert_msg(rc == JP_E_UNAVAILABLE, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(err.msg, "conflict") != NULL, "%s", err.msg);
+	back = t_read(dir, "archive/grid/chemj1.out", NULL);
+	ck_assert_str_eq(back, existing);
+	free(back);
+	ck_assert(!t_exists(dir, "archive/grid/TEXTOUTj1"));
+	ck_assert(!t_exists(dir, "archive/onion"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	t_sql_eq(db, NULL, "SELECT output_textout_file FROM jobs WHERE id = ?", JOB);
+	assert_last_attempt(JP_STATUS_FAILED, "unavailable");
+	ck_assert_int_eq(last_attempt_int("exit_code"), 69);
+	ck_assert_int_eq(last_attempt_int("bytes"), 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 0);
+}
+
+START_TEST(test_conflict_other_size)
+{
+	check_conflict("somebody else's file, longer\n");
+}
+END_TEST
+
+START_TEST(test_conflict_same_size)
+{
+	check_conflict("CHEM CHECK\n"); /* 11 bytes like ours */
+}
+END_TEST
+
+START_TEST(test_conflict_after_partial_publish_keeps_status_columns)
+{
+	char *u = url_of("grid/TEXTOUTj1");
+	int rc;
+
+	/* published once; then the local file changes and a re-publish conflicts */
+	rc = publish(0);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	t_write_str(work, "out/chem.out", "CHEM CHECK\n");
+	rc = publish(0);
+	ck_assert_int_eq(rc, JP_E_UNAVAILABLE);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	t_sql_eq(db, u, "SELECT output_textout_file FROM jobs WHERE id = ?", JOB);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 4);
+	free(u);
+}
+END_TEST
+
+START_TEST(test_conflict_overwrite)
+{
+	char *back;
+	int rc;
+
+	t_write_str(dir, "archive/grid/chemj1.out", "CHEM CHECK\n");
+	t_write_str(dir, "archive/onion/ONIONj1.jerg_CO.smli", "older and longer jerg\n");
+	rc = publish(1);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	back = t_read(dir, "archive/grid/chemj1.out", NULL);
+	ck_assert_str_eq(back, "chem check\n");
+	free(back);
+	assert_same("onion/jerg_CO.smli", "onion/ONIONj1.jerg_CO.smli");
+	assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+	assert_last_attempt("published", NULL);
+	ck_assert_int_eq(last_attempt_int("bytes"), TEXTOUT_SIZE + 11 + 5 + ONION_SIZE);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- refused before storage */
+
+START_TEST(test_missing_required)
+{
+	char *p = t_path(work, "out/chem.out");
+	int rc;
+
+	ck_assert_int_eq(unlink(p), 0);
+	rc = publish(0);
+	ck_assert_msg(rc == JP_E_NOINPUT, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(err.msg, "chem") != NULL, "%s", err.msg);
+	ck_assert_msg(!t_exists(dir, "archive"), "the destination was touched");
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	assert_last_attempt(JP_STATUS_FAILED, "noinput");
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 0);
+	free(p);
+}
+END_TEST
+
+START_TEST(test_missing_required_glob)
+{
+	int rc;
+
+	write_manifest(NULL, NULL,
+	               "  - name: textout\n"
+	               "    path: out/TEXTOUT\n"
+	               "    to: grid/TEXTOUT${job}\n"
+	               "  - name: mc\n"
+	               "    glob: Out/*.dat\n"
+	               "    to: mc/${basename}\n");
+	rc = publish(0);
+	ck_assert_msg(rc == JP_E_NOINPUT, "rc %d: %s", rc, err.msg);
+	ck_assert(!t_exists(dir, "archive"));
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+}
+END_TEST
+
+START_TEST(test_optional_glob_dir_absent)
+{
+	int rc;
+
+	/* a job that never ran its onion step has no onion/ directory at all */
+	write_manifest(NULL, NULL,
+	               "  - name: textout\n"
+	               "    path: out/TEXTOUT\n"
+	               "    to: grid/TEXTOUT${job}\n"
+	               "  - name: mc\n"
+	               "    glob: Out/*.dat\n"
+	               "    to: mc/${basename}\n"
+	               "    required: false\n");
+	rc = publish(0);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+}
+END_TEST
+
+START_TEST(test_dest_cannot_be_created)
+{
+	char *url, *back;
+	int rc;
+
+	t_write_str(dir, "blocker", "a file\n");
+	ck_assert(asprintf(&url, "file://%s/blocker/archive", dir) > 0);
+	write_manifest(url, NULL, NULL);
+	free(url);
+	rc = publish(0);
+	ck_assert_msg(rc == JP_E_UNAVAILABLE, "rc %d: %s", rc, err.msg);
+	back = t_read(dir, "blocker", NULL);
+	ck_assert_str_eq(back, "a file\n");
+	free(back);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	assert_last_attempt(JP_STATUS_FAILED, "unavailable");
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+}
+END_TEST
+
+START_TEST(test_dest_override_and_sets)
+{
+	struct jp_publish_opts o = opts();
+	struct jp_kv sets[] = {{"model", "m42"}};
+	char *url;
+	int rc;
+
+	ck_assert(asprintf(&url, "file://%s/other/${model}", dir) > 0);
+	o.dest = url;
+	o.sets = sets;
+	o.n_sets = 1;
+	rc = publish_with(&o);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	ck_assert(t_exists(dir, "other/m42/grid/TEXTOUTj1"));
+	ck_assert(!t_exists(dir, "archive"));
+	t_sql_eq(db, "{\"model\":\"m42\"}", "SELECT sets FROM jobpub_attempts WHERE job = ?", JOB);
+	free(url);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the catalogue */
+
+static void
+rm_archive(void)
+{
+	char *p = t_path(dir, "archive");
+
+	t_rmtree(p);
+	free(p);
+	ck_assert(!t_exists(dir, "archive"));
+}
+
+START_TEST(test_catalog_locked)
+{
+	sqlite3 *h;
+	struct jp_publish_opts o = opts();
+	int64_t t0, dt;
+	int rc;
+
+	t_sql_exec(db, "PRAGMA journal_mode = WAL; CREATE TABLE x (y)");
+	h = t_sql_open(db);
+	ck_assert_int_eq(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	o.db_timeout_ms = 200;
+	t0 = jp_now_ms();
+	rc = publish_with(&o);
+	dt = jp_now_ms() - t0;
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(h);
+	ck_assert_msg(rc == JP_E_TEMPFAIL, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(err.msg, "locked") != NULL, "%s", err.msg);
+	ck_assert_msg(dt < 5000, "took %lld ms", (long long)dt);
+	ck_assert(!t_exists(dir, "archive"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'jobs'",
+	                           NULL),
+	                 0);
+}
+END_TEST
+
+START_TEST(test_catalog_locked_after_open)
+{
+	sqlite3 *h;
+	struct jp_publish_opts o = opts();
+	int rc;
+
+	/* schema in place, job table ready: the lock is met at the first write (the attempt) */
+	rc = publish(0);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	rm_archive();
+	h = t_sql_open(db);
+	ck_assert_int_eq(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	o.db_timeout_ms = 200;
+	rc = publish_with(&o);
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(h);
+	ck_assert_msg(rc == JP_E_TEMPFAIL, "rc %d: %s", rc, err.msg);
+	ck_assert(!t_exists(dir, "archive"));
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_attempts", NULL), 1);
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+}
+END_TEST
+
+START_TEST(test_catalog_record_fails_files_stay)
+{
+	char *log = NULL;
+	size_t loglen = 0;
+	FILE *fp;
+	int rc;
+
+	/* the catalogue refuses the final record: files are complete and stay; 75 */
+	rc = publish(0);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	rm_archive();
+	t_sql_exec(db, "CREATE TRIGGER no_publish BEFORE UPDATE ON jobs"
+	               " WHEN NEW.status = 'published' BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+	               "UPDATE jobs SET status = 'queued'");
+	fp = open_memstream(&log, &loglen);
+	jp_log_setup(JP_LOG_TEXT, -1, fp);
+	rc = publish(0);
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	fclose(fp);
+	ck_assert_msg(rc == JP_E_TEMPFAIL, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(log, "catalogue could not be updated") != NULL, "log: %s", log);
+	free(log);
+	assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+	assert_same("onion/ONION3_CO.OUT", "onion/ONIONj1.ONION3_CO.OUT");
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	/* The smaller failure record still went in: nobody reads this job as published or
+	 * running, and the attempt carries the reason. */
+	t_sql_eq(db, "failed_storage", "SELECT status FROM jobs WHERE id = ?", JOB);
+	t_sql_eq(db, "failed_storage", "SELECT outcome FROM jobpub_attempts WHERE job = ? ORDER BY id DESC LIMIT 1", JOB);
+
+	/* and once the catalogue takes it, a re-publish adopts the files without sending them */
+	t_sql_exec(db, "DROP TRIGGER no_publish");
+	rc = publish(0);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	ck_assert_int_eq(last_attempt_int("bytes"), 0);
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- dry run */
+
+START_TEST(test_dry_run_no_db)
+{
+	struct jp_publish_opts o = opts();
+	char *plan = NULL, *u;
+	size_t len = 0;
+	FILE *fp = open_memstream(&plan, &len);
+	int rc;
+
+	o.dry_run = 1;
+	o.plan_out = fp;
+	rc = publish_with(&o);
+	fclose(fp);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	ck_assert(!t_exists(dir, "cat.db"));
+	ck_assert(!t_exists(dir, "archive"));
+	ck_assert_uint_eq(t_count_entries(dir), 1 + t_count_entries(work) + 1); /* work, manifest */
+	ck_assert_msg(strstr(plan, "out/TEXTOUT") != NULL, "%s", plan);
+	ck_assert_msg(strstr(plan, "onion/ONION3_CO.OUT") != NULL, "%s", plan);
+	u = url_of("grid/TEXTOUTj1");
+	ck_assert_msg(strstr(plan, u) != NULL, "plan lacks %s: %s", u, plan);
+	free(u);
+	u = url_of("onion/ONIONj1.jerg_CO.smli");
+	ck_assert_msg(strstr(plan, u) != NULL, "plan lacks %s: %s", u, plan);
+	free(u);
+	ck_assert_msg(strstr(plan, "4 files") != NULL, "%s", plan);
+	ck_assert_msg(strstr(plan, "4.9 KiB") != NULL || strstr(plan, "5000") != NULL, "%s", plan);
+	free(plan);
+}
+END_TEST
+
+START_TEST(test_dry_run_existing_db_unchanged)
+{
+	struct jp_publish_opts o = opts();
+	char *plan = NULL, *before, *after;
+	size_t len = 0, la = 0, lb = 0;
+	FILE *fp;
+	int rc;
+
+	make_pdr_db();
+	write_manifest(NULL, pdr_catalog, pdr_outputs);
+	before = t_read(dir, "cat.db", &lb);
+	o.job = "7";
+	o.dry_run = 1;
+	fp = open_memstream(&plan, &len);
+	o.plan_out = fp;
+	rc = publish_with(&o);
+	fclose(fp);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(plan, "pdrgrid/TEXTOUT100_40_10") != NULL, "%s", plan);
+	after = t_read(dir, "cat.db", &la);
+	ck_assert(la == lb && memcmp(before, after, la) == 0);
+	ck_assert(!t_exists(dir, "cat.db-wal"));
+	ck_assert(!t_exists(dir, "archive"));
+	free(before);
+	free(after);
+	free(plan);
+
+	/* and an unknown job is found by a dry run too */
+	o.job = "8";
+	fp = open_memstream(&plan, &len);
+	o.plan_out = fp;
+	rc = publish_with(&o);
+	fclose(fp);
+	ck_assert_int_eq(rc, JP_E_DATA);
+	free(plan);
+}
+END_TEST
+
+START_TEST(test_dry_run_after_publish_unchanged)
+{
+	struct jp_publish_opts o = opts();
+	char *plan = NULL, *before, *after;
+	size_t len = 0, la = 0, lb = 0;
+	FILE *fp;
+	int rc;
+
+	/* a real publish leaves a WAL-mode catalogue; then the job's files change */
+	rc = publish(0);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	t_write_str(work, "out/chem.out", "CHEM CHECK\n");
+	before = t_read(dir, "cat.db", &lb);
+	o.dry_run = 1;
+	fp = open_memstream(&plan, &len);
+	o.plan_out = fp;
+	rc = publish_with(&o);
+	fclose(fp);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	after = t_read(dir, "cat.db", &la);
+	ck_assert(la == lb && memcmp(before, after, la) == 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_attempts", NULL), 1);
+	after[0] = 0;
+	free(after);
+	after = t_read(dir, "archive/grid/chemj1.out", NULL);
+	ck_assert_str_eq(after, "chem check\n");
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	free(before);
+	free(after);
+	free(plan);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- interruption */
+
+/* The log stream of the injection tests: an event line containing `trigger` interrupts the
+ * publish as a signal would, right after that step. */
+static const char *trigger;
+
+static ssize_t
+hook_write(void *cookie, const char *buf, size_t len)
+{
+	(void)cookie;
+	if (trigger != NULL && memmem(buf, len, trigger, strlen(trigger)) != NULL)
+		jp_publish_interrupt(SIGINT);
+	return (ssize_t)len;
+}
+
+static int
+publish_interrupted_at(const char *when, int overwrite)
+{
+	cookie_io_functions_t io = {NULL, hook_write, NULL, NULL};
+	FILE *fp = fopencookie(NULL, "w", io);
+	int rc;
+
+	ck_assert_ptr_nonnull(fp);
+	setvbuf(fp, NULL, _IOLBF, 8192); /* one write per event line */
+	trigger = when;
+	jp_log_setup(JP_LOG_TEXT, 1, fp);
+	rc = publish(overwrite);
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	trigger = NULL;
+	fclose(fp);
+	return rc;
+}
+
+START_TEST(test_interrupt_after_stage)
+{
+	int rc = publish_interrupted_at("staged textout", 0);
+
+	ck_assert_msg(rc == JP_E_TEMPFAIL, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(err.msg, "SIGINT") != NULL, "%s", err.msg);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	ck_assert(!t_exists(dir, "archive/grid/TEXTOUTj1"));
+	ck_assert(!t_exists(dir, "archive/grid/chemj1.out"));
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	assert_last_attempt("interrupted", "tempfail");
+	ck_assert_int_eq(last_attempt_int("exit_code"), 75);
+}
+END_TEST
+
+START_TEST(test_interrupt_after_commit_undoes)
+{
+	char *back;
+	int rc;
+
+	/* chem's final name already holds our content: it is adopted, and must survive the undo;
+	 * the onion file replaced with --overwrite keeps its new content */
+	t_write_str(dir, "archive/grid/chemj1.out", "chem check\n");
+	t_write_str(dir, "archive/onion/ONIONj1.jerg_CO.smli", "old!!\n");
+	rc = publish_interrupted_at("committed onion onion/jerg_CO.smli", 1);
+	ck_assert_msg(rc == JP_E_TEMPFAIL, "rc %d: %s", rc, err.msg);
+	/* TEXTOUT was committed by this attempt onto a free name: undone */
+	ck_assert(!t_exists(dir, "archive/grid/TEXTOUTj1"));
+	back = t_read(dir, "archive/grid/chemj1.out", NULL);
+	ck_assert_str_eq(back, "chem check\n");
+	free(back);
+	back = t_read(dir, "archive/onion/ONIONj1.jerg_CO.smli", NULL);
+	ck_assert_str_eq(back, "jerg\n");
+	free(back);
+	ck_assert(!t_exists(dir, "archive/onion/ONIONj1.ONION3_CO.OUT"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	t_sql_eq(db, NULL, "SELECT output_textout_file FROM jobs WHERE id = ?", JOB);
+	assert_last_attempt("interrupted", "tempfail");
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 0);
+}
+END_TEST
+
+static void
+on_term(int sig)
+{
+	jp_publish_interrupt(sig);
+}
+
+START_TEST(test_sigterm_child)
+{
+	const size_t big = 128u << 20;
+	struct timespec ts = {0, 1000000};
+	int ready[2], status, i;
+	pid_t pid;
+	char c;
+
+	write_manifest(NULL, NULL,
+	               "  - name: big\n"
+	               "    path: out/big.bin\n"
+	               "    to: grid/big${job}.bin\n"
+	               "    column: output_big_file\n"
+	               "  - name: textout\n"
+	               "    path: out/TEXTOUT\n"
+	               "    to: grid/TEXTOUT${job}\n");
+	t_write_pattern(work, "out/big.bin", big, 5);
+	ck_assert_int_eq(pipe(ready), 0);
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		struct sigaction sa;
+		int rc;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_term;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGTERM, &sa, NULL);
+		close(ready[0]);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(99);
+		close(ready[1]);
+		rc = publish(0);
+		_exit(rc);
+	}
+	close(ready[1]);
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	/* wait until the big file is being staged (a temp name appears), then stop it */
+	for (i = 0; i < 20000 && t_count_prefixed(dir, JP_TMP_PREFIX) == 0; i++)
+		nanosleep(&ts, NULL);
+	ts.tv_nsec = 20000000;
+	nanosleep(&ts, NULL);
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "child died of signal %d", WTERMSIG(status));
+	ck_assert_msg(WEXITSTATUS(status) == JP_E_TEMPFAIL,
+	              "exit %d (0 means the publish finished before SIGTERM)", WEXITSTATUS(status));
+	ck_assert(!t_exists(dir, "archive/grid/bigj1.bin"));
+	ck_assert(!t_exists(dir, "archive/grid/TEXTOUTj1"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	t_sql_eq(db, NULL, "SELECT output_big_file FROM jobs WHERE id = ?", JOB);
+	assert_last_attempt("interrupted", "tempfail");
+	t_sql_eq(db, "interrupted by SIGTERM",
+	         "SELECT message FROM jobpub_attempts WHERE job = ? ORDER BY id DESC", JOB);
+	ck_assert_msg(last_attempt_int("bytes") < (long long)big, "bytes %lld",
+	              last_attempt_int("bytes"));
+}
+END_TEST
+
+static Suite *
+publish_suite(void)
+{
+	Suite *s = suite_create("publish");
+	TCase *tc;
+
+	tc = tcase_create("success");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_success);
+	tcase_add_test(tc, test_republish_unchanged);
+	tcase_add_test(tc, test_optional_absent);
+	tcase_add_test(tc, test_external_table);
+	tcase_add_test(tc, test_dest_override_and_sets);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("conflict");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_conflict_other_size);
+	tcase_add_test(tc, test_conflict_same_size);
+	tcase_add_test(tc, test_conflict_after_partial_publish_keeps_status_columns);
+	tcase_add_test(tc, test_conflict_overwrite);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("refused");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_missing_required);
+	tcase_add_test(tc, test_missing_required_glob);
+	tcase_add_test(tc, test_optional_glob_dir_absent);
+	tcase_add_test(tc, test_external_unknown_job);
+	tcase_add_test(tc, test_dest_cannot_be_created);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("catalog");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_catalog_locked);
+	tcase_add_test(tc, test_catalog_locked_after_open);
+	tcase_add_test(tc, test_catalog_record_fails_files_stay);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("dry-run");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_dry_run_no_db);
+	tcase_add_test(tc, test_dry_run_existing_db_unchanged);
+	tcase_add_test(tc, test_dry_run_after_publish_unchanged);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("interrupt");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_interrupt_after_stage);
+	tcase_add_test(tc, test_interrupt_after_commit_undoes);
+	tcase_add_test(tc, test_sigterm_child);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	return t_run(publish_suite());
+}
