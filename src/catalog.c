@@ -18,6 +18,7 @@
 
 #include "catalog.h"
 #include "util.h"
+#include "validate.h"
 
 struct jp_catalog {
 	sqlite3 *db;
@@ -69,6 +70,14 @@ static const char *const migrations[] = {
 	" published_at TEXT NOT NULL,"
 	" attempt INTEGER NOT NULL,"
 	" PRIMARY KEY (job, remote_url));",
+	/* 2: directory archives and HDF5 attributes */
+	"ALTER TABLE jobpub_files ADD COLUMN entries INTEGER;"
+	"CREATE TABLE jobpub_attributes ("
+	" job TEXT NOT NULL,"
+	" output TEXT NOT NULL,"
+	" name TEXT NOT NULL,"
+	" value TEXT,"
+	" PRIMARY KEY (job, output, name));",
 };
 
 /* Class of a failed SQLite call: a lock that outlived the busy timeout is worth a retry. */
@@ -617,6 +626,48 @@ update_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, c
 	return JP_OK;
 }
 
+/* DELETE FROM table WHERE job = ? */
+static int
+delete_job_rows(struct jp_catalog *c, const char *sql, const char *job, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(c, sql, &st, err)) != JP_OK)
+		return r;
+	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	return step_done(c, st, err, "replace files");
+}
+
+static int
+insert_attrs(struct jp_catalog *c, const char *job, const struct jp_file_rec *f,
+             struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int r, rc;
+
+	if (f->n_attrs == 0)
+		return JP_OK;
+	r = prepare(c, "INSERT OR REPLACE INTO jobpub_attributes (job, output, name, value)"
+	               " VALUES (?,?,?,?)", &st, err);
+	if (r != JP_OK)
+		return r;
+	for (i = 0; i < f->n_attrs; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+		bind_text(st, 2, f->output);
+		bind_text(st, 3, f->attrs[i].name);
+		bind_text(st, 4, f->attrs[i].value);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return db_error(c, rc, err, "record attribute");
+		}
+	}
+	sqlite3_finalize(st);
+	return JP_OK;
+}
+
 static int
 replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
               const struct jp_file_rec *files, size_t n, struct jp_error *err)
@@ -626,14 +677,12 @@ replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
 	size_t i;
 	int r, rc;
 
-	if ((r = prepare(c, "DELETE FROM jobpub_files WHERE job = ?", &st, err)) != JP_OK)
-		return r;
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-	if ((r = step_done(c, st, err, "replace files")) != JP_OK)
+	if ((r = delete_job_rows(c, "DELETE FROM jobpub_files WHERE job = ?", job, err)) != JP_OK ||
+	    (r = delete_job_rows(c, "DELETE FROM jobpub_attributes WHERE job = ?", job, err)) != JP_OK)
 		return r;
 	r = prepare(c,
 	            "INSERT INTO jobpub_files (job, output, column_name, local_path, remote_url, size,"
-	            " sha256, published_at, attempt) VALUES (?,?,?,?,?,?,?,?,?)",
+	            " sha256, published_at, attempt, entries) VALUES (?,?,?,?,?,?,?,?,?,?)",
 	            &st, err);
 	if (r != JP_OK)
 		return r;
@@ -649,12 +698,19 @@ replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
 		bind_text(st, 7, files[i].sha256);
 		bind_text(st, 8, now);
 		sqlite3_bind_int64(st, 9, attempt);
+		if (files[i].entries > 0)
+			sqlite3_bind_int64(st, 10, (sqlite3_int64)files[i].entries);
+		else
+			sqlite3_bind_null(st, 10);
 		if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
 			sqlite3_finalize(st);
 			return db_error(c, rc, err, "record file");
 		}
 	}
 	sqlite3_finalize(st);
+	for (i = 0; i < n; i++)
+		if ((r = insert_attrs(c, job, &files[i], err)) != JP_OK)
+			return r;
 	return JP_OK;
 }
 
@@ -790,8 +846,8 @@ load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct
 	int rc, r;
 
 	r = prepare(c,
-	            "SELECT output, column_name, local_path, remote_url, sha256, published_at, size"
-	            " FROM jobpub_files WHERE job = ? ORDER BY output, remote_url",
+	            "SELECT output, column_name, local_path, remote_url, sha256, published_at, size,"
+	            " entries FROM jobpub_files WHERE job = ? ORDER BY output, remote_url",
 	            &st, err);
 	if (r != JP_OK)
 		return r;
@@ -811,6 +867,7 @@ load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct
 		f->sha256 = dup_col(st, 4);
 		f->published_at = dup_col(st, 5);
 		f->size = col_int(st, 6);
+		f->entries = col_int(st, 7);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, "read files");

@@ -1,10 +1,11 @@
 /*
  * catalog.h - the SQLite catalogue: jobpub's own tables and the job table it updates.
  *
- * jobpub owns three tables, created and migrated on open (PRAGMA user_version):
- *   jobs              the job table used when the manifest names none
- *   jobpub_files      what each job has published (remote URL, size, SHA-256, ...)
- *   jobpub_attempts   every publish attempt, its parameters and its outcome
+ * jobpub owns four tables, created and migrated on open (PRAGMA user_version):
+ *   jobs               the job table used when the manifest names none
+ *   jobpub_files       what each job has published (remote URL, size, SHA-256, entries, ...)
+ *   jobpub_attempts    every publish attempt, its parameters and its outcome
+ *   jobpub_attributes  HDF5 root attributes of published files (job, output, name, value)
  * and it updates a job table it may not own (pdr_run's pdr_model_jobs).  Table and column names
  * come from the manifest: they are checked against the real schema and quoted; values are
  * always bound.  Writes use BEGIN IMMEDIATE and a busy timeout; a catalogue that stays locked
@@ -19,7 +20,7 @@
 #include "error.h"
 #include "template.h"
 
-#define JP_SCHEMA_VERSION 1
+#define JP_SCHEMA_VERSION 2
 #define JP_STATUS_FAILED "failed_storage"
 
 struct jp_catalog;
@@ -73,10 +74,15 @@ struct jp_attempt {
 int jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
                              const struct jp_attempt *a, int64_t *id, struct jp_error *err);
 
+struct jp_attr; /* validate.h */
+
 /* One published file, as recorded. */
 struct jp_file_rec {
 	const char *output, *column, *local, *remote, *sha256;
 	uint64_t size;
+	uint64_t entries;             /* entries of an archive; 0: not an archive (NULL) */
+	const struct jp_attr *attrs;  /* HDF5 root attributes for jobpub_attributes; may be NULL */
+	size_t n_attrs;
 };
 
 /* How an attempt ended. */
@@ -92,8 +98,9 @@ struct jp_outcome {
 
 /*
  * The commit of a successful publish, in one transaction: every mapped column gets its file's
- * remote URL, the status column gets `published_status`, the job's jobpub_files rows are
- * replaced by `files`, the attempt row gets its outcome.  All or nothing.
+ * remote URL, the status column gets `published_status`, the job's jobpub_files and
+ * jobpub_attributes rows are replaced by `files` and their attributes, the attempt row gets its
+ * outcome.  All or nothing.
  */
 int jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
                               int64_t attempt, const char *published_status,
@@ -110,6 +117,7 @@ int jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t,
 struct jp_file_info {
 	char *output, *column, *local, *remote, *sha256, *published_at;
 	int64_t size;
+	int64_t entries; /* -1: not an archive */
 };
 
 struct jp_attempt_info {

@@ -55,9 +55,12 @@ print_text(const char *job, const struct jp_job_info *ji)
 	printf("files: %zu\n", ji->n_files);
 	for (i = 0; i < ji->n_files; i++) {
 		const struct jp_file_info *f = &ji->files[i];
-		printf("  %s  %s  sha256 %s  %s  (%s)\n", f->remote,
+		printf("  %s  %s  sha256 %s  %s  (%s", f->remote,
 		       jp_human_size((uint64_t)f->size, sz, sizeof(sz)), f->sha256, f->published_at,
 		       f->local);
+		if (f->entries >= 0)
+			printf(", %lld entries", (long long)f->entries);
+		printf(")\n");
 	}
 	printf("attempts: %zu\n", ji->n_attempts);
 	for (i = 0; i < ji->n_attempts; i++) {
@@ -102,6 +105,8 @@ print_json(const char *job, const struct jp_job_info *ji)
 		jp_json_str(&j, "local", f->local);
 		jp_json_str(&j, "remote", f->remote);
 		jp_json_int(&j, "size", f->size);
+		if (f->entries >= 0)
+			jp_json_int(&j, "entries", f->entries);
 		jp_json_str(&j, "sha256", f->sha256);
 		jp_json_str(&j, "published_at", f->published_at);
 		jp_json_end(&j, '}');

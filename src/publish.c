@@ -20,6 +20,7 @@
 #include "manifest.h"
 #include "plan.h"
 #include "publish.h"
+#include "tarstream.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -42,6 +43,7 @@ struct pfile {
 	unsigned char sha[32];
 	char hex[65];
 	int identical;         /* the final name already holds this content */
+	uint64_t entries;      /* of an archive, once written */
 	struct jp_upload *up;  /* staged or committed upload; NULL when identical */
 	int committed, replaced;
 };
@@ -145,6 +147,33 @@ stream_file(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_error
 	return JP_OK;
 }
 
+/* An archive has no size before it is written: it is made (and hashed) as a stream, into the
+ * staged upload or, for a comparison, into nothing. */
+static int
+stream_archive(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_error *err)
+{
+	struct sink k = {R, u, err, JP_OK};
+	struct jp_archive_result res;
+	int r;
+
+	r = jp_archive_write(f->it->abs, f->it->local, (enum jp_archive_format)f->it->out->archive_fmt,
+	                     sink_chunk, &k, &res, err);
+	if (r != JP_OK)
+		return r;
+	f->it->size = res.size;
+	f->entries = res.entries;
+	memcpy(f->sha, res.sha256, 32);
+	jp_hex(f->sha, 32, f->hex);
+	return JP_OK;
+}
+
+/* Reads (or for a directory, archives) one planned item into u, or only hashes it. */
+static int
+produce(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_error *err)
+{
+	return f->it->is_archive ? stream_archive(R, f, u, err) : stream_file(R, f, u, err);
+}
+
 /* The final name exists: same content is published already; different content is a conflict
  * unless --overwrite. */
 static int
@@ -189,6 +218,9 @@ precheck(struct run *R, struct jp_error *err)
 		if (st.is_dir)
 			return jp_error_set(err, JP_E_UNAVAILABLE, "%s is a directory; cannot publish %s there",
 			                    f->url, f->it->local);
+		/* An archive's size is known once it is made: make it, without sending it. */
+		if (f->it->is_archive && (r = produce(R, f, NULL, err)) != JP_OK)
+			return r;
 		if (st.size != f->it->size && !R->o->overwrite)
 			return jp_error_set(err, JP_E_UNAVAILABLE,
 			                    "conflict: %s already holds different content (%llu bytes, ours "
@@ -197,7 +229,7 @@ precheck(struct run *R, struct jp_error *err)
 			                    (unsigned long long)f->it->size, f->it->local);
 		if (st.size != f->it->size)
 			continue;
-		if ((r = stream_file(R, f, NULL, err)) != JP_OK ||
+		if ((!f->it->is_archive && (r = produce(R, f, NULL, err)) != JP_OK) ||
 		    (r = compare_existing(R, f, err)) != JP_OK)
 			return r;
 		if (f->identical)
@@ -224,7 +256,7 @@ stage_all(struct run *R, struct jp_error *err)
 		if (f->identical)
 			continue;
 		if ((r = jp_dest_stage(R->dest, f->it->key, R->token, &f->up, err)) != JP_OK ||
-		    (r = stream_file(R, f, f->up, err)) != JP_OK ||
+		    (r = produce(R, f, f->up, err)) != JP_OK ||
 		    (r = jp_upload_finish(f->up, f->it->size, f->sha, err)) != JP_OK) {
 			jp_progress_end();
 			return r;
@@ -441,6 +473,9 @@ record_success(struct run *R, struct jp_error *err)
 		recs[i].remote = f->url;
 		recs[i].sha256 = f->hex;
 		recs[i].size = f->it->size;
+		recs[i].entries = f->entries;
+		recs[i].attrs = f->it->attrs;
+		recs[i].n_attrs = f->it->n_attrs;
 	}
 	oc.duration_ms = jp_now_ms() - R->t0;
 	r = jp_catalog_record_success(R->cat, &R->t, R->o->job, R->attempt,

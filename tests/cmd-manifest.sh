@@ -22,12 +22,13 @@ example_without_set() {
 	assert_grep_fixed '${model}' "$ERR"
 }
 
-# With --workdir, --db and --job: the plan is exactly the 21 files and their pdr_run names.
+# With --workdir, --db and --job: the plan is exactly the 21 files and the Out/ archive under
+# their pdr_run names.
 plan_with_row() {
 	sum=$(sha256sum "$EXDB")
 	expect_rc 0 "$JOBPUB" manifest check "$EXMAN" --set "model=$EXMODEL" --workdir "$EXJOB" \
 		--db "$EXDB" --job 1 --dest "file://$T/archive/\${model}"
-	example_files | while read -r local remote; do
+	{ example_files; echo "Out/ pdrgrid/MCDRT$EXNAME.tar.gz"; } | while read -r local remote; do
 		printf '%s -> %s\n' "$local" "$EXURL/$remote"
 	done | LC_ALL=C sort >"$T/want"
 	grep -- ' -> ' "$OUT" | LC_ALL=C sort >"$T/got"
@@ -40,10 +41,10 @@ plan_with_row() {
 # With --workdir only: every local file is listed, under the manifest's destination.
 plan_without_row() {
 	expect_rc 0 "$JOBPUB" manifest check "$EXMAN" --set model=x --workdir "$EXJOB"
-	example_files | awk '{ print $1 }' | LC_ALL=C sort >"$T/want"
+	{ example_files; echo "Out/ x"; } | awk '{ print $1 }' | LC_ALL=C sort >"$T/want"
 	grep -- ' -> ' "$OUT" | sed 's/ -> .*//' | LC_ALL=C sort >"$T/got"
 	cmp -s "$T/want" "$T/got" || { diff "$T/want" "$T/got" >&2 || true; fail "the plan's files differ"; }
-	[ "$(grep -c -- ' -> file:///archive/pdr/x/' "$OUT")" -eq 21 ] ||
+	[ "$(grep -c -- ' -> file:///archive/pdr/x/' "$OUT")" -eq 22 ] ||
 		fail "the plan does not use the manifest's destination"
 }
 
@@ -55,7 +56,7 @@ optional_absent() {
 	assert_eq "$rc" 0 "exit code with an optional output missing"
 	cat "$OUT" "$ERR" >"$T/both"
 	assert_grep 'chemchk.*(absent|skipped)' "$T/both"
-	[ "$(grep -c -- ' -> ' "$OUT")" -eq 20 ] || fail "the plan should list 20 files"
+	[ "$(grep -c -- ' -> ' "$OUT")" -eq 21 ] || fail "the plan should list 21 files"
 }
 
 required_absent() {

@@ -40,7 +40,7 @@ assert_eq "$(row_status "$EXDB")" finished "status after --overwrite"
 assert_eq "$(sql "$EXDB" "SELECT sha256 FROM jobpub_files WHERE remote_url = '$EXURL/pdrgrid/CTRL_IND$EXNAME'")" \
 	"$(sha256sum "$EXJOB/pdroutput/CTRL_IND" | cut -d' ' -f1)" "recorded sha256 after --overwrite"
 
-# A conflict on a first publish: the other 20 files must not stay at the destination, and the
+# A conflict on a first publish: the other 21 files must not stay at the destination, and the
 # mapped columns keep their old (empty) values.
 make_example
 cols=$(example_columns)

@@ -41,10 +41,10 @@ chemchk_col=$(sql "$EXDB" "SELECT quote(output_chemchk_file) FROM pdr_model_jobs
 rm "$EXJOB/pdroutput/chemchk.out"
 expect_rc 0 publish_example
 assert_grep 'chemchk.*skipped|skipped.*chemchk' "$ERR"
-assert_eq "$(count_files "$EXARCHIVE")" 20 "files at the destination"
+assert_eq "$(count_files "$EXARCHIVE")" 21 "files at the destination"
 assert_absent "$EXARCHIVE/pdrgrid/chemchk$EXNAME.out"
 assert_eq "$(row_status "$EXDB")" finished "status"
 assert_eq "$(sql "$EXDB" "SELECT quote(output_chemchk_file) FROM pdr_model_jobs")" "$chemchk_col" \
 	"output_chemchk_file of a skipped output"
-assert_eq "$(sql "$EXDB" "SELECT count(*) FROM jobpub_files")" 20 "jobpub_files rows"
+assert_eq "$(sql "$EXDB" "SELECT count(*) FROM jobpub_files")" 21 "jobpub_files rows"
 exit 0

@@ -6,7 +6,7 @@
 make_example
 expect_rc 0 publish_example
 snapshot "$T/archive" "$T/snap1"
-[ "$(count_files "$EXARCHIVE")" -eq 21 ] || fail "first publish: $(count_files "$EXARCHIVE") files, expected 21"
+[ "$(count_files "$EXARCHIVE")" -eq 22 ] || fail "first publish: $(count_files "$EXARCHIVE") files, expected 22"
 sql "$EXDB" "SELECT * FROM jobpub_files ORDER BY remote_url" >"$T/files1"
 sleep 1.1 # so that a rewrite would show in the modification times
 
@@ -21,10 +21,10 @@ assert_no_temps "$T"
 
 assert_eq "$(sql "$EXDB" "SELECT count(*) FROM jobpub_attempts WHERE job = '1'")" 2 "attempt rows"
 assert_eq "$(sql "$EXDB" "SELECT outcome || ' ' || exit_code || ' ' || bytes || ' ' || files
-	FROM jobpub_attempts WHERE job = '1' ORDER BY id DESC LIMIT 1")" "published 0 0 21" \
+	FROM jobpub_attempts WHERE job = '1' ORDER BY id DESC LIMIT 1")" "published 0 0 22" \
 	"second attempt (outcome, exit code, bytes sent, files)"
 assert_eq "$(row_status "$EXDB")" finished "status after the second publish"
-assert_eq "$(sql "$EXDB" "SELECT count(*) FROM jobpub_files WHERE job = '1'")" 21 "jobpub_files rows"
+assert_eq "$(sql "$EXDB" "SELECT count(*) FROM jobpub_files WHERE job = '1'")" 22 "jobpub_files rows"
 # Same files, sizes and checksums as after the first publish (only times/attempt may differ).
 sql "$EXDB" "SELECT * FROM jobpub_files ORDER BY remote_url" >"$T/files2"
 cut -d'|' -f1-7 "$T/files1" >"$T/f1"
