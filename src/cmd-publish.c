@@ -19,7 +19,10 @@ const struct jp_cmd jp_cmd_publish = {
 	.summary = "Publish a job's outputs: stage every file, commit them all, update the catalogue.",
 	.usage = "jobpub publish --job ID --manifest FILE [--workdir DIR] [--db FILE] [--dest URL]\n"
 	         "                      [--set NAME=VALUE]... [--dry-run] [--overwrite]\n"
-	         "                      [--db-timeout SECONDS] [--log-format text|json] [-q|-v]",
+	         "                      [--db-timeout SECONDS] [--parallel N] [--retries N]\n"
+	         "                      [--timeout SECONDS] [--stall SECONDS] [--identity FILE]\n"
+	         "                      [--known-hosts FILE] [--accept-new-host-key]\n"
+	         "                      [--log-format text|json] [-q|-v]",
 	.options =
 		"  -j, --job ID              the job's ID in the catalogue\n"
 		"  -m, --manifest FILE       the job's manifest (YAML)\n"
@@ -30,6 +33,14 @@ const struct jp_cmd jp_cmd_publish = {
 		"  -n, --dry-run             check everything and print the plan; change nothing\n"
 		"      --overwrite           replace remote files that hold different content\n"
 		"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
+		"      --parallel N          transfer N files at once, over N connections (default 4)\n"
+		"      --retries N           retry a file N times after a transient failure (default 3)\n"
+		"      --timeout SECONDS     network: connect and per-operation limit (default 30)\n"
+		"      --stall SECONDS       network: fail a transfer that moves nothing this long\n"
+		"                            (default 60)\n"
+		"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n"
+		"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n"
+		"      --accept-new-host-key add an unknown SSH host key (never a changed one)\n"
 		"      --log-format text|json  json: one JSON object per event on stderr\n"
 		"  -q, --quiet               errors only\n"
 		"  -v, --verbose             one line per file\n"
@@ -57,6 +68,13 @@ cmd_publish(int argc, char **argv)
 		{"overwrite", no_argument, NULL, 'O'},
 		{"db-timeout", required_argument, NULL, 'T'},
 		{"log-format", required_argument, NULL, 'L'},
+		{"parallel", required_argument, NULL, 'P'},
+		{"retries", required_argument, NULL, 'R'},
+		{"timeout", required_argument, NULL, 't'},
+		{"stall", required_argument, NULL, 'S'},
+		{"identity", required_argument, NULL, 'i'},
+		{"known-hosts", required_argument, NULL, 'K'},
+		{"accept-new-host-key", no_argument, NULL, 'A'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -73,6 +91,8 @@ cmd_publish(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.db_timeout_ms = 30000;
+	o.parallel = 4;
+	o.retries = 3;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":j:m:w:nqvh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -95,6 +115,25 @@ cmd_publish(int argc, char **argv)
 			if ((o.db_timeout_ms = jp_cmd_timeout_ms(optarg)) < 0)
 				return jp_cmd_usage_error(c, "--db-timeout %s: expected seconds", optarg);
 			break;
+		case 'P':
+			if ((o.parallel = jp_cmd_count(optarg, 1, 64)) < 0)
+				return jp_cmd_usage_error(c, "--parallel %s: expected 1 to 64", optarg);
+			break;
+		case 'R':
+			if ((o.retries = jp_cmd_count(optarg, 0, 100)) < 0)
+				return jp_cmd_usage_error(c, "--retries %s: expected 0 to 100", optarg);
+			break;
+		case 't':
+			if ((o.timeout_ms = jp_cmd_timeout_ms(optarg)) <= 0)
+				return jp_cmd_usage_error(c, "--timeout %s: expected seconds", optarg);
+			break;
+		case 'S':
+			if ((o.stall_ms = jp_cmd_timeout_ms(optarg)) <= 0)
+				return jp_cmd_usage_error(c, "--stall %s: expected seconds", optarg);
+			break;
+		case 'i': o.identity = optarg; break;
+		case 'K': o.known_hosts = optarg; break;
+		case 'A': o.accept_new_host_key = 1; break;
 		case 'L':
 			if (strcmp(optarg, "text") == 0)
 				fmt = JP_LOG_TEXT;

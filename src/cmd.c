@@ -114,6 +114,15 @@ jp_cmd_timeout_ms(const char *arg)
 }
 
 int
+jp_cmd_count(const char *arg, int min, int max)
+{
+	char *end;
+	long v = strtol(arg, &end, 10);
+
+	return end == arg || *end != '\0' || v < min || v > max ? -1 : (int)v;
+}
+
+int
 jp_cmd_job_ok(const char *id)
 {
 	size_t n = strlen(id), i;

@@ -55,6 +55,9 @@ const char *jp_cmd_db(const char *opt);
 /* Parses --db-timeout SECONDS into milliseconds; -1 when invalid. */
 int jp_cmd_timeout_ms(const char *arg);
 
+/* Parses a whole number in [min, max]; -1 when invalid. */
+int jp_cmd_count(const char *arg, int min, int max);
+
 /* 1 when id is usable as a job ID: 1-128 printable ASCII bytes, no '/' and no space. */
 int jp_cmd_job_ok(const char *id);
 

@@ -292,6 +292,12 @@ jp_upload_key(const struct jp_upload *u)
 	return u->key;
 }
 
+struct jp_dest *
+jp_upload_dest(const struct jp_upload *u)
+{
+	return u->dest;
+}
+
 int
 jp_dest_stat(struct jp_dest *d, const char *key, struct jp_stat *st, struct jp_error *err)
 {

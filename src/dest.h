@@ -24,7 +24,13 @@ struct jp_dest;
 struct jp_upload;
 
 struct jp_dest_opts {
-	int overwrite; /* commit may replace an existing object */
+	int overwrite;           /* commit may replace an existing object */
+	/* network destinations (SFTP); ignored by the others */
+	const char *identity;    /* private key file; NULL: agent, then ~/.ssh/id_* */
+	const char *known_hosts; /* NULL: ~/.ssh/known_hosts (or the ssh config's) */
+	int accept_new_host_key; /* add an unknown host's key (never a changed one) */
+	int timeout_ms;          /* connect and per-operation limit */
+	int stall_ms;            /* a transfer that moves nothing for this long fails */
 };
 
 /* What stat tells about an object. */
@@ -78,6 +84,8 @@ int jp_upload_commit(struct jp_upload *u, int overwrite, int *exists, int *repla
 int jp_upload_abort(struct jp_upload *u, struct jp_error *err);
 void jp_upload_free(struct jp_upload *u); /* aborts first if still staged; u may be NULL */
 const char *jp_upload_key(const struct jp_upload *u);
+/* The destination (connection) the upload was staged on. */
+struct jp_dest *jp_upload_dest(const struct jp_upload *u);
 
 int jp_dest_stat(struct jp_dest *d, const char *key, struct jp_stat *st, struct jp_error *err);
 int jp_dest_remove(struct jp_dest *d, const char *key, struct jp_error *err);

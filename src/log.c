@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +23,9 @@ static struct {
 	uint64_t total, done;
 	int64_t start_ms, drawn_ms;
 } L = {JP_LOG_TEXT, 0, NULL, 0, 0, 0, 0, 0, 0};
+
+/* Transfer lanes log from several threads: one line at a time. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 static FILE *
 out(void)
@@ -58,6 +62,7 @@ emit(const char *level, const char *fmt, va_list ap)
 	FILE *fp = out();
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	pthread_mutex_lock(&mu);
 	if (L.fmt == JP_LOG_JSON) {
 		struct jp_json j;
 		char now[32];
@@ -77,6 +82,7 @@ emit(const char *level, const char *fmt, va_list ap)
 			fprintf(fp, "jobpub: %s\n", msg);
 	}
 	fflush(fp);
+	pthread_mutex_unlock(&mu);
 }
 
 #define JP_LOG_FN(fn, level, min)          \
@@ -103,6 +109,7 @@ jp_log_event(const struct jp_event *ev)
 
 	if (L.verbosity < 0 && ev->error_class == JP_E_NONE)
 		return;
+	pthread_mutex_lock(&mu);
 	if (L.fmt == JP_LOG_JSON) {
 		struct jp_json j;
 		char now[32];
@@ -126,11 +133,14 @@ jp_log_event(const struct jp_event *ev)
 		jp_json_end(&j, '}');
 		putc('\n', fp);
 		fflush(fp);
+		pthread_mutex_unlock(&mu);
 		return;
 	}
 	/* Text: per-file events only; the command prints its own summary and errors. */
-	if (L.verbosity < 1 || ev->output == NULL)
+	if (L.verbosity < 1 || ev->output == NULL) {
+		pthread_mutex_unlock(&mu);
 		return;
+	}
 	clear_progress();
 	fprintf(fp, "jobpub: job %s: %s", ev->job ? ev->job : "?", ev->event);
 	if (ev->output) fprintf(fp, " %s", ev->output);
@@ -141,6 +151,7 @@ jp_log_event(const struct jp_event *ev)
 	if (ev->message) fprintf(fp, ": %s", ev->message);
 	putc('\n', fp);
 	fflush(fp);
+	pthread_mutex_unlock(&mu);
 }
 
 void
@@ -162,11 +173,14 @@ jp_progress_add(uint64_t n)
 
 	if (!L.active)
 		return;
+	pthread_mutex_lock(&mu);
 	L.done += n;
 	now = jp_now_ms();
 	/* Redraw at most 4 times a second, and only after the first second: short jobs stay quiet. */
-	if (now - L.start_ms < 1000 || now - L.drawn_ms < 250)
+	if (now - L.start_ms < 1000 || now - L.drawn_ms < 250) {
+		pthread_mutex_unlock(&mu);
 		return;
+	}
 	L.drawn_ms = now;
 	el = now - L.start_ms;
 	rate = el > 0 ? (double)L.done * 1000.0 / (double)el : 0;
@@ -175,6 +189,7 @@ jp_progress_add(uint64_t n)
 	if (rate > 0 && L.total > L.done)
 		fprintf(out(), "  ETA %.0f s", (double)(L.total - L.done) / rate);
 	fflush(out());
+	pthread_mutex_unlock(&mu);
 }
 
 void

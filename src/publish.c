@@ -5,10 +5,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +50,17 @@ struct pfile {
 	int committed, replaced;
 };
 
+/* One transfer lane: its own connection to the destination and its own read buffers.  Lane 0
+ * uses the run's destination; commits and the catalogue stay on the main thread. */
+struct worker {
+	struct run *R;
+	struct jp_dest *dest;
+	struct jp_hashpipe *pipe;
+	struct jp_error err;
+	int r;
+	pthread_t th;
+};
+
 /* Everything one publish holds; released by run_free. */
 struct run {
 	const struct jp_publish_opts *o;
@@ -56,13 +69,18 @@ struct run {
 	struct jp_jobtable t;
 	struct jp_row *row;
 	struct jp_plan *plan;
-	struct jp_dest *dest;
+	struct jp_dest *dest;     /* = workers[0].dest */
 	struct pfile *files;
 	char token[17];
 	int64_t attempt;
-	uint64_t bytes;        /* sent by this attempt */
+	uint64_t bytes;           /* sent by this attempt (atomic: lanes add to it) */
 	int64_t t0;
-	struct jp_hashpipe *pipe;
+	struct worker *workers;
+	size_t n_workers;
+	/* the pool's shared state */
+	pthread_mutex_t mu;
+	size_t next;              /* next file for a lane to take */
+	int failed;               /* a lane failed: the others stop taking files */
 };
 
 static int
@@ -91,7 +109,7 @@ event(struct run *R, const char *name, const struct pfile *f, int64_t ms, const 
 	jp_log_event(&ev);
 }
 
-/* Where stream_file's chunks go: the staged upload (or nowhere, when only hashing). */
+/* Where a stream's chunks go: the staged upload (or nowhere, when only hashing). */
 struct sink {
 	struct run *R;
 	struct jp_upload *u;
@@ -110,7 +128,7 @@ sink_chunk(void *arg, const void *buf, size_t len)
 		return 0;
 	if ((k->r = jp_upload_write(k->u, buf, len, k->err)) != JP_OK)
 		return 1;
-	k->R->bytes += len;
+	__atomic_add_fetch(&k->R->bytes, (uint64_t)len, __ATOMIC_RELAXED);
 	jp_progress_add(len);
 	return 0;
 }
@@ -118,9 +136,9 @@ sink_chunk(void *arg, const void *buf, size_t len)
 /* Reads the local file once: every chunk is hashed and, when u is set, written to the staged
  * upload.  The size actually read must match the plan: a file still growing is refused. */
 static int
-stream_file(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_error *err)
+stream_file(struct worker *w, struct pfile *f, struct jp_upload *u, struct jp_error *err)
 {
-	struct sink k = {R, u, err, JP_OK};
+	struct sink k = {w->R, u, err, JP_OK};
 	uint64_t total = 0;
 	int fd, rc;
 
@@ -129,7 +147,7 @@ stream_file(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_error
 #ifdef HAVE_POSIX_FADVISE
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
-	rc = jp_hashpipe_run(R->pipe, fd, sink_chunk, &k, f->sha, &total);
+	rc = jp_hashpipe_run(w->pipe, fd, sink_chunk, &k, f->sha, &total);
 	if (rc < 0)
 		rc = jp_error_set(err, JP_E_IOERR, "%s: read: %s", f->it->local, strerror(errno));
 	else if (rc > 0)
@@ -150,9 +168,9 @@ stream_file(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_error
 /* An archive has no size before it is written: it is made (and hashed) as a stream, into the
  * staged upload or, for a comparison, into nothing. */
 static int
-stream_archive(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_error *err)
+stream_archive(struct worker *w, struct pfile *f, struct jp_upload *u, struct jp_error *err)
 {
-	struct sink k = {R, u, err, JP_OK};
+	struct sink k = {w->R, u, err, JP_OK};
 	struct jp_archive_result res;
 	int r;
 
@@ -169,21 +187,21 @@ stream_archive(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_er
 
 /* Reads (or for a directory, archives) one planned item into u, or only hashes it. */
 static int
-produce(struct run *R, struct pfile *f, struct jp_upload *u, struct jp_error *err)
+produce(struct worker *w, struct pfile *f, struct jp_upload *u, struct jp_error *err)
 {
-	return f->it->is_archive ? stream_archive(R, f, u, err) : stream_file(R, f, u, err);
+	return f->it->is_archive ? stream_archive(w, f, u, err) : stream_file(w, f, u, err);
 }
 
 /* The final name exists: same content is published already; different content is a conflict
  * unless --overwrite. */
 static int
-compare_existing(struct run *R, struct pfile *f, struct jp_error *err)
+compare_existing(struct run *R, struct jp_dest *dest, struct pfile *f, struct jp_error *err)
 {
 	unsigned char remote[32];
 	char rhex[65];
 	int r;
 
-	if ((r = jp_dest_digest(R->dest, f->it->key, remote, err)) != JP_OK)
+	if ((r = jp_dest_digest(dest, f->it->key, remote, err)) != JP_OK)
 		return r;
 	if (memcmp(remote, f->sha, 32) == 0) {
 		f->identical = 1;
@@ -198,44 +216,204 @@ compare_existing(struct run *R, struct pfile *f, struct jp_error *err)
 	                    f->url, rhex, f->hex, f->it->local);
 }
 
-/* Before anything is staged: final names that exist are compared now, so a conflict touches
+/* Before anything is staged: a final name that exists is compared now, so a conflict touches
  * nothing and an unchanged re-publish uploads nothing. */
+static int
+precheck_one(struct worker *w, struct pfile *f, struct jp_error *err)
+{
+	struct run *R = w->R;
+	struct jp_stat st;
+	int r;
+
+	if ((r = jp_dest_stat(w->dest, f->it->key, &st, err)) != JP_OK || !st.exists)
+		return r;
+	if (st.is_dir)
+		return jp_error_set(err, JP_E_UNAVAILABLE, "%s is a directory; cannot publish %s there",
+		                    f->url, f->it->local);
+	/* An archive's size is known once it is made: make it, without sending it. */
+	if (f->it->is_archive && (r = produce(w, f, NULL, err)) != JP_OK)
+		return r;
+	if (st.size != f->it->size && !R->o->overwrite)
+		return jp_error_set(err, JP_E_UNAVAILABLE,
+		                    "conflict: %s already holds different content (%llu bytes, ours "
+		                    "%llu from %s); nothing was changed; --overwrite replaces it",
+		                    f->url, (unsigned long long)st.size,
+		                    (unsigned long long)f->it->size, f->it->local);
+	if (st.size != f->it->size)
+		return JP_OK;
+	if ((!f->it->is_archive && (r = produce(w, f, NULL, err)) != JP_OK) ||
+	    (r = compare_existing(R, w->dest, f, err)) != JP_OK)
+		return r;
+	if (f->identical)
+		event(R, "identical", f, -1, "already published");
+	return JP_OK;
+}
+
+/* Sleeps ms milliseconds unless a signal asks to stop. */
+static void
+nap(int64_t ms)
+{
+	int64_t end = jp_now_ms() + ms;
+
+	while (!interrupted && jp_now_ms() < end)
+		usleep(20000);
+}
+
+/* Stages one file: a transient failure (the destination said "try again", a connection broke)
+ * is retried from the start of the file, with exponential backoff and jitter, a bounded number
+ * of times.  What a failed try staged is removed before the next. */
+static int
+stage_one(struct worker *w, struct pfile *f, struct jp_error *err)
+{
+	struct run *R = w->R;
+	int tries = 0, r;
+
+	if (f->identical)
+		return JP_OK;
+	for (;;) {
+		int64_t t = jp_now_ms();
+		struct jp_upload *up = NULL;
+		struct jp_error e;
+
+		jp_error_clear(&e);
+		if ((r = jp_dest_stage(w->dest, f->it->key, R->token, &up, &e)) == JP_OK &&
+		    (r = produce(w, f, up, &e)) == JP_OK &&
+		    (r = jp_upload_finish(up, f->it->size, f->sha, &e)) == JP_OK) {
+			f->up = up;
+			event(R, "staged", f, jp_now_ms() - t, NULL);
+			return JP_OK;
+		}
+		jp_upload_free(up); /* removes the temporary data where the destination still answers */
+		if (e.code != JP_E_TEMPFAIL || interrupted || tries >= R->o->retries) {
+			return jp_error_set(err, e.code, "%s", e.msg);
+		}
+		{
+			/* 1 s, 2 s, 4 s ... at most 30 s, each between half and the whole of it. */
+			int64_t base = 1000LL << (tries < 5 ? tries : 5);
+			unsigned int rnd;
+
+			if (base > 30000)
+				base = 30000;
+			if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+				rnd = 0;
+			base = base / 2 + (int64_t)(rnd % (unsigned int)(base / 2 + 1));
+			tries++;
+			jp_log_warn("job %s: %s: %s; try %d of %d in %.1f s", R->o->job, f->it->local, e.msg,
+			            tries + 1, R->o->retries + 1, (double)base / 1000.0);
+			nap(base);
+		}
+	}
+}
+
+typedef int (*lane_fn)(struct worker *w, struct pfile *f, struct jp_error *err);
+
+struct lane_job {
+	struct worker *w;
+	lane_fn fn;
+};
+
+/* A lane takes files one by one until none is left or some lane failed. */
+static void *
+lane(void *arg)
+{
+	struct lane_job *j = arg;
+	struct worker *w = j->w;
+	struct run *R = w->R;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&R->mu);
+		if (R->failed || R->next >= R->plan->n_items) {
+			pthread_mutex_unlock(&R->mu);
+			break;
+		}
+		i = R->next++;
+		pthread_mutex_unlock(&R->mu);
+		if ((w->r = check_interrupt(&w->err)) != JP_OK ||
+		    (w->r = j->fn(w, &R->files[i], &w->err)) != JP_OK) {
+			pthread_mutex_lock(&R->mu);
+			R->failed = 1;
+			pthread_mutex_unlock(&R->mu);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Runs fn over every file on all lanes; the first lane's failure (in lane order) is the run's. */
+static int
+run_lanes(struct run *R, lane_fn fn, struct jp_error *err)
+{
+	struct lane_job jobs[64];
+	size_t i, started = 0;
+	int r = JP_OK;
+
+	R->next = 0;
+	R->failed = 0;
+	for (i = 0; i < R->n_workers; i++) {
+		jobs[i].w = &R->workers[i];
+		jobs[i].fn = fn;
+		jp_error_clear(&R->workers[i].err);
+		R->workers[i].r = JP_OK;
+	}
+	/* Lane 0 is this thread; the others are threads of their own. */
+	for (i = 1; i < R->n_workers; i++)
+		if (pthread_create(&R->workers[i].th, NULL, lane, &jobs[i]) == 0)
+			started = i;
+		else
+			break;
+	lane(&jobs[0]);
+	for (i = 1; i <= started; i++)
+		pthread_join(R->workers[i].th, NULL);
+	for (i = 0; i < R->n_workers; i++)
+		if (R->workers[i].r != JP_OK && R->workers[i].err.code != JP_E_TEMPFAIL) {
+			r = jp_error_set(err, R->workers[i].err.code, "%s", R->workers[i].err.msg);
+			break;
+		}
+	/* Only transient failures (or a signal) left: report the first of those. */
+	for (i = 0; r == JP_OK && i < R->n_workers; i++)
+		if (R->workers[i].r != JP_OK)
+			r = jp_error_set(err, R->workers[i].err.code, "%s", R->workers[i].err.msg);
+	return r;
+}
+
+/* Opens the lanes: min(--parallel, files) connections to the destination. */
+static int
+open_lanes(struct run *R, struct jp_error *err)
+{
+	struct jp_dest_opts dopts;
+	size_t n = (size_t)(R->o->parallel > 0 ? R->o->parallel : 1), i;
+	int r;
+
+	if (n > R->plan->n_items)
+		n = R->plan->n_items;
+	if (n == 0)
+		n = 1;
+	if (n > 64)
+		n = 64;
+	jp_publish_dest_opts(R->o, &dopts);
+	if ((R->workers = calloc(n, sizeof(*R->workers))) == NULL)
+		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+	R->n_workers = n;
+	for (i = 0; i < n; i++) {
+		struct worker *w = &R->workers[i];
+
+		w->R = R;
+		if ((w->pipe = jp_hashpipe_new()) == NULL)
+			return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		if (i == 0)
+			w->dest = R->dest;
+		else if ((r = jp_dest_open(R->plan->destination, &dopts, &w->dest, err)) != JP_OK)
+			return r;
+	}
+	return JP_OK;
+}
+
 static int
 precheck(struct run *R, struct jp_error *err)
 {
-	size_t i;
-	int r;
-
-	for (i = 0; i < R->plan->n_items; i++) {
-		struct pfile *f = &R->files[i];
-		struct jp_stat st;
-
-		if ((r = check_interrupt(err)) != JP_OK ||
-		    (r = jp_dest_stat(R->dest, f->it->key, &st, err)) != JP_OK)
-			return r;
-		if (!st.exists)
-			continue;
-		if (st.is_dir)
-			return jp_error_set(err, JP_E_UNAVAILABLE, "%s is a directory; cannot publish %s there",
-			                    f->url, f->it->local);
-		/* An archive's size is known once it is made: make it, without sending it. */
-		if (f->it->is_archive && (r = produce(R, f, NULL, err)) != JP_OK)
-			return r;
-		if (st.size != f->it->size && !R->o->overwrite)
-			return jp_error_set(err, JP_E_UNAVAILABLE,
-			                    "conflict: %s already holds different content (%llu bytes, ours "
-			                    "%llu from %s); nothing was changed; --overwrite replaces it",
-			                    f->url, (unsigned long long)st.size,
-			                    (unsigned long long)f->it->size, f->it->local);
-		if (st.size != f->it->size)
-			continue;
-		if ((!f->it->is_archive && (r = produce(R, f, NULL, err)) != JP_OK) ||
-		    (r = compare_existing(R, f, err)) != JP_OK)
-			return r;
-		if (f->identical)
-			event(R, "identical", f, -1, "already published");
-	}
-	return JP_OK;
+	return run_lanes(R, precheck_one, err);
 }
 
 static int
@@ -249,22 +427,9 @@ stage_all(struct run *R, struct jp_error *err)
 		if (!R->files[i].identical)
 			todo += R->files[i].it->size;
 	jp_progress_begin(todo);
-	for (i = 0; i < R->plan->n_items; i++) {
-		struct pfile *f = &R->files[i];
-		int64_t t = jp_now_ms();
-
-		if (f->identical)
-			continue;
-		if ((r = jp_dest_stage(R->dest, f->it->key, R->token, &f->up, err)) != JP_OK ||
-		    (r = produce(R, f, f->up, err)) != JP_OK ||
-		    (r = jp_upload_finish(f->up, f->it->size, f->sha, err)) != JP_OK) {
-			jp_progress_end();
-			return r;
-		}
-		event(R, "staged", f, jp_now_ms() - t, NULL);
-	}
+	r = run_lanes(R, stage_one, err);
 	jp_progress_end();
-	return JP_OK;
+	return r;
 }
 
 static int
@@ -286,7 +451,7 @@ commit_all(struct run *R, struct jp_error *err)
 			return r;
 		if (exists) {
 			/* Someone created the name since the precheck. */
-			if ((r = compare_existing(R, f, err)) != JP_OK)
+			if ((r = compare_existing(R, f->up ? jp_upload_dest(f->up) : R->dest, f, err)) != JP_OK)
 				return r;
 			if ((r = jp_upload_abort(f->up, err)) != JP_OK)
 				return r;
@@ -297,7 +462,10 @@ commit_all(struct run *R, struct jp_error *err)
 		f->committed = 1;
 		event(R, "committed", f, -1, NULL);
 	}
-	return jp_dest_sync(R->dest, err);
+	for (i = 0; i < R->n_workers; i++)
+		if ((r = jp_dest_sync(R->workers[i].dest, err)) != JP_OK)
+			return r;
+	return JP_OK;
 }
 
 /* Step 5: what this attempt staged goes; what it committed without replacing goes too. */
@@ -325,9 +493,9 @@ rollback(struct run *R)
 			            f->url);
 		}
 	}
-	if (R->dest != NULL) {
+	for (i = 0; i < R->n_workers; i++) {
 		jp_error_clear(&e);
-		jp_dest_sync(R->dest, &e);
+		jp_dest_sync(R->workers[i].dest, &e);
 	}
 }
 
@@ -360,12 +528,19 @@ run_free(struct run *R)
 		free(R->files[i].url);
 	}
 	free(R->files);
+	/* Lane 0 holds R->dest; the uploads above needed their lanes' connections until now. */
+	for (i = 0; i < R->n_workers; i++) {
+		if (R->workers[i].dest != R->dest)
+			jp_dest_close(R->workers[i].dest);
+		jp_hashpipe_free(R->workers[i].pipe);
+	}
+	free(R->workers);
 	jp_dest_close(R->dest);
 	jp_plan_free(R->plan);
 	jp_row_free(R->row);
 	jp_catalog_close(R->cat);
 	jp_manifest_free(R->m);
-	jp_hashpipe_free(R->pipe);
+	pthread_mutex_destroy(&R->mu);
 }
 
 static void
@@ -390,6 +565,18 @@ print_plan(struct run *R, FILE *fp)
 		fprintf(fp, "%10s  %s (optional, absent: skipped)\n", "-", R->plan->skipped[i]->name.s);
 	fprintf(fp, "%zu files, %s\n", R->plan->n_items,
 	        jp_human_size(R->plan->total, sz, sizeof(sz)));
+}
+
+void
+jp_publish_dest_opts(const struct jp_publish_opts *o, struct jp_dest_opts *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->overwrite = o->overwrite;
+	d->identity = o->identity;
+	d->known_hosts = o->known_hosts;
+	d->accept_new_host_key = o->accept_new_host_key;
+	d->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+	d->stall_ms = o->stall_ms > 0 ? o->stall_ms : 60000;
 }
 
 void
@@ -509,6 +696,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	int r;
 
 	memset(&R, 0, sizeof(R));
+	pthread_mutex_init(&R.mu, NULL);
 	R.o = o;
 	R.t0 = jp_now_ms();
 	R.attempt = -1;
@@ -553,8 +741,9 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	}
 	{
 		struct jp_plan_input in = {R.m, o->workdir, o->job, o->sets, o->n_sets, R.row, o->dest};
-		struct jp_dest_opts dopts = {o->overwrite};
+		struct jp_dest_opts dopts;
 
+		jp_publish_dest_opts(o, &dopts);
 		if ((r = jp_plan_build(&in, &R.plan, err)) != JP_OK)
 			goto failed;
 		for (i = 0; i < R.plan->n_skipped; i++)
@@ -563,11 +752,12 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		if ((r = jp_dest_open(R.plan->destination, &dopts, &R.dest, err)) != JP_OK)
 			goto failed;
 	}
-	if ((R.files = calloc(R.plan->n_items + 1, sizeof(*R.files))) == NULL ||
-	    (R.pipe = jp_hashpipe_new()) == NULL) {
+	if ((R.files = calloc(R.plan->n_items + 1, sizeof(*R.files))) == NULL) {
 		r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
 		goto failed;
 	}
+	if ((r = open_lanes(&R, err)) != JP_OK)
+		goto failed;
 	for (i = 0; i < R.plan->n_items; i++) {
 		R.files[i].it = &R.plan->items[i];
 		if ((R.files[i].url = jp_dest_key_url(R.dest, R.plan->items[i].key)) == NULL) {

@@ -30,6 +30,12 @@ struct jp_publish_opts {
 	int overwrite;
 	int db_timeout_ms;
 	void *plan_out;            /* FILE * for --dry-run output; NULL: stdout */
+	int parallel;              /* transfer lanes (connections); 0 or 1: one */
+	int retries;               /* retries of a transient failure, per file */
+	/* destination options (dest.h), e.g. for SFTP; NULL / 0 for the defaults */
+	const char *identity, *known_hosts;
+	int accept_new_host_key;
+	int timeout_ms, stall_ms;
 };
 
 /* Runs a publish.  Returns the exit code (0 published, else a jp_class); the reason of a
@@ -37,9 +43,13 @@ struct jp_publish_opts {
 int jp_publish(const struct jp_publish_opts *o, struct jp_error *err);
 
 struct jp_catalog;
+struct jp_dest_opts;
 struct jp_manifest;
 struct jp_row;
 struct jp_jobtable;
+
+/* The destination options of a publish (defaults filled in). */
+void jp_publish_dest_opts(const struct jp_publish_opts *o, struct jp_dest_opts *d);
 
 /* The job table a manifest names (pointers into m). */
 void jp_jobtable_of(const struct jp_manifest *m, struct jp_jobtable *t);
