@@ -85,5 +85,6 @@ struct jp_backend {
 };
 
 extern const struct jp_backend jp_backend_posix;
+extern const struct jp_backend jp_backend_sftp;
 
 #endif

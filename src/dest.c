@@ -13,6 +13,7 @@
 
 static const struct jp_backend *const backends[] = {
 	&jp_backend_posix,
+	&jp_backend_sftp,
 };
 
 /* Length of the URL scheme before "://", or 0 when there is none. */
@@ -65,7 +66,7 @@ find_backend(const char *url, const struct jp_backend **out, struct jp_error *er
 		}
 		if (be == NULL)
 			return jp_error_set(err, JP_E_CONFIG,
-			                    "destination '%s': unknown scheme '%.*s' (supported: file)", url,
+			                    "destination '%s': unknown scheme '%.*s' (supported: file, sftp)", url,
 			                    (int)n, url);
 	}
 	*out = be;

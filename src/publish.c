@@ -693,6 +693,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	char host[256] = "";
 	char *sets = NULL;
 	size_t i, n_identical = 0;
+	uint64_t total = 0;
 	int r;
 
 	memset(&R, 0, sizeof(R));
@@ -786,12 +787,14 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		}
 		goto out;
 	}
-	for (i = 0; i < R.plan->n_items; i++)
+	for (i = 0; i < R.plan->n_items; i++) {
 		n_identical += R.files[i].identical;
+		total += R.files[i].it->size; /* archives have a size only once made */
+	}
 	{
 		char sz[32];
 		jp_log_info("job %s: published %zu files (%s%s) to %s in %.1f s", o->job,
-		            R.plan->n_items, jp_human_size(R.plan->total, sz, sizeof(sz)),
+		            R.plan->n_items, jp_human_size(total, sz, sizeof(sz)),
 		            n_identical == R.plan->n_items && n_identical > 0 ? ", all already there"
 		            : n_identical > 0 ? ", some already there" : "",
 		            R.plan->destination, (double)(jp_now_ms() - R.t0) / 1000.0);

@@ -72,7 +72,8 @@ le(const unsigned char *p, int n)
 /*
  * Finds the HDF5 superblock (at 0 or a power of two from 512) and reads its
  * end-of-file addresses.  Returns 1 when found (*sb_off, *eof_abs set), 0 when not, -1 on a
- * read error.  *eof_abs is 0 when the superblock version is unknown to us.
+ * read error.  *eof_abs is 0 when the superblock version is unknown to us, UINT64_MAX when the
+ * file ends before the end-of-file address field.
  */
 static int
 find_superblock(int fd, uint64_t size, uint64_t *sb_off, uint64_t *eof_abs)
@@ -101,8 +102,12 @@ find_superblock(int fd, uint64_t size, uint64_t *sb_off, uint64_t *eof_abs)
 		} else {
 			return 1;
 		}
-		if (soa < 2 || soa > 8 || at + 3 * soa > n)
+		if (soa < 2 || soa > 8)
 			return 1;
+		if (at + 3 * soa > n) {
+			*eof_abs = UINT64_MAX; /* the file ends inside its own superblock */
+			return 1;
+		}
 		/* v0/1: base, free-space, EOF; v2/3: base, superblock extension, EOF.  The EOF
 		 * address counts from the start of the file, user block included (as written by the
 		 * library, whatever the base address). */
@@ -262,6 +267,10 @@ check_hdf5(const char *path, const char *label, uint64_t size, uint64_t eof_abs,
 	size_t i;
 	int r = JP_OK;
 
+	if (eof_abs == UINT64_MAX)
+		return jp_error_set(err, JP_E_DATA,
+		                    "%s: truncated HDF5 file (superblock incomplete, file size %llu)",
+		                    label, (unsigned long long)size);
 	if (eof_abs > size)
 		return jp_error_set(err, JP_E_DATA,
 		                    "%s: truncated HDF5 file (EOF address %llu, file size %llu)", label,

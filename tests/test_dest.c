@@ -208,10 +208,10 @@ static const struct {
 	{"", "destination '': expected a URL (file:///path) or an absolute path"},
 	{"file:/archive", "destination 'file:/archive': expected a URL (file:///path) or an absolute "
 	                  "path"},
-	{"s4://bucket/pdr", "destination 's4://bucket/pdr': unknown scheme 's4' (supported: file)"},
-	{"s3://bucket/pdr", "destination 's3://bucket/pdr': unknown scheme 's3' (supported: file)"},
-	{"files:///a", "destination 'files:///a': unknown scheme 'files' (supported: file)"},
-	{"fil:///a", "destination 'fil:///a': unknown scheme 'fil' (supported: file)"},
+	{"s4://bucket/pdr", "destination 's4://bucket/pdr': unknown scheme 's4' (supported: file, sftp)"},
+	{"s3://bucket/pdr", "destination 's3://bucket/pdr': unknown scheme 's3' (supported: file, sftp)"},
+	{"files:///a", "destination 'files:///a': unknown scheme 'files' (supported: file, sftp)"},
+	{"fil:///a", "destination 'fil:///a': unknown scheme 'fil' (supported: file, sftp)"},
 };
 
 START_TEST(test_check_url_bad)
@@ -281,7 +281,7 @@ START_TEST(test_open_bad_scheme)
 	ck_assert_int_eq(jp_dest_open("s4://bucket/x", &opts, &d, &e), JP_FAILED);
 	ck_assert_ptr_null(d);
 	ck_assert_int_eq(e.code, JP_E_CONFIG);
-	ck_assert_str_eq(e.msg, "destination 's4://bucket/x': unknown scheme 's4' (supported: file)");
+	ck_assert_str_eq(e.msg, "destination 's4://bucket/x': unknown scheme 's4' (supported: file, sftp)");
 }
 END_TEST
 

@@ -1,0 +1,171 @@
+/*
+ * sshconfig.c - reading ~/.ssh/config for one host, the way ssh(1) does.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "sshconfig.h"
+
+static const char *
+home(void)
+{
+	const char *h = getenv("HOME");
+	struct passwd *pw;
+
+	if (h != NULL && h[0] != '\0')
+		return h;
+	pw = getpwuid(getuid());
+	return pw != NULL ? pw->pw_dir : "/";
+}
+
+char *
+jp_ssh_expand(const char *s, const char *host)
+{
+	const char *h = home();
+	struct passwd *pw = getpwuid(getuid());
+	const char *user = pw != NULL ? pw->pw_name : "";
+	char *out = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&out, &len);
+
+	if (fp == NULL)
+		return NULL;
+	if (s[0] == '~' && (s[1] == '/' || s[1] == '\0')) {
+		fputs(h, fp);
+		s++;
+	}
+	for (; *s != '\0'; s++) {
+		if (*s != '%' || s[1] == '\0') {
+			fputc(*s, fp);
+			continue;
+		}
+		s++;
+		switch (*s) {
+		case 'd': fputs(h, fp); break;
+		case 'h': fputs(host, fp); break;
+		case 'u': fputs(user, fp); break;
+		case '%': fputc('%', fp); break;
+		default: fputc('%', fp); fputc(*s, fp);
+		}
+	}
+	fclose(fp);
+	return out;
+}
+
+/* A Host line's patterns match when one positive pattern matches and no negated one does. */
+static int
+host_matches(char *patterns, const char *host)
+{
+	char *save = NULL, *p;
+	int yes = 0;
+
+	for (p = strtok_r(patterns, " \t", &save); p != NULL; p = strtok_r(NULL, " \t", &save)) {
+		if (p[0] == '!') {
+			if (fnmatch(p + 1, host, 0) == 0)
+				return 0;
+		} else if (fnmatch(p, host, 0) == 0) {
+			yes = 1;
+		}
+	}
+	return yes;
+}
+
+/* The first argument of a value: "in double quotes" (spaces allowed) or up to a blank. */
+static char *
+first_arg(char *val)
+{
+	if (val[0] == '"') {
+		char *q = strchr(val + 1, '"');
+		if (q != NULL)
+			*q = '\0';
+		return val + 1;
+	}
+	val[strcspn(val, " \t")] = '\0';
+	return val;
+}
+
+static void
+set_once(char **dst, const char *val, const char *host)
+{
+	if (*dst == NULL)
+		*dst = jp_ssh_expand(val, host);
+}
+
+int
+jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out)
+{
+	char *deflt = NULL, line[4096];
+	int active = 1; /* lines before the first Host apply to every host */
+	FILE *fp;
+
+	memset(out, 0, sizeof(*out));
+	if (path == NULL) {
+		if (asprintf(&deflt, "%s/.ssh/config", home()) < 0)
+			return -1;
+		path = deflt;
+	}
+	fp = fopen(path, "r");
+	free(deflt);
+	if (fp == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		char *p = line, *key, *val, *end;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0' || *p == '#')
+			continue;
+		end = p + strlen(p);
+		while (end > p && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		key = p;
+		p += strcspn(p, " \t=");
+		if (*p != '\0')
+			*p++ = '\0';
+		while (*p == ' ' || *p == '\t' || *p == '=')
+			p++;
+		val = p;
+		if (strcasecmp(key, "Host") == 0) {
+			active = host_matches(val, host);
+			continue;
+		}
+		if (strcasecmp(key, "Match") == 0) {
+			active = 0;
+			continue;
+		}
+		if (!active)
+			continue;
+		val = first_arg(val);
+		if (strcasecmp(key, "HostName") == 0)
+			set_once(&out->hostname, val, host);
+		else if (strcasecmp(key, "User") == 0)
+			set_once(&out->user, val, host);
+		else if (strcasecmp(key, "IdentityFile") == 0)
+			set_once(&out->identity, val, host);
+		else if (strcasecmp(key, "UserKnownHostsFile") == 0)
+			set_once(&out->known_hosts, val, host); /* the first of several files */
+		else if (strcasecmp(key, "Port") == 0 && out->port == 0)
+			out->port = atoi(val);
+	}
+	fclose(fp);
+	return 0;
+}
+
+void
+jp_sshconf_free(struct jp_sshconf *c)
+{
+	free(c->hostname);
+	free(c->user);
+	free(c->identity);
+	free(c->known_hosts);
+	memset(c, 0, sizeof(*c));
+}

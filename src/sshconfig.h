@@ -1,0 +1,32 @@
+/*
+ * sshconfig.h - the part of ~/.ssh/config that decides where `sftp HOST` connects.
+ *
+ * Users expect sftp://archive/... to work when `sftp archive` does, so a host that matches a
+ * `Host` block takes its HostName, Port, User, IdentityFile and UserKnownHostsFile, with
+ * OpenSSH's rules: patterns with * ? and !negation, the first value found for a keyword wins,
+ * keywords are case-insensitive, "Keyword value" or "Keyword=value", ~ and %d (home), %h
+ * (host), %u (local user), %% expanded in file names.  `Match` blocks and `Include` are not
+ * followed (their lines are skipped).
+ */
+#ifndef JP_SSHCONFIG_H
+#define JP_SSHCONFIG_H
+
+/* What the config says for one host; every string malloc'd or NULL when not set, port 0 when
+ * not set. */
+struct jp_sshconf {
+	char *hostname;
+	char *user;
+	int port;
+	char *identity;
+	char *known_hosts;
+};
+
+/* Reads config file `path` (NULL: $HOME/.ssh/config) for `host`.  A missing file is not an
+ * error.  Returns 0, or -1 with errno when the file exists but cannot be read. */
+int jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out);
+void jp_sshconf_free(struct jp_sshconf *c);
+
+/* ~ and %d, %h, %u, %% expanded; malloc'd, NULL when out of memory. */
+char *jp_ssh_expand(const char *s, const char *host);
+
+#endif
