@@ -54,6 +54,8 @@ struct sftp_dest {
 	LIBSSH2_SESSION *session;
 	LIBSSH2_SFTP *sftp;
 	int broken;        /* transport failed: reconnect before the next stage */
+	char *dirs[8];     /* directories known to exist: a job puts many files in few */
+	unsigned next_dir;
 };
 
 struct sftp_upload {
@@ -538,6 +540,8 @@ sftp_close(struct jp_dest *jd)
 	struct sftp_dest *d = (struct sftp_dest *)jd;
 
 	disconnect(d);
+	for (size_t i = 0; i < sizeof(d->dirs) / sizeof(d->dirs[0]); i++)
+		free(d->dirs[i]);
 	free(d->host);
 	free(d->hostname);
 	free(d->user);
@@ -695,9 +699,44 @@ is_dir(const LIBSSH2_SFTP_ATTRIBUTES *a)
 	return (a->flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) && LIBSSH2_SFTP_S_ISDIR(a->permissions);
 }
 
-/* mkdir -p, tolerating another publisher creating the same directory at the same moment. */
+static int mkdirs_walk(struct sftp_dest *d, char *path, struct jp_error *err);
+
+static int
+dir_known(struct sftp_dest *d, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(d->dirs) / sizeof(d->dirs[0]); i++)
+		if (d->dirs[i] != NULL && strcmp(d->dirs[i], path) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+dir_remember(struct sftp_dest *d, const char *path)
+{
+	unsigned k = d->next_dir++ % (unsigned)(sizeof(d->dirs) / sizeof(d->dirs[0]));
+
+	free(d->dirs[k]);
+	d->dirs[k] = strdup(path);
+}
+
+/* mkdir -p, tolerating another publisher creating the same directory at the same moment.  A
+ * directory seen once is not asked about again (one round trip per file saved). */
 static int
 mkdirs(struct sftp_dest *d, char *path, struct jp_error *err)
+{
+	int r;
+
+	if (dir_known(d, path))
+		return JP_OK;
+	if ((r = mkdirs_walk(d, path, err)) == JP_OK)
+		dir_remember(d, path);
+	return r;
+}
+
+static int
+mkdirs_walk(struct sftp_dest *d, char *path, struct jp_error *err)
 {
 	LIBSSH2_SFTP_ATTRIBUTES a;
 	char *p;

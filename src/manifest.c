@@ -249,6 +249,34 @@ get_attributes(struct loader *L, struct fy_node *key, struct fy_node *val, struc
 	return JP_OK;
 }
 
+/* sftp: {identity: FILE, known-hosts: FILE} */
+static int
+load_sftp(struct loader *L, struct fy_node *key, struct fy_node *map)
+{
+	struct fy_node_pair *p;
+	void *it = NULL;
+	char k[64];
+	int r;
+
+	if (fy_node_get_type(map) != FYNT_MAPPING)
+		return lerr(L, map, "sftp: expected a mapping (identity, known-hosts)%s%s", "", "");
+	while ((p = fy_node_mapping_iterate(map, &it)) != NULL) {
+		struct fy_node *kn = fy_node_pair_key(p), *v = fy_node_pair_value(p);
+		const char *name = key_of(p, k, sizeof(k));
+
+		if (name != NULL && strcmp(name, "identity") == 0)
+			r = get_str(L, kn, v, "sftp.identity", &L->m->sftp_identity);
+		else if (name != NULL && strcmp(name, "known-hosts") == 0)
+			r = get_str(L, kn, v, "sftp.known-hosts", &L->m->sftp_known_hosts);
+		else
+			return lerr(L, kn, "unknown key '%s' in sftp (expected identity, known-hosts)%s",
+			            name ? name : "?", "");
+		if (r != JP_OK)
+			return r;
+	}
+	return JP_OK;
+}
+
 static int
 load_output(struct loader *L, struct fy_node *item, struct jp_output *o)
 {
@@ -480,8 +508,10 @@ jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *er
 			r = load_catalog(&L, kn, v);
 		} else if (name != NULL && strcmp(name, "outputs") == 0) {
 			r = load_outputs(&L, kn, v);
+		} else if (name != NULL && strcmp(name, "sftp") == 0) {
+			r = load_sftp(&L, kn, v);
 		} else {
-			r = lerr(&L, kn, "unknown key '%s' (expected destination, catalog, outputs)%s",
+			r = lerr(&L, kn, "unknown key '%s' (expected destination, catalog, outputs, sftp)%s",
 			         name ? name : "?", "");
 		}
 		if (r != JP_OK)
@@ -540,6 +570,8 @@ jp_manifest_free(struct jp_manifest *m)
 	str_free(&m->id_column);
 	str_free(&m->status_column);
 	str_free(&m->published_status);
+	str_free(&m->sftp_identity);
+	str_free(&m->sftp_known_hosts);
 	free(m->file);
 	free(m);
 }

@@ -54,6 +54,8 @@ struct jp_manifest {
 	struct jp_str status_column;/* default "status" */
 	struct jp_str published_status; /* default "published" */
 	int external;               /* the table is not jobpub's own `jobs` */
+	struct jp_str sftp_identity;    /* sftp: {identity: FILE} - --identity beats it */
+	struct jp_str sftp_known_hosts; /* sftp: {known-hosts: FILE} - --known-hosts beats it */
 	struct jp_output *outputs;
 	size_t n_outputs;
 };

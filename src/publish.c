@@ -310,6 +310,7 @@ typedef int (*lane_fn)(struct worker *w, struct pfile *f, struct jp_error *err);
 struct lane_job {
 	struct worker *w;
 	lane_fn fn;
+	int own; /* each lane goes through every file (fn picks its own), not a shared queue */
 };
 
 /* A lane takes files one by one until none is left or some lane failed. */
@@ -320,15 +321,15 @@ lane(void *arg)
 	struct worker *w = j->w;
 	struct run *R = w->R;
 
-	for (;;) {
+	for (size_t k = 0;; k++) {
 		size_t i;
 
 		pthread_mutex_lock(&R->mu);
-		if (R->failed || R->next >= R->plan->n_items) {
+		if (R->failed || (j->own ? k : R->next) >= R->plan->n_items) {
 			pthread_mutex_unlock(&R->mu);
 			break;
 		}
-		i = R->next++;
+		i = j->own ? k : R->next++;
 		pthread_mutex_unlock(&R->mu);
 		if ((w->r = check_interrupt(&w->err)) != JP_OK ||
 		    (w->r = j->fn(w, &R->files[i], &w->err)) != JP_OK) {
@@ -341,9 +342,11 @@ lane(void *arg)
 	return NULL;
 }
 
-/* Runs fn over every file on all lanes; the first lane's failure (in lane order) is the run's. */
+/* Runs fn over every file on all lanes (each file once from a shared queue, or with `own` every
+ * file on every lane, fn choosing its own); the first lane's failure (in lane order) is the
+ * run's. */
 static int
-run_lanes(struct run *R, lane_fn fn, struct jp_error *err)
+run_lanes(struct run *R, lane_fn fn, int own, struct jp_error *err)
 {
 	struct lane_job jobs[64];
 	size_t i, started = 0;
@@ -354,6 +357,7 @@ run_lanes(struct run *R, lane_fn fn, struct jp_error *err)
 	for (i = 0; i < R->n_workers; i++) {
 		jobs[i].w = &R->workers[i];
 		jobs[i].fn = fn;
+		jobs[i].own = own;
 		jp_error_clear(&R->workers[i].err);
 		R->workers[i].r = JP_OK;
 	}
@@ -378,6 +382,16 @@ run_lanes(struct run *R, lane_fn fn, struct jp_error *err)
 	return r;
 }
 
+/* The manifest's destination settings, where the command line gave none. */
+static void
+manifest_dest_opts(const struct jp_manifest *m, struct jp_dest_opts *d)
+{
+	if (d->identity == NULL)
+		d->identity = m->sftp_identity.s;
+	if (d->known_hosts == NULL)
+		d->known_hosts = m->sftp_known_hosts.s;
+}
+
 /* Opens the lanes: min(--parallel, files) connections to the destination. */
 static int
 open_lanes(struct run *R, struct jp_error *err)
@@ -393,6 +407,7 @@ open_lanes(struct run *R, struct jp_error *err)
 	if (n > 64)
 		n = 64;
 	jp_publish_dest_opts(R->o, &dopts);
+	manifest_dest_opts(R->m, &dopts);
 	if ((R->workers = calloc(n, sizeof(*R->workers))) == NULL)
 		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
 	R->n_workers = n;
@@ -413,7 +428,7 @@ open_lanes(struct run *R, struct jp_error *err)
 static int
 precheck(struct run *R, struct jp_error *err)
 {
-	return run_lanes(R, precheck_one, err);
+	return run_lanes(R, precheck_one, 0, err);
 }
 
 static int
@@ -427,9 +442,34 @@ stage_all(struct run *R, struct jp_error *err)
 		if (!R->files[i].identical)
 			todo += R->files[i].it->size;
 	jp_progress_begin(todo);
-	r = run_lanes(R, stage_one, err);
+	r = run_lanes(R, stage_one, 0, err);
 	jp_progress_end();
 	return r;
+}
+
+/* Step 3 for one file, on the lane (connection) that staged it. */
+static int
+commit_one(struct worker *w, struct pfile *f, struct jp_error *err)
+{
+	struct run *R = w->R;
+	int exists, r;
+
+	if (f->identical || f->up == NULL || jp_upload_dest(f->up) != w->dest)
+		return JP_OK;
+	if ((r = jp_upload_commit(f->up, R->o->overwrite, &exists, &f->replaced, err)) != JP_OK)
+		return r;
+	if (exists) {
+		/* Someone created the name since the precheck. */
+		if ((r = compare_existing(R, w->dest, f, err)) != JP_OK ||
+		    (r = jp_upload_abort(f->up, err)) != JP_OK)
+			return r;
+		f->identical = 1;
+		event(R, "identical", f, -1, "already published");
+		return JP_OK;
+	}
+	f->committed = 1;
+	event(R, "committed", f, -1, NULL);
+	return JP_OK;
 }
 
 static int
@@ -438,30 +478,8 @@ commit_all(struct run *R, struct jp_error *err)
 	size_t i;
 	int r;
 
-	for (i = 0; i < R->plan->n_items; i++) {
-		struct pfile *f = &R->files[i];
-		int exists;
-
-		if (f->identical)
-			continue;
-		if ((r = check_interrupt(err)) != JP_OK)
-			return r;
-		r = jp_upload_commit(f->up, R->o->overwrite, &exists, &f->replaced, err);
-		if (r != JP_OK)
-			return r;
-		if (exists) {
-			/* Someone created the name since the precheck. */
-			if ((r = compare_existing(R, f->up ? jp_upload_dest(f->up) : R->dest, f, err)) != JP_OK)
-				return r;
-			if ((r = jp_upload_abort(f->up, err)) != JP_OK)
-				return r;
-			f->identical = 1;
-			event(R, "identical", f, -1, "already published");
-			continue;
-		}
-		f->committed = 1;
-		event(R, "committed", f, -1, NULL);
-	}
+	if ((r = run_lanes(R, commit_one, 1, err)) != JP_OK)
+		return r;
 	for (i = 0; i < R->n_workers; i++)
 		if ((r = jp_dest_sync(R->workers[i].dest, err)) != JP_OK)
 			return r;
@@ -745,6 +763,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		struct jp_dest_opts dopts;
 
 		jp_publish_dest_opts(o, &dopts);
+		manifest_dest_opts(R.m, &dopts);
 		if ((r = jp_plan_build(&in, &R.plan, err)) != JP_OK)
 			goto failed;
 		for (i = 0; i < R.plan->n_skipped; i++)

@@ -496,9 +496,9 @@ changed_host_key() {
 	cp "$HOME/.ssh/known_hosts" "$T/kh-before"
 	expect_rc 77 pub --identity "$SSH_KEY"
 	assert_grep '^jobpub: ' "$ERR"
-	assert_grep '[Hh]ost key' "$ERR"
+	assert_grep '[Hh][Oo][Ss][Tt] [Kk][Ee][Yy]' "$ERR"
 	expect_rc 77 pub --identity "$SSH_KEY" --accept-new-host-key
-	assert_grep '[Hh]ost key' "$ERR"
+	assert_grep '[Hh][Oo][Ss][Tt] [Kk][Ee][Yy]' "$ERR"
 	cmp -s "$T/kh-before" "$HOME/.ssh/known_hosts" || fail "known_hosts changed"
 	expect_rc 77 pub --identity "$SSH_KEY" --known-hosts "$SSHD_KNOWN_HOSTS_CHANGED" \
 		--accept-new-host-key
@@ -669,6 +669,21 @@ connection_stall() {
 	check_all 75 "$SD" some
 }
 
+# The stall rule does not wait for the (longer) operation timeout: no progress for --stall 3
+# seconds fails the transfer even with the default --timeout of 30 s.
+connection_stall_default_timeout() {
+	case_begin stall30
+	start_relay stall 2097152
+	SD=$SSHD_ROOT/stall30
+	DEST=sftp://$SSH_USER@127.0.0.1:$RPORT$SD
+	make_job s3 mid
+	pub_bg --identity "$SSH_KEY" --known-hosts "$HOME/.ssh/relay_known_hosts" --stall 3 --retries 0
+	wait_pub 20
+	[ "$PUB_RC" -eq 75 ] || { show "$T/pub.err"; fail "stalled connection: exit $PUB_RC, expected 75"; }
+	[ "$PUB_SECS" -le 10 ] || fail "--stall 3: gave up after $PUB_SECS s, expected <= 10"
+	check_all 75 "$SD" some
+}
+
 # A regular file where a remote directory must go: 69, the file untouched, the message names
 # it.  Then, the file removed, a re-publish after that failure succeeds.
 path_is_file_then_republish() {
@@ -692,42 +707,53 @@ path_is_file_then_republish() {
 		(SELECT exit_code FROM jobpub_attempts ORDER BY id)")" "69 0" "attempts"
 }
 
-# Permission denied on a path: 77 and the message names it.  (a) the destination directory is
-# not writable, (b) the final directory exists but is not writable.  Root's sessions ignore file
+# Permission denied on a path: 77 and the message names the path.  Root's sessions ignore file
 # modes, so as root the login is $SSHD_ALT_USER (nobody), who owns the 0500 directories;
-# otherwise the test user's own 0500 directories do it.
-permission_denied() {
-	local who="$SSH_USER"
-	case_begin perm
+# otherwise the test user's own 0500 directories do it.  perm_user sets WHO.
+perm_user() {
+	WHO=$SSH_USER
 	if [ "$SSHD_AS_ROOT" -eq 1 ]; then
 		[ -n "$SSHD_ALT_USER" ] || hard_error "running as root and there is no user 'nobody'"
-		who=$SSHD_ALT_USER
+		WHO=$SSHD_ALT_USER
 	fi
+}
+
+# (a) the destination directory is not writable: mkdir of results/ is refused.
+permission_denied_mkdir() {
+	case_begin perma
+	perm_user
 	SD=$SSHD_ROOT/perm-a
-	DEST=$(url "$who")
+	DEST=$(url "$WHO")
 	make_job pa
 	mkdir -p "$SD"
-	[ "$who" = "$SSH_USER" ] || chown "$who" "$SD"
+	[ "$WHO" = "$SSH_USER" ] || chown "$WHO" "$SD"
 	chmod 0500 "$SD"
 	expect_rc 77 pub --identity "$SSH_KEY" --known-hosts "$SSHD_KNOWN_HOSTS"
 	assert_grep '^jobpub: ' "$ERR"
-	assert_grep_fixed "$SD" "$ERR"
+	assert_grep_fixed "$SD/results" "$ERR"
+	assert_grep '[Pp]ermission denied' "$ERR"
 	log_since
-	assert_grep "Accepted publickey for $who " "$T/log-since"
+	assert_grep "Accepted publickey for $WHO " "$T/log-since"
 	check_all 77 "$SD"
 	assert_eq "$(count_files "$SD")" 0 "files in the read-only directory"
+}
 
+# (b) the final directory exists and is not writable: creating the temporary file is refused.
+permission_denied_create() {
+	case_begin permb
+	perm_user
 	SD=$SSHD_ROOT/perm-b
-	DEST=$(url "$who")
+	DEST=$(url "$WHO")
 	make_job pb
 	mkdir -p "$SD/results/pb"
-	[ "$who" = "$SSH_USER" ] || chown -R "$who" "$SD"
+	[ "$WHO" = "$SSH_USER" ] || chown -R "$WHO" "$SD"
 	chmod 0500 "$SD/results/pb"
 	expect_rc 77 pub --identity "$SSH_KEY" --known-hosts "$SSHD_KNOWN_HOSTS"
 	assert_grep '^jobpub: ' "$ERR"
 	assert_grep_fixed "$SD/results/pb" "$ERR"
+	assert_grep '[Pp]ermission denied' "$ERR"
 	check_all 77 "$SD"
-	chmod 0755 "$SD/results/pb" "$SSHD_ROOT/perm-a"
+	assert_eq "$(count_files "$SD")" 0 "files in the read-only directory"
 }
 
 # Two publishers of different jobs, started together, into one remote directory tree that does
@@ -804,8 +830,10 @@ run_case config_alias
 run_case kill_mid_upload
 run_case connection_cut
 run_case connection_stall
+run_case connection_stall_default_timeout
 run_case path_is_file_then_republish
-run_case permission_denied
+run_case permission_denied_mkdir
+run_case permission_denied_create
 run_case two_publishers
 run_case republish_unchanged
 finish
