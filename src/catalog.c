@@ -121,10 +121,18 @@ busy_wait(void *arg, int count)
 	return 1;
 }
 
+static int (*default_stop)(void);
+
 void
 jp_catalog_set_stop(struct jp_catalog *c, int (*stop)(void))
 {
 	c->stop = stop;
+}
+
+void
+jp_catalog_set_default_stop(int (*stop)(void))
+{
+	default_stop = stop;
 }
 
 static int
@@ -281,6 +289,7 @@ jp_catalog_open(const char *path, int timeout_ms, int readonly, struct jp_catalo
 	}
 	c->readonly = readonly;
 	c->timeout_ms = timeout_ms;
+	c->stop = default_stop;
 	flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

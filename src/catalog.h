@@ -46,6 +46,8 @@ void jp_catalog_close(struct jp_catalog *c); /* c may be NULL */
 /* While waiting for a locked catalogue, stop() is asked every few milliseconds; when it
  * returns non-zero the wait ends at once with JP_E_TEMPFAIL ("interrupted").  stop may be NULL. */
 void jp_catalog_set_stop(struct jp_catalog *c, int (*stop)(void));
+/* The stop() every catalogue opened from now on starts with (its schema migration included). */
+void jp_catalog_set_default_stop(int (*stop)(void));
 
 /* 1 when the catalogue was opened read-only. */
 int jp_catalog_readonly(const struct jp_catalog *c);

@@ -351,6 +351,9 @@ load_output(struct loader *L, struct fy_node *item, struct jp_output *o)
 				                         "output %s: archive needs a 'path:' naming a directory",
 				                         nm);
 		}
+		if (o->check.s != NULL && o->archive.s != NULL)
+			return jp_manifest_error(L->m, &o->check, L->err,
+			                         "output %s: check applies to files, not to an archive", nm);
 		if (o->check.s != NULL) {
 			o->check_kind = jp_check_parse(o->check.s);
 			if (o->check_kind < 0)
@@ -624,6 +627,16 @@ jp_manifest_check_job(const struct jp_manifest *m, const char *job, const struct
 
 	if (dest_override == NULL && (r = check_one(m, &m->destination, &v, err)) != JP_OK)
 		return r;
+	if (dest_override != NULL) {
+		/* --dest is a template too: an unknown variable in it is a usage error, found now. */
+		char why[512];
+		size_t off;
+		char *x = jp_template_expand(dest_override, &v, why, sizeof(why), &off);
+
+		if (x == NULL)
+			return jp_error_set(err, JP_E_USAGE, "--dest %s: %s", dest_override, why);
+		free(x);
+	}
 	for (i = 0; i < m->n_outputs; i++) {
 		const struct jp_output *o = &m->outputs[i];
 

@@ -653,9 +653,9 @@ open_catalog(struct run *R, struct jp_error *err)
 
 	if (o->dry_run && stat(o->db, &sb) != 0)
 		return jp_manifest_check_job(R->m, o->job, o->sets, o->n_sets, NULL, o->dest, err);
+	jp_catalog_set_default_stop(jp_publish_interrupted);
 	if ((r = jp_catalog_open(o->db, o->db_timeout_ms, o->dry_run, &R->cat, err)) != JP_OK)
 		return r;
-	jp_catalog_set_stop(R->cat, jp_publish_interrupted);
 	return jp_job_prepare(R->cat, R->m, o->job, o->sets, o->n_sets, o->dest, &R->row, err);
 }
 

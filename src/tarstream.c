@@ -244,12 +244,13 @@ jp_archive_write(const char *dir, const char *label, enum jp_archive_format fmt,
 {
 	struct out o = {sink, arg, 0, {NULL}, 0};
 	struct walk w = {NULL, NULL, label, NULL, 0, err};
-	const char *base = strrchr(dir, '/');
+	/* Entries are named after the directory as the job names it (a symlink keeps its name). */
+	const char *base = strrchr(label, '/');
 	struct stat sb;
 	int r = JP_OK;
 
 	memset(res, 0, sizeof(*res));
-	base = base && base[1] ? base + 1 : dir;
+	base = base && base[1] ? base + 1 : label;
 	if (lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
 		return jp_error_set(err, JP_E_IOERR, NAME ": %s: not a directory", label);
 	if (jp_sha256_init(&o.h) != 0 || (w.a = archive_write_new()) == NULL ||

@@ -8,8 +8,8 @@
  *   - pax format (ustar where possible, pax headers for long or non-ASCII names, big files),
  *   - owner and group 0 with no names, mtime in whole seconds, no atime/ctime,
  *   - gzip without a timestamp; zstd has none.
- * Entry names start with the directory's own base name ("Out/mcdrt_0001.dat"), like
- * `tar -C parent -cf - Out`.  Symlinks are stored as symlinks, never followed; sockets, FIFOs
+ * Entry names start with the base name of `label`, the directory as the job names it
+ * ("Out/mcdrt_0001.dat", even when Out is a symlink), like `tar -C parent -cf - Out`.  Symlinks are stored as symlinks, never followed; sockets, FIFOs
  * and devices are skipped with a warning; a file that cannot be read fails (74, naming it).
  */
 #ifndef JP_TARSTREAM_H

@@ -262,7 +262,7 @@ START_TEST(test_unknown_top_key)
 {
 	expect_error("outputs: [{name: a, path: a, to: a}]\n"
 	             "destinaton: file:///archive\n",
-	             ":2:1: unknown key 'destinaton' (expected destination, catalog, outputs)");
+	             ":2:1: unknown key 'destinaton' (expected destination, catalog, outputs, sftp)");
 }
 END_TEST
 
