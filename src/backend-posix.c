@@ -162,7 +162,7 @@ posix_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **ou
 	len = strlen(pd->root);
 	while (len > 1 && pd->root[len - 1] == '/')
 		pd->root[--len] = '\0';
-	if ((r = mkdirs(pd->root, err)) != JP_OK)
+	if (!opts->readonly && (r = mkdirs(pd->root, err)) != JP_OK)
 		goto fail;
 	if ((pd->real = realpath(pd->root, NULL)) == NULL) {
 		r = jp_error_errno(err, errno, NAME ": %s", pd->root);

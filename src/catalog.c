@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -27,7 +29,14 @@ struct jp_catalog {
 	int timeout_ms;
 	int (*stop)(void);   /* asked while waiting for a lock */
 	int64_t busy_since;  /* start of the current wait, ms */
+	char *lease_token;   /* given back by the records */
+	int version;         /* schema version as opened (a reader may see an older one) */
 };
+
+static int ensure_own_row(struct jp_catalog *, const struct jp_jobtable *, const char *,
+                          struct jp_error *);
+static int update_row(struct jp_catalog *, const struct jp_jobtable *, const char *, const char *,
+                      const struct jp_file_rec *, size_t, int, struct jp_error *);
 
 /* Forward migrations: entry i takes the schema from version i to i+1. */
 static const char *const migrations[] = {
@@ -78,6 +87,17 @@ static const char *const migrations[] = {
 	" name TEXT NOT NULL,"
 	" value TEXT,"
 	" PRIMARY KEY (job, output, name));",
+	/* 3: one publisher per job; where each file is, for verify and gc */
+	"ALTER TABLE jobpub_files ADD COLUMN destination TEXT;"
+	"ALTER TABLE jobpub_files ADD COLUMN key TEXT;"
+	"CREATE TABLE jobpub_leases ("
+	" job TEXT PRIMARY KEY NOT NULL,"
+	" host TEXT NOT NULL,"
+	" pid INTEGER NOT NULL,"
+	" token TEXT NOT NULL,"
+	" since TEXT NOT NULL,"
+	" expires INTEGER NOT NULL,"
+	" attempt INTEGER);",
 };
 
 /* Class of a failed SQLite call: a lock that outlived the busy timeout is worth a retry. */
@@ -238,6 +258,19 @@ wal_safe(const char *path)
 }
 
 static int
+user_version(struct jp_catalog *c)
+{
+	sqlite3_stmt *st = NULL;
+	int v = 0;
+
+	if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
 migrate(struct jp_catalog *c, struct jp_error *err)
 {
 	const int n = (int)(sizeof(migrations) / sizeof(migrations[0]));
@@ -311,6 +344,8 @@ jp_catalog_open(const char *path, int timeout_ms, int readonly, struct jp_catalo
 		if ((r = exec(c, "SELECT count(*) FROM sqlite_schema", err, "open")) != JP_OK)
 			goto fail;
 	}
+	/* A reader never migrates (a dry run changes nothing): it reads what this version has. */
+	c->version = user_version(c);
 	*out = c;
 	return JP_OK;
 fail:
@@ -325,6 +360,7 @@ jp_catalog_close(struct jp_catalog *c)
 		return;
 	sqlite3_close_v2(c->db);
 	free(c->path);
+	free(c->lease_token);
 	free(c);
 }
 
@@ -538,6 +574,123 @@ jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
 	return JP_OK;
 }
 
+/* Is the holder of a lease gone?  Only a process on this host can be asked. */
+static int
+owner_gone(const char *host, long pid)
+{
+	char me[256] = "";
+
+	gethostname(me, sizeof(me) - 1);
+	if (strcmp(host, me) != 0 || pid <= 0)
+		return 0;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+int
+jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct jp_attempt *a,
+                 int lease_s, int64_t *id, char *took_over, size_t took_over_len,
+                 struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[32];
+	int r, rc;
+
+	took_over[0] = '\0';
+	if ((r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
+		return r;
+	if ((r = prepare(c, "SELECT host, pid, since, expires FROM jobpub_leases WHERE job = ?", &st,
+	                 err)) != JP_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, a->job, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *host = (const char *)sqlite3_column_text(st, 0);
+		long pid = (long)sqlite3_column_int64(st, 1);
+		const char *since = (const char *)sqlite3_column_text(st, 2);
+		int64_t expires = sqlite3_column_int64(st, 3);
+		int gone = owner_gone(host, pid), expired = expires < (int64_t)time(NULL);
+
+		if (!gone && !expired) {
+			r = jp_error_set(err, JP_E_TEMPFAIL, "job %s is being published by %s:%ld since %s",
+			                 a->job, host, pid, since);
+			sqlite3_finalize(st);
+			goto fail;
+		}
+		snprintf(took_over, took_over_len, "%s:%ld since %s (%s)", host, pid, since,
+		         gone ? "that process is gone" : "the lease expired");
+		/* Its attempt will never end by itself: say what became of it. */
+		sqlite3_finalize(st);
+		st = NULL;
+		if ((r = prepare(c, "UPDATE jobpub_attempts SET outcome = 'abandoned', finished_at = ?"
+		                    " WHERE job = ? AND outcome = 'running'", &st, err)) != JP_OK)
+			goto fail;
+		bind_text(st, 1, jp_now_iso(now, sizeof(now)));
+		sqlite3_bind_text(st, 2, a->job, -1, SQLITE_TRANSIENT);
+		r = step_done(c, st, err, "abandon attempt"); /* finalizes st */
+		st = NULL;
+		if (r != JP_OK)
+			goto fail;
+	} else if (rc != SQLITE_DONE) {
+		r = db_error(c, rc, err, "read lease");
+		sqlite3_finalize(st);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	r = prepare(c, "INSERT OR REPLACE INTO jobpub_leases (job, host, pid, token, since, expires)"
+	               " VALUES (?,?,?,?,?,?)", &st, err);
+	if (r != JP_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, a->job, -1, SQLITE_TRANSIENT);
+	bind_text(st, 2, a->host ? a->host : "?");
+	sqlite3_bind_int64(st, 3, a->pid);
+	bind_text(st, 4, a->token);
+	bind_text(st, 5, jp_now_iso(now, sizeof(now)));
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL) + lease_s);
+	if ((r = step_done(c, st, err, "take lease")) != JP_OK ||
+	    (r = ensure_own_row(c, t, a->job, err)) != JP_OK ||
+	    (r = update_row(c, t, a->job, JP_STATUS_PUBLISHING, NULL, 0, 0, err)) != JP_OK ||
+	    (r = jp_catalog_attempt_begin(c, t, a, id, err)) != JP_OK ||
+	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK)
+		goto fail;
+	jp_catalog_set_lease_token(c, a->token);
+	return JP_OK;
+fail:
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+int
+jp_catalog_renew(struct jp_catalog *c, const char *job, const char *token, int lease_s,
+                 struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(c, "UPDATE jobpub_leases SET expires = ? WHERE job = ? AND token = ?", &st,
+	                 err)) != JP_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL) + lease_s);
+	sqlite3_bind_text(st, 2, job, -1, SQLITE_TRANSIENT);
+	bind_text(st, 3, token);
+	return step_done(c, st, err, "renew lease");
+}
+
+int
+jp_catalog_token_leased(struct jp_catalog *c, const char *token)
+{
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM jobpub_leases WHERE token = ? AND expires >= ?",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	bind_text(st, 1, token);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
 /* jobpub's own table gets the job's row on first use; external rows must already exist. */
 static int
 ensure_own_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
@@ -691,7 +844,8 @@ replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
 		return r;
 	r = prepare(c,
 	            "INSERT INTO jobpub_files (job, output, column_name, local_path, remote_url, size,"
-	            " sha256, published_at, attempt, entries) VALUES (?,?,?,?,?,?,?,?,?,?)",
+	            " sha256, published_at, attempt, entries, destination, key)"
+	            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
 	            &st, err);
 	if (r != JP_OK)
 		return r;
@@ -711,6 +865,8 @@ replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
 			sqlite3_bind_int64(st, 10, (sqlite3_int64)files[i].entries);
 		else
 			sqlite3_bind_null(st, 10);
+		bind_text(st, 11, files[i].destination);
+		bind_text(st, 12, files[i].key);
 		if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
 			sqlite3_finalize(st);
 			return db_error(c, rc, err, "record file");
@@ -721,6 +877,29 @@ replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
 		if ((r = insert_attrs(c, job, &files[i], err)) != JP_OK)
 			return r;
 	return JP_OK;
+}
+
+void
+jp_catalog_set_lease_token(struct jp_catalog *c, const char *token)
+{
+	free(c->lease_token);
+	c->lease_token = token ? strdup(token) : NULL;
+}
+
+/* Gives the lease back, if this publisher holds it. */
+static int
+release(struct jp_catalog *c, const char *job, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (c->lease_token == NULL)
+		return JP_OK;
+	if ((r = prepare(c, "DELETE FROM jobpub_leases WHERE job = ? AND token = ?", &st, err)) != JP_OK)
+		return r;
+	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	bind_text(st, 2, c->lease_token);
+	return step_done(c, st, err, "release lease");
 }
 
 int
@@ -736,7 +915,7 @@ jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t, con
 	if ((r = ensure_own_row(c, t, job, err)) != JP_OK ||
 	    (r = update_row(c, t, job, published_status, files, n, 1, err)) != JP_OK ||
 	    (r = replace_files(c, job, attempt, files, n, err)) != JP_OK ||
-	    (r = end_attempt(c, attempt, o, err)) != JP_OK ||
+	    (r = end_attempt(c, attempt, o, err)) != JP_OK || (r = release(c, job, err)) != JP_OK ||
 	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK) {
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 		return r;
@@ -754,7 +933,7 @@ jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, con
 		return r;
 	if ((r = ensure_own_row(c, t, job, err)) != JP_OK ||
 	    (r = update_row(c, t, job, JP_STATUS_FAILED, NULL, 0, 0, err)) != JP_OK ||
-	    (r = end_attempt(c, attempt, o, err)) != JP_OK ||
+	    (r = end_attempt(c, attempt, o, err)) != JP_OK || (r = release(c, job, err)) != JP_OK ||
 	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK) {
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 		return r;
@@ -780,7 +959,7 @@ jp_job_info_free(struct jp_job_info *ji)
 	for (i = 0; i < ji->n_files; i++) {
 		struct jp_file_info *f = &ji->files[i];
 		free(f->output); free(f->column); free(f->local); free(f->remote);
-		free(f->sha256); free(f->published_at);
+		free(f->sha256); free(f->published_at); free(f->destination); free(f->key);
 	}
 	for (i = 0; i < ji->n_attempts; i++) {
 		struct jp_attempt_info *a = &ji->attempts[i];
@@ -855,8 +1034,17 @@ load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct
 	int rc, r;
 
 	r = prepare(c,
-	            "SELECT output, column_name, local_path, remote_url, sha256, published_at, size,"
-	            " entries FROM jobpub_files WHERE job = ? ORDER BY output, remote_url",
+	            c->version >= 3
+	                ? "SELECT output, column_name, local_path, remote_url, sha256, published_at,"
+	                  " size, entries, destination, key FROM jobpub_files WHERE job = ?"
+	                  " ORDER BY output, remote_url"
+	                : c->version == 2
+	                ? "SELECT output, column_name, local_path, remote_url, sha256, published_at,"
+	                  " size, entries, NULL, NULL FROM jobpub_files WHERE job = ?"
+	                  " ORDER BY output, remote_url"
+	                : "SELECT output, column_name, local_path, remote_url, sha256, published_at,"
+	                  " size, NULL, NULL, NULL FROM jobpub_files WHERE job = ?"
+	                  " ORDER BY output, remote_url",
 	            &st, err);
 	if (r != JP_OK)
 		return r;
@@ -877,6 +1065,8 @@ load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct
 		f->published_at = dup_col(st, 5);
 		f->size = col_int(st, 6);
 		f->entries = col_int(st, 7);
+		f->destination = dup_col(st, 8);
+		f->key = dup_col(st, 9);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, "read files");
@@ -961,4 +1151,94 @@ jp_catalog_status_counts(struct jp_catalog *c, jp_count_fn fn, void *arg, struct
 	}
 	sqlite3_finalize(tabs);
 	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, "count jobs");
+}
+
+int
+jp_catalog_jobs(struct jp_catalog *c, jp_job_fn fn, void *arg, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	/* The latest attempt of every job. */
+	r = prepare(c,
+	            "SELECT a.job, a.job_table, a.id_column, a.status_column, a.manifest, a.workdir,"
+	            " a.destination, a.sets, a.started_at, a.outcome FROM jobpub_attempts a"
+	            " JOIN (SELECT job, max(id) AS id FROM jobpub_attempts GROUP BY job) l ON a.id = l.id"
+	            " ORDER BY a.id",
+	            &st, err);
+	if (r != JP_OK)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct jp_job_brief b;
+		struct jp_jobtable t;
+		struct jp_row *row = NULL;
+		struct jp_error e;
+		int found, stop;
+
+		memset(&b, 0, sizeof(b));
+		b.job = (const char *)sqlite3_column_text(st, 0);
+		b.table = (const char *)sqlite3_column_text(st, 1);
+		b.id_column = (const char *)sqlite3_column_text(st, 2);
+		b.status_column = (const char *)sqlite3_column_text(st, 3);
+		b.manifest = (const char *)sqlite3_column_text(st, 4);
+		b.workdir = (const char *)sqlite3_column_text(st, 5);
+		b.destination = (const char *)sqlite3_column_text(st, 6);
+		b.sets = (const char *)sqlite3_column_text(st, 7);
+		b.started_at = (const char *)sqlite3_column_text(st, 8);
+		b.outcome = (const char *)sqlite3_column_text(st, 9);
+		t.table = b.table;
+		t.id_column = b.id_column;
+		t.status_column = b.status_column;
+		t.external = 1;
+		jp_error_clear(&e);
+		if (jp_is_identifier(t.table) && jp_is_identifier(t.id_column) &&
+		    jp_is_identifier(t.status_column) &&
+		    jp_catalog_load_row(c, &t, b.job, &row, &e) == JP_OK)
+			b.status = jp_row_get(row, t.status_column, &found);
+		stop = fn(arg, &b);
+		jp_row_free(row);
+		if (stop)
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? JP_OK : db_error(c, rc, err, "list jobs");
+}
+
+int
+jp_catalog_files(struct jp_catalog *c, const char *job, jp_file_fn fn, void *arg,
+                 struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	r = prepare(c,
+	            c->version >= 3
+	                ? "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
+	                  " size, entries, destination, key FROM jobpub_files"
+	                  " WHERE ?1 IS NULL OR job = ?1 ORDER BY job, remote_url"
+	                : "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
+	                  " size, NULL, NULL, NULL FROM jobpub_files"
+	                  " WHERE ?1 IS NULL OR job = ?1 ORDER BY job, remote_url",
+	            &st, err);
+	if (r != JP_OK)
+		return r;
+	bind_text(st, 1, job);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct jp_file_info f;
+
+		f.output = (char *)sqlite3_column_text(st, 1);
+		f.column = (char *)sqlite3_column_text(st, 2);
+		f.local = (char *)sqlite3_column_text(st, 3);
+		f.remote = (char *)sqlite3_column_text(st, 4);
+		f.sha256 = (char *)sqlite3_column_text(st, 5);
+		f.published_at = (char *)sqlite3_column_text(st, 6);
+		f.size = col_int(st, 7);
+		f.entries = col_int(st, 8);
+		f.destination = (char *)sqlite3_column_text(st, 9);
+		f.key = (char *)sqlite3_column_text(st, 10);
+		if (fn(arg, (const char *)sqlite3_column_text(st, 0), &f) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? JP_OK : db_error(c, rc, err, "list files");
 }

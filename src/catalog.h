@@ -6,6 +6,7 @@
  *   jobpub_files       what each job has published (remote URL, size, SHA-256, entries, ...)
  *   jobpub_attempts    every publish attempt, its parameters and its outcome
  *   jobpub_attributes  HDF5 root attributes of published files (job, output, name, value)
+ *   jobpub_leases      who is publishing which job right now (host, pid, token, expiry)
  * and it updates a job table it may not own (pdr_run's pdr_model_jobs).  Table and column names
  * come from the manifest: they are checked against the real schema and quoted; values are
  * always bound.  Writes use BEGIN IMMEDIATE and a busy timeout; a catalogue that stays locked
@@ -20,8 +21,9 @@
 #include "error.h"
 #include "template.h"
 
-#define JP_SCHEMA_VERSION 2
+#define JP_SCHEMA_VERSION 3
 #define JP_STATUS_FAILED "failed_storage"
+#define JP_STATUS_PUBLISHING "publishing"
 
 struct jp_catalog;
 
@@ -76,6 +78,27 @@ struct jp_attempt {
 int jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
                              const struct jp_attempt *a, int64_t *id, struct jp_error *err);
 
+/*
+ * One publisher per job: in one transaction, takes the job's lease (for lease_s seconds), sets
+ * its status column to "publishing" and inserts the attempt, as jp_catalog_attempt_begin.  A
+ * lease held by a live publisher refuses with 75 ("job 42 is being published by node17:12345
+ * since 10:42:03"); one whose owner is gone (same host, pid not running) or whose expiry passed
+ * is taken over, and *took_over is set (the caller logs it).  The lease is given back by
+ * jp_catalog_record_success / _failure with the same token.
+ */
+int jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct jp_attempt *a,
+                     int lease_s, int64_t *id, char *took_over, size_t took_over_len,
+                     struct jp_error *err);
+
+/* Extends the lease of job (token) by lease_s seconds from now.  Best effort by design: a
+ * failure only means the lease may expire earlier. */
+int jp_catalog_renew(struct jp_catalog *c, const char *job, const char *token, int lease_s,
+                     struct jp_error *err);
+
+/* 1 when token is the token of a lease currently held (for gc: its temporary files are in
+ * use). */
+int jp_catalog_token_leased(struct jp_catalog *c, const char *token);
+
 struct jp_attr; /* validate.h */
 
 /* One published file, as recorded. */
@@ -85,6 +108,8 @@ struct jp_file_rec {
 	uint64_t entries;             /* entries of an archive; 0: not an archive (NULL) */
 	const struct jp_attr *attrs;  /* HDF5 root attributes for jobpub_attributes; may be NULL */
 	size_t n_attrs;
+	const char *destination;      /* the destination URL and the key below it (for verify/gc) */
+	const char *key;
 };
 
 /* How an attempt ended. */
@@ -109,6 +134,9 @@ int jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t,
                               const struct jp_file_rec *files, size_t n,
                               const struct jp_outcome *o, struct jp_error *err);
 
+/* The lease token a record gives back (NULL: none); set before record_success / _failure. */
+void jp_catalog_set_lease_token(struct jp_catalog *c, const char *token);
+
 /* Marks the job failed_storage (mapped columns untouched) and ends the attempt, in one
  * transaction.  attempt < 0: no attempt row to update. */
 int jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
@@ -119,7 +147,9 @@ int jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t,
 struct jp_file_info {
 	char *output, *column, *local, *remote, *sha256, *published_at;
 	int64_t size;
-	int64_t entries; /* -1: not an archive */
+	int64_t entries;   /* -1: not an archive */
+	char *destination; /* NULL for rows written before schema 3 */
+	char *key;
 };
 
 struct jp_attempt_info {
@@ -143,6 +173,20 @@ struct jp_job_info {
 int jp_catalog_job_info(struct jp_catalog *c, const char *job, struct jp_job_info **out,
                         struct jp_error *err);
 void jp_job_info_free(struct jp_job_info *ji);
+
+/* Every job jobpub has an attempt for, with its current status (NULL: no row), its table and
+ * its latest attempt: for `republish`.  fn returns 0 to go on. */
+struct jp_job_brief {
+	const char *job, *status, *table, *id_column, *status_column;
+	const char *manifest, *workdir, *destination, *sets, *started_at, *outcome;
+};
+typedef int (*jp_job_fn)(void *arg, const struct jp_job_brief *b);
+int jp_catalog_jobs(struct jp_catalog *c, jp_job_fn fn, void *arg, struct jp_error *err);
+
+/* Every jobpub_files row (job NULL: of all jobs), for `verify` and `gc`. */
+typedef int (*jp_file_fn)(void *arg, const char *job, const struct jp_file_info *f);
+int jp_catalog_files(struct jp_catalog *c, const char *job, jp_file_fn fn, void *arg,
+                     struct jp_error *err);
 
 /* Calls fn for each (table, status, count) over the job tables jobpub has published into. */
 typedef void (*jp_count_fn)(void *arg, const char *table, const char *status, int64_t count);

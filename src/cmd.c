@@ -8,10 +8,14 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "dest.h"
 
 const struct jp_cmd *const jp_cmds[] = {
 	&jp_cmd_publish,
 	&jp_cmd_status,
+	&jp_cmd_republish,
+	&jp_cmd_verify,
+	&jp_cmd_gc,
 	&jp_cmd_manifest,
 	&jp_cmd_help,
 	NULL,
@@ -113,6 +117,47 @@ jp_cmd_timeout_ms(const char *arg)
 	return (int)(v * 1000);
 }
 
+long
+jp_cmd_duration(const char *arg)
+{
+	char *end;
+	double v = strtod(arg, &end);
+	long mul = 1;
+
+	if (end == arg || v < 0)
+		return -1;
+	if (*end == 's')
+		end++;
+	else if (*end == 'm')
+		mul = 60, end++;
+	else if (*end == 'h')
+		mul = 3600, end++;
+	else if (*end == 'd')
+		mul = 86400, end++;
+	return *end == '\0' ? (long)(v * (double)mul) : -1;
+}
+
+int
+jp_cmd_net_option(const struct jp_cmd *c, int ch, const char *arg, struct jp_dest_opts *o)
+{
+	switch (ch) {
+	case 'i':
+		o->identity = arg;
+		return 1;
+	case 'K':
+		o->known_hosts = arg;
+		return 1;
+	case 't':
+		if ((o->timeout_ms = jp_cmd_timeout_ms(arg)) <= 0) {
+			jp_cmd_usage_error(c, "--timeout %s: expected seconds", arg);
+			return -1;
+		}
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int
 jp_cmd_count(const char *arg, int min, int max)
 {
@@ -133,4 +178,56 @@ jp_cmd_job_ok(const char *id)
 		if (id[i] <= ' ' || id[i] >= 0x7f || id[i] == '/')
 			return 0;
 	return 1;
+}
+
+struct jp_dest *
+jp_cmd_dest(struct jp_dest_cache *c, const char *url, const struct jp_dest_opts *o,
+            struct jp_error *err)
+{
+	struct jp_dest *d = NULL;
+	struct jp_error e;
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		if (strcmp(c->urls[i], url) == 0) {
+			if (c->dests[i] == NULL)
+				jp_error_set(err, c->codes[i], "%s", c->errors[i]);
+			return c->dests[i];
+		}
+	jp_error_clear(&e);
+	jp_dest_open(url, o, &d, &e);
+	c->urls = realloc(c->urls, (c->n + 1) * sizeof(*c->urls));
+	c->dests = realloc(c->dests, (c->n + 1) * sizeof(*c->dests));
+	c->errors = realloc(c->errors, (c->n + 1) * sizeof(*c->errors));
+	c->codes = realloc(c->codes, (c->n + 1) * sizeof(*c->codes));
+	if (!c->urls || !c->dests || !c->errors || !c->codes) {
+		jp_dest_close(d);
+		jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		return NULL;
+	}
+	c->urls[c->n] = strdup(url);
+	c->dests[c->n] = d;
+	c->errors[c->n] = strdup(e.msg);
+	c->codes[c->n] = e.code;
+	c->n++;
+	if (d == NULL)
+		jp_error_set(err, e.code, "%s", e.msg);
+	return d;
+}
+
+void
+jp_cmd_dest_cache_free(struct jp_dest_cache *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		jp_dest_close(c->dests[i]);
+		free(c->urls[i]);
+		free(c->errors[i]);
+	}
+	free(c->urls);
+	free(c->dests);
+	free(c->errors);
+	free(c->codes);
+	memset(c, 0, sizeof(*c));
 }

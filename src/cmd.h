@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 
+#include "error.h"
 #include "util.h"
 
 struct jp_cmd {
@@ -21,6 +22,9 @@ struct jp_cmd {
 
 extern const struct jp_cmd jp_cmd_publish;
 extern const struct jp_cmd jp_cmd_status;
+extern const struct jp_cmd jp_cmd_republish;
+extern const struct jp_cmd jp_cmd_verify;
+extern const struct jp_cmd jp_cmd_gc;
 extern const struct jp_cmd jp_cmd_manifest;
 extern const struct jp_cmd jp_cmd_help;
 
@@ -54,6 +58,37 @@ const char *jp_cmd_db(const char *opt);
 
 /* Parses --db-timeout SECONDS into milliseconds; -1 when invalid. */
 int jp_cmd_timeout_ms(const char *arg);
+
+/* Parses a duration: "90" (seconds), "30s", "15m", "24h", "2d".  -1 when invalid. */
+long jp_cmd_duration(const char *arg);
+
+/* The destination options verify and gc share with publish (--identity, --known-hosts,
+ * --timeout).  The long options are appended to opts by JP_CMD_NET_OPTIONS; handle with
+ * jp_cmd_net_option, which returns 1 when it took ch, 0 when ch is not one of them, -1 on a bad
+ * value (usage error printed). */
+struct jp_dest_opts;
+#define JP_CMD_NET_OPTIONS                                   \
+	{"identity", required_argument, NULL, 'i'},              \
+	{"known-hosts", required_argument, NULL, 'K'},           \
+	{"timeout", required_argument, NULL, 't'}
+#define JP_CMD_NET_HELP                                                                        \
+	"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n"          \
+	"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n"               \
+	"      --timeout SECONDS     network: connect and per-operation limit (default 30)\n"
+int jp_cmd_net_option(const struct jp_cmd *c, int ch, const char *arg, struct jp_dest_opts *o);
+
+/* Destinations opened once per command run (verify, gc visit many files of few places). */
+struct jp_dest_cache {
+	size_t n;
+	char **urls;
+	struct jp_dest **dests; /* NULL where the open failed */
+	char **errors;          /* the open's error message, repeated for each of its files */
+	int *codes;
+};
+/* The open destination for url, or NULL with the (remembered) reason on err. */
+struct jp_dest *jp_cmd_dest(struct jp_dest_cache *c, const char *url,
+                            const struct jp_dest_opts *o, struct jp_error *err);
+void jp_cmd_dest_cache_free(struct jp_dest_cache *c);
 
 /* Parses a whole number in [min, max]; -1 when invalid. */
 int jp_cmd_count(const char *arg, int min, int max);

@@ -25,6 +25,7 @@ struct jp_upload;
 
 struct jp_dest_opts {
 	int overwrite;           /* commit may replace an existing object */
+	int readonly;            /* inspecting only (verify, gc): create nothing, not even the prefix */
 	/* network destinations (SFTP); ignored by the others */
 	const char *identity;    /* private key file; NULL: agent, then ~/.ssh/id_* */
 	const char *known_hosts; /* NULL: ~/.ssh/known_hosts (or the ssh config's) */

@@ -372,9 +372,13 @@ jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_er
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return oom(err);
 	if ((p->workdir = realpath(in->workdir ? in->workdir : ".", NULL)) == NULL) {
-		r = jp_error_set(err, errno == ENOENT ? JP_E_NOINPUT : JP_E_IOERR,
-		                 NAME ": work directory %s: %s", in->workdir ? in->workdir : ".",
-		                 strerror(errno));
+		if (errno == ENOENT)
+			r = jp_error_set(err, JP_E_NOINPUT, "outputs no longer on disk at %s: no such "
+			                                    "work directory",
+			                 in->workdir ? in->workdir : ".");
+		else
+			r = jp_error_set(err, JP_E_IOERR, NAME ": work directory %s: %s",
+			                 in->workdir ? in->workdir : ".", strerror(errno));
 		goto fail;
 	}
 	if (stat(p->workdir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {

@@ -77,11 +77,34 @@ struct run {
 	int64_t t0;
 	struct worker *workers;
 	size_t n_workers;
+	int64_t renewed_ms;       /* last renewal of the lease */
 	/* the pool's shared state */
 	pthread_mutex_t mu;
 	size_t next;              /* next file for a lane to take */
 	int failed;               /* a lane failed: the others stop taking files */
 };
+
+static int
+lease_s(const struct jp_publish_opts *o)
+{
+	return o->lease_s > 0 ? o->lease_s : 3600;
+}
+
+/* Keeps the lease alive through a long transfer: from lane 0 (this thread, which owns the
+ * catalogue connection), a third of the way to expiry. */
+static void
+renew_lease(struct worker *w)
+{
+	struct run *R = w->R;
+	struct jp_error e;
+
+	if (w != &R->workers[0] || R->cat == NULL ||
+	    jp_now_ms() - R->renewed_ms < (int64_t)lease_s(R->o) * 1000 / 3)
+		return;
+	jp_error_clear(&e);
+	if (jp_catalog_renew(R->cat, R->o->job, R->token, lease_s(R->o), &e) == JP_OK)
+		R->renewed_ms = jp_now_ms();
+}
 
 static int
 check_interrupt(struct jp_error *err)
@@ -270,6 +293,7 @@ stage_one(struct worker *w, struct pfile *f, struct jp_error *err)
 
 	if (f->identical)
 		return JP_OK;
+	renew_lease(w);
 	for (;;) {
 		int64_t t = jp_now_ms();
 		struct jp_upload *up = NULL;
@@ -681,6 +705,8 @@ record_success(struct run *R, struct jp_error *err)
 		recs[i].entries = f->entries;
 		recs[i].attrs = f->it->attrs;
 		recs[i].n_attrs = f->it->n_attrs;
+		recs[i].destination = R->plan->destination;
+		recs[i].key = f->it->key;
 	}
 	oc.duration_ms = jp_now_ms() - R->t0;
 	r = jp_catalog_record_success(R->cat, &R->t, R->o->job, R->attempt,
@@ -752,11 +778,18 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		struct jp_attempt a = {o->job, R.token, host, (long)getpid(), mf ? mf : o->manifest,
 		                       wd ? wd : o->workdir, o->dest, sets};
 
-		r = jp_catalog_attempt_begin(R.cat, &R.t, &a, &R.attempt, err);
+		char took[512];
+
+		/* One publisher per job: the lease, the status "publishing" and the attempt, at once.
+		 * Refused while another publisher is alive: nothing is recorded then. */
+		r = jp_catalog_begin(R.cat, &R.t, &a, lease_s(o), &R.attempt, took, sizeof(took), err);
 		free(wd);
 		free(mf);
 		if (r != JP_OK)
 			goto out;
+		if (took[0] != '\0')
+			jp_log_warn("job %s: took over the lease of %s", o->job, took);
+		R.renewed_ms = jp_now_ms();
 	}
 	{
 		struct jp_plan_input in = {R.m, o->workdir, o->job, o->sets, o->n_sets, R.row, o->dest};

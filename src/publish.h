@@ -31,6 +31,7 @@ struct jp_publish_opts {
 	int db_timeout_ms;
 	void *plan_out;            /* FILE * for --dry-run output; NULL: stdout */
 	int parallel;              /* transfer lanes (connections); 0 or 1: one */
+	int lease_s;               /* the job's lease, renewed while it runs; 0: 3600 s */
 	int retries;               /* retries of a transient failure, per file */
 	/* destination options (dest.h), e.g. for SFTP; NULL / 0 for the defaults */
 	const char *identity, *known_hosts;

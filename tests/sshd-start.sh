@@ -20,6 +20,7 @@
 #   SSH_KEY_PASS SSH_KEY_PASSPHRASE_FILE  an authorized ed25519 key with a passphrase, and a file
 #                       (mode 0600) holding the passphrase on one line
 #   SSH_KEY_WRONG       an ed25519 key that is not authorized
+#   SSH_KEY_RSA         an authorized RSA key (libssh2 1.10 signs with SHA-1, which sshd refuses)
 # Run again on the same DIR (after sshd-stop.sh), it reuses the keys and tries the same port
 # first.  Exit 0 once the port answers, 99 when sshd or ssh-keygen is missing, 1 otherwise.
 set -eu
@@ -73,13 +74,16 @@ chmod 0755 "$DIR/root"
 newkey() {
 	[ -f "$1" ] && [ -f "$1.pub" ] && return 0
 	rm -f "$1" "$1.pub"
-	ssh-keygen -q -t ed25519 -N "${2:-}" -C "jobpub-test-${1##*/}" -f "$1" >/dev/null ||
+	ssh-keygen -q -t "${KEYTYPE:-ed25519}" -N "${2:-}" -C "jobpub-test-${1##*/}" -f "$1" >/dev/null ||
 		die "ssh-keygen failed for $1"
 }
 newkey "$DIR/ssh_host_ed25519_key"
 newkey "$DIR/other_host_key"
 newkey "$DIR/id_ed25519"
 newkey "$DIR/id_wrong"
+KEYTYPE=rsa
+newkey "$DIR/id_rsa"
+KEYTYPE=ed25519
 if [ ! -f "$DIR/id_pass.passphrase" ] || [ ! -f "$DIR/id_pass" ]; then
 	rm -f "$DIR/id_pass" "$DIR/id_pass.pub"
 	# Spaces inside, random enough never to appear by chance in argv, logs or the catalogue.
@@ -88,7 +92,7 @@ if [ ! -f "$DIR/id_pass.passphrase" ] || [ ! -f "$DIR/id_pass" ]; then
 	newkey "$DIR/id_pass" "$pass"
 fi
 chmod 0600 "$DIR/id_pass.passphrase"
-cat "$DIR/id_ed25519.pub" "$DIR/id_pass.pub" >"$DIR/authorized_keys"
+cat "$DIR/id_ed25519.pub" "$DIR/id_pass.pub" "$DIR/id_rsa.pub" >"$DIR/authorized_keys"
 chmod 0644 "$DIR/authorized_keys" "$DIR"/*.pub
 
 USER_NAME=$(id -un)
@@ -208,5 +212,6 @@ SSH_KEY='$DIR/id_ed25519'
 SSH_KEY_PASS='$DIR/id_pass'
 SSH_KEY_PASSPHRASE_FILE='$DIR/id_pass.passphrase'
 SSH_KEY_WRONG='$DIR/id_wrong'
+SSH_KEY_RSA='$DIR/id_rsa'
 EOF
 mv "$DIR/env.new" "$DIR/env"

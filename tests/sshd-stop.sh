@@ -33,7 +33,7 @@ descendants() {
 		shift
 		todo=$*
 		for f in /proc/[0-9]*/stat; do
-			read -r line <"$f" 2>/dev/null || continue
+			read -r line 2>/dev/null <"$f" || continue
 			rest=${line##*) }
 			set -- $rest
 			if [ "$2" = "$p" ]; then
@@ -57,7 +57,7 @@ done
 alive() {
 	local p state line
 	for p in "$@"; do
-		read -r line <"/proc/$p/stat" 2>/dev/null || continue
+		read -r line 2>/dev/null <"/proc/$p/stat" || continue
 		state=${line##*) }
 		state=${state%% *}
 		[ "$state" = Z ] || printf '%s ' "$p"

@@ -120,9 +120,9 @@ START_TEST(test_open_creates_schema)
 	ck_assert(t_exists(dir, "cat.db"));
 	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), JP_SCHEMA_VERSION);
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
-	                               " AND name IN ('jobs', 'jobpub_files', 'jobpub_attempts', 'jobpub_attributes')",
+	                               " AND name IN ('jobs', 'jobpub_files', 'jobpub_attempts', 'jobpub_attributes', 'jobpub_leases')",
 	                           NULL),
-	                 4);
+	                 5);
 	/* the columns the rest of jobpub relies on */
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pragma_table_info('jobpub_files')"
 	                               " WHERE name IN ('job', 'output', 'local_path', 'remote_url',"
@@ -154,7 +154,7 @@ START_TEST(test_open_reopen_idempotent)
 	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), JP_SCHEMA_VERSION);
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
 	                           NULL),
-	                 4);
+	                 5);
 	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = 'j1'");
 }
 END_TEST
@@ -372,7 +372,7 @@ START_TEST(test_prepare_rejects_non_identifiers)
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pragma_table_info('jobs')", NULL), 4);
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
 	                           NULL),
-	                 4);
+	                 5);
 }
 END_TEST
 
@@ -706,7 +706,7 @@ START_TEST(test_record_injection_verbatim)
 
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
 	                           NULL),
-	                 5);
+	                 6);
 	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", evil);
 	t_sql_eq(db, f[0].remote, "SELECT output_textout_file FROM jobs WHERE id = ?", evil);
 	t_sql_eq(db, f[0].remote, "SELECT remote_url FROM jobpub_files WHERE job = ?", evil);

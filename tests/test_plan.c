@@ -590,7 +590,7 @@ START_TEST(test_workdir_missing)
 	in.workdir = nope;
 	expect_fail("destination: /archive\n"
 	            "outputs: [{name: a, path: a, to: a}]\n",
-	            JP_E_NOINPUT, fmt("plan: work directory %s: No such file or directory", nope));
+	            JP_E_NOINPUT, fmt("outputs no longer on disk at %s: no such work directory", nope));
 	free(nope);
 }
 END_TEST

@@ -1,0 +1,237 @@
+/*
+ * cmd-enqueue.c - `jobpub enqueue`: a job script registers its publish in the spool (spool.h),
+ * for `jobpub publish --spool` at the end of the job or from the Slurm epilogue.
+ *
+ * Everything the publish needs is resolved now, in the job's environment: paths made absolute
+ * (the epilogue runs elsewhere, with another working directory), $JOBPUB_DB and $JOBPUB_DEST
+ * captured, and the manifest checked, so a typo fails the job script and not the epilogue.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "manifest.h"
+#include "spool.h"
+
+static int cmd_enqueue(int argc, char **argv);
+
+const struct jp_cmd jp_cmd_enqueue = {
+	.name = "enqueue",
+	.summary = "Register a job's publish in the spool, for `publish --spool` or the Slurm "
+	           "epilogue.",
+	.usage = "jobpub enqueue --job ID --manifest FILE --workdir DIR [--db FILE] [--dest URL]\n"
+	         "                      [--set NAME=VALUE]... [--spool DIR]",
+	.options =
+		"  -j, --job ID              the job's ID (in a Slurm job: \"$SLURM_JOB_ID\")\n"
+		"  -m, --manifest FILE       the job's manifest (YAML), checked now\n"
+		"  -w, --workdir DIR         the job's work directory\n"
+		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+		"      --dest URL            destination, overriding the manifest's (also $JOBPUB_DEST)\n"
+		"      --set NAME=VALUE      a value for ${NAME} in the manifest; repeatable\n"
+		"      --spool DIR           the spool directory (default: $JOBPUB_SPOOL, else\n"
+		"                            /var/spool/jobpub for root, else\n"
+		"                            ~/.local/state/jobpub/spool)\n"
+		"  -h, --help                this help\n",
+	.exec = cmd_enqueue,
+};
+
+/* realpath of an existing file or directory; 66 when missing, 74 otherwise. */
+static char *
+absolute_existing(const char *what, const char *path, int want_dir, struct jp_error *err)
+{
+	struct stat sb;
+	char *p;
+
+	if ((p = realpath(path, NULL)) == NULL) {
+		jp_error_set(err, errno == ENOENT || errno == ENOTDIR ? JP_E_NOINPUT : JP_E_IOERR,
+		             "%s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	if (stat(p, &sb) != 0 || (want_dir ? !S_ISDIR(sb.st_mode) : S_ISDIR(sb.st_mode))) {
+		jp_error_set(err, JP_E_NOINPUT, "%s %s: %s", what, path,
+		             want_dir ? "not a directory" : "is a directory");
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* The catalogue may not exist before the first publish: realpath of its directory, then its
+ * name. */
+static char *
+absolute_db(const char *db, struct jp_error *err)
+{
+	char *copy, *slash, *dir, *out;
+	const char *base;
+
+	if ((out = realpath(db, NULL)) != NULL)
+		return out;
+	if (errno != ENOENT) {
+		jp_error_set(err, JP_E_IOERR, "--db %s: %s", db, strerror(errno));
+		return NULL;
+	}
+	if ((copy = strdup(db)) == NULL) {
+		jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		return NULL;
+	}
+	slash = strrchr(copy, '/');
+	if (slash == NULL) {
+		base = copy;
+		dir = realpath(".", NULL);
+	} else {
+		*slash = '\0';
+		base = slash + 1;
+		dir = realpath(copy[0] != '\0' ? copy : "/", NULL);
+	}
+	if (dir == NULL || base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		jp_error_set(err, JP_E_NOINPUT, "--db %s: %s", db,
+		             dir == NULL ? "its directory does not exist" : "not a file name");
+		free(dir);
+		free(copy);
+		return NULL;
+	}
+	out = jp_asprintf("%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", base);
+	if (out == NULL)
+		jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+	free(dir);
+	free(copy);
+	return out;
+}
+
+static int
+enqueue(const char *job, const char *manifest, const char *workdir, const char *db,
+        const char *dest, const struct jp_sets *sets, const char *spool)
+{
+	struct jp_spool_entry e;
+	struct jp_manifest *m = NULL;
+	struct jp_error err;
+	char *spooldir = NULL, *path = NULL;
+	int r;
+
+	memset(&e, 0, sizeof(e));
+	jp_error_clear(&err);
+	e.job = (char *)job;
+	e.dest = (char *)dest;
+	e.sets = sets->v;
+	e.n_sets = sets->n;
+	e.uid = geteuid();
+	if ((e.manifest = absolute_existing("--manifest", manifest, 0, &err)) == NULL ||
+	    (e.workdir = absolute_existing("--workdir", workdir, 1, &err)) == NULL ||
+	    (e.db = absolute_db(db, &err)) == NULL) {
+		r = JP_FAILED;
+		goto out;
+	}
+	/* The checks publish would make first, now, while the job script can still say so
+	 * (messages name the manifest as the user wrote it). */
+	if ((r = jp_manifest_load(manifest, &m, &err)) != JP_OK ||
+	    (r = jp_manifest_check_job(m, job, sets->v, sets->n, NULL, dest, &err)) != JP_OK)
+		goto out;
+	if (dest == NULL && m->destination.s == NULL) {
+		r = jp_error_set(&err, JP_E_CONFIG, "no destination: give --dest URL, $JOBPUB_DEST or "
+		                 "'destination:' in %s", manifest);
+		goto out;
+	}
+	if ((spooldir = spool != NULL ? strdup(spool) : jp_spool_dir()) == NULL) {
+		r = jp_error_set(&err, JP_E_SOFTWARE, "out of memory");
+		goto out;
+	}
+	if ((r = jp_spool_write(spooldir, &e, &err)) != JP_OK)
+		goto out;
+	path = jp_asprintf("%s%s%s.json", spooldir,
+	                   spooldir[strlen(spooldir) - 1] == '/' ? "" : "/", job);
+	jp_log_info("job %s: queued in %s", job, path != NULL ? path : spooldir);
+out:
+	if (r != JP_OK)
+		jp_log_error("%s", err.msg);
+	jp_manifest_free(m);
+	free(e.manifest);
+	free(e.workdir);
+	free(e.db);
+	free(spooldir);
+	free(path);
+	return r == JP_OK ? 0 : (err.code != JP_E_NONE ? err.code : JP_E_SOFTWARE);
+}
+
+static int
+cmd_enqueue(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"job", required_argument, NULL, 'j'},
+		{"manifest", required_argument, NULL, 'm'},
+		{"workdir", required_argument, NULL, 'w'},
+		{"db", required_argument, NULL, 'D'},
+		{"dest", required_argument, NULL, 'd'},
+		{"set", required_argument, NULL, 's'},
+		{"spool", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct jp_cmd *c = &jp_cmd_enqueue;
+	const char *job = NULL, *manifest = NULL, *workdir = NULL, *db = NULL, *dest = NULL;
+	const char *spool = NULL, *env;
+	struct jp_sets sets = {NULL, 0};
+	int ch, rc;
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":j:m:w:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': job = optarg; break;
+		case 'm': manifest = optarg; break;
+		case 'w': workdir = optarg; break;
+		case 'D': db = optarg; break;
+		case 'd': dest = optarg; break;
+		case 'S': spool = optarg; break;
+		case 's':
+			if (jp_sets_add(c, &sets, optarg) != 0) {
+				jp_sets_free(&sets);
+				return 64;
+			}
+			break;
+		case 'h':
+			jp_cmd_print_help(c, stdout);
+			jp_sets_free(&sets);
+			return 0;
+		case ':':
+			jp_sets_free(&sets);
+			return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
+		default:
+			jp_sets_free(&sets);
+			return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc) {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, "unexpected argument '%s'", argv[optind]);
+	}
+	if (job == NULL || manifest == NULL || workdir == NULL) {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, "%s is required",
+		                          job == NULL ? "--job" : manifest == NULL ? "--manifest"
+		                                                                  : "--workdir");
+	}
+	if (!jp_cmd_job_ok(job)) {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, "--job '%s': 1-128 printable characters, no '/' or space",
+		                          job);
+	}
+	if (spool != NULL && spool[0] == '\0') {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, "--spool: empty directory name");
+	}
+	/* The epilogue does not have the job's environment: what it would have read from there is
+	 * written into the entry now. */
+	if (dest == NULL && (env = getenv("JOBPUB_DEST")) != NULL && env[0] != '\0')
+		dest = env;
+	jp_log_setup(JP_LOG_TEXT, 0, NULL);
+	rc = enqueue(job, manifest, workdir, jp_cmd_db(db), dest, &sets, spool);
+	jp_sets_free(&sets);
+	return rc;
+}

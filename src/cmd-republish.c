@@ -1,0 +1,336 @@
+/*
+ * cmd-republish.c - `jobpub republish`: publish again the jobs that failed, with what their
+ * last attempt recorded (manifest, workdir, destination, --set values).
+ *
+ * Each job runs in a child process (--parallel at once): a publish is a whole process's work
+ * (signals, its catalogue connection, its lanes), and one job's crash cannot take the others.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libfyaml.h>
+
+#include "catalog.h"
+#include "cmd.h"
+#include "log.h"
+#include "publish.h"
+#include "util.h"
+
+static int cmd_republish(int argc, char **argv);
+
+const struct jp_cmd jp_cmd_republish = {
+	.name = "republish",
+	.summary = "Publish again the jobs whose last attempt failed, as that attempt was recorded.",
+	.usage = "jobpub republish [--db FILE] [--status STATUS] [--job ID]... [--since TIME]\n"
+	         "                        [--parallel N] [--dry-run] [--db-timeout SECONDS]",
+	.options =
+		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+		"      --status STATUS       jobs whose status is STATUS (default failed_storage; with\n"
+		"                            --job, any status unless --status is given)\n"
+		"      --job ID              this job (repeatable)\n"
+		"      --since TIME          jobs whose last attempt started at or after TIME\n"
+		"                            (2026-11-20, 2026-11-20T10:00:00Z, or an age: 24h, 2d)\n"
+		"      --parallel N          publish N jobs at once (default 1)\n"
+		"  -n, --dry-run             list the jobs; publish nothing\n"
+		"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
+		"  -h, --help                this help\n"
+		"One line per job, then a summary.  Exit 0 when every job is published, else the exit\n"
+		"code of the first job that still fails.\n",
+	.exec = cmd_republish,
+};
+
+struct pick {
+	const char *status;      /* NULL: any */
+	char **jobs;             /* NULL-terminated, or NULL: all */
+	char since[32];          /* "" or an ISO time */
+	struct todo {
+		char *job, *manifest, *workdir, *dest, *sets, *status;
+	} *v;
+	size_t n;
+};
+
+static char *
+dup0(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int
+select_job(void *arg, const struct jp_job_brief *b)
+{
+	struct pick *p = arg;
+	struct todo *v;
+	size_t i;
+
+	if (p->jobs != NULL) {
+		for (i = 0; p->jobs[i] != NULL && strcmp(p->jobs[i], b->job) != 0; i++)
+			;
+		if (p->jobs[i] == NULL)
+			return 0;
+	}
+	if (p->status != NULL && (b->status == NULL || strcmp(b->status, p->status) != 0))
+		return 0;
+	if (p->since[0] != '\0' && (b->started_at == NULL || strcmp(b->started_at, p->since) < 0))
+		return 0;
+	if (b->manifest == NULL || b->workdir == NULL)
+		return 0; /* a dry run never recorded: nothing to repeat */
+	if ((v = realloc(p->v, (p->n + 1) * sizeof(*v))) == NULL)
+		return 1;
+	p->v = v;
+	v[p->n].job = dup0(b->job);
+	v[p->n].manifest = dup0(b->manifest);
+	v[p->n].workdir = dup0(b->workdir);
+	v[p->n].dest = dup0(b->destination);
+	v[p->n].sets = dup0(b->sets);
+	v[p->n].status = dup0(b->status);
+	p->n++;
+	return 0;
+}
+
+/* The recorded --set values ({"model": "kt"}) back into pairs; libfyaml reads JSON. */
+static int
+parse_sets(const char *json, struct fy_document **doc, struct jp_kv **out, size_t *n)
+{
+	struct fy_node *root;
+	struct fy_node_pair *p;
+	void *it = NULL;
+
+	*out = NULL;
+	*n = 0;
+	*doc = NULL;
+	if (json == NULL || json[0] == '\0')
+		return 0;
+	if ((*doc = fy_document_build_from_string(NULL, json, FY_NT)) == NULL ||
+	    (root = fy_document_root(*doc)) == NULL || fy_node_get_type(root) != FYNT_MAPPING)
+		return -1;
+	*out = calloc((size_t)fy_node_mapping_item_count(root) + 1, sizeof(**out));
+	if (*out == NULL)
+		return -1;
+	while ((p = fy_node_mapping_iterate(root, &it)) != NULL) {
+		const char *k = fy_node_get_scalar0(fy_node_pair_key(p));
+		const char *v = fy_node_get_scalar0(fy_node_pair_value(p));
+
+		if (k == NULL || v == NULL)
+			return -1;
+		(*out)[*n].name = k;
+		(*out)[*n].value = v;
+		(*n)++;
+	}
+	return 0;
+}
+
+/* The child: one publish, one line on stdout, its exit code. */
+static int
+run_one(const struct todo *t, const char *db, int db_timeout_ms)
+{
+	struct jp_publish_opts o;
+	struct fy_document *doc = NULL;
+	struct jp_kv *sets = NULL;
+	struct jp_error err;
+	char line[JP_ERRMSG_MAX + 128];
+	size_t n_sets = 0;
+	int rc, len;
+
+	memset(&o, 0, sizeof(o));
+	jp_error_clear(&err);
+	if (parse_sets(t->sets, &doc, &sets, &n_sets) != 0) {
+		rc = jp_error_set(&err, JP_E_DATA, "its recorded --set values are not readable: %s",
+		                  t->sets);
+		rc = err.code;
+	} else {
+		o.job = t->job;
+		o.manifest = t->manifest;
+		o.workdir = t->workdir;
+		o.db = db;
+		o.dest = t->dest;
+		o.sets = sets;
+		o.n_sets = n_sets;
+		o.db_timeout_ms = db_timeout_ms;
+		o.parallel = 4;
+		o.retries = 3;
+		rc = jp_publish(&o, &err);
+	}
+	if (rc == 0)
+		len = snprintf(line, sizeof(line), "job %s: published\n", t->job);
+	else
+		len = snprintf(line, sizeof(line), "job %s: failed (exit %d): %s\n", t->job, rc, err.msg);
+	/* One write: lines of parallel jobs never mix. */
+	if (write(STDOUT_FILENO, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1) < 0)
+		rc = rc ? rc : 74;
+	free(sets);
+	fy_document_destroy(doc);
+	return rc;
+}
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_signal(int sig)
+{
+	stopping = sig;
+	jp_publish_interrupt(sig);
+}
+
+static int
+cmd_republish(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"db", required_argument, NULL, 'D'},
+		{"status", required_argument, NULL, 's'},
+		{"job", required_argument, NULL, 'j'},
+		{"since", required_argument, NULL, 'S'},
+		{"parallel", required_argument, NULL, 'P'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"db-timeout", required_argument, NULL, 'T'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct jp_cmd *c = &jp_cmd_republish;
+	struct pick p;
+	struct jp_catalog *cat = NULL;
+	struct jp_error err;
+	struct sigaction sa;
+	const char *db = NULL, *status = NULL;
+	char **jobs = NULL;
+	size_t n_jobs = 0, i, next = 0, running = 0, ok = 0, failed = 0;
+	int ch, parallel = 1, dry = 0, first_rc = 0, db_timeout_ms = 30000;
+	pid_t *pids = NULL;
+
+	memset(&p, 0, sizeof(p));
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":j:nh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'D': db = optarg; break;
+		case 's': status = optarg; break;
+		case 'j':
+			if (!jp_cmd_job_ok(optarg))
+				return jp_cmd_usage_error(c, "--job '%s': not a job ID", optarg);
+			jobs = realloc(jobs, (n_jobs + 2) * sizeof(char *));
+			jobs[n_jobs++] = optarg;
+			jobs[n_jobs] = NULL;
+			break;
+		case 'S': {
+			long age = jp_cmd_duration(optarg);
+			if (age >= 0 && strpbrk(optarg, "-:T") == NULL) {
+				time_t t = time(NULL) - age;
+				struct tm tm;
+				gmtime_r(&t, &tm);
+				strftime(p.since, sizeof(p.since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			} else if (strlen(optarg) >= 10 && optarg[4] == '-' && optarg[7] == '-') {
+				snprintf(p.since, sizeof(p.since), "%s", optarg);
+			} else {
+				free(jobs);
+				return jp_cmd_usage_error(c, "--since %s: expected a date, a time or an age", optarg);
+			}
+			break;
+		}
+		case 'P':
+			if ((parallel = jp_cmd_count(optarg, 1, 64)) < 0) {
+				free(jobs);
+				return jp_cmd_usage_error(c, "--parallel %s: expected 1 to 64", optarg);
+			}
+			break;
+		case 'n': dry = 1; break;
+		case 'T':
+			if ((db_timeout_ms = jp_cmd_timeout_ms(optarg)) < 0) {
+				free(jobs);
+				return jp_cmd_usage_error(c, "--db-timeout %s: expected seconds", optarg);
+			}
+			break;
+		case 'h': free(jobs); jp_cmd_print_help(c, stdout); return 0;
+		case ':': free(jobs); return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
+		default: free(jobs); return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc) {
+		free(jobs);
+		return jp_cmd_usage_error(c, "unexpected argument '%s'", argv[optind]);
+	}
+	p.jobs = jobs;
+	p.status = status ? status : jobs ? NULL : JP_STATUS_FAILED;
+	db = jp_cmd_db(db);
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	jp_error_clear(&err);
+	if (jp_catalog_open(db, db_timeout_ms, 1, &cat, &err) != JP_OK ||
+	    jp_catalog_jobs(cat, select_job, &p, &err) != JP_OK) {
+		jp_log_error("%s", err.msg);
+		jp_catalog_close(cat);
+		free(jobs);
+		return err.code;
+	}
+	/* The children open their own connections: none is carried across fork(). */
+	jp_catalog_close(cat);
+	if (dry) {
+		for (i = 0; i < p.n; i++)
+			printf("job %s: would republish (status %s) %s in %s\n", p.v[i].job,
+			       p.v[i].status ? p.v[i].status : "none", p.v[i].manifest, p.v[i].workdir);
+		printf("republish: %zu job%s\n", p.n, p.n == 1 ? "" : "s");
+		goto out;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	fflush(stdout);
+	pids = calloc((size_t)parallel, sizeof(pid_t));
+	while ((next < p.n && !stopping) || running > 0) {
+		int st, code;
+		pid_t pid;
+
+		while (running < (size_t)parallel && next < p.n && !stopping) {
+			if ((pid = fork()) == 0)
+				_exit(run_one(&p.v[next], db, db_timeout_ms));
+			if (pid < 0)
+				break;
+			for (i = 0; i < (size_t)parallel && pids[i] != 0; i++)
+				;
+			pids[i] = pid;
+			next++;
+			running++;
+		}
+		if (running == 0)
+			break;
+		if ((pid = waitpid(-1, &st, 0)) < 0)
+			continue;
+		for (i = 0; i < (size_t)parallel; i++)
+			if (pids[i] == pid)
+				pids[i] = 0;
+		running--;
+		code = WIFEXITED(st) ? WEXITSTATUS(st) : 70;
+		if (code == 0) {
+			ok++;
+		} else {
+			failed++;
+			if (first_rc == 0)
+				first_rc = code;
+		}
+	}
+	printf("republish: %zu published, %zu still failing%s\n", ok, failed + (p.n - next),
+	       stopping ? " (interrupted)" : "");
+	if (stopping && first_rc == 0)
+		first_rc = 75;
+out:
+	for (i = 0; i < p.n; i++) {
+		free(p.v[i].job);
+		free(p.v[i].manifest);
+		free(p.v[i].workdir);
+		free(p.v[i].dest);
+		free(p.v[i].sets);
+		free(p.v[i].status);
+	}
+	free(p.v);
+	free(pids);
+	free(jobs);
+	return first_rc;
+}

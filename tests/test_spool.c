@@ -1,0 +1,706 @@
+/*
+ * test_spool.c - src/spool.c: the write/read round trip (sets, nulls, escapes), the file mode
+ * and atomicity, the strict reader (unknown or missing keys, wrong types, another job, relative
+ * paths, broken JSON: 65 naming the file), a missing entry (66), entries not safe to trust
+ * (group- or world-writable, a symlink, owned by another user: 77), remove, and the default
+ * spool directory.
+ */
+#include "config.h"
+
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spool.h"
+#include "testlib.h"
+
+static char *dir;
+static struct jp_error err;
+
+static void
+setup(void)
+{
+	dir = t_tempdir();
+	jp_error_clear(&err);
+}
+
+static void
+teardown(void)
+{
+	t_rmtree(dir);
+	free(dir);
+}
+
+/* Writes text as dir/<job>.json, mode 0600, as a hand-made entry. */
+static void
+put_entry(const char *job, const char *text)
+{
+	char *rel, *p;
+
+	if (asprintf(&rel, "%s.json", job) < 0)
+		ck_abort_msg("out of memory");
+	t_write_str(dir, rel, text);
+	p = t_path(dir, rel);
+	ck_assert_int_eq(chmod(p, 0600), 0);
+	free(p);
+	free(rel);
+}
+
+/* A valid entry for job 42 with the caller's uid and one member replaced or added: `extra` is
+ * inserted before "created" (with its comma), `fmt` lets a test swap a value. */
+static char *
+entry_text(const char *job, const char *manifest, const char *uid, const char *extra)
+{
+	char *s, *u = NULL;
+
+	if (uid == NULL) {
+		if (asprintf(&u, "%u", (unsigned)geteuid()) < 0)
+			ck_abort_msg("out of memory");
+		uid = u;
+	}
+	if (asprintf(&s, "{\"job\": %s, \"manifest\": %s, \"workdir\": \"/scratch/kt/job-42\",\n"
+	                 " \"db\": \"/home/u/pdr.db\", \"dest\": null,\n"
+	                 " \"sets\": {\"model\": \"kosma_tau_demo\"}, \"uid\": %s,%s\n"
+	                 " \"created\": \"2026-11-22T10:42:03Z\"}\n",
+	             job, manifest, uid, extra) < 0)
+		ck_abort_msg("out of memory");
+	free(u);
+	return s;
+}
+
+static void
+expect_read(const char *job, int code, const char *needle)
+{
+	struct jp_spool_entry *e = (struct jp_spool_entry *)1;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_spool_read(dir, job, &e, &err);
+	ck_assert_msg(r != JP_OK, "read of job %s succeeded; expected %d (%s)", job, code, needle);
+	ck_assert_ptr_null(e);
+	ck_assert_msg(err.code == code, "code %d, expected %d: %s", err.code, code, err.msg);
+	if (needle != NULL)
+		ck_assert_msg(strstr(err.msg, needle) != NULL, "'%s' not in: %s", needle, err.msg);
+}
+
+/* The message names the file. */
+static void
+expect_read_file(const char *job, int code, const char *needle)
+{
+	char *rel, *p;
+
+	if (asprintf(&rel, "%s.json", job) < 0)
+		ck_abort_msg("out of memory");
+	p = t_path(dir, rel);
+	expect_read(job, code, needle);
+	ck_assert_msg(strstr(err.msg, p) != NULL, "file %s not named in: %s", p, err.msg);
+	free(p);
+	free(rel);
+}
+
+/* ---- write and read ---- */
+
+START_TEST(test_round_trip_with_sets)
+{
+	struct jp_kv sets[] = {{"model", "kosma_tau_demo"}, {"grid", "n3_chi100"}};
+	struct jp_spool_entry in = {"42", "/home/u/manifest.yaml", "/scratch/u/job-42", "/home/u/pdr.db",
+	                            "file:///archive/pdr/${model}", sets, 2, 1000,
+	                            "2026-11-22T10:42:03Z"};
+	struct jp_spool_entry *out = NULL;
+	struct stat sb;
+	char *p, *text;
+	size_t len = 0;
+
+	in.uid = geteuid();
+	ck_assert_int_eq(jp_spool_write(dir, &in, &err), JP_OK);
+	p = t_path(dir, "42.json");
+	ck_assert_int_eq(stat(p, &sb), 0);
+	ck_assert_msg((sb.st_mode & 07777) == 0600, "mode %04o", (unsigned)(sb.st_mode & 07777));
+	ck_assert_uint_eq(t_count_prefixed(dir, ".42.json"), 0); /* no temporary left */
+	ck_assert_uint_eq(t_count_entries(dir), 1);
+	text = t_read(dir, "42.json", &len);
+	ck_assert_msg(t_json_valid(text, len), "not JSON: %s", text);
+	ck_assert_ptr_nonnull(strstr(text, "\"sets\":{\"model\":\"kosma_tau_demo\",\"grid\":"));
+
+	ck_assert_int_eq(jp_spool_read(dir, "42", &out, &err), JP_OK);
+	ck_assert_str_eq(out->job, "42");
+	ck_assert_str_eq(out->manifest, in.manifest);
+	ck_assert_str_eq(out->workdir, in.workdir);
+	ck_assert_str_eq(out->db, in.db);
+	ck_assert_str_eq(out->dest, in.dest);
+	ck_assert_uint_eq(out->n_sets, 2);
+	ck_assert_str_eq(out->sets[0].name, "model");
+	ck_assert_str_eq(out->sets[0].value, "kosma_tau_demo");
+	ck_assert_str_eq(out->sets[1].name, "grid");
+	ck_assert_str_eq(out->sets[1].value, "n3_chi100");
+	ck_assert_uint_eq(out->uid, geteuid());
+	ck_assert_str_eq(out->created, "2026-11-22T10:42:03Z");
+	jp_spool_entry_free(out);
+	free(text);
+	free(p);
+}
+END_TEST
+
+START_TEST(test_round_trip_nulls_and_escapes)
+{
+	/* Paths are whatever the user has: quotes, backslashes, spaces, newlines, UTF-8. */
+	struct jp_kv sets[] = {{"note", "a \"b\" \\c\td\ne\x01 \xc3\xa9t\xc3\xa9"}};
+	struct jp_spool_entry in = {"123456.batch", "/home/u/my \"runs\"/m.yaml",
+	                            "/scratch/u/r\xc3\xa9sum\xc3\xa9\\x", NULL, NULL, sets, 1, 0, NULL};
+	struct jp_spool_entry *out = NULL;
+	char now[32];
+
+	in.uid = geteuid();
+	ck_assert_int_eq(jp_spool_write(dir, &in, &err), JP_OK);
+	ck_assert_int_eq(jp_spool_read(dir, "123456.batch", &out, &err), JP_OK);
+	ck_assert_str_eq(out->manifest, in.manifest);
+	ck_assert_str_eq(out->workdir, in.workdir);
+	ck_assert_ptr_null(out->db);
+	ck_assert_ptr_null(out->dest);
+	ck_assert_str_eq(out->sets[0].value, sets[0].value);
+	/* created defaults to now */
+	jp_now_iso(now, sizeof(now));
+	ck_assert_int_eq(strncmp(out->created, now, 10), 0);
+	ck_assert_uint_eq(strlen(out->created), 20);
+	jp_spool_entry_free(out);
+}
+END_TEST
+
+START_TEST(test_no_sets)
+{
+	struct jp_spool_entry in = {"7", "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+	struct jp_spool_entry *out = NULL;
+
+	in.uid = geteuid();
+	ck_assert_int_eq(jp_spool_write(dir, &in, &err), JP_OK);
+	ck_assert_int_eq(jp_spool_read(dir, "7", &out, &err), JP_OK);
+	ck_assert_uint_eq(out->n_sets, 0);
+	jp_spool_entry_free(out);
+}
+END_TEST
+
+START_TEST(test_write_creates_dir_and_replaces)
+{
+	struct jp_spool_entry in = {"42", "/a/m.yaml", "/a/job", NULL, NULL, NULL, 0, 0, NULL};
+	struct jp_spool_entry *out = NULL;
+	char *sub = t_path(dir, "state/jobpub/spool"), *mid = t_path(dir, "state");
+	struct stat sb;
+
+	in.uid = geteuid();
+	ck_assert_int_eq(jp_spool_write(sub, &in, &err), JP_OK);
+	ck_assert_int_eq(stat(sub, &sb), 0);
+	ck_assert_uint_eq(sb.st_mode & 07777, 0700);
+	ck_assert_int_eq(stat(mid, &sb), 0);
+	ck_assert_uint_eq(sb.st_mode & 07777, 0700);
+	in.workdir = "/b/job";
+	ck_assert_int_eq(jp_spool_write(sub, &in, &err), JP_OK);
+	ck_assert_int_eq(jp_spool_read(sub, "42", &out, &err), JP_OK);
+	ck_assert_str_eq(out->workdir, "/b/job");
+	ck_assert_uint_eq(t_count_entries(sub), 1);
+	jp_spool_entry_free(out);
+	free(sub);
+	free(mid);
+}
+END_TEST
+
+START_TEST(test_write_refuses_bad_entries)
+{
+	struct jp_kv bad_set[] = {{"not-an-identifier", "x"}};
+	struct jp_spool_entry in = {"42", "m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+
+	ck_assert_int_ne(jp_spool_write(dir, &in, &err), JP_OK); /* relative manifest */
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	jp_error_clear(&err);
+	in.manifest = "/m.yaml";
+	in.db = "cat.db";
+	ck_assert_int_ne(jp_spool_write(dir, &in, &err), JP_OK); /* relative db */
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	jp_error_clear(&err);
+	in.db = NULL;
+	in.workdir = "/w/\xff\xfe";
+	ck_assert_int_ne(jp_spool_write(dir, &in, &err), JP_OK); /* not UTF-8 */
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_ptr_nonnull(strstr(err.msg, "UTF-8"));
+	jp_error_clear(&err);
+	in.workdir = "/w";
+	in.sets = bad_set;
+	in.n_sets = 1;
+	ck_assert_int_ne(jp_spool_write(dir, &in, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_uint_eq(t_count_entries(dir), 0);
+}
+END_TEST
+
+static const char *const bad_jobs[] = {"a/b", "", "..", ".", "../42", "4\n2"};
+
+START_TEST(test_bad_job_ids)
+{
+	struct jp_spool_entry in = {NULL, "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+	struct jp_spool_entry *out = (struct jp_spool_entry *)1;
+
+	in.job = (char *)bad_jobs[_i];
+	ck_assert_int_ne(jp_spool_write(dir, &in, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	jp_error_clear(&err);
+	ck_assert_int_ne(jp_spool_read(dir, bad_jobs[_i], &out, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_ptr_null(out);
+	jp_error_clear(&err);
+	ck_assert_int_ne(jp_spool_remove(dir, bad_jobs[_i], &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_uint_eq(t_count_entries(dir), 0);
+}
+END_TEST
+
+/* ---- the strict reader ---- */
+
+START_TEST(test_hand_written_entry_ok)
+{
+	struct jp_spool_entry *out = NULL;
+	char *t = entry_text("\"42\"", "\"/home/u/m.yaml\"", NULL, "");
+
+	put_entry("42", t);
+	ck_assert_msg(jp_spool_read(dir, "42", &out, &err) == JP_OK, "%s", err.msg);
+	ck_assert_str_eq(out->db, "/home/u/pdr.db");
+	ck_assert_ptr_null(out->dest);
+	jp_spool_entry_free(out);
+	free(t);
+}
+END_TEST
+
+START_TEST(test_unknown_key)
+{
+	char *t = entry_text("\"42\"", "\"/m.yaml\"", NULL, " \"overwrite\": \"yes\",");
+
+	put_entry("42", t);
+	expect_read_file("42", JP_E_DATA, ":3:");
+	ck_assert_ptr_nonnull(strstr(err.msg, "unknown key 'overwrite'"));
+	free(t);
+}
+END_TEST
+
+START_TEST(test_wrong_job)
+{
+	char *t = entry_text("\"43\"", "\"/m.yaml\"", NULL, "");
+
+	put_entry("42", t);
+	expect_read_file("42", JP_E_DATA, "job is '43', expected '42'");
+	free(t);
+}
+END_TEST
+
+START_TEST(test_relative_manifest)
+{
+	char *t = entry_text("\"42\"", "\"m.yaml\"", NULL, "");
+
+	put_entry("42", t);
+	expect_read_file("42", JP_E_DATA, "manifest: 'm.yaml' is not an absolute path");
+	free(t);
+}
+END_TEST
+
+START_TEST(test_bad_json)
+{
+	put_entry("42", "{\"job\": \"42\", \"manifest\": \"/m.yaml\",\n  \"workdir\": \"/w\" \"db\"\n");
+	expect_read_file("42", JP_E_DATA, NULL);
+	ck_assert_msg(strstr(err.msg, ".json:2:") != NULL, "no line in: %s", err.msg);
+}
+END_TEST
+
+START_TEST(test_empty_file)
+{
+	put_entry("42", "");
+	expect_read_file("42", JP_E_DATA, NULL);
+}
+END_TEST
+
+START_TEST(test_not_an_object)
+{
+	put_entry("42", "[\"42\"]\n");
+	expect_read_file("42", JP_E_DATA, "expected a JSON object");
+}
+END_TEST
+
+START_TEST(test_missing_key)
+{
+	char *uid = NULL;
+
+	if (asprintf(&uid, "{\"job\": \"42\", \"manifest\": \"/m.yaml\", \"workdir\": \"/w\", "
+	                   "\"db\": null, \"dest\": null, \"sets\": {}, \"uid\": %u}",
+	             (unsigned)geteuid()) < 0)
+		ck_abort_msg("out of memory");
+	put_entry("42", uid);
+	expect_read_file("42", JP_E_DATA, "missing key 'created'");
+	free(uid);
+}
+END_TEST
+
+START_TEST(test_duplicate_key)
+{
+	char *t = entry_text("\"42\"", "\"/m.yaml\"", NULL, " \"job\": \"42\",");
+
+	put_entry("42", t);
+	expect_read_file("42", JP_E_DATA, NULL);
+	free(t);
+}
+END_TEST
+
+/* Values of the wrong JSON type: each replaces one member of a valid entry. */
+static const struct {
+	const char *job, *manifest, *uid, *extra, *needle;
+} bad_types[] = {
+	{"42", "\"/m.yaml\"", NULL, "", "job: expected a string"},
+	{"\"42\"", "null", NULL, "", "manifest: expected a string"},
+	{"\"42\"", "[\"/m.yaml\"]", NULL, "", "manifest: expected a string"},
+	{"\"42\"", "\"/m.yaml\"", "\"1000\"", "", "uid: expected a number"},
+	{"\"42\"", "\"/m.yaml\"", "-1", "", "uid: expected a number"},
+	{"\"42\"", "\"/m.yaml\"", "1.5", "", "uid: expected a number"},
+	{"\"42\"", "\"/m.yaml\"", "99999999999", "", "uid: expected a number"},
+	{"\"42\"", "\"/m.yaml\"", NULL, " \"sets\": [],", "duplicate key"},
+	{"\"42\"", "\"/m.yaml\"", NULL, " \"x y\": 1,", "unknown key 'x y'"},
+	{"\"42\"", "\"/m.yaml\"", NULL, "", NULL}, /* placeholder: uid of someone else, below */
+};
+
+START_TEST(test_bad_types)
+{
+	char *t, *other = NULL;
+	const char *uid = bad_types[_i].uid;
+
+	if (bad_types[_i].needle == NULL) {
+		/* The entry claims another uid than the file's owner. */
+		if (asprintf(&other, "%u", (unsigned)geteuid() + 1) < 0)
+			ck_abort_msg("out of memory");
+		uid = other;
+	}
+	t = entry_text(bad_types[_i].job, bad_types[_i].manifest, uid, bad_types[_i].extra);
+	put_entry("42", t);
+	expect_read_file("42", JP_E_DATA,
+	                 bad_types[_i].needle ? bad_types[_i].needle : "does not match the file's owner");
+	free(t);
+	free(other);
+}
+END_TEST
+
+START_TEST(test_sets_types)
+{
+	static const char *const sets[] = {
+		"[\"model\"]", "{\"model\": 3}", "{\"model\": null}", "{\"not-ident\": \"x\"}",
+		"\"model=kt\"",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		char *t;
+
+		if (asprintf(&t, "{\"job\": \"42\", \"manifest\": \"/m.yaml\", \"workdir\": \"/w\", "
+		                 "\"db\": null, \"dest\": null, \"sets\": %s, \"uid\": %u, "
+		                 "\"created\": \"2026-11-22T10:42:03Z\"}", sets[i],
+		             (unsigned)geteuid()) < 0)
+			ck_abort_msg("out of memory");
+		put_entry("42", t);
+		expect_read_file("42", JP_E_DATA, NULL);
+		free(t);
+	}
+}
+END_TEST
+
+START_TEST(test_yaml_not_accepted)
+{
+	/* Plain YAML scalars are not JSON strings: the entry is machine-written JSON only. */
+	char *t;
+
+	if (asprintf(&t, "job: 42\nmanifest: /m.yaml\nworkdir: /w\ndb: null\ndest: null\nsets: {}\n"
+	                 "uid: %u\ncreated: 2026-11-22T10:42:03Z\n", (unsigned)geteuid()) < 0)
+		ck_abort_msg("out of memory");
+	put_entry("42", t);
+	expect_read_file("42", JP_E_DATA, NULL);
+	free(t);
+}
+END_TEST
+
+START_TEST(test_missing_entry)
+{
+	char *want;
+
+	if (asprintf(&want, "no spool entry for job 42 in %s (run `jobpub enqueue` from the job "
+	                    "script)", dir) < 0)
+		ck_abort_msg("out of memory");
+	expect_read("42", JP_E_NOINPUT, want);
+	free(want);
+}
+END_TEST
+
+/* ---- trust ---- */
+
+static void
+entry_for_me(const char *job)
+{
+	struct jp_spool_entry in = {NULL, "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+
+	in.job = (char *)job;
+	in.uid = geteuid();
+	ck_assert_int_eq(jp_spool_write(dir, &in, &err), JP_OK);
+}
+
+START_TEST(test_group_writable)
+{
+	char *p = t_path(dir, "42.json");
+
+	entry_for_me("42");
+	ck_assert_int_eq(chmod(p, 0620), 0);
+	expect_read_file("42", JP_E_NOPERM, "writable by group");
+	ck_assert_ptr_nonnull(strstr(err.msg, "0620"));
+	ck_assert_int_eq(chmod(p, 0606), 0);
+	expect_read_file("42", JP_E_NOPERM, "writable by others");
+	free(p);
+}
+END_TEST
+
+START_TEST(test_symlink_refused)
+{
+	char *p = t_path(dir, "42.json"), *q = t_path(dir, "real.json");
+
+	entry_for_me("real");
+	ck_assert_int_eq(symlink(q, p), 0);
+	expect_read_file("42", JP_E_NOPERM, "symbolic link");
+	free(p);
+	free(q);
+}
+END_TEST
+
+START_TEST(test_fifo_refused)
+{
+	char *p = t_path(dir, "42.json");
+
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	expect_read_file("42", JP_E_NOPERM, "not a regular file");
+	free(p);
+}
+END_TEST
+
+/* A root-owned *.json anywhere under /usr/share, for the owner check when not root. */
+static char root_json[4096];
+static int
+find_root_json(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	size_t n = strlen(path);
+
+	(void)ftw;
+	if (type == FTW_F && S_ISREG(sb->st_mode) && sb->st_uid == 0 && n > 5 &&
+	    strcmp(path + n - 5, ".json") == 0 && strchr(path + ftw->base, ' ') == NULL) {
+		snprintf(root_json, sizeof(root_json), "%s", path);
+		return 1;
+	}
+	return 0;
+}
+
+START_TEST(test_owned_by_another_user)
+{
+	struct passwd *pw = getpwnam("nobody");
+	struct jp_spool_entry in = {"42", "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+	struct jp_spool_entry *out = NULL;
+	char *p = t_path(dir, "42.json");
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		/* Not root: an entry owned by someone else is any root-owned file. */
+		char *slash;
+
+		root_json[0] = '\0';
+		nftw("/usr/share", find_root_json, 16, FTW_PHYS);
+		ck_assert_msg(root_json[0] != '\0', "this test needs root or a root-owned *.json");
+		slash = strrchr(root_json, '/');
+		*slash = '\0';
+		slash[strlen(slash + 1) - 4] = '\0'; /* drop ".json" */
+		free(dir);
+		dir = strdup(root_json);
+		jp_error_clear(&err);
+		ck_assert_int_ne(jp_spool_read(root_json, slash + 1, &out, &err), JP_OK);
+		ck_assert_msg(err.code == JP_E_NOPERM && strstr(err.msg, "owned by root"), "%s",
+		              err.msg);
+		/* teardown must not remove /usr/share */
+		dir = t_tempdir();
+		free(p);
+		return;
+	}
+	ck_assert_ptr_nonnull(pw);
+	/* Root may read an entry a user owns (the epilogue finds the user's entry). */
+	in.uid = pw->pw_uid;
+	ck_assert_int_eq(jp_spool_write(dir, &in, &err), JP_OK);
+	ck_assert_int_eq(chown(p, pw->pw_uid, pw->pw_gid), 0);
+	ck_assert_msg(jp_spool_read(dir, "42", &out, &err) == JP_OK, "%s", err.msg);
+	ck_assert_uint_eq(out->uid, pw->pw_uid);
+	jp_spool_entry_free(out);
+	out = NULL;
+
+	/* A user may not read one root owns: the check runs in a child as nobody. */
+	in.uid = 0;
+	ck_assert_int_eq(jp_spool_write(dir, &in, &err), JP_OK);
+	ck_assert_int_eq(chmod(p, 0644), 0); /* readable, so the refusal is jobpub's */
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+			_exit(99);
+		jp_error_clear(&err);
+		if (jp_spool_read(dir, "42", &out, &err) == JP_OK)
+			_exit(1);
+		if (err.code != JP_E_NOPERM)
+			_exit(2);
+		if (strstr(err.msg, "owned by root (uid 0)") == NULL || strstr(err.msg, p) == NULL ||
+		    strstr(err.msg, "refused") == NULL)
+			_exit(3);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child check %d failed",
+	              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	free(p);
+}
+END_TEST
+
+START_TEST(test_write_permission_denied)
+{
+	struct passwd *pw = getpwnam("nobody");
+	struct jp_spool_entry in = {"42", "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+	int status;
+	pid_t pid;
+
+	ck_assert_int_eq(chmod(dir, 0555), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (geteuid() == 0 && (pw == NULL || setgid(pw->pw_gid) != 0 ||
+		                       setuid(pw->pw_uid) != 0))
+			_exit(99);
+		in.uid = geteuid();
+		jp_error_clear(&err);
+		if (jp_spool_write(dir, &in, &err) == JP_OK)
+			_exit(1);
+		_exit(err.code == JP_E_NOPERM ? 0 : 2);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	chmod(dir, 0700);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child check %d failed",
+	              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	ck_assert_uint_eq(t_count_entries(dir), 0);
+}
+END_TEST
+
+/* ---- remove, the default directory ---- */
+
+START_TEST(test_remove)
+{
+	entry_for_me("42");
+	entry_for_me("43");
+	ck_assert_int_eq(jp_spool_remove(dir, "42", &err), JP_OK);
+	ck_assert(!t_exists(dir, "42.json"));
+	ck_assert(t_exists(dir, "43.json"));
+	expect_read("42", JP_E_NOINPUT, "no spool entry for job 42");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_spool_remove(dir, "42", &err), JP_OK); /* already gone */
+}
+END_TEST
+
+START_TEST(test_spool_dir)
+{
+	struct passwd *pw = getpwnam("nobody");
+	char *d;
+	int status;
+	pid_t pid;
+
+	setenv("JOBPUB_SPOOL", "/var/spool/jobpub/alice", 1);
+	d = jp_spool_dir();
+	ck_assert_str_eq(d, "/var/spool/jobpub/alice");
+	free(d);
+	unsetenv("JOBPUB_SPOOL");
+	setenv("HOME", "/home/alice", 1);
+	unsetenv("XDG_STATE_HOME");
+	d = jp_spool_dir();
+	ck_assert_str_eq(d, geteuid() == 0 ? "/var/spool/jobpub"
+	                                   : "/home/alice/.local/state/jobpub/spool");
+	free(d);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (geteuid() == 0 && (pw == NULL || setgid(pw->pw_gid) != 0 ||
+		                       setuid(pw->pw_uid) != 0))
+			_exit(99);
+		d = jp_spool_dir();
+		if (strcmp(d, "/home/alice/.local/state/jobpub/spool") != 0)
+			_exit(1);
+		free(d);
+		setenv("XDG_STATE_HOME", "/home/alice/state", 1);
+		d = jp_spool_dir();
+		if (strcmp(d, "/home/alice/state/jobpub/spool") != 0)
+			_exit(2);
+		free(d);
+		setenv("XDG_STATE_HOME", "relative", 1); /* ignored, as the XDG spec says */
+		d = jp_spool_dir();
+		if (strcmp(d, "/home/alice/.local/state/jobpub/spool") != 0)
+			_exit(3);
+		free(d);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child check %d failed",
+	              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("spool");
+	TCase *tc;
+
+	tc = tcase_create("write");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_round_trip_with_sets);
+	tcase_add_test(tc, test_round_trip_nulls_and_escapes);
+	tcase_add_test(tc, test_no_sets);
+	tcase_add_test(tc, test_write_creates_dir_and_replaces);
+	tcase_add_test(tc, test_write_refuses_bad_entries);
+	tcase_add_loop_test(tc, test_bad_job_ids, 0, (int)(sizeof(bad_jobs) / sizeof(bad_jobs[0])));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("read");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_hand_written_entry_ok);
+	tcase_add_test(tc, test_unknown_key);
+	tcase_add_test(tc, test_wrong_job);
+	tcase_add_test(tc, test_relative_manifest);
+	tcase_add_test(tc, test_bad_json);
+	tcase_add_test(tc, test_empty_file);
+	tcase_add_test(tc, test_not_an_object);
+	tcase_add_test(tc, test_missing_key);
+	tcase_add_test(tc, test_duplicate_key);
+	tcase_add_loop_test(tc, test_bad_types, 0, (int)(sizeof(bad_types) / sizeof(bad_types[0])));
+	tcase_add_test(tc, test_sets_types);
+	tcase_add_test(tc, test_yaml_not_accepted);
+	tcase_add_test(tc, test_missing_entry);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("trust");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_group_writable);
+	tcase_add_test(tc, test_symlink_refused);
+	tcase_add_test(tc, test_fifo_refused);
+	tcase_add_test(tc, test_owned_by_another_user);
+	tcase_add_test(tc, test_write_permission_denied);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("manage");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_remove);
+	tcase_add_test(tc, test_spool_dir);
+	suite_add_tcase(s, tc);
+
+	return t_run(s);
+}
