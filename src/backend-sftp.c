@@ -132,6 +132,9 @@ fail(struct sftp_dest *d, const char *what, const char *path, struct jp_error *e
 		                    fx_name(fx));
 	}
 	d->broken = 1;
+	/* A dead connection must not make every clean-up call wait for the timeout. */
+	if (d->sock >= 0)
+		shutdown(d->sock, SHUT_RDWR);
 	return jp_error_set(err, JP_E_TEMPFAIL, NAME ": %s %s on %s: %s (libssh2 error %d)", what,
 	                    path, d->hostname, msg && *msg ? msg : "connection failed", rc);
 }
@@ -756,9 +759,18 @@ mkdirs_walk(struct sftp_dest *d, char *path, struct jp_error *err)
 		c = *p;
 		*p = '\0';
 		if (libssh2_sftp_mkdir_ex(d->sftp, path, (unsigned)strlen(path), 0777) != 0) {
+			unsigned long fx = libssh2_sftp_last_error(d->sftp);
+			int lerr = libssh2_session_last_errno(d->session);
 			/* Exists already (ours or a racing publisher's), or a real failure: stat says. */
 			s = remote_stat(d, path, &a, err);
-			if (s < 0 || (s == 0 && fail(d, "mkdir", path, err) != JP_OK)) {
+			if (s == 0) {
+				if (lerr != LIBSSH2_ERROR_SFTP_PROTOCOL)
+					fail(d, "mkdir", path, err);
+				else
+					jp_error_set(err, fx == LIBSSH2_FX_PERMISSION_DENIED ? JP_E_NOPERM : JP_E_UNAVAILABLE,
+					             NAME ": mkdir %s on %s: %s", path, d->hostname, fx_name(fx));
+			}
+			if (s <= 0) {
 				*p = c;
 				return JP_FAILED;
 			}
@@ -823,6 +835,14 @@ sftp_stage(struct jp_dest *jd, const char *key, const char *token, struct jp_upl
 	su->h = libssh2_sftp_open_ex(d->sftp, su->tmp, (unsigned)strlen(su->tmp),
 	                             LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL, 0600,
 	                             LIBSSH2_SFTP_OPENFILE);
+	/* A retry reuses the token: what the broken try left under this name is ours. */
+	if (su->h == NULL && libssh2_session_last_errno(d->session) == LIBSSH2_ERROR_SFTP_PROTOCOL &&
+	    (libssh2_sftp_last_error(d->sftp) == LIBSSH2_FX_FAILURE ||
+	     libssh2_sftp_last_error(d->sftp) == LIBSSH2_FX_FILE_ALREADY_EXISTS) &&
+	    libssh2_sftp_unlink_ex(d->sftp, su->tmp, (unsigned)strlen(su->tmp)) == 0)
+		su->h = libssh2_sftp_open_ex(d->sftp, su->tmp, (unsigned)strlen(su->tmp),
+		                             LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL, 0600,
+		                             LIBSSH2_SFTP_OPENFILE);
 	if (su->h == NULL) {
 		r = fail(d, "create", su->tmp, err);
 		goto fail;
@@ -861,6 +881,7 @@ sftp_write(struct jp_upload *u, const void *buf, size_t len, struct jp_error *er
 		if (now - su->window_start >= d->opts.stall_ms) {
 			if (su->window_bytes < (uint64_t)(now - su->window_start)) {
 				d->broken = 1;
+				shutdown(d->sock, SHUT_RDWR);
 				return jp_error_set(err, JP_E_TEMPFAIL,
 				                    NAME ": transfer of %s to %s stalled (%llu bytes in %.0f s)",
 				                    su->tmp, d->hostname, (unsigned long long)su->window_bytes,

@@ -11,6 +11,7 @@
 #include "cmd.h"
 #include "log.h"
 #include "publish.h"
+#include "spool.h"
 
 static int cmd_publish(int argc, char **argv);
 
@@ -22,9 +23,13 @@ const struct jp_cmd jp_cmd_publish = {
 	         "                      [--db-timeout SECONDS] [--parallel N] [--retries N]\n"
 	         "                      [--timeout SECONDS] [--stall SECONDS] [--identity FILE]\n"
 	         "                      [--known-hosts FILE] [--accept-new-host-key]\n"
-	         "                      [--log-format text|json] [-q|-v]",
+	         "                      [--log-format text|json] [-q|-v]\n"
+	         "       jobpub publish --spool [--job ID] [OPTION]...",
 	.options =
-		"  -j, --job ID              the job's ID in the catalogue\n"
+		"  -j, --job ID              the job's ID in the catalogue (with --spool, or without\n"
+		"                            --manifest: its spool entry; default $SLURM_JOB_ID)\n"
+		"      --spool               take manifest, workdir, db, dest and --set values from the\n"
+		"                            job's spool entry ($JOBPUB_SPOOL); removed once published\n"
 		"  -m, --manifest FILE       the job's manifest (YAML)\n"
 		"  -w, --workdir DIR         the job's work directory (default: the current directory)\n"
 		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
@@ -75,6 +80,7 @@ cmd_publish(int argc, char **argv)
 		{"identity", required_argument, NULL, 'i'},
 		{"known-hosts", required_argument, NULL, 'K'},
 		{"accept-new-host-key", no_argument, NULL, 'A'},
+		{"spool", no_argument, NULL, 'Q'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -87,7 +93,9 @@ cmd_publish(int argc, char **argv)
 	const char *db = NULL, *env;
 	struct sigaction sa;
 	struct jp_error err;
-	int ch, verbosity = 0, rc;
+	struct jp_spool_entry *entry = NULL;
+	char *spooldir = NULL;
+	int ch, verbosity = 0, rc, use_spool = 0;
 
 	memset(&o, 0, sizeof(o));
 	o.db_timeout_ms = 30000;
@@ -134,6 +142,7 @@ cmd_publish(int argc, char **argv)
 		case 'i': o.identity = optarg; break;
 		case 'K': o.known_hosts = optarg; break;
 		case 'A': o.accept_new_host_key = 1; break;
+		case 'Q': use_spool = 1; break;
 		case 'L':
 			if (strcmp(optarg, "text") == 0)
 				fmt = JP_LOG_TEXT;
@@ -157,6 +166,45 @@ cmd_publish(int argc, char **argv)
 	if (optind < argc) {
 		jp_sets_free(&sets);
 		return jp_cmd_usage_error(c, "unexpected argument '%s'", argv[optind]);
+	}
+	if (use_spool && o.job == NULL)
+		o.job = getenv("SLURM_JOB_ID");
+	if (o.job != NULL && o.manifest == NULL)
+		use_spool = 1; /* --job alone: what the job script queued */
+	if (use_spool && o.job != NULL && jp_cmd_job_ok(o.job)) {
+		struct jp_error e;
+		size_t i;
+
+		jp_error_clear(&e);
+		spooldir = jp_spool_dir();
+		if (spooldir == NULL || jp_spool_read(spooldir, o.job, &entry, &e) != JP_OK) {
+			jp_log_setup(fmt, verbosity, NULL);
+			jp_log_error("%s", spooldir ? e.msg : "out of memory");
+			jp_sets_free(&sets);
+			free(spooldir);
+			return spooldir ? e.code : 70;
+		}
+		/* What was given now beats what was queued. */
+		if (o.manifest == NULL)
+			o.manifest = entry->manifest;
+		if (o.workdir == NULL)
+			o.workdir = entry->workdir;
+		if (db == NULL)
+			db = entry->db;
+		if (o.dest == NULL)
+			o.dest = entry->dest;
+		for (i = 0; i < entry->n_sets; i++) {
+			size_t k;
+			for (k = 0; k < sets.n && strcmp(sets.v[k].name, entry->sets[i].name) != 0; k++)
+				;
+			if (k == sets.n) {
+				struct jp_kv *v = realloc(sets.v, (sets.n + 1) * sizeof(*v));
+				if (v == NULL)
+					break;
+				sets.v = v;
+				sets.v[sets.n++] = entry->sets[i];
+			}
+		}
 	}
 	if (o.job == NULL || o.manifest == NULL) {
 		jp_sets_free(&sets);
@@ -187,6 +235,15 @@ cmd_publish(int argc, char **argv)
 	rc = jp_publish(&o, &err);
 	if (rc != 0)
 		jp_log_error("%s", err.msg);
+	else if (entry != NULL && !o.dry_run) {
+		/* Published: the request is done.  A failed publish keeps it for the next try. */
+		struct jp_error e;
+		jp_error_clear(&e);
+		if (jp_spool_remove(spooldir, o.job, &e) != JP_OK)
+			jp_log_warn("%s", e.msg);
+	}
 	jp_sets_free(&sets);
+	jp_spool_entry_free(entry);
+	free(spooldir);
 	return rc;
 }

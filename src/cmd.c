@@ -11,6 +11,7 @@
 #include "dest.h"
 
 const struct jp_cmd *const jp_cmds[] = {
+	&jp_cmd_enqueue,
 	&jp_cmd_publish,
 	&jp_cmd_status,
 	&jp_cmd_republish,

@@ -20,6 +20,7 @@ struct jp_cmd {
 	int (*exec)(int argc, char **argv); /* argv[0] is NAME; returns the exit code */
 };
 
+extern const struct jp_cmd jp_cmd_enqueue;
 extern const struct jp_cmd jp_cmd_publish;
 extern const struct jp_cmd jp_cmd_status;
 extern const struct jp_cmd jp_cmd_republish;

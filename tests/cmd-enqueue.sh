@@ -30,7 +30,7 @@ enqueue_mini() {
 relative_paths() {
 	make_mini
 	rm -rf "$T/spool"
-	cd "$MINI"
+	cd "$MINI" || fail "cd $MINI"
 	expect_rc 0 "$JOBPUB" enqueue --job 1 --manifest manifest.yaml --workdir job \
 		--db catalog.db --set model=kt --spool "$T/spool"
 	e=$T/spool/1.json
@@ -61,7 +61,7 @@ relative_paths() {
 environment() {
 	make_mini
 	mkdir "$T/cwd"
-	cd "$T/cwd"
+	cd "$T/cwd" || fail "cd $T/cwd"
 	expect_rc 0 env JOBPUB_SPOOL="$T/envspool" JOBPUB_DB=new.db \
 		JOBPUB_DEST="file://$T/elsewhere/\${model}" "$JOBPUB" enqueue --job 77 --manifest "$MMAN" --workdir "$MJOB" \
 		--set model=m1
@@ -118,7 +118,7 @@ errors() {
 
 	# A YAML error: FILE:LINE:COL as the user wrote FILE.
 	printf 'destination: %s\noutputs:\n  - name: a\n    path: [x\n' "$MURL" >"$T/bad.yaml"
-	cd "$T"
+	cd "$T" || fail "cd $T"
 	expect_rc 65 "$JOBPUB" enqueue --job 1 --manifest bad.yaml --workdir "$MJOB" \
 		--spool "$T/spool"
 	assert_grep '^jobpub: bad\.yaml:[0-9]+:[0-9]+: ' "$ERR"
@@ -163,7 +163,7 @@ publish_spool() {
 	rm -rf "$T/spool"
 	expect_rc 0 enqueue_mini
 	# From another directory and with nothing but the job ID, as the epilogue runs it.
-	cd /
+	cd / || fail "cd /"
 	expect_rc 0 env JOBPUB_SPOOL="$T/spool" "$JOBPUB" publish --spool --job 1
 	cmp -s "$MJOB/out/result.txt" "$MARCHIVE/results/run-a/result.txt" || fail "result.txt differs"
 	cmp -s "$MJOB/out/data.bin" "$MARCHIVE/results/run-a/data.bin" || fail "data.bin differs"
@@ -179,15 +179,38 @@ publish_spool() {
 	assert_grep_fixed "no spool entry for job 1 in $T/spool (run \`jobpub enqueue\` from the job script)" "$ERR"
 }
 
-# --set values and --dest of the entry are used; --spool with --manifest is a usage error.
+# --set values and --dest of the entry are used; the command line beats them.
 publish_spool_sets() {
 	make_mini
 	rm -rf "$T/spool"
 	expect_rc 0 enqueue_mini --dest "file://$T/out/\${model}" --set model=m7
-	expect_rc 64 env JOBPUB_SPOOL="$T/spool" "$JOBPUB" publish --spool --job 1 --manifest "$MMAN"
-	[ -f "$T/spool/1.json" ] || fail "a usage error removed the entry"
+	expect_rc 0 env JOBPUB_SPOOL="$T/spool" "$JOBPUB" publish --spool --job 1 --dry-run
+	assert_grep_fixed "$T/out/m7/results/run-a/data.bin" "$OUT"
+	[ -f "$T/spool/1.json" ] || fail "a dry run removed the entry"
+	assert_absent "$T/out"
+	expect_rc 0 env JOBPUB_SPOOL="$T/spool" "$JOBPUB" publish --spool --job 1 --set model=m8
+	[ -f "$T/out/m8/results/run-a/data.bin" ] || fail "--set on the command line did not win"
+	assert_absent "$T/spool/1.json"
+	expect_rc 0 enqueue_mini --dest "file://$T/out/\${model}" --set model=m7
 	expect_rc 0 env JOBPUB_SPOOL="$T/spool" "$JOBPUB" publish --spool --job 1
 	[ -f "$T/out/m7/results/run-a/data.bin" ] || fail "not published under the entry's --dest and --set"
+}
+
+# `publish --job ID` without --manifest, and `publish --spool` in a Slurm job ($SLURM_JOB_ID),
+# pick the entry up too.
+publish_job_alone() {
+	make_mini
+	rm -rf "$T/spool"
+	expect_rc 0 enqueue_mini
+	cd / || fail "cd /"
+	expect_rc 0 env JOBPUB_SPOOL="$T/spool" "$JOBPUB" publish --job 1
+	assert_eq "$(sql "$MDB" "SELECT status FROM runs WHERE id = 1")" published "status"
+	assert_absent "$T/spool/1.json"
+	make_mini
+	expect_rc 0 enqueue_mini
+	expect_rc 0 env JOBPUB_SPOOL="$T/spool" SLURM_JOB_ID=1 "$JOBPUB" publish --spool
+	assert_eq "$(sql "$MDB" "SELECT status FROM runs WHERE id = 1")" published "status"
+	assert_absent "$T/spool/1.json"
 }
 
 # A failed publish keeps the entry and marks the job; fixed, it publishes and removes it.
@@ -232,6 +255,7 @@ run_case errors
 run_case unwritable_spool
 run_case publish_spool
 run_case publish_spool_sets
+run_case publish_job_alone
 run_case publish_spool_failure
 run_case publish_spool_bad_entries
 finish

@@ -38,7 +38,7 @@ help_equals_dash_help() {
 usage_errors_print_the_same_usage() {
 	usage_of publish >"$T/u.publish"
 	[ -s "$T/u.publish" ] || fail "no usage in 'jobpub help publish'"
-	for args in "publish --bogus" "publish -x" "publish --manifest m.yaml" "publish --job 1" \
+	for args in "publish --bogus" "publish -x" "publish --manifest m.yaml" \
 		"publish --job 1 --manifest m.yaml extra" "publish --log-format xml --job 1 --manifest m" \
 		"publish --db-timeout soon --job 1 --manifest m" "publish --job"; do
 		# shellcheck disable=SC2086 # word splitting intended
@@ -53,6 +53,9 @@ usage_errors_print_the_same_usage() {
 	done
 	expect_rc 64 "$JOBPUB" publish --manifest m.yaml
 	assert_grep '--job' "$ERR"
+	# --job alone is not a usage error: it asks for the job's spool entry.
+	JOBPUB_SPOOL="$T/spool" expect_rc 66 "$JOBPUB" publish --job 1
+	assert_grep 'no spool entry for job 1' "$ERR"
 	usage_of status >"$T/u.status"
 	expect_rc 64 "$JOBPUB" status --bogus
 	usage_in "$ERR" >"$T/u.err"

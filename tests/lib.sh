@@ -300,3 +300,44 @@ example_columns() {
 		output_chemchk_file, output_ctrl_ind_file, input_pdrnew_inp_file, input_json_file
 		FROM pdr_model_jobs WHERE id = 1"
 }
+
+# ---- background publishes ----------------------------------------------------------------------
+# alive PID: PID is a running process (not ended, not a zombie waiting to be reaped).
+alive() {
+	local st
+	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]
+}
+
+# wait_until PID WHAT CMD...: polls CMD every 10 ms until it succeeds; fails when PID (a
+# background publish) ends first, or after 30 s.  WHAT names the awaited state in the message.
+wait_until() {
+	local pid=$1 what=$2 i=0
+	shift 2
+	until "$@"; do
+		alive "$pid" || fail "process $pid ended before $what"
+		i=$((i + 1))
+		[ "$i" -lt 3000 ] || fail "no $what after 30 s"
+		sleep 0.01
+	done
+}
+
+# has_temp DIR [SUFFIX [MINSIZE]]: a .jobpub-*SUFFIX file exists below DIR (of more than MINSIZE
+# bytes when given).
+has_temp() {
+	local found
+	if [ -n "${3:-}" ]; then
+		found=$(find "$1" -name ".jobpub-*${2:-}" -size "+${3}c" -print 2>/dev/null | head -n 1)
+	else
+		found=$(find "$1" -name ".jobpub-*${2:-}" -print 2>/dev/null | head -n 1)
+	fi
+	[ -n "$found" ]
+}
+
+# assert_json FILE: FILE holds one well-formed JSON document (needs python3).
+assert_json() {
+	python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$1" 2>"$T/json.err" || {
+		show "$1"
+		show "$T/json.err"
+		fail "${1##*/} is not valid JSON"
+	}
+}

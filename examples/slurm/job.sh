@@ -1,0 +1,69 @@
+#!/bin/bash
+# job.sh - a KOSMA-tau model job under Slurm whose outputs jobpub publishes when it ends.
+#
+#   sbatch --export=ALL,PDR_JOB_ID=1234,PDR_MODEL=kosma_tau_n3_chi100 examples/slurm/job.sh
+#
+# pdr_run prepares one work directory per model job (PDRNEW.INP, pdr_config.json) and a row in
+# its pdr_model_jobs table; this script runs the PDR code and the onion line transfer in it, and
+# its last lines hand the outputs to jobpub in one of the two ways of doc/slurm.md:
+#
+#   A. `jobpub enqueue` (below, active): the Slurm Epilog (scripts/slurm-epilog, installed by the
+#      admin) publishes after the job, even when the job hits its time limit and this script is
+#      killed before its end.  The epilog knows nothing but the Slurm job ID, so the entry is
+#      keyed by $SLURM_JOB_ID and that ID must be the job's ID in the catalogue: the manifest
+#      below maps it with `id-column: slurm_job_id` (pdr_run writes the Slurm job ID into that
+#      column when it submits; see doc/slurm.md, "Job IDs").
+#   B. `jobpub publish` at the end of this script (commented out): simpler, no admin involved,
+#      the catalogue's own row ID (pdr_run's id) works as the job ID; but it is skipped when
+#      the job reaches its wall time.
+#
+#SBATCH --job-name=kosma-tau
+#SBATCH --partition=compute
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+#SBATCH --mem=16G
+#SBATCH --time=12:00:00
+#SBATCH --output=%x-%j.log
+set -euo pipefail
+
+: "${PDR_JOB_ID:?set PDR_JOB_ID, the pdr_model_jobs row of this model job}"
+: "${PDR_MODEL:?set PDR_MODEL, the model grid (directory under the archive)}"
+
+PDR_HOME=${PDR_HOME:-/opt/kosma-tau}                          # PDR code and onion
+GRID=${GRID:-/project/pdr/grids/$PDR_MODEL}                    # where pdr_run prepared jobs
+CATALOG=${CATALOG:-/project/pdr/pdr_run.db}                    # pdr_run's SQLite catalogue
+MANIFEST=${MANIFEST:-/project/pdr/jobpub/kosma-tau-epilog.yaml}
+# The work directory pdr_run prepared for this model job, copied to scratch.  With the epilog
+# (A) it must outlive the job: a shared or node-local scratch directory, not a per-job private
+# /tmp that Slurm removes when the job ends.
+SRC=$GRID/jobs/$PDR_JOB_ID
+WORKDIR=/scratch/$USER/kosma-tau-$SLURM_JOB_ID
+mkdir -p "$WORKDIR"
+cp -a "$SRC/." "$WORKDIR/"
+cd "$WORKDIR"
+
+# A. Register the publish FIRST, before the run: if the job is killed at its time limit, the
+#    epilog still publishes what is there (missing required outputs then mark the job
+#    failed_storage, which `jobpub republish` and the pdr_run status show).  The manifest is
+#    checked here: a typo fails the job now, not silently in the epilog.
+jobpub enqueue --job "$SLURM_JOB_ID" --manifest "$MANIFEST" --workdir "$WORKDIR" \
+	--db "$CATALOG" --set "model=$PDR_MODEL"
+
+# ---- the model (program names as installed at your site) ----
+export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK
+mkdir -p pdroutput onionoutput Out
+srun --cpu-bind=cores "$PDR_HOME/bin/pdr" <PDRNEW.INP >pdroutput/TEXTOUT 2>pdroutput/chemchk.out
+for species in CO 13CO; do
+	"$PDR_HOME/bin/onion" -s "$species" -i pdroutput -o onionoutput
+done
+"$PDR_HOME/bin/mcdrt" -i pdroutput -o Out
+
+# A. Nothing more to do: the epilog publishes after the job.
+
+# B. Instead of A, publish right here (remove the enqueue above).  The job's exit status then
+#    says whether its outputs were published (0) or why not (sysexits, see `man jobpub`).
+#
+# jobpub publish --job "$PDR_JOB_ID" \
+# 	--manifest /project/pdr/jobpub/kosma-tau.yaml --workdir "$WORKDIR" \
+# 	--db "$CATALOG" --set "model=$PDR_MODEL"
