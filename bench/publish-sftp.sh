@@ -195,7 +195,7 @@ EOF
 # while the benchmark's sshd is stopped; its PID is $!, and it is ended by that PID.
 say "checking the cipher libssh2 negotiates, and the SFTP requests per file"
 sh "$tests/sshd-stop.sh" "$work/sshd" >/dev/null
-sed -e 's/^LogLevel .*/LogLevel DEBUG3/' -e 's/internal-sftp /internal-sftp -l DEBUG3 /' \
+sed -e 's/^LogLevel .*/LogLevel DEBUG3/' \
 	-e "s|^PidFile .*|PidFile $work/sshd-debug.pid|" "$SSHD_DIR/sshd_config" >"$work/sshd-debug_config"
 mkdir -p "$work/tiny/in" "$dst"
 for i in 1 2 3; do head -c 4096 /dev/urandom >"$work/tiny/in/r$i"; done

@@ -199,12 +199,9 @@ cmd_enqueue(int argc, char **argv)
 			jp_cmd_print_help(c, stdout);
 			jp_sets_free(&sets);
 			return 0;
-		case ':':
-			jp_sets_free(&sets);
-			return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
 		default:
 			jp_sets_free(&sets);
-			return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+			return jp_cmd_getopt_error(c, ch, argv);
 		}
 	}
 	if (optind < argc) {

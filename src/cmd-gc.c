@@ -311,8 +311,7 @@ cmd_gc(int argc, char **argv)
 				                          optarg);
 			break;
 		case 'h': jp_cmd_print_help(c, stdout); return 0;
-		case ':': return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
-		default: return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+		default: return jp_cmd_getopt_error(c, ch, argv);
 		}
 	}
 	if (optind < argc)

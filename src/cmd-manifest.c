@@ -129,12 +129,9 @@ cmd_manifest(int argc, char **argv)
 			}
 			break;
 		case 'h': jp_cmd_print_help(c, stdout); jp_sets_free(&sets); return 0;
-		case ':':
-			jp_sets_free(&sets);
-			return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
 		default:
 			jp_sets_free(&sets);
-			return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+			return jp_cmd_getopt_error(c, ch, argv);
 		}
 	}
 	if (optind + 1 != argc) {

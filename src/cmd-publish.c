@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "log.h"
@@ -91,7 +92,6 @@ cmd_publish(int argc, char **argv)
 	struct jp_sets sets = {NULL, 0};
 	enum jp_log_format fmt = JP_LOG_TEXT;
 	const char *db = NULL, *env;
-	struct sigaction sa;
 	struct jp_error err;
 	struct jp_spool_entry *entry = NULL;
 	char *spooldir = NULL;
@@ -155,12 +155,9 @@ cmd_publish(int argc, char **argv)
 			jp_cmd_print_help(c, stdout);
 			jp_sets_free(&sets);
 			return 0;
-		case ':':
-			jp_sets_free(&sets);
-			return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
 		default:
 			jp_sets_free(&sets);
-			return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+			return jp_cmd_getopt_error(c, ch, argv);
 		}
 	}
 	if (optind < argc) {
@@ -184,6 +181,17 @@ cmd_publish(int argc, char **argv)
 			free(spooldir);
 			return spooldir ? e.code : 70;
 		}
+		/* Root never publishes a user's files: that is the epilog's job, as the user. */
+		if (geteuid() == 0 && entry->uid != 0) {
+			jp_log_setup(fmt, verbosity, NULL);
+			jp_log_error("job %s: the spool entry in %s belongs to uid %u: publish it as that "
+			             "user (the Slurm epilog does)",
+			             o.job, spooldir, (unsigned)entry->uid);
+			jp_spool_entry_free(entry);
+			jp_sets_free(&sets);
+			free(spooldir);
+			return 77;
+		}
 		/* What was given now beats what was queued. */
 		if (o.manifest == NULL)
 			o.manifest = entry->manifest;
@@ -199,8 +207,13 @@ cmd_publish(int argc, char **argv)
 				;
 			if (k == sets.n) {
 				struct jp_kv *v = realloc(sets.v, (sets.n + 1) * sizeof(*v));
-				if (v == NULL)
-					break;
+				if (v == NULL) {
+					fputs("jobpub: out of memory\n", stderr);
+					jp_spool_entry_free(entry);
+					jp_sets_free(&sets);
+					free(spooldir);
+					return 70;
+				}
 				sets.v = v;
 				sets.v[sets.n++] = entry->sets[i];
 			}
@@ -222,14 +235,8 @@ cmd_publish(int argc, char **argv)
 	o.n_sets = sets.n;
 	jp_log_setup(fmt, verbosity, NULL);
 
-	/* Stop at the next chunk and clean up; SA_RESTART keeps system calls from failing. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	/* Stop at the next chunk, clean up, record the attempt as interrupted. */
+	jp_cmd_catch_signals(on_signal);
 
 	jp_error_clear(&err);
 	rc = jp_publish(&o, &err);

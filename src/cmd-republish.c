@@ -197,7 +197,6 @@ cmd_republish(int argc, char **argv)
 	struct pick p;
 	struct jp_catalog *cat = NULL;
 	struct jp_error err;
-	struct sigaction sa;
 	const char *db = NULL, *status = NULL;
 	char **jobs = NULL;
 	size_t n_jobs = 0, i, next = 0, running = 0, ok = 0, failed = 0;
@@ -246,8 +245,7 @@ cmd_republish(int argc, char **argv)
 			}
 			break;
 		case 'h': free(jobs); jp_cmd_print_help(c, stdout); return 0;
-		case ':': free(jobs); return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
-		default: free(jobs); return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+		default: free(jobs); return jp_cmd_getopt_error(c, ch, argv);
 		}
 	}
 	if (optind < argc) {
@@ -275,13 +273,7 @@ cmd_republish(int argc, char **argv)
 		printf("republish: %zu job%s\n", p.n, p.n == 1 ? "" : "s");
 		goto out;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	jp_cmd_catch_signals(on_signal);
 	fflush(stdout);
 	pids = calloc((size_t)parallel, sizeof(pid_t));
 	while ((next < p.n && !stopping) || running > 0) {

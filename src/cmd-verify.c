@@ -157,8 +157,7 @@ cmd_verify(int argc, char **argv)
 		case 'd': v.deep = 1; break;
 		case 'J': json = 1; break;
 		case 'h': jp_cmd_print_help(c, stdout); return 0;
-		case ':': return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
-		default: return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+		default: return jp_cmd_getopt_error(c, ch, argv);
 		}
 	}
 	jp_log_setup(JP_LOG_TEXT, 0, NULL);

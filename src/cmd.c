@@ -3,6 +3,8 @@
  */
 #include "config.h"
 
+#include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,28 @@ jp_cmd_usage_error(const struct jp_cmd *c, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nusage: %s\n", c->usage);
 	return 64;
+}
+
+int
+jp_cmd_getopt_error(const struct jp_cmd *c, int ch, char **argv)
+{
+	if (ch == ':')
+		return jp_cmd_usage_error(c, "%s needs a value", argv[optind - 1]);
+	return jp_cmd_usage_error(c, "unknown option %s", argv[optind - 1]);
+}
+
+void
+jp_cmd_catch_signals(void (*fn)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }
 
 int

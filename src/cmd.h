@@ -40,6 +40,13 @@ void jp_cmd_print_overview(FILE *fp);
 /* Prints usage and options of c (for --help) on fp. */
 void jp_cmd_print_help(const struct jp_cmd *c, FILE *fp);
 
+/* For getopt_long's ':' (missing value) and '?' (unknown option): the usage error, 64. */
+int jp_cmd_getopt_error(const struct jp_cmd *c, int ch, char **argv);
+
+/* SIGINT and SIGTERM call fn (with SA_RESTART, so system calls are not cut short); SIGPIPE is
+ * ignored (a network peer that goes away is an error to report, not a death). */
+void jp_cmd_catch_signals(void (*fn)(int));
+
 /* "jobpub: <message>" and the usage of c on stderr; returns 64 (EX_USAGE). */
 int jp_cmd_usage_error(const struct jp_cmd *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -79,6 +79,7 @@ lease_row() {
 same_job_twice() {
 	local before
 	start_publish 1
+	case_bg "$PUB"
 	stop_mid_transfer 1
 	# While the first runs: status 'publishing', a lease held by it.
 	assert_eq "$(row_status "$DB" jobs "'1'")" publishing "status while the first publish runs"
@@ -120,6 +121,7 @@ same_job_twice() {
 dead_holder() {
 	local dead
 	start_publish 2
+	case_bg "$PUB"
 	stop_mid_transfer 2
 	dead=$PUB
 	kill -KILL "$dead"
@@ -222,7 +224,7 @@ EOF
 		"$JOBPUB" publish --job "$i" --manifest "$man" --workdir "$T/w$i" --db "$db" \
 			>"$T/out$i" 2>"$T/err$i" &
 		p=$!
-		bg_started "$p"
+		case_bg "$p"
 		pids="$pids $i:$p"
 	done
 	for p in $pids; do

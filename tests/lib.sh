@@ -308,6 +308,14 @@ alive() {
 	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]
 }
 
+# case_bg PID: a background process started inside a run_case function: killed when the case
+# ends, however it ends (the exit of a case's subshell does not run the script's cleanup).  Only
+# for use inside a case: it sets the subshell's EXIT trap.
+case_bg() {
+	CASE_PIDS="${CASE_PIDS:-} $1"
+	trap 'for p in $CASE_PIDS; do kill -KILL "$p" 2>/dev/null || true; done' EXIT
+}
+
 # wait_until PID WHAT CMD...: polls CMD every 10 ms until it succeeds; fails when PID (a
 # background publish) ends first, or after 30 s.  WHAT names the awaited state in the message.
 wait_until() {
