@@ -527,10 +527,11 @@ ensure_connected(struct sftp_dest *d, struct jp_error *err)
 {
 	int dummy;
 
-	if (d->session != NULL && !d->broken) {
-		libssh2_keepalive_send(d->session, &dummy);
+	/* An idle lane (waiting for the others) may have lost its connection unseen: the
+	 * keep-alive finds out, and a broken session is replaced. */
+	if (d->session != NULL && !d->broken && libssh2_keepalive_send(d->session, &dummy) == 0)
 		return JP_OK;
-	}
+	d->broken = 1;
 	disconnect(d);
 	return connect_session(d, err);
 }
@@ -931,6 +932,10 @@ sftp_commit(struct jp_upload *u, int overwrite, int *exists, int *replaced,
 	char *old = NULL;
 	int s, r = JP_OK;
 
+	/* The staged file lives on the server, not in the session: a lane that lost its
+	 * connection while waiting can still commit over a new one. */
+	if ((r = ensure_connected(d, err)) != JP_OK)
+		return r;
 	if (overwrite) {
 		if ((s = remote_stat(d, su->final, &a, err)) < 0)
 			return JP_FAILED;

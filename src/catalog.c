@@ -660,6 +660,20 @@ fail:
 }
 
 int
+jp_catalog_attempt_destination(struct jp_catalog *c, int64_t attempt, const char *dest,
+                               struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(c, "UPDATE jobpub_attempts SET destination = ? WHERE id = ?", &st, err)) != JP_OK)
+		return r;
+	bind_text(st, 1, dest);
+	sqlite3_bind_int64(st, 2, attempt);
+	return step_done(c, st, err, "record destination");
+}
+
+int
 jp_catalog_renew(struct jp_catalog *c, const char *job, const char *token, int lease_s,
                  struct jp_error *err)
 {
@@ -675,20 +689,34 @@ jp_catalog_renew(struct jp_catalog *c, const char *job, const char *token, int l
 	return step_done(c, st, err, "renew lease");
 }
 
+/* A lease counts while it has not expired and its owner is not known to be gone. */
+static int
+lease_live(struct jp_catalog *c, const char *sql, const char *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int live = 0;
+
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return 0; /* no lease table (an older catalogue): nothing is leased */
+	bind_text(st, 1, arg);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		live = sqlite3_column_int64(st, 2) >= (int64_t)time(NULL) &&
+		       !owner_gone((const char *)sqlite3_column_text(st, 0),
+		                   (long)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+	return live;
+}
+
 int
 jp_catalog_token_leased(struct jp_catalog *c, const char *token)
 {
-	sqlite3_stmt *st = NULL;
-	int yes = 0;
+	return lease_live(c, "SELECT host, pid, expires FROM jobpub_leases WHERE token = ?", token);
+}
 
-	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM jobpub_leases WHERE token = ? AND expires >= ?",
-	                       -1, &st, NULL) != SQLITE_OK)
-		return 0;
-	bind_text(st, 1, token);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
-	yes = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return yes;
+int
+jp_catalog_job_leased(struct jp_catalog *c, const char *job)
+{
+	return lease_live(c, "SELECT host, pid, expires FROM jobpub_leases WHERE job = ?", job);
 }
 
 /* jobpub's own table gets the job's row on first use; external rows must already exist. */
@@ -886,6 +914,29 @@ jp_catalog_set_lease_token(struct jp_catalog *c, const char *token)
 	c->lease_token = token ? strdup(token) : NULL;
 }
 
+/* 1 when the job's lease is still this publisher's (or it never had one). */
+static int
+still_ours(struct jp_catalog *c, const char *job, char *who, size_t wholen)
+{
+	sqlite3_stmt *st = NULL;
+	int ours = 1;
+
+	if (c->lease_token == NULL)
+		return 1;
+	if (sqlite3_prepare_v2(c->db, "SELECT token, host, pid FROM jobpub_leases WHERE job = ?", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return 1;
+	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    strcmp((const char *)sqlite3_column_text(st, 0), c->lease_token) != 0) {
+		ours = 0;
+		snprintf(who, wholen, "%s:%lld", (const char *)sqlite3_column_text(st, 1),
+		         (long long)sqlite3_column_int64(st, 2));
+	}
+	sqlite3_finalize(st);
+	return ours;
+}
+
 /* Gives the lease back, if this publisher holds it. */
 static int
 release(struct jp_catalog *c, const char *job, struct jp_error *err)
@@ -908,10 +959,20 @@ jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t, con
                           const struct jp_file_rec *files, size_t n, const struct jp_outcome *o,
                           struct jp_error *err)
 {
+	char who[300];
 	int r;
 
 	if ((r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
 		return r;
+	/* A publisher that lost its lease (it expired and another took the job over) records
+	 * nothing: the job is the other publisher's now. */
+	if (!still_ours(c, job, who, sizeof(who))) {
+		r = jp_error_set(err, JP_E_TEMPFAIL,
+		                 "catalog: job %s: the lease was taken over by %s; nothing recorded", job,
+		                 who);
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
 	if ((r = ensure_own_row(c, t, job, err)) != JP_OK ||
 	    (r = update_row(c, t, job, published_status, files, n, 1, err)) != JP_OK ||
 	    (r = replace_files(c, job, attempt, files, n, err)) != JP_OK ||
@@ -929,10 +990,15 @@ jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, con
 {
 	int r;
 
+	char who[300];
+	int ours;
+
 	if ((r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
 		return r;
-	if ((r = ensure_own_row(c, t, job, err)) != JP_OK ||
-	    (r = update_row(c, t, job, JP_STATUS_FAILED, NULL, 0, 0, err)) != JP_OK ||
+	/* Only the attempt is ended when another publisher has the job now. */
+	ours = still_ours(c, job, who, sizeof(who));
+	if ((ours && (r = ensure_own_row(c, t, job, err)) != JP_OK) ||
+	    (ours && (r = update_row(c, t, job, JP_STATUS_FAILED, NULL, 0, 0, err)) != JP_OK) ||
 	    (r = end_attempt(c, attempt, o, err)) != JP_OK || (r = release(c, job, err)) != JP_OK ||
 	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK) {
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);

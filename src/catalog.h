@@ -90,14 +90,21 @@ int jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const st
                      int lease_s, int64_t *id, char *took_over, size_t took_over_len,
                      struct jp_error *err);
 
+/* Records the expanded destination on the attempt as soon as it is known, so `gc` finds the
+ * temporary files of a publish that is killed before it ends. */
+int jp_catalog_attempt_destination(struct jp_catalog *c, int64_t attempt, const char *dest,
+                                   struct jp_error *err);
+
 /* Extends the lease of job (token) by lease_s seconds from now.  Best effort by design: a
  * failure only means the lease may expire earlier. */
 int jp_catalog_renew(struct jp_catalog *c, const char *job, const char *token, int lease_s,
                      struct jp_error *err);
 
-/* 1 when token is the token of a lease currently held (for gc: its temporary files are in
- * use). */
+/* 1 when token is the token of a lease currently held: not expired, and its owner not known to
+ * be gone (for gc: its temporary files are in use). */
 int jp_catalog_token_leased(struct jp_catalog *c, const char *token);
+/* The same for a job (for republish: a job left "publishing" by a killed publisher). */
+int jp_catalog_job_leased(struct jp_catalog *c, const char *job);
 
 struct jp_attr; /* validate.h */
 

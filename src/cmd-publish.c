@@ -23,7 +23,7 @@ const struct jp_cmd jp_cmd_publish = {
 	         "                      [--set NAME=VALUE]... [--dry-run] [--overwrite]\n"
 	         "                      [--db-timeout SECONDS] [--parallel N] [--retries N]\n"
 	         "                      [--timeout SECONDS] [--stall SECONDS] [--identity FILE]\n"
-	         "                      [--known-hosts FILE] [--accept-new-host-key]\n"
+	         "                      [--known-hosts FILE] [--accept-new-host-key] [--lease DURATION]\n"
 	         "                      [--log-format text|json] [-q|-v]\n"
 	         "       jobpub publish --spool [--job ID] [OPTION]...",
 	.options =
@@ -47,6 +47,7 @@ const struct jp_cmd jp_cmd_publish = {
 		"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n"
 		"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n"
 		"      --accept-new-host-key add an unknown SSH host key (never a changed one)\n"
+		"      --lease DURATION      how long the job's lease lasts unrenewed (default 1h)\n"
 		"      --log-format text|json  json: one JSON object per event on stderr\n"
 		"  -q, --quiet               errors only\n"
 		"  -v, --verbose             one line per file\n"
@@ -82,6 +83,7 @@ cmd_publish(int argc, char **argv)
 		{"known-hosts", required_argument, NULL, 'K'},
 		{"accept-new-host-key", no_argument, NULL, 'A'},
 		{"spool", no_argument, NULL, 'Q'},
+		{"lease", required_argument, NULL, 'E'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -143,6 +145,10 @@ cmd_publish(int argc, char **argv)
 		case 'K': o.known_hosts = optarg; break;
 		case 'A': o.accept_new_host_key = 1; break;
 		case 'Q': use_spool = 1; break;
+		case 'E':
+			if ((o.lease_s = (int)jp_cmd_duration(optarg)) <= 0)
+				return jp_cmd_usage_error(c, "--lease %s: expected a duration (600, 10m, 2h)", optarg);
+			break;
 		case 'L':
 			if (strcmp(optarg, "text") == 0)
 				fmt = JP_LOG_TEXT;

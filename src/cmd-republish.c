@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 
 #include "catalog.h"
 #include "cmd.h"
+#include "json.h"
 #include "log.h"
 #include "publish.h"
 #include "util.h"
@@ -30,16 +32,18 @@ const struct jp_cmd jp_cmd_republish = {
 	.name = "republish",
 	.summary = "Publish again the jobs whose last attempt failed, as that attempt was recorded.",
 	.usage = "jobpub republish [--db FILE] [--status STATUS] [--job ID]... [--since TIME]\n"
-	         "                        [--parallel N] [--dry-run] [--db-timeout SECONDS]",
+	         "                        [--parallel N] [--dry-run] [--json] [--db-timeout SECONDS]",
 	.options =
 		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
-		"      --status STATUS       jobs whose status is STATUS (default failed_storage; with\n"
-		"                            --job, any status unless --status is given)\n"
+		"      --status STATUS       jobs whose status is STATUS (default failed_storage, and\n"
+		"                            publishing when its publisher is gone; with --job, any\n"
+		"                            status unless --status is given)\n"
 		"      --job ID              this job (repeatable)\n"
 		"      --since TIME          jobs whose last attempt started at or after TIME\n"
 		"                            (2026-11-20, 2026-11-20T10:00:00Z, or an age: 24h, 2d)\n"
 		"      --parallel N          publish N jobs at once (default 1)\n"
 		"  -n, --dry-run             list the jobs; publish nothing\n"
+		"      --json                one JSON document on stdout instead of lines\n"
 		"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
 		"  -h, --help                this help\n"
 		"One line per job, then a summary.  Exit 0 when every job is published, else the exit\n"
@@ -48,7 +52,9 @@ const struct jp_cmd jp_cmd_republish = {
 };
 
 struct pick {
+	struct jp_catalog *cat;
 	const char *status;      /* NULL: any */
+	int orphans;             /* also jobs left "publishing" by a publisher that is gone */
 	char **jobs;             /* NULL-terminated, or NULL: all */
 	char since[32];          /* "" or an ISO time */
 	struct todo {
@@ -76,7 +82,9 @@ select_job(void *arg, const struct jp_job_brief *b)
 		if (p->jobs[i] == NULL)
 			return 0;
 	}
-	if (p->status != NULL && (b->status == NULL || strcmp(b->status, p->status) != 0))
+	if (p->status != NULL && (b->status == NULL || strcmp(b->status, p->status) != 0) &&
+	    !(p->orphans && b->status != NULL && strcmp(b->status, JP_STATUS_PUBLISHING) == 0 &&
+	      !jp_catalog_job_leased(p->cat, b->job)))
 		return 0;
 	if (p->since[0] != '\0' && (b->started_at == NULL || strcmp(b->started_at, p->since) < 0))
 		return 0;
@@ -127,9 +135,10 @@ parse_sets(const char *json, struct fy_document **doc, struct jp_kv **out, size_
 	return 0;
 }
 
-/* The child: one publish, one line on stdout, its exit code. */
+/* The child: one publish, one line on `out` (stdout, or the --json pipe as
+ * "job<TAB>code<TAB>message"), its exit code. */
 static int
-run_one(const struct todo *t, const char *db, int db_timeout_ms)
+run_one(const struct todo *t, const char *db, int db_timeout_ms, int out, int json)
 {
 	struct jp_publish_opts o;
 	struct fy_document *doc = NULL;
@@ -158,12 +167,18 @@ run_one(const struct todo *t, const char *db, int db_timeout_ms)
 		o.retries = 3;
 		rc = jp_publish(&o, &err);
 	}
-	if (rc == 0)
+	if (json) {
+		char *nl;
+		while ((nl = strpbrk(err.msg, "\t\n")) != NULL)
+			*nl = ' ';
+		len = snprintf(line, sizeof(line), "%s\t%d\t%s\n", t->job, rc, rc ? err.msg : "");
+	} else if (rc == 0) {
 		len = snprintf(line, sizeof(line), "job %s: published\n", t->job);
-	else
+	} else {
 		len = snprintf(line, sizeof(line), "job %s: failed (exit %d): %s\n", t->job, rc, err.msg);
-	/* One write: lines of parallel jobs never mix. */
-	if (write(STDOUT_FILENO, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1) < 0)
+	}
+	/* One write (under PIPE_BUF): lines of parallel jobs never mix. */
+	if (write(out, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1) < 0)
 		rc = rc ? rc : 74;
 	free(sets);
 	fy_document_destroy(doc);
@@ -189,6 +204,7 @@ cmd_republish(int argc, char **argv)
 		{"since", required_argument, NULL, 'S'},
 		{"parallel", required_argument, NULL, 'P'},
 		{"dry-run", no_argument, NULL, 'n'},
+		{"json", no_argument, NULL, 'J'},
 		{"db-timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -200,7 +216,10 @@ cmd_republish(int argc, char **argv)
 	const char *db = NULL, *status = NULL;
 	char **jobs = NULL;
 	size_t n_jobs = 0, i, next = 0, running = 0, ok = 0, failed = 0;
-	int ch, parallel = 1, dry = 0, first_rc = 0, db_timeout_ms = 30000;
+	int ch, parallel = 1, dry = 0, first_rc = 0, db_timeout_ms = 30000, json = 0;
+	int results[2] = {-1, -1};
+	FILE *rfp = NULL;
+	struct jp_json j;
 	pid_t *pids = NULL;
 
 	memset(&p, 0, sizeof(p));
@@ -238,6 +257,7 @@ cmd_republish(int argc, char **argv)
 			}
 			break;
 		case 'n': dry = 1; break;
+		case 'J': json = 1; break;
 		case 'T':
 			if ((db_timeout_ms = jp_cmd_timeout_ms(optarg)) < 0) {
 				free(jobs);
@@ -254,11 +274,13 @@ cmd_republish(int argc, char **argv)
 	}
 	p.jobs = jobs;
 	p.status = status ? status : jobs ? NULL : JP_STATUS_FAILED;
+	/* By default a job whose publisher was killed (SIGKILL, a node crash) counts as failed. */
+	p.orphans = status == NULL && jobs == NULL;
 	db = jp_cmd_db(db);
 	jp_log_setup(JP_LOG_TEXT, -1, NULL);
 	jp_error_clear(&err);
 	if (jp_catalog_open(db, db_timeout_ms, 1, &cat, &err) != JP_OK ||
-	    jp_catalog_jobs(cat, select_job, &p, &err) != JP_OK) {
+	    (p.cat = cat, jp_catalog_jobs(cat, select_job, &p, &err)) != JP_OK) {
 		jp_log_error("%s", err.msg);
 		jp_catalog_close(cat);
 		free(jobs);
@@ -275,6 +297,18 @@ cmd_republish(int argc, char **argv)
 	}
 	jp_cmd_catch_signals(on_signal);
 	fflush(stdout);
+	if (json) {
+		/* The children's results come back through a pipe, one line each; the parent
+		 * writes the document.  Each child writes once, so the pipe never fills. */
+		if (pipe(results) != 0 || (rfp = fdopen(results[0], "r")) == NULL) {
+			jp_log_error("republish: pipe: %s", strerror(errno));
+			first_rc = 71;
+			goto out;
+		}
+		jp_json_init(&j, stdout);
+		jp_json_object(&j, NULL);
+		jp_json_array(&j, "jobs");
+	}
 	pids = calloc((size_t)parallel, sizeof(pid_t));
 	while ((next < p.n && !stopping) || running > 0) {
 		int st, code;
@@ -282,7 +316,8 @@ cmd_republish(int argc, char **argv)
 
 		while (running < (size_t)parallel && next < p.n && !stopping) {
 			if ((pid = fork()) == 0)
-				_exit(run_one(&p.v[next], db, db_timeout_ms));
+				_exit(run_one(&p.v[next], db, db_timeout_ms, json ? results[1] : STDOUT_FILENO,
+				              json));
 			if (pid < 0)
 				break;
 			for (i = 0; i < (size_t)parallel && pids[i] != 0; i++)
@@ -308,8 +343,36 @@ cmd_republish(int argc, char **argv)
 				first_rc = code;
 		}
 	}
-	printf("republish: %zu published, %zu still failing%s\n", ok, failed + (p.n - next),
-	       stopping ? " (interrupted)" : "");
+	if (json) {
+		char line[JP_ERRMSG_MAX + 256];
+
+		close(results[1]);
+		results[1] = -1;
+		while (fgets(line, sizeof(line), rfp) != NULL) {
+			char *code = strchr(line, '\t'), *msg = code ? strchr(code + 1, '\t') : NULL;
+
+			if (msg == NULL)
+				continue;
+			*code++ = '\0';
+			*msg++ = '\0';
+			msg[strcspn(msg, "\n")] = '\0';
+			jp_json_object(&j, NULL);
+			jp_json_str(&j, "job", line);
+			jp_json_str(&j, "outcome", atoi(code) == 0 ? "published" : "failed");
+			jp_json_int(&j, "exit_code", atoi(code));
+			if (*msg)
+				jp_json_str(&j, "message", msg);
+			jp_json_end(&j, '}');
+		}
+		jp_json_end(&j, ']');
+		jp_json_int(&j, "published", (int64_t)ok);
+		jp_json_int(&j, "failed", (int64_t)(failed + (p.n - next)));
+		jp_json_end(&j, '}');
+		putchar('\n');
+	} else {
+		printf("republish: %zu published, %zu still failing%s\n", ok, failed + (p.n - next),
+		       stopping ? " (interrupted)" : "");
+	}
 	if (stopping && first_rc == 0)
 		first_rc = 75;
 out:
@@ -324,5 +387,9 @@ out:
 	free(p.v);
 	free(pids);
 	free(jobs);
+	if (rfp != NULL)
+		fclose(rfp);
+	if (results[1] >= 0)
+		close(results[1]);
 	return first_rc;
 }

@@ -80,6 +80,7 @@ struct run {
 	int64_t renewed_ms;       /* last renewal of the lease */
 	/* the pool's shared state */
 	pthread_mutex_t mu;
+	pthread_mutex_t catmu;    /* the catalogue connection, while lanes run */
 	size_t next;              /* next file for a lane to take */
 	int failed;               /* a lane failed: the others stop taking files */
 };
@@ -90,20 +91,27 @@ lease_s(const struct jp_publish_opts *o)
 	return o->lease_s > 0 ? o->lease_s : 3600;
 }
 
-/* Keeps the lease alive through a long transfer: from lane 0 (this thread, which owns the
- * catalogue connection), a third of the way to expiry. */
+/* Keeps the lease alive through a long transfer, a third of the way to expiry.  Any lane may
+ * do it: the main thread leaves the catalogue alone while lanes run, and the run's mutex keeps
+ * two lanes from using the connection at once. */
 static void
-renew_lease(struct worker *w)
+renew_lease(struct run *R)
 {
-	struct run *R = w->R;
 	struct jp_error e;
 
-	if (w != &R->workers[0] || R->cat == NULL ||
-	    jp_now_ms() - R->renewed_ms < (int64_t)lease_s(R->o) * 1000 / 3)
+	if (R->cat == NULL ||
+	    jp_now_ms() - __atomic_load_n(&R->renewed_ms, __ATOMIC_RELAXED) <
+	        (int64_t)lease_s(R->o) * 1000 / 3)
 		return;
-	jp_error_clear(&e);
-	if (jp_catalog_renew(R->cat, R->o->job, R->token, lease_s(R->o), &e) == JP_OK)
-		R->renewed_ms = jp_now_ms();
+	/* Whoever gets the catalogue renews; the others go on transferring. */
+	if (pthread_mutex_trylock(&R->catmu) != 0)
+		return;
+	if (jp_now_ms() - R->renewed_ms >= (int64_t)lease_s(R->o) * 1000 / 3) {
+		jp_error_clear(&e);
+		if (jp_catalog_renew(R->cat, R->o->job, R->token, lease_s(R->o), &e) == JP_OK)
+			__atomic_store_n(&R->renewed_ms, jp_now_ms(), __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&R->catmu);
 }
 
 static int
@@ -153,6 +161,7 @@ sink_chunk(void *arg, const void *buf, size_t len)
 		return 1;
 	__atomic_add_fetch(&k->R->bytes, (uint64_t)len, __ATOMIC_RELAXED);
 	jp_progress_add(len);
+	renew_lease(k->R);
 	return 0;
 }
 
@@ -293,7 +302,6 @@ stage_one(struct worker *w, struct pfile *f, struct jp_error *err)
 
 	if (f->identical)
 		return JP_OK;
-	renew_lease(w);
 	for (;;) {
 		int64_t t = jp_now_ms();
 		struct jp_upload *up = NULL;
@@ -583,6 +591,7 @@ run_free(struct run *R)
 	jp_catalog_close(R->cat);
 	jp_manifest_free(R->m);
 	pthread_mutex_destroy(&R->mu);
+	pthread_mutex_destroy(&R->catmu);
 }
 
 static void
@@ -742,6 +751,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 
 	memset(&R, 0, sizeof(R));
 	pthread_mutex_init(&R.mu, NULL);
+	pthread_mutex_init(&R.catmu, NULL);
 	R.o = o;
 	R.t0 = jp_now_ms();
 	R.attempt = -1;
@@ -799,6 +809,11 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		manifest_dest_opts(R.m, &dopts);
 		if ((r = jp_plan_build(&in, &R.plan, err)) != JP_OK)
 			goto failed;
+		{
+			struct jp_error e;
+			jp_error_clear(&e);
+			jp_catalog_attempt_destination(R.cat, R.attempt, R.plan->destination, &e);
+		}
 		for (i = 0; i < R.plan->n_skipped; i++)
 			jp_log_info("job %s: optional output %s is absent; skipped", o->job,
 			            R.plan->skipped[i]->name.s);

@@ -6,7 +6,7 @@
 # `republish` brings every killed job to 'published'; `verify` (and --deep) check the result and
 # find a missing or changed file.
 . "$(dirname "$0")/lib.sh"
-need head stat cut python3 dd touch
+need head stat cut python3 dd touch mkfifo grep
 
 SIZE=$((256 * 1024 * 1024)) # real data: staging it lasts long enough to stop the publish in it
 NMANY=100                    # small files: committing them all takes a while
@@ -93,8 +93,35 @@ temps() {
 finals_complete() {
 	local f
 	for f in $(finals "$1"); do
-		cmp -s "$WORK/$f" "$ARCH/$1/$f" || fail "job $1: final name $f does not hold its whole source"
+		cmp -s "$WORK/$f" "$ARCH/$1/$f" || fail "job $1: final name $f does not hold its source"
 	done
+}
+
+# lock_catalog: a sqlite3 of the test takes the catalogue's write lock and keeps it until
+# unlock_catalog.  Returns once the lock is held.
+lock_catalog() {
+	local i=0
+	mkfifo "$T/lockfifo"
+	sqlite3 -batch -bail "$DB" <"$T/lockfifo" >"$T/lock.out" 2>&1 &
+	LOCKER=$!
+	bg_started "$LOCKER"
+	exec 3>"$T/lockfifo"
+	printf '.timeout 5000\nBEGIN EXCLUSIVE;\nSELECT %s;\n' "'lock-held'" >&3
+	until grep -q '^lock-held$' "$T/lock.out"; do
+		i=$((i + 1))
+		if [ "$i" -ge 500 ] || ! kill -0 "$LOCKER" 2>/dev/null; then
+			show "$T/lock.out"
+			hard_error "could not lock $DB from another process"
+		fi
+		sleep 0.01
+	done
+}
+
+unlock_catalog() {
+	printf 'COMMIT;\n.quit\n' >&3
+	exec 3>&-
+	wait "$LOCKER" || fail "the locking sqlite3 failed: $(cat "$T/lock.out")"
+	rm -f "$T/lockfifo"
 }
 
 # ---- the kills ----------------------------------------------------------------------------------
@@ -106,15 +133,18 @@ kill_publish
 start_publish 2
 wait_until "$PUB" "a temporary file of job 2" has_temp "$ARCH/2"
 kill_publish
-# Job 3: once a final name exists (the commit is under way), without sleeping in between.
+# Job 3: once a final name exists.  From the moment job 3 stages until it is killed, the test
+# holds the catalogue's write lock: job 3 cannot record its success first, however loaded the
+# machine, so the kill lands between its first commit and its catalogue record.
 start_publish 3
+wait_until "$PUB" "a temporary file of job 3" has_temp "$ARCH/3"
+lock_catalog
 until any_final 3; do
 	alive "$PUB" || { show "$T/pub-3.err"; fail "job 3 ended before a final name appeared"; }
 done
-kill -STOP "$PUB"
-alive "$PUB" || hard_error "job 3 finished before it could be stopped after its first commit"
 kill_publish
-[ -n "$(finals 3)" ] || fail "job 3: no final name after the stop"
+unlock_catalog
+[ -n "$(finals 3)" ] || fail "job 3: no final name after the kill"
 # Job 4: published, for the reports on missing and unreferenced files.
 expect_rc 0 publish 4
 for j in 1 2 3; do
@@ -184,7 +214,8 @@ gc_apply() {
 	[ "$rc" -eq 0 ] || { show "$T/pub-5.err"; fail "job 5 exited $rc after gc"; }
 	assert_eq "$(row_status "$DB" jobs "'5'")" published "status of job 5"
 	left=$(temps "$ARCH/1"; temps "$ARCH/2"; temps "$ARCH/3")
-	[ -z "$left" ] || fail "gc --older-than 0 --apply left $(echo "$left" | wc -l) temporary files of the killed jobs, e.g. $(echo "$left" | head -n 1)"
+	[ -z "$left" ] || fail "gc --older-than 0 --apply left $(echo "$left" | wc -l) temporary" \
+		"files of the killed jobs, e.g. $(echo "$left" | head -n 1)"
 }
 
 # ---- gc reports missing and unreferenced files, deletes neither --------------------------------
@@ -257,7 +288,8 @@ republish_killed() {
 	done
 	for j in 1 2 3; do
 		assert_eq "$(sql "$DB" "SELECT group_concat(outcome, ',') FROM (SELECT outcome FROM
-			jobpub_attempts WHERE job = '$j' ORDER BY id)")" "abandoned,published" "attempts of job $j"
+			jobpub_attempts WHERE job = '$j' ORDER BY id)")" "abandoned,published" \
+			"attempts of job $j"
 	done
 	assert_eq "$(sql "$DB" "SELECT count(*) FROM jobpub_leases")" 0 "leases left"
 }
@@ -275,7 +307,7 @@ nothing_left() {
 	done
 }
 
-# ---- verify ----------------------------------------------------------------------------------------
+# ---- verify --------------------------------------------------------------------------------------
 verify_ok() {
 	local j
 	expect_rc 0 "$JOBPUB" verify --db "$DB"
@@ -306,11 +338,12 @@ verify_finds() {
 	assert_grep "^job 4: file://$f: missing$" "$OUT"
 	expect_rc 1 "$JOBPUB" verify --db "$DB" --json
 	assert_json "$OUT"
-	python3 - "$OUT" "file://$f" >"$T/results" <<'EOF' || fail "verify --json: not the expected document"
+	python3 - "$OUT" "file://$f" >"$T/results" <<'EOF' || fail "verify --json: unexpected document"
 import json, sys
 d = json.load(open(sys.argv[1]))
 bad = [x for x in d["files"] if x["result"] != "ok"]
-print(len(d["files"]), d["ok"], d["bad"], bad[0]["job"], bad[0]["remote"] == sys.argv[2], bad[0]["result"])
+print(len(d["files"]), d["ok"], d["bad"], bad[0]["job"], bad[0]["remote"] == sys.argv[2],
+      bad[0]["result"])
 EOF
 	assert_eq "$(cat "$T/results")" "$((5 * NFILES)) $((5 * NFILES - 1)) 1 4 True missing" \
 		"verify --json: files, ok, bad, and the bad one"

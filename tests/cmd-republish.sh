@@ -115,7 +115,7 @@ run_case dry_run
 run_case select_job
 run_case select_since
 
-# ---- republish --parallel 4 -----------------------------------------------------------------------
+# ---- republish --parallel 4 ----------------------------------------------------------------------
 parallel_4() {
 	local i m
 	expect_rc 66 republish --parallel 4
