@@ -24,6 +24,10 @@ struct jp_hashpipe {
 	uint64_t produced, hashed; /* chunk counts */
 	int done;                  /* no more chunks will come */
 	struct jp_sha256 h;
+	/* push mode */
+	pthread_t th;
+	int pushing;               /* a push run is under way */
+	size_t fill;               /* bytes in the slot being filled */
 };
 
 struct jp_hashpipe *
@@ -192,4 +196,96 @@ jp_hashpipe_run(struct jp_hashpipe *p, int fd, jp_sink_fn sink, void *arg,
 	}
 	jp_sha256_final(&p->h, sha256);
 	return 0;
+}
+
+/* Hands the slot being filled to the hasher. */
+static void
+publish_slot(struct jp_hashpipe *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->len[p->produced % JP_HASHPIPE_BUFS] = p->fill;
+	p->produced++;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	p->fill = 0;
+}
+
+int
+jp_hashpipe_begin(struct jp_hashpipe *p)
+{
+	int e;
+
+	if (jp_sha256_init(&p->h) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	p->produced = p->hashed = 0;
+	p->done = 0;
+	p->fill = 0;
+	if ((e = pthread_create(&p->th, NULL, hasher, p)) != 0) {
+		jp_sha256_free(&p->h);
+		errno = e;
+		return -1;
+	}
+	p->pushing = 1;
+	return 0;
+}
+
+void
+jp_hashpipe_push(struct jp_hashpipe *p, const void *buf, size_t len)
+{
+	const char *b = buf;
+
+	while (len > 0) {
+		size_t slot = (size_t)(p->produced % JP_HASHPIPE_BUFS), n;
+
+		if (p->fill == 0) {
+			/* Wait until the hasher is done with what this slot held last time round. */
+			pthread_mutex_lock(&p->mu);
+			while (p->produced - p->hashed >= JP_HASHPIPE_BUFS)
+				pthread_cond_wait(&p->cv, &p->mu);
+			pthread_mutex_unlock(&p->mu);
+		}
+		n = JP_HASHPIPE_CHUNK - p->fill;
+		if (n > len)
+			n = len;
+		memcpy(p->buf[slot] + p->fill, b, n);
+		p->fill += n;
+		b += n;
+		len -= n;
+		if (p->fill == JP_HASHPIPE_CHUNK)
+			publish_slot(p);
+	}
+}
+
+static void
+finish_push(struct jp_hashpipe *p)
+{
+	if (p->fill > 0)
+		publish_slot(p);
+	pthread_mutex_lock(&p->mu);
+	p->done = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->th, NULL);
+	p->pushing = 0;
+}
+
+int
+jp_hashpipe_end(struct jp_hashpipe *p, unsigned char sha256[32])
+{
+	if (!p->pushing)
+		return -1;
+	finish_push(p);
+	jp_sha256_final(&p->h, sha256);
+	return 0;
+}
+
+void
+jp_hashpipe_cancel(struct jp_hashpipe *p)
+{
+	if (!p->pushing)
+		return;
+	finish_push(p);
+	jp_sha256_free(&p->h);
 }

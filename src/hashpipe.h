@@ -35,4 +35,15 @@ typedef int (*jp_sink_fn)(void *arg, const void *buf, size_t len);
 int jp_hashpipe_run(struct jp_hashpipe *p, int fd, jp_sink_fn sink, void *arg,
                     unsigned char sha256[32], uint64_t *total);
 
+/*
+ * Push mode, for bytes produced elsewhere (an archive being written): begin starts the hashing
+ * thread, push copies data into the ring (waiting for room), end hashes the rest and returns
+ * the digest.  Returns 0, or -1 with errno (the thread could not start).  cancel ends a run
+ * without a result (error paths); it is safe after end.
+ */
+int jp_hashpipe_begin(struct jp_hashpipe *p);
+void jp_hashpipe_push(struct jp_hashpipe *p, const void *buf, size_t len);
+int jp_hashpipe_end(struct jp_hashpipe *p, unsigned char sha256[32]);
+void jp_hashpipe_cancel(struct jp_hashpipe *p);
+
 #endif

@@ -206,8 +206,9 @@ stream_archive(struct worker *w, struct pfile *f, struct jp_upload *u, struct jp
 	struct jp_archive_result res;
 	int r;
 
-	r = jp_archive_write(f->it->abs, f->it->local, (enum jp_archive_format)f->it->out->archive_fmt,
-	                     sink_chunk, &k, &res, err);
+	r = jp_archive_write_piped(f->it->abs, f->it->local,
+	                           (enum jp_archive_format)f->it->out->archive_fmt, sink_chunk, &k,
+	                           w->pipe, &res, err);
 	if (r != JP_OK)
 		return r;
 	f->it->size = res.size;

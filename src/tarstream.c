@@ -27,7 +27,8 @@ struct out {
 	jp_sink_fn sink;
 	void *arg;
 	int stopped;          /* the sink said stop */
-	struct jp_sha256 h;
+	struct jp_sha256 h;   /* inline hashing, when pipe is NULL */
+	struct jp_hashpipe *pipe;
 	uint64_t size;
 };
 
@@ -60,7 +61,10 @@ out_write(struct archive *a, void *client, const void *buf, size_t len)
 
 	if (o->stopped)
 		return -1;
-	jp_sha256_update(&o->h, buf, len);
+	if (o->pipe != NULL)
+		jp_hashpipe_push(o->pipe, buf, len);
+	else
+		jp_sha256_update(&o->h, buf, len);
 	o->size += len;
 	if (o->sink != NULL && o->sink(o->arg, buf, len) != 0) {
 		o->stopped = 1;
@@ -242,7 +246,15 @@ jp_archive_write(const char *dir, const char *label, enum jp_archive_format fmt,
                  jp_sink_fn sink, void *arg, struct jp_archive_result *res,
                  struct jp_error *err)
 {
-	struct out o = {sink, arg, 0, {NULL}, 0};
+	return jp_archive_write_piped(dir, label, fmt, sink, arg, NULL, res, err);
+}
+
+int
+jp_archive_write_piped(const char *dir, const char *label, enum jp_archive_format fmt,
+                       jp_sink_fn sink, void *arg, struct jp_hashpipe *pipe,
+                       struct jp_archive_result *res, struct jp_error *err)
+{
+	struct out o = {sink, arg, 0, {NULL}, NULL, 0};
 	struct walk w = {NULL, NULL, label, NULL, 0, err};
 	/* Entries are named after the directory as the job names it (a symlink keeps its name). */
 	const char *base = strrchr(label, '/');
@@ -253,7 +265,12 @@ jp_archive_write(const char *dir, const char *label, enum jp_archive_format fmt,
 	base = base && base[1] ? base + 1 : label;
 	if (lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
 		return jp_error_set(err, JP_E_IOERR, NAME ": %s: not a directory", label);
-	if (jp_sha256_init(&o.h) != 0 || (w.a = archive_write_new()) == NULL ||
+	if (pipe != NULL && jp_hashpipe_begin(pipe) != 0) {
+		r = jp_error_set(err, JP_E_SOFTWARE, NAME ": cannot start hashing: %s", strerror(errno));
+		goto out;
+	}
+	o.pipe = pipe;
+	if ((pipe == NULL && jp_sha256_init(&o.h) != 0) || (w.a = archive_write_new()) == NULL ||
 	    (w.e = archive_entry_new()) == NULL || (w.buf = malloc(DATA_CHUNK)) == NULL) {
 		r = jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 		goto out;
@@ -269,7 +286,10 @@ jp_archive_write(const char *dir, const char *label, enum jp_archive_format fmt,
 	if (o.stopped && r == JP_OK)
 		r = JP_FAILED;
 	if (r == JP_OK) {
-		jp_sha256_final(&o.h, res->sha256);
+		if (pipe != NULL)
+			jp_hashpipe_end(pipe, res->sha256);
+		else
+			jp_sha256_final(&o.h, res->sha256);
 		res->size = o.size;
 		res->entries = w.entries;
 	}
@@ -281,5 +301,7 @@ out:
 	archive_entry_free(w.e);
 	free(w.buf);
 	jp_sha256_free(&o.h);
+	if (pipe != NULL)
+		jp_hashpipe_cancel(pipe); /* nothing after a successful end */
 	return r;
 }

@@ -46,4 +46,10 @@ int jp_archive_write(const char *dir, const char *label, enum jp_archive_format 
                      jp_sink_fn sink, void *arg, struct jp_archive_result *res,
                      struct jp_error *err);
 
+/* The same, hashing on pipe's thread (push mode, hashpipe.h) while the archive is written:
+ * SHA-256 then costs no time on the archiving thread.  pipe may be NULL (hash inline). */
+int jp_archive_write_piped(const char *dir, const char *label, enum jp_archive_format fmt,
+                           jp_sink_fn sink, void *arg, struct jp_hashpipe *pipe,
+                           struct jp_archive_result *res, struct jp_error *err);
+
 #endif

@@ -12,7 +12,9 @@
 #include <archive_entry.h>
 
 #include "log.h"
+#include "hashpipe.h"
 #include "tarstream.h"
+#include "util.h"
 #include "testlib.h"
 
 static char *dir;
@@ -163,6 +165,20 @@ START_TEST(test_deterministic)
 	ck_assert_msg(memcmp(r1.sha256, r2.sha256, 32) == 0, "hashes differ");
 	free(a);
 	free(b);
+	/* Hashing on a second thread gives the same digest. */
+	{
+		struct jp_hashpipe *hp = jp_hashpipe_new();
+		struct jp_archive_result r3;
+		struct jp_error e;
+		char *src = t_path(dir, "Out");
+
+		jp_error_clear(&e);
+		ck_assert_int_eq(jp_archive_write_piped(src, "Out", fmts[_i], NULL, NULL, hp, &r3, &e), JP_OK);
+		ck_assert_msg(memcmp(r1.sha256, r3.sha256, 32) == 0, "piped hash differs");
+		ck_assert_uint_eq(r3.size, r1.size);
+		jp_hashpipe_free(hp);
+		free(src);
+	}
 	/* And a change in one file changes the archive. */
 	t_write_str(dir, "Out/a.dat", "AAAA\n");
 	r2 = archive_to("Out", "3", fmts[_i]);
