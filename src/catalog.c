@@ -1308,3 +1308,29 @@ jp_catalog_files(struct jp_catalog *c, const char *job, jp_file_fn fn, void *arg
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? JP_OK : db_error(c, rc, err, "list files");
 }
+
+int
+jp_catalog_destinations(struct jp_catalog *c, jp_url_fn fn, void *arg, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	r = prepare(c,
+	            c->version >= 3
+	                ? "SELECT destination FROM jobpub_attempts WHERE destination IS NOT NULL"
+	                  " UNION SELECT destination FROM jobpub_files WHERE destination IS NOT NULL"
+	                  " ORDER BY 1"
+	                : "SELECT DISTINCT destination FROM jobpub_attempts"
+	                  " WHERE destination IS NOT NULL ORDER BY 1",
+	            &st, err);
+	if (r != JP_OK)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *u = (const char *)sqlite3_column_text(st, 0);
+		/* A template recorded before destinations were expanded cannot be listed. */
+		if (strstr(u, "${") == NULL && fn(arg, u) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? JP_OK : db_error(c, rc, err, "list destinations");
+}

@@ -195,6 +195,10 @@ typedef int (*jp_file_fn)(void *arg, const char *job, const struct jp_file_info 
 int jp_catalog_files(struct jp_catalog *c, const char *job, jp_file_fn fn, void *arg,
                      struct jp_error *err);
 
+/* Every destination any attempt or file names (expanded URLs only), for `gc`. */
+typedef int (*jp_url_fn)(void *arg, const char *url);
+int jp_catalog_destinations(struct jp_catalog *c, jp_url_fn fn, void *arg, struct jp_error *err);
+
 /* Calls fn for each (table, status, count) over the job tables jobpub has published into. */
 typedef void (*jp_count_fn)(void *arg, const char *table, const char *status, int64_t count);
 int jp_catalog_status_counts(struct jp_catalog *c, jp_count_fn fn, void *arg,

@@ -243,25 +243,11 @@ struct urls {
 };
 
 static int
-collect_dest_of_file(void *arg, const char *job, const struct jp_file_info *f)
+collect_dest(void *arg, const char *url)
 {
 	struct urls *u = arg;
 
-	(void)job;
-	if (f->destination != NULL)
-		add_url(&u->v, &u->n, f->destination);
-	return 0;
-}
-
-static int
-collect_dest_of_job(void *arg, const struct jp_job_brief *b)
-{
-	struct urls *u = arg;
-
-	/* Attempts record the expanded destination; a template (an old row) cannot be listed. */
-	if (b->destination != NULL && strstr(b->destination, "${") == NULL)
-		add_url(&u->v, &u->n, b->destination);
-	return 0;
+	return add_url(&u->v, &u->n, url);
 }
 
 static int
@@ -324,8 +310,7 @@ cmd_gc(int argc, char **argv)
 	}
 	if (dest != NULL)
 		add_url(&u.v, &u.n, dest);
-	else if (jp_catalog_files(g.cat, NULL, collect_dest_of_file, &u, &err) != JP_OK ||
-	         jp_catalog_jobs(g.cat, collect_dest_of_job, &u, &err) != JP_OK) {
+	else if (jp_catalog_destinations(g.cat, collect_dest, &u, &err) != JP_OK) {
 		jp_log_error("%s", err.msg);
 		rc = err.code;
 		goto out;
