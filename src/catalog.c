@@ -586,6 +586,20 @@ owner_gone(const char *host, long pid)
 	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+/* The attempt that holds the lease, for people reading the table. */
+static int
+lease_attempt(struct jp_catalog *c, const char *job, int64_t attempt, struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(c, "UPDATE jobpub_leases SET attempt = ? WHERE job = ?", &st, err)) != JP_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, attempt);
+	sqlite3_bind_text(st, 2, job, -1, SQLITE_TRANSIENT);
+	return step_done(c, st, err, "take lease");
+}
+
 int
 jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct jp_attempt *a,
                  int lease_s, int64_t *id, char *took_over, size_t took_over_len,
@@ -650,6 +664,7 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	    (r = ensure_own_row(c, t, a->job, err)) != JP_OK ||
 	    (r = update_row(c, t, a->job, JP_STATUS_PUBLISHING, NULL, 0, 0, err)) != JP_OK ||
 	    (r = jp_catalog_attempt_begin(c, t, a, id, err)) != JP_OK ||
+	    (r = lease_attempt(c, a->job, *id, err)) != JP_OK ||
 	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK)
 		goto fail;
 	jp_catalog_set_lease_token(c, a->token);
@@ -754,7 +769,7 @@ end_attempt(struct jp_catalog *c, int64_t attempt, const struct jp_outcome *o,
 	r = prepare(c,
 	            "UPDATE jobpub_attempts SET finished_at = ?, outcome = ?, exit_code = ?,"
 	            " error_class = ?, message = ?, bytes = ?, files = ?, duration_ms = ?,"
-	            " destination = coalesce(?, destination) WHERE id = ?",
+	            " destination = coalesce(?, destination) WHERE id = ? AND outcome = 'running'",
 	            &st, err);
 	if (r != JP_OK)
 		return r;
@@ -927,8 +942,11 @@ still_ours(struct jp_catalog *c, const char *job, char *who, size_t wholen)
 	                       &st, NULL) != SQLITE_OK)
 		return 1;
 	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) == SQLITE_ROW &&
-	    strcmp((const char *)sqlite3_column_text(st, 0), c->lease_token) != 0) {
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		/* Only a publisher gives a lease back: whoever took ours over has finished. */
+		ours = 0;
+		snprintf(who, wholen, "another publisher, which has finished since");
+	} else if (strcmp((const char *)sqlite3_column_text(st, 0), c->lease_token) != 0) {
 		ours = 0;
 		snprintf(who, wholen, "%s:%lld", (const char *)sqlite3_column_text(st, 1),
 		         (long long)sqlite3_column_int64(st, 2));

@@ -172,6 +172,11 @@ cmd_publish(int argc, char **argv)
 	}
 	if (use_spool && o.job == NULL)
 		o.job = getenv("SLURM_JOB_ID");
+	if (o.job != NULL && !jp_cmd_job_ok(o.job)) {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, "--job '%s': 1-128 printable characters, no '/' or space",
+		                          o.job);
+	}
 	if (o.job != NULL && o.manifest == NULL)
 		use_spool = 1; /* --job alone: what the job script queued */
 	if (use_spool && o.job != NULL && jp_cmd_job_ok(o.job)) {

@@ -288,6 +288,24 @@ cmd_republish(int argc, char **argv)
 	}
 	/* The children open their own connections: none is carried across fork(). */
 	jp_catalog_close(cat);
+	if (dry && json) {
+		jp_json_init(&j, stdout);
+		jp_json_object(&j, NULL);
+		jp_json_array(&j, "jobs");
+		for (i = 0; i < p.n; i++) {
+			jp_json_object(&j, NULL);
+			jp_json_str(&j, "job", p.v[i].job);
+			jp_json_str(&j, "status", p.v[i].status);
+			jp_json_str(&j, "manifest", p.v[i].manifest);
+			jp_json_str(&j, "workdir", p.v[i].workdir);
+			jp_json_str(&j, "destination", p.v[i].dest);
+			jp_json_end(&j, '}');
+		}
+		jp_json_end(&j, ']');
+		jp_json_end(&j, '}');
+		putchar('\n');
+		goto out;
+	}
 	if (dry) {
 		for (i = 0; i < p.n; i++)
 			printf("job %s: would republish (status %s) %s in %s\n", p.v[i].job,

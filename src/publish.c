@@ -155,13 +155,13 @@ sink_chunk(void *arg, const void *buf, size_t len)
 
 	if ((k->r = check_interrupt(k->err)) != JP_OK)
 		return 1;
+	renew_lease(k->R); /* hashing for a comparison counts as work too */
 	if (k->u == NULL)
 		return 0;
 	if ((k->r = jp_upload_write(k->u, buf, len, k->err)) != JP_OK)
 		return 1;
 	__atomic_add_fetch(&k->R->bytes, (uint64_t)len, __ATOMIC_RELAXED);
 	jp_progress_add(len);
-	renew_lease(k->R);
 	return 0;
 }
 
