@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "backend.h"
+#include "util.h"
 
 #define NAME "posix"
 #define READ_CHUNK (1 << 20)
@@ -36,9 +37,11 @@ struct posix_dest {
 };
 
 struct posix_upload {
-	struct jp_upload base;
+	struct jp_upload jp;
 	int fd;
-	char *final, *tmp, *dir;
+	int dirfd;            /* the parent directory: every name below is taken relative to it */
+	char *tmpname, *base; /* names in dirfd */
+	char *final, *tmp, *dir; /* full paths, for messages and the directory fsync */
 };
 
 static int
@@ -178,37 +181,68 @@ fail:
 	return r;
 }
 
-/* 1 when real (a resolved path) is root or below it. */
+/*
+ * Opens the directory that holds key's final name, creating what is missing when `create`.
+ * Every step is openat(O_NOFOLLOW) from the destination's own descriptor, so no symlink, even
+ * one swapped in by someone else during the walk, leads out of the destination: a link inside
+ * the destination is refused (65).  *dirfd is -1 (JP_OK) when !create and a directory is
+ * missing.  *base points into key at the final component.
+ */
 static int
-below(const char *real, const char *root)
+open_parent(struct posix_dest *pd, const char *key, int create, int *dirfd, const char **base,
+            struct jp_error *err)
 {
-	size_t n = strlen(root);
+	char *k = strdup(key), *p, *slash;
+	int fd, r = JP_OK;
 
-	if (strcmp(root, "/") == 0)
-		return 1;
-	return strncmp(real, root, n) == 0 && (real[n] == '\0' || real[n] == '/');
-}
-
-/* Fails (65) when dir, or with `ancestor` its deepest existing ancestor, resolves outside the
- * destination. */
-static int
-check_inside(struct posix_dest *pd, const char *dir, int ancestor, struct jp_error *err)
-{
-	char *p = strdup(dir), *real = NULL, *slash;
-	int r = JP_OK;
-
-	if (p == NULL)
+	*dirfd = -1;
+	*base = key;
+	if (k == NULL)
 		return oom(err);
-	while ((real = realpath(p, NULL)) == NULL && ancestor && (errno == ENOENT) &&
-	       (slash = strrchr(p, '/')) != NULL && slash != p)
+	if ((fd = open(pd->real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		r = jp_error_errno(err, errno, NAME ": %s", pd->real);
+		goto out;
+	}
+	for (p = k; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
+		int nfd;
+
 		*slash = '\0';
-	if (real == NULL)
-		r = jp_error_errno(err, errno, NAME ": %s", p);
-	else if (!below(real, pd->real))
-		r = jp_error_set(err, JP_E_DATA, NAME ": %s resolves to %s, outside the destination %s",
-		                 p, real, pd->real);
-	free(real);
-	free(p);
+		if (create && mkdirat(fd, p, 0777) != 0 && errno != EEXIST) {
+			r = jp_error_errno(err, errno, NAME ": cannot create directory %s/%s", pd->root, k);
+			goto out;
+		}
+		nfd = openat(fd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd < 0) {
+			int e = errno;
+			struct stat sb;
+
+			if ((e == ENOENT || e == ENOTDIR) && !create &&
+			    !(fstatat(fd, p, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode)))
+				goto out; /* nothing below (or a file where a directory would be): absent */
+			if (fstatat(fd, p, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode))
+				r = jp_error_set(err, JP_E_DATA,
+				                 NAME ": %s/%s is a symbolic link; jobpub does not follow links "
+				                 "inside a destination",
+				                 pd->root, k);
+			else if (e == ENOTDIR || (e == ELOOP))
+				r = jp_error_errno(err, ENOTDIR,
+				                   NAME ": cannot create directory %s/%s: a file is in the way",
+				                   pd->root, k);
+			else
+				r = jp_error_errno(err, e, NAME ": %s/%s", pd->root, k);
+			goto out;
+		}
+		close(fd);
+		fd = nfd;
+		*slash = '/';
+	}
+	*base = key + (p - k);
+	*dirfd = fd;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(k);
 	return r;
 }
 
@@ -219,9 +253,13 @@ upload_free(struct jp_upload *u)
 
 	if (pu->fd >= 0)
 		close(pu->fd);
+	if (pu->dirfd >= 0)
+		close(pu->dirfd);
 	free(pu->final);
 	free(pu->tmp);
 	free(pu->dir);
+	free(pu->tmpname);
+	free(pu->base);
 	free(pu);
 }
 
@@ -237,43 +275,32 @@ posix_stage(struct jp_dest *d, const char *key, const char *token, struct jp_upl
 	*out = NULL;
 	if ((pu = calloc(1, sizeof(*pu))) == NULL)
 		return oom(err);
-	pu->fd = -1;
-	if (asprintf(&pu->final, "%s/%s", strcmp(pd->root, "/") ? pd->root : "", key) < 0) {
-		pu->final = NULL;
-		r = oom(err);
-		goto fail;
-	}
-	base = strrchr(pu->final, '/') + 1;
-	if ((pu->dir = strndup(pu->final, (size_t)(base - 1 - pu->final))) == NULL) {
-		r = oom(err);
-		goto fail;
-	}
-	if (pu->dir[0] == '\0') {
-		free(pu->dir);
-		pu->dir = strdup("/");
-	}
-	/* A symlink inside the destination must not carry a file, or even a directory, outside
-	 * it: check the deepest existing ancestor before creating anything, and the result after. */
-	if ((r = check_inside(pd, pu->dir, 1, err)) != JP_OK || (r = mkdirs(pu->dir, err)) != JP_OK ||
-	    (r = check_inside(pd, pu->dir, 0, err)) != JP_OK)
+	pu->fd = pu->dirfd = -1;
+	if ((r = open_parent(pd, key, 1, &pu->dirfd, &base, err)) != JP_OK)
 		goto fail;
 	/* NAME_MAX bounds the temporary name too: keep the token, shorten the base name. */
-	if (asprintf(&pu->tmp, "%s/%s%s.%.*s", pu->dir, JP_TMP_PREFIX, token,
-	             (int)(NAME_MAX - strlen(JP_TMP_PREFIX) - strlen(token) - 1), base) < 0) {
-		pu->tmp = NULL;
+	pu->base = strdup(base);
+	pu->tmpname = jp_asprintf("%s%s.%.*s", JP_TMP_PREFIX, token,
+	                          (int)(NAME_MAX - strlen(JP_TMP_PREFIX) - strlen(token) - 1), base);
+	pu->dir = (base == key) ? strdup(pd->real)
+	                        : jp_asprintf("%s/%.*s", pd->real, (int)(base - 1 - key), key);
+	pu->final = jp_asprintf("%s/%s", pu->dir, base);
+	pu->tmp = pu->tmpname && pu->dir ? jp_asprintf("%s/%s", pu->dir, pu->tmpname) : NULL;
+	if (!pu->base || !pu->tmpname || !pu->dir || !pu->final || !pu->tmp) {
 		r = oom(err);
 		goto fail;
 	}
-	pu->fd = open(pu->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	pu->fd = openat(pu->dirfd, pu->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	                0600);
 	if (pu->fd < 0) {
 		r = jp_error_errno(err, errno, NAME ": cannot create %s", pu->tmp);
 		goto fail;
 	}
-	pu->base.staged = 1;
-	*out = &pu->base;
+	pu->jp.staged = 1;
+	*out = &pu->jp;
 	return JP_OK;
 fail:
-	upload_free(&pu->base);
+	upload_free(&pu->jp);
 	return r;
 }
 
@@ -338,21 +365,22 @@ remember_dir(struct posix_dest *pd, const char *dir)
 	return 0;
 }
 
-/* rename without replacing: renameat2(RENAME_NOREPLACE), else link()+unlink(). */
+/* rename without replacing, inside one directory: renameat2(RENAME_NOREPLACE), else
+ * linkat()+unlinkat() where the filesystem lacks it. */
 static int
-rename_noreplace(const char *from, const char *to)
+rename_noreplace(int dirfd, const char *from, const char *to)
 {
 #ifdef HAVE_RENAMEAT2
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+	if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) == 0)
 		return 0;
 	if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
 		return -1;
 #endif
-	if (link(from, to) != 0)
+	if (linkat(dirfd, from, dirfd, to, 0) != 0)
 		return -1;
-	if (unlink(from) != 0) {
+	if (unlinkat(dirfd, from, 0) != 0) {
 		int e = errno;
-		unlink(to);
+		unlinkat(dirfd, to, 0);
 		errno = e;
 		return -1;
 	}
@@ -368,12 +396,12 @@ posix_commit(struct jp_upload *u, int overwrite, int *exists, int *replaced,
 	struct stat sb;
 
 	if (overwrite) {
-		*replaced = lstat(pu->final, &sb) == 0;
+		*replaced = fstatat(pu->dirfd, pu->base, &sb, AT_SYMLINK_NOFOLLOW) == 0;
 		if (*replaced && S_ISDIR(sb.st_mode))
 			return jp_error_errno(err, EISDIR, NAME ": %s", pu->final);
-		if (rename(pu->tmp, pu->final) != 0)
+		if (renameat(pu->dirfd, pu->tmpname, pu->dirfd, pu->base) != 0)
 			return jp_error_errno(err, errno, NAME ": rename to %s", pu->final);
-	} else if (rename_noreplace(pu->tmp, pu->final) != 0) {
+	} else if (rename_noreplace(pu->dirfd, pu->tmpname, pu->base) != 0) {
 		if (errno == EEXIST) {
 			*exists = 1;
 			return JP_OK;
@@ -397,7 +425,7 @@ posix_abort(struct jp_upload *u, struct jp_error *err)
 		pu->fd = -1;
 	}
 	u->staged = 0;
-	if (unlink(pu->tmp) != 0 && errno != ENOENT)
+	if (unlinkat(pu->dirfd, pu->tmpname, 0) != 0 && errno != ENOENT)
 		return jp_error_errno(err, errno, NAME ": cannot remove %s", pu->tmp);
 	return JP_OK;
 }
@@ -415,70 +443,80 @@ key_path(struct posix_dest *pd, const char *key)
 static int
 posix_stat(struct jp_dest *d, const char *key, struct jp_stat *st, struct jp_error *err)
 {
-	char *path = key_path((struct posix_dest *)d, key);
+	struct posix_dest *pd = (struct posix_dest *)d;
+	const char *base;
 	struct stat sb;
-	int r = JP_OK;
+	int dirfd, r;
 
-	if (path == NULL)
-		return oom(err);
-	if (stat(path, &sb) == 0) {
+	if ((r = open_parent(pd, key, 0, &dirfd, &base, err)) != JP_OK || dirfd < 0)
+		return r;
+	/* A symlink under a final name is reported as what it is, never followed. */
+	if (fstatat(dirfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
 		st->exists = 1;
 		st->is_dir = S_ISDIR(sb.st_mode);
 		st->size = (uint64_t)sb.st_size;
 		st->mtime = sb.st_mtime;
 	} else if (errno != ENOENT && errno != ENOTDIR) {
-		r = jp_error_errno(err, errno, NAME ": %s", path);
+		r = jp_error_errno(err, errno, NAME ": %s/%s", pd->root, key);
 	}
-	free(path);
+	close(dirfd);
 	return r;
 }
 
 static int
 posix_remove(struct jp_dest *d, const char *key, struct jp_error *err)
 {
-	char *path = key_path((struct posix_dest *)d, key);
-	int r = JP_OK;
+	struct posix_dest *pd = (struct posix_dest *)d;
+	const char *base;
+	int dirfd, r;
 
-	if (path == NULL)
-		return oom(err);
-	if (unlink(path) != 0 && errno != ENOENT)
-		r = jp_error_errno(err, errno, NAME ": cannot remove %s", path);
-	free(path);
+	if ((r = open_parent(pd, key, 0, &dirfd, &base, err)) != JP_OK || dirfd < 0)
+		return r;
+	if (unlinkat(dirfd, base, 0) != 0 && errno != ENOENT)
+		r = jp_error_errno(err, errno, NAME ": cannot remove %s/%s", pd->root, key);
+	close(dirfd);
 	return r;
 }
 
 static int
 posix_read(struct jp_dest *d, const char *key, jp_read_fn fn, void *arg, struct jp_error *err)
 {
-	char *path = key_path((struct posix_dest *)d, key), *buf = NULL;
-	int fd = -1, r = JP_OK;
+	struct posix_dest *pd = (struct posix_dest *)d;
+	const char *base;
+	char *buf = NULL;
+	int dirfd = -1, fd = -1, r;
 	ssize_t n;
 
-	if (path == NULL || (buf = malloc(READ_CHUNK)) == NULL) {
+	if ((r = open_parent(pd, key, 0, &dirfd, &base, err)) != JP_OK)
+		return r;
+	if (dirfd < 0)
+		return jp_error_errno(err, ENOENT, NAME ": %s/%s", pd->root, key);
+	if ((buf = malloc(READ_CHUNK)) == NULL) {
 		r = oom(err);
 		goto out;
 	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = jp_error_errno(err, errno, NAME ": %s", path);
+	if ((fd = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		r = jp_error_errno(err, errno, NAME ": %s/%s%s", pd->root, key,
+		                   errno == ELOOP ? " (a symbolic link)" : "");
 		goto out;
 	}
 	while ((n = read(fd, buf, READ_CHUNK)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			r = jp_error_errno(err, errno, NAME ": read %s", path);
+			r = jp_error_errno(err, errno, NAME ": read %s/%s", pd->root, key);
 			goto out;
 		}
 		if (fn(arg, buf, (size_t)n) != 0) {
-			r = jp_error_set(err, JP_E_TEMPFAIL, NAME ": read of %s stopped", path);
+			r = jp_error_set(err, JP_E_TEMPFAIL, NAME ": read of %s/%s stopped", pd->root, key);
 			goto out;
 		}
 	}
 out:
 	if (fd >= 0)
 		close(fd);
+	close(dirfd);
 	free(buf);
-	free(path);
 	return r;
 }
 

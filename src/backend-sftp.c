@@ -336,6 +336,20 @@ check_host_key(struct sftp_dest *d, struct jp_error *err)
 		break;
 	case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
 		if (d->opts.accept_new_host_key) {
+			/* Not found for this key type; a key of another type known for the host means
+			 * the host is not new: never add to it (OpenSSH's accept-new is for new hosts). */
+			struct libssh2_knownhost *any = NULL;
+			if (libssh2_knownhost_checkp(kh, d->hostname, d->port, key, keylen,
+			                             LIBSSH2_KNOWNHOST_TYPE_PLAIN |
+			                                 LIBSSH2_KNOWNHOST_KEYENC_RAW,
+			                             &any) != LIBSSH2_KNOWNHOST_CHECK_NOTFOUND) {
+				r = jp_error_set(err, JP_E_NOPERM,
+				                 NAME ": %s port %d is known with a key of another type, not "
+				                 "%s %s; --accept-new-host-key adds keys of new hosts only: "
+				                 "check with the server's administrator, then add it: %s",
+				                 d->hostname, d->port, keytype_name(type), fp, scan);
+				break;
+			}
 			r = add_known_host(d, kh, key, keylen, kt, err);
 			break;
 		}
@@ -358,16 +372,27 @@ static char *
 passphrase(void)
 {
 	const char *f = getenv("JOBPUB_SSH_PASSPHRASE_FILE");
-	char buf[1024];
-	FILE *fp;
+	char buf[1024], *s;
+	struct stat sb;
+	ssize_t n;
+	int fd;
 
-	if (f == NULL || *f == '\0' || (fp = fopen(f, "r")) == NULL)
+	/* read(2), not stdio: no buffer of ours keeps a copy.  A file others can read is no
+	 * secret: refused (as ssh refuses such a key). */
+	if (f == NULL || *f == '\0' || (fd = open(f, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return NULL;
-	if (fgets(buf, sizeof(buf), fp) == NULL)
-		buf[0] = '\0';
-	fclose(fp);
+	if (fstat(fd, &sb) != 0 || (sb.st_mode & 077) != 0) {
+		close(fd);
+		jp_log_warn("sftp: %s is readable by others: not used as a passphrase file", f);
+		return NULL;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
-	return strdup(buf);
+	s = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return s;
 }
 
 /* Tries one key file.  Records what was tried in `tried` for the error message. */
@@ -451,7 +476,7 @@ authenticate(struct sftp_dest *d, struct jp_error *err)
 	}
 	fclose(tf);
 	if (pass != NULL) {
-		memset(pass, 0, strlen(pass));
+		explicit_bzero(pass, strlen(pass));
 		free(pass);
 	}
 	if (ok)
@@ -705,6 +730,39 @@ is_dir(const LIBSSH2_SFTP_ATTRIBUTES *a)
 
 static int mkdirs_walk(struct sftp_dest *d, char *path, struct jp_error *err);
 
+/* No component of path below the destination's root may be a symlink on the server (lstat
+ * each): a link planted in a shared directory must not carry uploads elsewhere.  The root
+ * itself, chosen by whoever configured the destination, may be one. */
+static int
+no_links_below_root(struct sftp_dest *d, const char *path, struct jp_error *err)
+{
+	size_t rl = strcmp(d->root, "/") == 0 ? 0 : strlen(d->root), n = strlen(path), i;
+	char *buf;
+	int r = JP_OK;
+
+	if (strncmp(path, d->root, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
+		return JP_OK;
+	if ((buf = strdup(path)) == NULL)
+		return oom(err);
+	for (i = rl + 1; i <= n && r == JP_OK; i++) {
+		LIBSSH2_SFTP_ATTRIBUTES a;
+		char c = buf[i];
+
+		if (c != '/' && c != '\0')
+			continue;
+		buf[i] = '\0';
+		if (libssh2_sftp_stat_ex(d->sftp, buf, (unsigned)strlen(buf), LIBSSH2_SFTP_LSTAT, &a) == 0 &&
+		    (a.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) && LIBSSH2_SFTP_S_ISLNK(a.permissions))
+			r = jp_error_set(err, JP_E_DATA,
+			                 NAME ": %s on %s is a symbolic link; jobpub does not follow links "
+			                 "inside a destination",
+			                 buf, d->hostname);
+		buf[i] = c;
+	}
+	free(buf);
+	return r;
+}
+
 static int
 dir_known(struct sftp_dest *d, const char *path)
 {
@@ -734,7 +792,7 @@ mkdirs(struct sftp_dest *d, char *path, struct jp_error *err)
 
 	if (dir_known(d, path))
 		return JP_OK;
-	if ((r = mkdirs_walk(d, path, err)) == JP_OK)
+	if ((r = mkdirs_walk(d, path, err)) == JP_OK && (r = no_links_below_root(d, path, err)) == JP_OK)
 		dir_remember(d, path);
 	return r;
 }
@@ -1075,18 +1133,39 @@ sftp_read(struct jp_dest *jd, const char *key, jp_read_fn fn, void *arg, struct 
 		r = fail(d, "open", path, err);
 		goto out;
 	}
+	{
+	int64_t wstart = jp_now_ms();
+	uint64_t wbytes = 0;
+
 	for (;;) {
 		ssize_t n = libssh2_sftp_read(h, buf, READ_CHUNK);
+		int64_t now;
+
 		if (n < 0) {
 			r = fail(d, "read", path, err);
 			break;
 		}
 		if (n == 0)
 			break;
+		/* The same stall rule as for writes: a trickle must not hold a publish forever. */
+		wbytes += (uint64_t)n;
+		now = jp_now_ms();
+		if (now - wstart >= d->opts.stall_ms) {
+			if (wbytes < (uint64_t)(now - wstart)) {
+				d->broken = 1;
+				shutdown(d->sock, SHUT_RDWR);
+				r = jp_error_set(err, JP_E_TEMPFAIL, NAME ": reading %s from %s stalled", path,
+				                 d->hostname);
+				break;
+			}
+			wstart = now;
+			wbytes = 0;
+		}
 		if (fn(arg, buf, (size_t)n) != 0) {
 			r = jp_error_set(err, JP_E_TEMPFAIL, NAME ": read of %s stopped", path);
 			break;
 		}
+	}
 	}
 	libssh2_sftp_close_handle(h);
 out:

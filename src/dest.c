@@ -73,11 +73,31 @@ find_backend(const char *url, const struct jp_backend **out, struct jp_error *er
 	return JP_OK;
 }
 
+/* 1 when url carries a password (scheme://user:secret@host): it would end up in argv, logs
+ * and the catalogue. */
+int
+jp_url_has_password(const char *url)
+{
+	const char *p = strstr(url, "://"), *end, *at, *colon;
+
+	if (p == NULL)
+		return 0;
+	p += 3;
+	end = p + strcspn(p, "/");
+	at = memchr(p, '@', (size_t)(end - p));
+	colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	return colon != NULL;
+}
+
 int
 jp_dest_check_url(const char *url, struct jp_error *err)
 {
 	const struct jp_backend *be;
 
+	if (jp_url_has_password(url))
+		return jp_error_set(err, JP_E_CONFIG,
+		                    "destination: a password in the URL is refused (it would be stored "
+		                    "and logged); use a key");
 	return find_backend(url, &be, err);
 }
 
@@ -91,7 +111,7 @@ jp_dest_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **
 	int r;
 
 	*out = NULL;
-	if ((r = find_backend(url, &be, err)) != JP_OK)
+	if ((r = jp_dest_check_url(url, err)) != JP_OK || (r = find_backend(url, &be, err)) != JP_OK)
 		return r;
 	if ((r = be->open(url, opts, &d, err)) != JP_OK)
 		return r;

@@ -58,7 +58,12 @@ const char *jp_dest_url(const struct jp_dest *d);
 char *jp_dest_key_url(const struct jp_dest *d, const char *key);
 char *jp_url_join(const char *base, const char *key);
 
-/* Checks that url names a known backend, without opening it (dry runs).  78 when not. */
+/* 1 when url carries a password (scheme://user:secret@host/...), which is always refused: it
+ * would be stored in the catalogue and shown in logs and plans. */
+int jp_url_has_password(const char *url);
+
+/* Checks that url names a known backend and has no password, without opening it (dry runs).
+ * 78 when not. */
 int jp_dest_check_url(const char *url, struct jp_error *err);
 
 /* 0 when key is a safe relative name (no leading '/', no "." or ".." component, no empty

@@ -627,6 +627,16 @@ jp_manifest_check_job(const struct jp_manifest *m, const char *job, const struct
 
 	if (dest_override == NULL && (r = check_one(m, &m->destination, &v, err)) != JP_OK)
 		return r;
+	/* A password in a destination is refused before it can be recorded anywhere. */
+	if (dest_override == NULL && m->destination.s != NULL &&
+	    jp_url_has_password(m->destination.s))
+		return jp_manifest_error(m, &m->destination, err,
+		                         "destination: a password in the URL is refused (it would be "
+		                         "stored and logged); use a key");
+	if (dest_override != NULL && jp_url_has_password(dest_override))
+		return jp_error_set(err, JP_E_CONFIG,
+		                    "--dest: a password in the URL is refused (it would be stored and "
+		                    "logged); use a key");
 	if (dest_override != NULL) {
 		/* --dest is a template too: an unknown variable in it is a usage error, found now. */
 		char why[512];

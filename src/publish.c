@@ -740,6 +740,24 @@ record_failure(struct run *R, const struct jp_error *why)
 		jp_log_error("job %s: could not mark the job %s: %s", R->o->job, JP_STATUS_FAILED, e.msg);
 }
 
+static int
+root_guard(const struct jp_publish_opts *o, struct jp_error *err)
+{
+	const char *paths[2] = {o->manifest, o->workdir ? o->workdir : "."};
+	struct stat sb;
+	size_t i;
+
+	if (geteuid() != 0)
+		return JP_OK;
+	for (i = 0; i < 2; i++)
+		if (stat(paths[i], &sb) == 0 && sb.st_uid != 0)
+			return jp_error_set(err, JP_E_NOPERM,
+			                    "refusing to publish as root: %s belongs to uid %u; run jobpub as "
+			                    "that user (runuser -u USER -- jobpub ..., as the Slurm epilog does)",
+			                    paths[i], (unsigned)sb.st_uid);
+	return JP_OK;
+}
+
 int
 jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 {
@@ -757,6 +775,10 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	R.t0 = jp_now_ms();
 	R.attempt = -1;
 
+	/* Root never acts on files a user controls (a recorded attempt, a spool entry): their
+	 * manifest names where things go, and root would write there. */
+	if ((r = root_guard(o, err)) != JP_OK)
+		goto out;
 	/* Before anything else: the manifest must be right, or nothing happens.  Then what the
 	 * manifest asks of the catalogue and the job's row: refused before anything is recorded. */
 	if ((r = jp_manifest_load(o->manifest, &R.m, err)) != JP_OK ||

@@ -352,9 +352,13 @@ case_sigterm() {
 	[ "$(stat -c %s "$TMPFILE")" -lt "$SIZE" ] ||
 		hard_error "the whole archive was written before it could be stopped"
 	# No temporary tar elsewhere: every file jobpub holds open is the catalogue, a job file, the
-	# staged archive or its own output.
+	# staged archive, its own output, or a directory of the destination (the staged file's
+	# parent, through which it is committed).
 	for fd in /proc/"$PUB"/fd/*; do
 		target=$(readlink "$fd") || continue
+		if [ -d "$target" ]; then
+			case $target in "$MARCHIVE" | "$MARCHIVE"/*) continue ;; esac
+		fi
 		case $target in
 		"$MDB" | "$MDB"-* | "$MJOB"/* | "$TMPFILE" | "$T"/pub.*) ;;
 		/dev/* | pipe:* | socket:* | anon_inode:*) ;;

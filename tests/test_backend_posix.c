@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <pwd.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <dirent.h>
@@ -568,7 +569,8 @@ START_TEST(test_symlink_dir_outside)
 	ck_assert_int_ne(r, JP_OK);
 	ck_assert_ptr_null(u);
 	ck_assert_msg(err.code == JP_E_DATA, "%d %s", err.code, err.msg);
-	ck_assert_msg(strstr(err.msg, "outside") != NULL, "%s", err.msg);
+	/* No link inside a destination is followed: the message says so. */
+	ck_assert_msg(strstr(err.msg, "is a symbolic link") != NULL, "%s", err.msg);
 	ck_assert_uint_eq(t_count_entries(outside), 0);
 	jp_dest_close(d);
 	free(outside);
@@ -831,6 +833,55 @@ START_TEST(test_permission_denied)
 }
 END_TEST
 
+/* Someone with write access to a shared destination swaps a directory for a symlink to
+ * elsewhere while files are staged into it (renameat2 RENAME_EXCHANGE, in a loop): nothing may
+ * land outside, whatever the timing. */
+START_TEST(test_symlink_swap_race)
+{
+	struct jp_dest *d = open_dest();
+	char *outside = t_path(dir, "outside"), *sub = dpath("sub"), *lnk = dpath("sublink");
+	pid_t pid;
+	int i, status, ok = 0;
+
+	ck_assert_int_eq(mkdir(outside, 0755), 0);
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+	ck_assert_int_eq(symlink(outside, lnk), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int64_t end = jp_now_ms() + 3000;
+		while (jp_now_ms() < end)
+			renameat2(AT_FDCWD, sub, AT_FDCWD, lnk, RENAME_EXCHANGE);
+		_exit(0);
+	}
+	for (i = 0; i < 400; i++) {
+		struct jp_upload *u = NULL;
+		struct jp_error err;
+		char key[64];
+		int ex, rep;
+
+		snprintf(key, sizeof(key), "sub/f%03d", i);
+		jp_error_clear(&err);
+		if (jp_dest_stage(d, key, TOKEN, &u, &err) != JP_OK)
+			continue; /* refused: the link was there at that moment */
+		if (jp_upload_write(u, "x", 1, &err) == JP_OK &&
+		    jp_upload_finish(u, 1, NULL, &err) == JP_OK &&
+		    jp_upload_commit(u, 0, &ex, &rep, &err) == JP_OK && !ex)
+			ok++;
+		jp_upload_free(u);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	ck_assert_msg(t_count_entries(outside) == 0, "%zu files landed outside the destination",
+	              t_count_entries(outside));
+	ck_assert_int_gt(ok, 0);
+	jp_dest_close(d);
+	free(outside);
+	free(sub);
+	free(lnk);
+}
+END_TEST
+
 static Suite *
 backend_posix_suite(void)
 {
@@ -863,6 +914,7 @@ backend_posix_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_symlink_dir_outside);
 	tcase_add_test(tc, test_symlink_dir_outside_deeper);
+	tcase_add_test(tc, test_symlink_swap_race);
 	tcase_add_test(tc, test_symlink_final_name_overwrite);
 	suite_add_tcase(s, tc);
 
