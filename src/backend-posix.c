@@ -181,6 +181,8 @@ fail:
 	return r;
 }
 
+static int remember_dir(struct posix_dest *pd, const char *dir);
+
 /*
  * Opens the directory that holds key's final name, creating what is missing when `create`.
  * Every step is openat(O_NOFOLLOW) from the destination's own descriptor, so no symlink, even
@@ -207,7 +209,18 @@ open_parent(struct posix_dest *pd, const char *key, int create, int *dirfd, cons
 		int nfd;
 
 		*slash = '\0';
-		if (create && mkdirat(fd, p, 0777) != 0 && errno != EEXIST) {
+		if (create && mkdirat(fd, p, 0777) == 0) {
+			/* A new directory's entry lives in its parent: that parent is fsynced with the
+			 * committed names, or a crash could lose the whole new subtree. */
+			char *parent = p == k ? strdup(pd->real)
+			                      : jp_asprintf("%s/%.*s", pd->real, (int)(p - 1 - k), k);
+			if (parent == NULL || remember_dir(pd, parent) != 0) {
+				free(parent);
+				r = oom(err);
+				goto out;
+			}
+			free(parent);
+		} else if (create && errno != EEXIST) {
 			r = jp_error_errno(err, errno, NAME ": cannot create directory %s/%s", pd->root, k);
 			goto out;
 		}
@@ -395,18 +408,20 @@ posix_commit(struct jp_upload *u, int overwrite, int *exists, int *replaced,
 	struct posix_dest *pd = (struct posix_dest *)u->dest;
 	struct stat sb;
 
-	if (overwrite) {
-		*replaced = fstatat(pu->dirfd, pu->base, &sb, AT_SYMLINK_NOFOLLOW) == 0;
-		if (*replaced && S_ISDIR(sb.st_mode))
-			return jp_error_errno(err, EISDIR, NAME ": %s", pu->final);
-		if (renameat(pu->dirfd, pu->tmpname, pu->dirfd, pu->base) != 0)
+	if (rename_noreplace(pu->dirfd, pu->tmpname, pu->base) != 0) {
+		if (errno != EEXIST)
 			return jp_error_errno(err, errno, NAME ": rename to %s", pu->final);
-	} else if (rename_noreplace(pu->dirfd, pu->tmpname, pu->base) != 0) {
-		if (errno == EEXIST) {
+		if (!overwrite) {
 			*exists = 1;
 			return JP_OK;
 		}
-		return jp_error_errno(err, errno, NAME ": rename to %s", pu->final);
+		/* Only a name that exists is replaced, so `replaced` is never wrong: a rollback
+		 * never deletes a file this attempt did not create. */
+		if (fstatat(pu->dirfd, pu->base, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode))
+			return jp_error_errno(err, EISDIR, NAME ": %s", pu->final);
+		if (renameat(pu->dirfd, pu->tmpname, pu->dirfd, pu->base) != 0)
+			return jp_error_errno(err, errno, NAME ": rename to %s", pu->final);
+		*replaced = 1;
 	}
 	u->staged = 0;
 	u->committed = 1;

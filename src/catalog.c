@@ -955,6 +955,28 @@ still_ours(struct jp_catalog *c, const char *job, char *who, size_t wholen)
 	return ours;
 }
 
+int
+jp_catalog_claimed_elsewhere(struct jp_catalog *c, const char *job, const char *dest,
+                             const char *key)
+{
+	sqlite3_stmt *st = NULL;
+	char who[300];
+	int yes = 0;
+
+	if (!still_ours(c, job, who, sizeof(who)))
+		return 1;
+	if (c->version < 3 ||
+	    sqlite3_prepare_v2(c->db, "SELECT 1 FROM jobpub_files WHERE destination = ? AND key = ?"
+	                              " AND job <> ?", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	bind_text(st, 1, dest);
+	bind_text(st, 2, key);
+	sqlite3_bind_text(st, 3, job, -1, SQLITE_TRANSIENT);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
 /* Gives the lease back, if this publisher holds it. */
 static int
 release(struct jp_catalog *c, const char *job, struct jp_error *err)

@@ -141,6 +141,12 @@ int jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t,
                               const struct jp_file_rec *files, size_t n,
                               const struct jp_outcome *o, struct jp_error *err);
 
+/* 1 when a file this publisher committed is someone else's by now: the job's lease was taken
+ * over, or another job's published row names the same destination and key.  A rollback keeps
+ * such files. */
+int jp_catalog_claimed_elsewhere(struct jp_catalog *c, const char *job, const char *dest,
+                                 const char *key);
+
 /* The lease token a record gives back (NULL: none); set before record_success / _failure. */
 void jp_catalog_set_lease_token(struct jp_catalog *c, const char *token);
 

@@ -57,7 +57,7 @@ struct gc {
 	int apply;
 	struct jp_json *j;
 	struct known k;
-	size_t temps, deleted, missing, unreferenced, in_use;
+	size_t temps, deleted, missing, unreferenced, in_use, displaced;
 	uint64_t temp_bytes;
 	int worst;
 };
@@ -143,6 +143,16 @@ visit(void *arg, const char *key, const struct jp_stat *st)
 	base = base ? base + 1 : key;
 	if ((url = jp_dest_key_url(g->d, key)) == NULL)
 		return 1;
+	if (strncmp(base, JP_TMP_PREFIX "old-", strlen(JP_TMP_PREFIX "old-")) == 0) {
+		/* The old content an SFTP --overwrite moved aside: if the publish died between its two
+		 * renames, this is the only copy.  Never deleted; said what it is. */
+		g->displaced++;
+		line(g, "displaced", url, NULL, (int64_t)st->size, age,
+		     "kept: a replaced file moved aside by --overwrite; restore it if its final name is "
+		     "missing, else delete it by hand");
+		free(url);
+		return 0;
+	}
 	if (temp_token(base, tok)) {
 		if (jp_catalog_token_leased(g->cat, tok)) {
 			g->in_use++;
@@ -332,15 +342,17 @@ cmd_gc(int argc, char **argv)
 		jp_json_int(&j, "in_use", (int64_t)g.in_use);
 		jp_json_int(&j, "missing", (int64_t)g.missing);
 		jp_json_int(&j, "unreferenced", (int64_t)g.unreferenced);
+		jp_json_int(&j, "displaced", (int64_t)g.displaced);
 		jp_json_end(&j, '}');
 		putchar('\n');
 	} else {
 		char sz[32];
 		printf("%zu destination%s: %zu temporary file%s (%s) %s, %zu in use, %zu missing, "
-		       "%zu unreferenced\n",
+		       "%zu unreferenced, %zu displaced\n",
 		       u.n, u.n == 1 ? "" : "s", g.temps, g.temps == 1 ? "" : "s",
 		       jp_human_size(g.temp_bytes, sz, sizeof(sz)),
-		       g.apply ? "deleted" : "to delete with --apply", g.in_use, g.missing, g.unreferenced);
+		       g.apply ? "deleted" : "to delete with --apply", g.in_use, g.missing, g.unreferenced,
+		       g.displaced);
 	}
 	rc = g.worst;
 out:

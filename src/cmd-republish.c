@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -186,12 +187,20 @@ run_one(const struct todo *t, const char *db, int db_timeout_ms, int out, int js
 }
 
 static volatile sig_atomic_t stopping;
+static pid_t *volatile running_pids; /* the children, for the handler to pass a signal on */
+static volatile int n_running_pids;
 
 static void
 on_signal(int sig)
 {
+	int i;
+
 	stopping = sig;
 	jp_publish_interrupt(sig);
+	/* kill(2) is async-signal-safe: every running publish stops and records itself. */
+	for (i = 0; running_pids != NULL && i < n_running_pids; i++)
+		if (running_pids[i] > 0)
+			kill(running_pids[i], sig);
 }
 
 static int
@@ -316,18 +325,27 @@ cmd_republish(int argc, char **argv)
 	jp_cmd_catch_signals(on_signal);
 	fflush(stdout);
 	if (json) {
-		/* The children's results come back through a pipe, one line each; the parent
-		 * writes the document.  Each child writes once, so the pipe never fills. */
-		if (pipe(results) != 0 || (rfp = fdopen(results[0], "r")) == NULL) {
-			jp_log_error("republish: pipe: %s", strerror(errno));
-			first_rc = 71;
+		/* The children's results come back through an unlinked file opened O_APPEND, one
+		 * short line each (a pipe would fill and block them while we wait for them). */
+		char tmpl[] = "/tmp/jobpub-republish.XXXXXX";
+		int fd = mkstemp(tmpl);
+
+		if (fd < 0 || unlink(tmpl) != 0 || fcntl(fd, F_SETFL, O_APPEND) != 0 ||
+		    (rfp = fdopen(fd, "r")) == NULL) {
+			jp_log_error("republish: temporary file: %s", strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			first_rc = 74;
 			goto out;
 		}
+		results[1] = fd;
 		jp_json_init(&j, stdout);
 		jp_json_object(&j, NULL);
 		jp_json_array(&j, "jobs");
 	}
 	pids = calloc((size_t)parallel, sizeof(pid_t));
+	running_pids = pids;
+	n_running_pids = parallel;
 	while ((next < p.n && !stopping) || running > 0) {
 		int st, code;
 		pid_t pid;
@@ -364,8 +382,8 @@ cmd_republish(int argc, char **argv)
 	if (json) {
 		char line[JP_ERRMSG_MAX + 256];
 
-		close(results[1]);
-		results[1] = -1;
+		results[1] = -1; /* the same descriptor as rfp's, closed with it */
+		rewind(rfp);
 		while (fgets(line, sizeof(line), rfp) != NULL) {
 			char *code = strchr(line, '\t'), *msg = code ? strchr(code + 1, '\t') : NULL;
 
@@ -403,6 +421,7 @@ out:
 		free(p.v[i].status);
 	}
 	free(p.v);
+	running_pids = NULL;
 	free(pids);
 	free(jobs);
 	if (rfp != NULL)

@@ -270,8 +270,8 @@ jp_upload_finish(struct jp_upload *u, uint64_t size, const unsigned char sha256[
                  struct jp_error *err)
 {
 	if (u->written != size)
-		return jp_error_set(err, JP_E_SOFTWARE, "%s: wrote %llu bytes of %llu",
-		                    u->dest->be->name, (unsigned long long)u->written,
+		return jp_error_set(err, JP_E_SOFTWARE, "%s: %s: wrote %llu bytes of %llu",
+		                    u->dest->be->name, u->key, (unsigned long long)u->written,
 		                    (unsigned long long)size);
 	return u->dest->be->finish(u, size, sha256, err);
 }
@@ -332,9 +332,20 @@ jp_dest_remove(struct jp_dest *d, const char *key, struct jp_error *err)
 	return d->be->remove(d, key, err);
 }
 
+static int (*stop_fn)(void);
+
+void
+jp_dest_set_stop(int (*stop)(void))
+{
+	stop_fn = stop;
+}
+
 static int
 hash_chunk(void *arg, const void *buf, size_t len)
 {
+	/* A read-back of a big object stops at a signal like a transfer does. */
+	if (stop_fn != NULL && stop_fn())
+		return 1;
 	jp_sha256_update(arg, buf, len);
 	return 0;
 }

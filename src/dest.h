@@ -99,6 +99,10 @@ int jp_dest_remove(struct jp_dest *d, const char *key, struct jp_error *err);
  * and hashed.  JP_FAILED with "not supported" when neither is possible. */
 int jp_dest_digest(struct jp_dest *d, const char *key, unsigned char sha256[32],
                    struct jp_error *err);
+/* A read-back (jp_dest_digest) asks stop() between chunks and ends with 75 when it says so
+ * (a publish passes its signal flag).  stop may be NULL. */
+void jp_dest_set_stop(int (*stop)(void));
+
 /* Makes committed names durable (directory fsync on POSIX).  No-op where not needed. */
 int jp_dest_sync(struct jp_dest *d, struct jp_error *err);
 

@@ -58,6 +58,7 @@ struct worker {
 	struct jp_hashpipe *pipe;
 	struct jp_error err;
 	int r;
+	int follower;             /* failed only because another lane had */
 	pthread_t th;
 };
 
@@ -155,6 +156,11 @@ sink_chunk(void *arg, const void *buf, size_t len)
 
 	if ((k->r = check_interrupt(k->err)) != JP_OK)
 		return 1;
+	/* Another lane failed: the publish is over, do not send the rest of a big file. */
+	if (__atomic_load_n(&k->R->failed, __ATOMIC_RELAXED)) {
+		k->r = jp_error_set(k->err, JP_E_TEMPFAIL, "stopped: another file of the job failed");
+		return 1;
+	}
 	renew_lease(k->R); /* hashing for a comparison counts as work too */
 	if (k->u == NULL)
 		return 0;
@@ -284,11 +290,11 @@ precheck_one(struct worker *w, struct pfile *f, struct jp_error *err)
 
 /* Sleeps ms milliseconds unless a signal asks to stop. */
 static void
-nap(int64_t ms)
+nap(struct run *R, int64_t ms)
 {
 	int64_t end = jp_now_ms() + ms;
 
-	while (!interrupted && jp_now_ms() < end)
+	while (!interrupted && !__atomic_load_n(&R->failed, __ATOMIC_RELAXED) && jp_now_ms() < end)
 		usleep(20000);
 }
 
@@ -317,7 +323,8 @@ stage_one(struct worker *w, struct pfile *f, struct jp_error *err)
 			return JP_OK;
 		}
 		jp_upload_free(up); /* removes the temporary data where the destination still answers */
-		if (e.code != JP_E_TEMPFAIL || interrupted || tries >= R->o->retries) {
+		if (e.code != JP_E_TEMPFAIL || interrupted || tries >= R->o->retries ||
+		    __atomic_load_n(&R->failed, __ATOMIC_RELAXED)) {
 			return jp_error_set(err, e.code, "%s", e.msg);
 		}
 		{
@@ -333,7 +340,7 @@ stage_one(struct worker *w, struct pfile *f, struct jp_error *err)
 			tries++;
 			jp_log_warn("job %s: %s: %s; try %d of %d in %.1f s", R->o->job, f->it->local, e.msg,
 			            tries + 1, R->o->retries + 1, (double)base / 1000.0);
-			nap(base);
+			nap(R, base);
 		}
 	}
 }
@@ -367,7 +374,9 @@ lane(void *arg)
 		if ((w->r = check_interrupt(&w->err)) != JP_OK ||
 		    (w->r = j->fn(w, &R->files[i], &w->err)) != JP_OK) {
 			pthread_mutex_lock(&R->mu);
-			R->failed = 1;
+			/* A lane stopped by another's failure is not a cause of its own. */
+			w->follower = R->failed;
+			__atomic_store_n(&R->failed, 1, __ATOMIC_RELAXED);
 			pthread_mutex_unlock(&R->mu);
 			break;
 		}
@@ -393,6 +402,7 @@ run_lanes(struct run *R, lane_fn fn, int own, struct jp_error *err)
 		jobs[i].own = own;
 		jp_error_clear(&R->workers[i].err);
 		R->workers[i].r = JP_OK;
+		R->workers[i].follower = 0;
 	}
 	/* Lane 0 is this thread; the others are threads of their own. */
 	for (i = 1; i < R->n_workers; i++)
@@ -404,10 +414,14 @@ run_lanes(struct run *R, lane_fn fn, int own, struct jp_error *err)
 	for (i = 1; i <= started; i++)
 		pthread_join(R->workers[i].th, NULL);
 	for (i = 0; i < R->n_workers; i++)
-		if (R->workers[i].r != JP_OK && R->workers[i].err.code != JP_E_TEMPFAIL) {
+		if (R->workers[i].r != JP_OK && !R->workers[i].follower &&
+		    R->workers[i].err.code != JP_E_TEMPFAIL) {
 			r = jp_error_set(err, R->workers[i].err.code, "%s", R->workers[i].err.msg);
 			break;
 		}
+	for (i = 0; r == JP_OK && i < R->n_workers; i++)
+		if (R->workers[i].r != JP_OK && !R->workers[i].follower)
+			r = jp_error_set(err, R->workers[i].err.code, "%s", R->workers[i].err.msg);
 	/* Only transient failures (or a signal) left: report the first of those. */
 	for (i = 0; r == JP_OK && i < R->n_workers; i++)
 		if (R->workers[i].r != JP_OK)
@@ -532,7 +546,10 @@ rollback(struct run *R)
 		jp_error_clear(&e);
 		if (f->up != NULL && jp_upload_abort(f->up, &e) != JP_OK)
 			jp_log_error("rollback: %s", e.msg);
-		if (f->committed && !f->replaced) {
+		if (f->committed && !f->replaced && R->cat != NULL &&
+		    jp_catalog_claimed_elsewhere(R->cat, R->o->job, R->plan->destination, f->it->key)) {
+			jp_log_warn("rollback: %s kept: another publisher has recorded it since", f->url);
+		} else if (f->committed && !f->replaced) {
 			jp_error_clear(&e);
 			if (jp_dest_remove(R->dest, f->it->key, &e) != JP_OK)
 				jp_log_error("rollback: %s", e.msg);
@@ -688,6 +705,7 @@ open_catalog(struct run *R, struct jp_error *err)
 	if (o->dry_run && stat(o->db, &sb) != 0)
 		return jp_manifest_check_job(R->m, o->job, o->sets, o->n_sets, NULL, o->dest, err);
 	jp_catalog_set_default_stop(jp_publish_interrupted);
+	jp_dest_set_stop(jp_publish_interrupted);
 	if ((r = jp_catalog_open(o->db, o->db_timeout_ms, o->dry_run, &R->cat, err)) != JP_OK)
 		return r;
 	return jp_job_prepare(R->cat, R->m, o->job, o->sets, o->n_sets, o->dest, &R->row, err);

@@ -228,7 +228,7 @@ gc_reports() {
 	expect_rc 0 "$JOBPUB" gc --db "$DB" --older-than 0 --apply
 	assert_grep "^ *missing +file://$gone +\(job 4\)" "$OUT"
 	assert_grep "^ *unreferenced +file://$foreign " "$OUT"
-	assert_grep ', 1 missing, 1 unreferenced$' "$OUT"
+	assert_grep ', 1 missing, 1 unreferenced, 0 displaced$' "$OUT"
 	[ -e "$foreign" ] || fail "gc --apply deleted the unreferenced $foreign"
 	assert_absent "$gone"
 	expect_rc 0 "$JOBPUB" gc --db "$DB" --older-than 0 --json
@@ -300,7 +300,7 @@ nothing_left() {
 	expect_rc 0 "$JOBPUB" gc --db "$DB" --older-than 0 --apply
 	assert_no_temps "$ARCH"
 	expect_rc 0 "$JOBPUB" gc --db "$DB" --older-than 0
-	assert_grep '^1 destination: 0 temporary files .* 0 in use, 0 missing, 0 unreferenced$' "$OUT"
+	assert_grep '^1 destination: 0 temporary files .* 0 in use, 0 missing, 0 unreferenced, 0 displaced$' "$OUT"
 	for j in 1 2 3 4 5; do
 		assert_eq "$(finals "$j" | wc -l)" "$NFILES" "files of job $j"
 		finals_complete "$j"

@@ -324,7 +324,7 @@ START_TEST(test_stage_write_commit)
 	/* Finishing with a size other than what was written is refused. */
 	ck_assert_int_eq(jp_upload_finish(u, 6, sha, &e), JP_FAILED);
 	ck_assert_int_eq(e.code, JP_E_SOFTWARE);
-	ck_assert_str_eq(e.msg, "posix: wrote 5 bytes of 6");
+	ck_assert_str_eq(e.msg, "posix: dir/file: wrote 5 bytes of 6");
 	jp_error_clear(&e);
 	ck_assert_msg(jp_upload_finish(u, 5, sha, &e) == JP_OK, "%s", e.msg);
 	ck_assert_msg(jp_upload_commit(u, 0, &exists, &replaced, &e) == JP_OK, "%s", e.msg);
