@@ -55,6 +55,18 @@ clear_progress(void)
 		fputs("\r\033[K", out());
 }
 
+/* Opens a JSON log line: {"time": ..., key: value */
+static void
+json_head(struct jp_json *j, FILE *fp, const char *key, const char *value)
+{
+	char now[32];
+
+	jp_json_init(j, fp);
+	jp_json_object(j, NULL);
+	jp_json_str(j, "time", jp_now_iso(now, sizeof(now)));
+	jp_json_str(j, key, value);
+}
+
 static void
 emit(const char *level, const char *fmt, va_list ap)
 {
@@ -65,12 +77,8 @@ emit(const char *level, const char *fmt, va_list ap)
 	pthread_mutex_lock(&mu);
 	if (L.fmt == JP_LOG_JSON) {
 		struct jp_json j;
-		char now[32];
 
-		jp_json_init(&j, fp);
-		jp_json_object(&j, NULL);
-		jp_json_str(&j, "time", jp_now_iso(now, sizeof(now)));
-		jp_json_str(&j, "level", level);
+		json_head(&j, fp, "level", level);
 		jp_json_str(&j, "message", msg);
 		jp_json_end(&j, '}');
 		putc('\n', fp);
@@ -112,12 +120,8 @@ jp_log_event(const struct jp_event *ev)
 	pthread_mutex_lock(&mu);
 	if (L.fmt == JP_LOG_JSON) {
 		struct jp_json j;
-		char now[32];
 
-		jp_json_init(&j, fp);
-		jp_json_object(&j, NULL);
-		jp_json_str(&j, "time", jp_now_iso(now, sizeof(now)));
-		jp_json_str(&j, "event", ev->event);
+		json_head(&j, fp, "event", ev->event);
 		if (ev->job) jp_json_str(&j, "job", ev->job);
 		if (ev->output) jp_json_str(&j, "output", ev->output);
 		if (ev->local) jp_json_str(&j, "local", ev->local);
