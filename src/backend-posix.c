@@ -445,16 +445,6 @@ posix_abort(struct jp_upload *u, struct jp_error *err)
 	return JP_OK;
 }
 
-static char *
-key_path(struct posix_dest *pd, const char *key)
-{
-	char *p;
-
-	if (key[0] == '\0')
-		return strdup(pd->root);
-	return asprintf(&p, "%s/%s", strcmp(pd->root, "/") ? pd->root : "", key) < 0 ? NULL : p;
-}
-
 static int
 posix_stat(struct jp_dest *d, const char *key, struct jp_stat *st, struct jp_error *err)
 {
@@ -565,14 +555,17 @@ static int
 posix_list(struct jp_dest *d, const char *prefix, jp_list_fn fn, void *arg, struct jp_error *err)
 {
 	struct posix_dest *pd = (struct posix_dest *)d;
-	char *path = key_path(pd, prefix);
+	/* From the resolved root: a destination that is itself a link (its admin's choice) is
+	 * listed; links below it are not followed (FTW_PHYS). */
+	char *path = prefix[0] ? jp_asprintf("%s/%s", strcmp(pd->real, "/") ? pd->real : "", prefix)
+	                       : strdup(pd->real);
 	int r = JP_OK;
 
 	if (path == NULL)
 		return oom(err);
 	walk.fn = fn;
 	walk.arg = arg;
-	walk.rootlen = strcmp(pd->root, "/") ? strlen(pd->root) : 0;
+	walk.rootlen = strcmp(pd->real, "/") ? strlen(pd->real) : 0;
 	walk.stopped = 0;
 	if (nftw(path, walk_one, 32, FTW_PHYS) < 0 && errno != ENOENT)
 		r = jp_error_errno(err, errno, NAME ": cannot list %s", path);

@@ -627,16 +627,26 @@ jp_manifest_check_job(const struct jp_manifest *m, const char *job, const struct
 
 	if (dest_override == NULL && (r = check_one(m, &m->destination, &v, err)) != JP_OK)
 		return r;
-	/* A password in a destination is refused before it can be recorded anywhere. */
-	if (dest_override == NULL && m->destination.s != NULL &&
-	    jp_url_has_password(m->destination.s))
-		return jp_manifest_error(m, &m->destination, err,
-		                         "destination: a password in the URL is refused (it would be "
-		                         "stored and logged); use a key");
-	if (dest_override != NULL && jp_url_has_password(dest_override))
-		return jp_error_set(err, JP_E_CONFIG,
-		                    "--dest: a password in the URL is refused (it would be stored and "
-		                    "logged); use a key");
+	/* A password in a destination, written or produced by a variable, is refused before it
+	 * can be recorded anywhere. */
+	{
+		const char *d = dest_override ? dest_override : m->destination.s;
+		char why[512], *x;
+		size_t off;
+		int bad;
+
+		x = d ? jp_template_expand(d, &v, why, sizeof(why), &off) : NULL;
+		bad = (d != NULL && jp_url_has_password(d)) || (x != NULL && jp_url_has_password(x));
+		free(x);
+		if (bad && dest_override == NULL)
+			return jp_manifest_error(m, &m->destination, err,
+			                         "destination: a password in the URL is refused (it would "
+			                         "be stored and logged); use a key");
+		if (bad)
+			return jp_error_set(err, JP_E_CONFIG,
+			                    "--dest: a password in the URL is refused (it would be stored "
+			                    "and logged); use a key");
+	}
 	if (dest_override != NULL) {
 		/* --dest is a template too: an unknown variable in it is a usage error, found now. */
 		char why[512];
