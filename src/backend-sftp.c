@@ -56,6 +56,8 @@ struct sftp_dest {
 	int broken;        /* transport failed: reconnect before the next stage */
 	char *dirs[8];     /* directories known to exist: a job puts many files in few */
 	unsigned next_dir;
+	char *missing[8];  /* directories known not to exist (before this publish creates them) */
+	unsigned next_missing;
 };
 
 struct sftp_upload {
@@ -569,8 +571,10 @@ sftp_close(struct jp_dest *jd)
 	struct sftp_dest *d = (struct sftp_dest *)jd;
 
 	disconnect(d);
-	for (size_t i = 0; i < sizeof(d->dirs) / sizeof(d->dirs[0]); i++)
+	for (size_t i = 0; i < sizeof(d->dirs) / sizeof(d->dirs[0]); i++) {
 		free(d->dirs[i]);
+		free(d->missing[i]);
+	}
 	free(d->host);
 	free(d->hostname);
 	free(d->user);
@@ -792,6 +796,10 @@ mkdirs(struct sftp_dest *d, char *path, struct jp_error *err)
 
 	if (dir_known(d, path))
 		return JP_OK;
+	for (size_t i = 0; i < sizeof(d->missing) / sizeof(d->missing[0]); i++) {
+		free(d->missing[i]); /* they may exist now */
+		d->missing[i] = NULL;
+	}
 	if ((r = mkdirs_walk(d, path, err)) == JP_OK && (r = no_links_below_root(d, path, err)) == JP_OK)
 		dir_remember(d, path);
 	return r;
@@ -1081,7 +1089,37 @@ sftp_stat(struct jp_dest *jd, const char *key, struct jp_stat *st, struct jp_err
 		return r;
 	if ((path = key_path(d, key)) == NULL)
 		return oom(err);
-	s = remote_stat(d, path, &a, err);
+	/* In a directory that does not exist, nothing does: one round trip per directory instead
+	 * of one per file, for a first publish into new directories.  (A file someone else creates
+	 * meanwhile is still caught: the commit never replaces.) */
+	{
+		char *slash = strrchr(path, '/');
+		size_t i;
+
+		if (slash != NULL && slash != path) {
+			*slash = '\0';
+			for (i = 0; i < sizeof(d->missing) / sizeof(d->missing[0]); i++)
+				if (d->missing[i] != NULL && strcmp(d->missing[i], path) == 0) {
+					free(path);
+					st->exists = 0;
+					return JP_OK;
+				}
+			*slash = '/';
+		}
+		s = remote_stat(d, path, &a, err);
+		if (s == 0 && slash != NULL && slash != path) {
+			LIBSSH2_SFTP_ATTRIBUTES pa;
+			struct jp_error e;
+
+			*slash = '\0';
+			jp_error_clear(&e);
+			if (!dir_known(d, path) && remote_stat(d, path, &pa, &e) == 0) {
+				unsigned k = d->next_missing++ % (unsigned)(sizeof(d->missing) / sizeof(d->missing[0]));
+				free(d->missing[k]);
+				d->missing[k] = strdup(path);
+			}
+		}
+	}
 	free(path);
 	if (s < 0)
 		return JP_FAILED;
