@@ -100,8 +100,7 @@ password_in_manifest() {
 	assert_grep_fixed "$T/pw.yaml:1:" "$ERR"
 	assert_no_secret "$OUT" "$ERR"
 	assert_eq "$(find "$T/spool" ! -type d | wc -l | tr -d ' ')" 0 "files in the spool"
-	# A user name alone (no password) is fine: file:// ignores nothing here, so only the check
-	# matters: sftp://bob@... is not refused as a password.
+	# A user name alone is not a password: planned (--dry-run connects nowhere).
 	expect_rc 0 publish_mini --dry-run --dest "sftp://bob@127.0.0.1:1/x"
 }
 
