@@ -35,29 +35,8 @@ ROUNDS=3
 BIG_MIB=${BENCH_BIG_MIB:-1024}       # smaller values only for a quick try of the script
 TREE_FILES=${BENCH_TREE_FILES:-1000}
 
-die() {
-	printf '%s: %s\n' "$prog" "$*" >&2
-	exit 1
-}
-say() {
-	printf '%s: %s\n' "$prog" "$*" >&2
-}
-usage() {
-	printf 'usage: %s [--jobpub PATH] [DATADIR]\n' "$prog" >&2
-	exit 2
-}
-
-jobpub=${JOBPUB:-}
-datadir=
-while [[ $# -gt 0 ]]; do
-	case $1 in
-	--jobpub) [[ $# -ge 2 ]] || usage; jobpub=$2; shift 2 ;;
-	--jobpub=*) jobpub=${1#--jobpub=}; shift ;;
-	-h | --help) usage ;;
-	-*) usage ;;
-	*) [[ -z $datadir ]] || usage; datadir=$1; shift ;;
-	esac
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # ---- tools -----------------------------------------------------------------------------------
 if [[ ! -x /usr/bin/time ]] || ! /usr/bin/time -f '%e %M' -o /dev/null true 2>/dev/null; then
