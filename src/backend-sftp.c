@@ -709,12 +709,14 @@ key_path(struct sftp_dest *d, const char *key)
 	return jp_asprintf("%s/%s", strcmp(d->root, "/") ? d->root : "", key);
 }
 
-/* stat that tells "absent" from a failure: 1 exists, 0 absent, -1 error (on err). */
+/* stat (lstat with `nofollow`) that tells "absent" from a failure: 1 exists, 0 absent, -1
+ * error (on err). */
 static int
-remote_stat(struct sftp_dest *d, const char *path, LIBSSH2_SFTP_ATTRIBUTES *a,
-            struct jp_error *err)
+remote_stat2(struct sftp_dest *d, const char *path, LIBSSH2_SFTP_ATTRIBUTES *a, int nofollow,
+             struct jp_error *err)
 {
-	if (libssh2_sftp_stat_ex(d->sftp, path, (unsigned)strlen(path), LIBSSH2_SFTP_STAT, a) == 0)
+	if (libssh2_sftp_stat_ex(d->sftp, path, (unsigned)strlen(path),
+	                         nofollow ? LIBSSH2_SFTP_LSTAT : LIBSSH2_SFTP_STAT, a) == 0)
 		return 1;
 	if (libssh2_session_last_errno(d->session) == LIBSSH2_ERROR_SFTP_PROTOCOL) {
 		unsigned long fx = libssh2_sftp_last_error(d->sftp);
@@ -724,6 +726,13 @@ remote_stat(struct sftp_dest *d, const char *path, LIBSSH2_SFTP_ATTRIBUTES *a,
 	}
 	fail(d, "stat", path, err);
 	return -1;
+}
+
+static int
+remote_stat(struct sftp_dest *d, const char *path, LIBSSH2_SFTP_ATTRIBUTES *a,
+            struct jp_error *err)
+{
+	return remote_stat2(d, path, a, 0, err);
 }
 
 static int
@@ -1106,7 +1115,8 @@ sftp_stat(struct jp_dest *jd, const char *key, struct jp_stat *st, struct jp_err
 				}
 			*slash = '/';
 		}
-		s = remote_stat(d, path, &a, err);
+		/* A link under a final name is reported as the link, never followed (a conflict). */
+		s = remote_stat2(d, path, &a, 1, err);
 		if (s == 0 && slash != NULL && slash != path) {
 			LIBSSH2_SFTP_ATTRIBUTES pa;
 			struct jp_error e;

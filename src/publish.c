@@ -115,6 +115,19 @@ renew_lease(struct run *R)
 	pthread_mutex_unlock(&R->catmu);
 }
 
+/* The one publish of this process, for the destination's read-back hook below. */
+static struct run *current_run;
+
+/* Between chunks of a read-back (a comparison with an existing file): stop at a signal, and
+ * keep the lease alive like a transfer does. */
+static int
+readback_tick(void)
+{
+	if (current_run != NULL)
+		renew_lease(current_run);
+	return interrupted != 0;
+}
+
 static int
 check_interrupt(struct jp_error *err)
 {
@@ -591,6 +604,9 @@ run_free(struct run *R)
 {
 	size_t i;
 
+	if (current_run == R)
+		current_run = NULL;
+
 	for (i = 0; R->files != NULL && i < R->plan->n_items; i++) {
 		jp_upload_free(R->files[i].up);
 		free(R->files[i].url);
@@ -705,7 +721,8 @@ open_catalog(struct run *R, struct jp_error *err)
 	if (o->dry_run && stat(o->db, &sb) != 0)
 		return jp_manifest_check_job(R->m, o->job, o->sets, o->n_sets, NULL, o->dest, err);
 	jp_catalog_set_default_stop(jp_publish_interrupted);
-	jp_dest_set_stop(jp_publish_interrupted);
+	current_run = R;
+	jp_dest_set_stop(readback_tick);
 	if ((r = jp_catalog_open(o->db, o->db_timeout_ms, o->dry_run, &R->cat, err)) != JP_OK)
 		return r;
 	return jp_job_prepare(R->cat, R->m, o->job, o->sets, o->n_sets, o->dest, &R->row, err);
