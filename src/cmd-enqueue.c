@@ -28,9 +28,9 @@ const struct jp_cmd jp_cmd_enqueue = {
 	.summary = "Register a job's publish in the spool, for `publish --spool` or the Slurm "
 	           "epilogue.",
 	.usage = "jobpub enqueue --job ID --manifest FILE --workdir DIR [--db FILE] [--dest URL]\n"
-	         "                      [--set NAME=VALUE]... [--spool DIR]",
+	         "                      [--set NAME=VALUE]... [--spool DIR] [--key KEY]",
 	.options =
-		"  -j, --job ID              the job's ID (in a Slurm job: \"$SLURM_JOB_ID\")\n"
+		"  -j, --job ID              the job's ID in the catalogue\n"
 		"  -m, --manifest FILE       the job's manifest (YAML), checked now\n"
 		"  -w, --workdir DIR         the job's work directory\n"
 		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
@@ -39,6 +39,9 @@ const struct jp_cmd jp_cmd_enqueue = {
 		"      --spool DIR           the spool directory (default: $JOBPUB_SPOOL, else\n"
 		"                            /var/spool/jobpub for root, else\n"
 		"                            ~/.local/state/jobpub/spool)\n"
+		"      --key KEY             file the entry under KEY (default: $SLURM_JOB_ID when set,\n"
+		"                            else the job's ID): what `publish --spool --job KEY` and\n"
+		"                            the Slurm epilog ask for\n"
 		"  -h, --help                this help\n",
 	.exec = cmd_enqueue,
 };
@@ -107,8 +110,8 @@ absolute_db(const char *db, struct jp_error *err)
 }
 
 static int
-enqueue(const char *job, const char *manifest, const char *workdir, const char *db,
-        const char *dest, const struct jp_sets *sets, const char *spool)
+enqueue(const char *job, const char *key, const char *manifest, const char *workdir,
+        const char *db, const char *dest, const struct jp_sets *sets, const char *spool)
 {
 	struct jp_spool_entry e;
 	struct jp_manifest *m = NULL;
@@ -119,6 +122,9 @@ enqueue(const char *job, const char *manifest, const char *workdir, const char *
 	memset(&e, 0, sizeof(e));
 	jp_error_clear(&err);
 	e.job = (char *)job;
+	/* Filed under the Slurm job ID when it is not the catalogue's: that is all the epilog
+	 * knows of the job. */
+	e.key = key != NULL && strcmp(key, job) != 0 ? (char *)key : NULL;
 	e.dest = (char *)dest;
 	e.sets = sets->v;
 	e.n_sets = sets->n;
@@ -146,7 +152,7 @@ enqueue(const char *job, const char *manifest, const char *workdir, const char *
 	if ((r = jp_spool_write(spooldir, &e, &err)) != JP_OK)
 		goto out;
 	path = jp_asprintf("%s%s%s.json", spooldir,
-	                   spooldir[strlen(spooldir) - 1] == '/' ? "" : "/", job);
+	                   spooldir[strlen(spooldir) - 1] == '/' ? "" : "/", e.key ? e.key : job);
 	jp_log_info("job %s: queued in %s", job, path != NULL ? path : spooldir);
 out:
 	if (r != JP_OK)
@@ -171,12 +177,13 @@ cmd_enqueue(int argc, char **argv)
 		{"dest", required_argument, NULL, 'd'},
 		{"set", required_argument, NULL, 's'},
 		{"spool", required_argument, NULL, 'S'},
+		{"key", required_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const struct jp_cmd *c = &jp_cmd_enqueue;
 	const char *job = NULL, *manifest = NULL, *workdir = NULL, *db = NULL, *dest = NULL;
-	const char *spool = NULL, *env;
+	const char *spool = NULL, *env, *key = NULL;
 	struct jp_sets sets = {NULL, 0};
 	int ch, rc;
 
@@ -189,6 +196,7 @@ cmd_enqueue(int argc, char **argv)
 		case 'D': db = optarg; break;
 		case 'd': dest = optarg; break;
 		case 'S': spool = optarg; break;
+		case 'k': key = optarg; break;
 		case 's':
 			if (jp_sets_add(c, &sets, optarg) != 0) {
 				jp_sets_free(&sets);
@@ -228,7 +236,14 @@ cmd_enqueue(int argc, char **argv)
 	if (dest == NULL && (env = getenv("JOBPUB_DEST")) != NULL && env[0] != '\0')
 		dest = env;
 	jp_log_setup(JP_LOG_TEXT, 0, NULL);
-	rc = enqueue(job, manifest, workdir, jp_cmd_db(db), dest, &sets, spool);
+	if (key == NULL && (env = getenv("SLURM_JOB_ID")) != NULL && env[0] != '\0')
+		key = env;
+	if (key != NULL && !jp_cmd_job_ok(key)) {
+		jp_sets_free(&sets);
+		return jp_cmd_usage_error(c, "--key '%s': 1-128 printable characters, no '/' or space",
+		                          key);
+	}
+	rc = enqueue(job, key, manifest, workdir, jp_cmd_db(db), dest, &sets, spool);
 	jp_sets_free(&sets);
 	return rc;
 }

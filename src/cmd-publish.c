@@ -28,7 +28,8 @@ const struct jp_cmd jp_cmd_publish = {
 	         "       jobpub publish --spool [--job ID] [OPTION]...",
 	.options =
 		"  -j, --job ID              the job's ID in the catalogue (with --spool, or without\n"
-		"                            --manifest: its spool entry; default $SLURM_JOB_ID)\n"
+		"                            --manifest: the key of its spool entry; default\n"
+		"                            $SLURM_JOB_ID)\n"
 		"      --spool               take manifest, workdir, db, dest and --set values from the\n"
 		"                            job's spool entry ($JOBPUB_SPOOL); removed once published\n"
 		"  -m, --manifest FILE       the job's manifest (YAML)\n"
@@ -97,6 +98,7 @@ cmd_publish(int argc, char **argv)
 	struct jp_error err;
 	struct jp_spool_entry *entry = NULL;
 	char *spooldir = NULL;
+	const char *spoolkey = NULL;
 	int ch, verbosity = 0, rc, use_spool = 0;
 
 	memset(&o, 0, sizeof(o));
@@ -203,6 +205,9 @@ cmd_publish(int argc, char **argv)
 			free(spooldir);
 			return 77;
 		}
+		/* The entry may be filed under the Slurm job ID: the catalogue's ID is in it. */
+		spoolkey = o.job;
+		o.job = entry->job;
 		/* What was given now beats what was queued. */
 		if (o.manifest == NULL)
 			o.manifest = entry->manifest;
@@ -257,7 +262,7 @@ cmd_publish(int argc, char **argv)
 		/* Published: the request is done.  A failed publish keeps it for the next try. */
 		struct jp_error e;
 		jp_error_clear(&e);
-		if (jp_spool_remove(spooldir, o.job, &e) != JP_OK)
+		if (jp_spool_remove(spooldir, spoolkey, &e) != JP_OK)
 			jp_log_warn("%s", e.msg);
 	}
 	jp_sets_free(&sets);

@@ -195,8 +195,10 @@ jp_spool_write(const char *dir, const struct jp_spool_entry *e, struct jp_error 
 			                    "(identifier names, UTF-8 values)", e->job, e->sets[i].name);
 	if ((r = mkdirs(dir, err)) != JP_OK)
 		return r;
-	path = entry_path(dir, e->job);
-	tmp = jp_asprintf("%s/.%s.json.XXXXXX", dir, e->job);
+	if (e->key != NULL && !job_ok(e->key))
+		return jp_error_set(err, JP_E_USAGE, "spool: '%s' is not a valid spool key", e->key);
+	path = entry_path(dir, e->key ? e->key : e->job);
+	tmp = jp_asprintf("%s/.%s.json.XXXXXX", dir, e->key ? e->key : e->job);
 	if (path == NULL || tmp == NULL) {
 		r = jp_error_set(err, JP_E_SOFTWARE, "spool: out of memory");
 		goto out;
@@ -215,6 +217,8 @@ jp_spool_write(const char *dir, const struct jp_spool_entry *e, struct jp_error 
 	jp_json_init(&j, fp);
 	jp_json_object(&j, NULL);
 	jp_json_str(&j, "job", e->job);
+	if (e->key != NULL)
+		jp_json_str(&j, "key", e->key);
 	jp_json_str(&j, "manifest", e->manifest);
 	jp_json_str(&j, "workdir", e->workdir);
 	jp_json_str(&j, "db", e->db);
@@ -379,8 +383,9 @@ get_sets(struct reader *R, struct fy_node *k, struct fy_node *v, struct jp_spool
 }
 
 static const char *const keys[] = {
-	"job", "manifest", "workdir", "db", "dest", "sets", "uid", "created",
+	"job", "manifest", "workdir", "db", "dest", "sets", "uid", "created", "key",
 };
+#define N_REQUIRED 8 /* "key" is optional */
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
 static int
@@ -440,7 +445,7 @@ parse_entry(struct reader *R, FILE *fp, const char *job, uid_t owner, struct jp_
 				break;
 		if (k == NULL || i == N_KEYS) {
 			r = rerr(R, kn, "unknown key '%.*s' (expected job, manifest, workdir, db, dest, "
-			                "sets, uid, created)", k != NULL ? (int)len : 1, k != NULL ? k : "?");
+			                "sets, uid, created, key)", k != NULL ? (int)len : 1, k != NULL ? k : "?");
 			goto out;
 		}
 		if (at[i] != NULL) {
@@ -454,7 +459,7 @@ parse_entry(struct reader *R, FILE *fp, const char *job, uid_t owner, struct jp_
 			goto out;
 		}
 	}
-	for (i = 0; i < N_KEYS; i++)
+	for (i = 0; i < N_REQUIRED; i++)
 		if (at[i] == NULL) {
 			r = rerr(R, NULL, "missing key '%s'", keys[i]);
 			goto out;
@@ -466,10 +471,15 @@ parse_entry(struct reader *R, FILE *fp, const char *job, uid_t owner, struct jp_
 	    (r = get_str(R, ak[4], at[4], "dest", 1, &e->dest)) != JP_OK ||
 	    (r = get_sets(R, ak[5], at[5], e)) != JP_OK ||
 	    (r = get_uid(R, ak[6], at[6], &e->uid)) != JP_OK ||
-	    (r = get_str(R, ak[7], at[7], "created", 0, &e->created)) != JP_OK)
+	    (r = get_str(R, ak[7], at[7], "created", 0, &e->created)) != JP_OK ||
+	    (at[8] != NULL && (r = get_str(R, ak[8], at[8], "key", 1, &e->key)) != JP_OK))
 		goto out;
-	if (strcmp(e->job, job) != 0)
+	if (e->key != NULL && (!job_ok(e->key) || strcmp(e->key, job) != 0))
+		r = rerr(R, at[8], "key is '%s', expected '%s'", e->key, job);
+	else if (e->key == NULL && strcmp(e->job, job) != 0)
 		r = rerr(R, at[0], "job is '%s', expected '%s'", e->job, job);
+	else if (!job_ok(e->job))
+		r = rerr(R, at[0], "job '%s' is not a job ID", e->job);
 	else if (e->manifest[0] != '/')
 		r = rerr(R, at[1], "manifest: '%s' is not an absolute path", e->manifest);
 	else if (e->workdir[0] != '/')
@@ -607,6 +617,7 @@ jp_spool_entry_free(struct jp_spool_entry *e)
 	}
 	free(e->sets);
 	free(e->job);
+	free(e->key);
 	free(e->manifest);
 	free(e->workdir);
 	free(e->db);

@@ -8,6 +8,9 @@
  *
  *   {"job": "42", "manifest": "/abs/manifest.yaml", "workdir": "/abs/job", "db": "/abs/cat.db",
  *    "dest": null, "sets": {"model": "kt"}, "uid": 1000, "created": "2026-11-22T10:42:03Z"}
+ *
+ * filed as `<key>.json` with an extra "key": "<key>" when the catalogue's job ID is not the key
+ * the epilog will ask for (pdr_run's job IDs are not Slurm's).
  */
 #ifndef JP_SPOOL_H
 #define JP_SPOOL_H
@@ -19,7 +22,7 @@
 #include "util.h"
 
 struct jp_spool_entry {
-	char *job;
+	char *job;           /* the job's ID in the catalogue */
 	char *manifest;      /* absolute */
 	char *workdir;       /* absolute */
 	char *db;            /* absolute, or NULL: the publish's default */
@@ -28,17 +31,19 @@ struct jp_spool_entry {
 	size_t n_sets;
 	uid_t uid;           /* who enqueued it */
 	char *created;       /* ISO 8601 UTC */
+	char *key;           /* the name the entry is filed under, when not the job's ID: the Slurm
+	                      * job ID, which is all an epilog knows; NULL: the job's ID */
 };
 
 /* The spool directory: $JOBPUB_SPOOL; else /var/spool/jobpub for root; else
  * $XDG_STATE_HOME/jobpub/spool, or ~/.local/state/jobpub/spool.  malloc'd; NULL: out of memory. */
 char *jp_spool_dir(void);
 
-/* Writes e as dir/<job>.json atomically, creating dir (0700) when missing; an entry already
+/* Writes e as dir/<key or job>.json atomically, creating dir (0700) when missing; an entry already
  * there for the job is replaced.  Errors: 74 I/O, 77 permission. */
 int jp_spool_write(const char *dir, const struct jp_spool_entry *e, struct jp_error *err);
 
-/* Reads dir/<job>.json.  Errors: 66 no entry for the job; 65 not valid (the message names the
+/* Reads dir/<job>.json, `job` being the key it is filed under.  Errors: 66 no entry for the job; 65 not valid (the message names the
  * file and the field); 77 the file is owned by another user than the caller (root may read
  * any, the epilogue does) or is writable by group or others. */
 int jp_spool_read(const char *dir, const char *job, struct jp_spool_entry **out,

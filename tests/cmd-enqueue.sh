@@ -213,6 +213,30 @@ publish_job_alone() {
 	assert_absent "$T/spool/1.json"
 }
 
+# In a Slurm job whose catalogue ID is not the Slurm job ID (pdr_run's ids are its own), the
+# entry is filed under $SLURM_JOB_ID, all the epilog knows, and publishes the catalogue's job.
+slurm_key() {
+	make_mini
+	rm -rf "$T/spool"
+	expect_rc 0 env SLURM_JOB_ID=98765 "$JOBPUB" enqueue --job 1 --manifest "$MMAN" \
+		--workdir "$MJOB" --db "$MDB" --spool "$T/spool"
+	assert_grep_fixed "queued in $T/spool/98765.json" "$ERR"
+	[ -f "$T/spool/98765.json" ] || fail "the entry is not filed under the Slurm job ID"
+	assert_absent "$T/spool/1.json"
+	assert_eq "$(jget "$T/spool/98765.json" '$.job') $(jget "$T/spool/98765.json" '$.key')" \
+		"'1' '98765'" "job and key of the entry"
+	cd / || fail "cd /"
+	expect_rc 0 env JOBPUB_SPOOL="$T/spool" SLURM_JOB_ID=98765 "$JOBPUB" publish --spool
+	assert_eq "$(sql "$MDB" "SELECT status FROM runs WHERE id = 1")" published "status of job 1"
+	assert_absent "$T/spool/98765.json"
+	# --key names it explicitly; the same key and job give the plain entry.
+	make_mini
+	expect_rc 0 enqueue_mini --key 1
+	[ -f "$T/spool/1.json" ] || fail "--key equal to the job should give 1.json"
+	assert_eq "$(jtype "$T/spool/1.json" '$.key')" "" "no key field when it is the job's ID"
+	expect_rc 64 enqueue_mini --key 'a/b'
+}
+
 # A failed publish keeps the entry and marks the job; fixed, it publishes and removes it.
 publish_spool_failure() {
 	make_mini
@@ -256,6 +280,7 @@ run_case unwritable_spool
 run_case publish_spool
 run_case publish_spool_sets
 run_case publish_job_alone
+run_case slurm_key
 run_case publish_spool_failure
 run_case publish_spool_bad_entries
 finish

@@ -352,8 +352,8 @@ case_sigterm() {
 	[ "$(stat -c %s "$TMPFILE")" -lt "$SIZE" ] ||
 		hard_error "the whole archive was written before it could be stopped"
 	# No temporary tar elsewhere: every file jobpub holds open is the catalogue, a job file, the
-	# staged archive, its own output, or a directory of the destination (the staged file's
-	# parent, through which it is committed).
+	# staged archive (or another output staged on another lane), its own output, or a directory
+	# of the destination (the staged file's parent, through which it is committed).
 	for fd in /proc/"$PUB"/fd/*; do
 		target=$(readlink "$fd") || continue
 		if [ -d "$target" ]; then
@@ -361,6 +361,8 @@ case_sigterm() {
 		fi
 		case $target in
 		"$MDB" | "$MDB"-* | "$MJOB"/* | "$TMPFILE" | "$T"/pub.*) ;;
+		# another output staged on another transfer lane at the same time
+		"$MARCHIVE"/*/.jobpub-*) ;;
 		/dev/* | pipe:* | socket:* | anon_inode:*) ;;
 		*) fail "jobpub holds $target open while archiving" ;;
 		esac

@@ -9,13 +9,11 @@
 #
 #   A. `jobpub enqueue` (below, active): the Slurm Epilog (scripts/slurm-epilog, installed by the
 #      admin) publishes after the job, even when the job hits its time limit and this script is
-#      killed before its end.  The epilog knows nothing but the Slurm job ID, so the entry is
-#      keyed by $SLURM_JOB_ID and that ID must be the job's ID in the catalogue: the manifest
-#      below maps it with `id-column: slurm_job_id` (pdr_run writes the Slurm job ID into that
-#      column when it submits; see doc/slurm.md, "Job IDs").
-#   B. `jobpub publish` at the end of this script (commented out): simpler, no admin involved,
-#      the catalogue's own row ID (pdr_run's id) works as the job ID; but it is skipped when
-#      the job reaches its wall time.
+#      killed before its end.  The epilog knows nothing but the Slurm job ID: enqueue, run in
+#      a Slurm job, files the entry under $SLURM_JOB_ID and records the catalogue's job ID
+#      (pdr_run's pdr_model_jobs.id) in it (see doc/slurm.md, "Job IDs").
+#   B. `jobpub publish` at the end of this script (commented out): simpler, no admin involved;
+#      but it is skipped when the job reaches its wall time.
 #
 #SBATCH --job-name=kosma-tau
 #SBATCH --partition=compute
@@ -47,7 +45,7 @@ cd "$WORKDIR"
 #    epilog still publishes what is there (missing required outputs then mark the job
 #    failed_storage, which `jobpub republish` and the pdr_run status show).  The manifest is
 #    checked here: a typo fails the job now, not silently in the epilog.
-jobpub enqueue --job "$SLURM_JOB_ID" --manifest "$MANIFEST" --workdir "$WORKDIR" \
+jobpub enqueue --job "$PDR_JOB_ID" --manifest "$MANIFEST" --workdir "$WORKDIR" \
 	--db "$CATALOG" --set "model=$PDR_MODEL"
 
 # ---- the model (program names as installed at your site) ----
