@@ -54,18 +54,8 @@ read -r -a formats <<<"${BENCH_FORMATS:-tar.gz tar}"
 . "$(dirname "$0")/lib.sh"
 
 # ---- tools -----------------------------------------------------------------------------------
-if [[ ! -x /usr/bin/time ]] || ! /usr/bin/time -f '%e %M' -o /dev/null true 2>/dev/null; then
-	die "GNU time is missing: /usr/bin/time -f '%e %M' does not work here.
-  It measures wall time and peak RSS.  On Debian/Ubuntu install it with:
-      apt-get install -y time
-  (the shell keyword 'time' cannot report peak RSS)"
-fi
-if [[ -z $jobpub ]]; then
-	jobpub=$(command -v jobpub || true)
-	[[ -n $jobpub ]] || die "no jobpub binary: give --jobpub PATH or set JOBPUB"
-fi
-[[ -x $jobpub ]] || die "jobpub binary '$jobpub' is not executable"
-jobpub=$(cd "$(dirname "$jobpub")" && pwd)/${jobpub##*/}
+need_gnu_time
+find_jobpub
 for t in tar gzip cp sync head awk sort df du diff; do
 	command -v "$t" >/dev/null || die "$t is missing"
 done
@@ -204,10 +194,6 @@ measure() {
 		"$(awk -v a="${t0/,/.}" -v b="${t1/,/.}" 'BEGIN { printf "%.1f", (b - a) * 1000 }')" "$size"
 	rm -rf -- "$dst" "${scratch:?}"/*
 	sync
-}
-
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
 # ---- warm-up ---------------------------------------------------------------------------------

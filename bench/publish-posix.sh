@@ -39,18 +39,8 @@ TREE_FILES=${BENCH_TREE_FILES:-1000}
 . "$(dirname "$0")/lib.sh"
 
 # ---- tools -----------------------------------------------------------------------------------
-if [[ ! -x /usr/bin/time ]] || ! /usr/bin/time -f '%e %M' -o /dev/null true 2>/dev/null; then
-	die "GNU time is missing: /usr/bin/time -f '%e %M' does not work here.
-  It measures wall time and peak RSS.  On Debian/Ubuntu install it with:
-      apt-get install -y time
-  (the shell keyword 'time' cannot report peak RSS)"
-fi
-if [[ -z $jobpub ]]; then
-	jobpub=$(command -v jobpub || true)
-	[[ -n $jobpub ]] || die "no jobpub binary: give --jobpub PATH or set JOBPUB"
-fi
-[[ -x $jobpub ]] || die "jobpub binary '$jobpub' is not executable"
-jobpub=$(cd "$(dirname "$jobpub")" && pwd)/${jobpub##*/}
+need_gnu_time
+find_jobpub
 for t in cp sha256sum sync head awk sort df; do
 	command -v "$t" >/dev/null || die "$t is missing"
 done
@@ -164,10 +154,6 @@ measure() {
 		"$(awk -v a="${t0/,/.}" -v b="${t1/,/.}" 'BEGIN { printf "%.1f", (b - a) * 1000 }')"
 	rm -rf -- "$dst"
 	sync
-}
-
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
 # ---- warm-up ---------------------------------------------------------------------------------

@@ -55,15 +55,8 @@ MAC=hmac-sha2-256
 . "$(dirname "$0")/lib.sh"
 
 # ---- tools -----------------------------------------------------------------------------------
-if [[ ! -x /usr/bin/time ]] || ! /usr/bin/time -f '%e %M' -o /dev/null true 2>/dev/null; then
-	die "GNU time is missing (apt-get install -y time): it measures wall time, CPU and peak RSS"
-fi
-if [[ -z $jobpub ]]; then
-	jobpub=$(command -v jobpub || true)
-	[[ -n $jobpub ]] || die "no jobpub binary: give --jobpub PATH or set JOBPUB"
-fi
-[[ -x $jobpub ]] || die "jobpub binary '$jobpub' is not executable"
-jobpub=$(cd "$(dirname "$jobpub")" && pwd)/${jobpub##*/}
+need_gnu_time
+find_jobpub
 [[ -x $tests/sshd-start.sh && -x $tests/sshd-stop.sh ]] ||
 	[[ -f $tests/sshd-start.sh && -f $tests/sshd-stop.sh ]] || die "tests/sshd-start.sh is missing"
 for t in sftp ssh-keygen split cmp diff sync head awk sort df /usr/sbin/sshd; do
@@ -267,10 +260,6 @@ measure() {
 		"$(awk -v a="${t0/,/.}" -v b="${t1/,/.}" 'BEGIN { printf "%.1f", (b - a) * 1000 }')"
 	rm -rf -- "$dst"
 	sync
-}
-
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
 # ---- warm-up ---------------------------------------------------------------------------------
