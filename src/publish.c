@@ -76,6 +76,7 @@ struct run {
 	int64_t attempt;
 	uint64_t bytes;           /* sent by this attempt (atomic: lanes add to it) */
 	int64_t t0;
+	struct jp_dest_opts dopts; /* the command line's, then the manifest's */
 	struct worker *workers;
 	size_t n_workers;
 	int64_t renewed_ms;       /* last renewal of the lease */
@@ -456,7 +457,6 @@ manifest_dest_opts(const struct jp_manifest *m, struct jp_dest_opts *d)
 static int
 open_lanes(struct run *R, struct jp_error *err)
 {
-	struct jp_dest_opts dopts;
 	size_t n = (size_t)(R->o->parallel > 0 ? R->o->parallel : 1), i;
 	int r;
 
@@ -466,8 +466,6 @@ open_lanes(struct run *R, struct jp_error *err)
 		n = 1;
 	if (n > 64)
 		n = 64;
-	jp_publish_dest_opts(R->o, &dopts);
-	manifest_dest_opts(R->m, &dopts);
 	if ((R->workers = calloc(n, sizeof(*R->workers))) == NULL)
 		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
 	R->n_workers = n;
@@ -479,7 +477,7 @@ open_lanes(struct run *R, struct jp_error *err)
 			return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
 		if (i == 0)
 			w->dest = R->dest;
-		else if ((r = jp_dest_open(R->plan->destination, &dopts, &w->dest, err)) != JP_OK)
+		else if ((r = jp_dest_open(R->plan->destination, &R->dopts, &w->dest, err)) != JP_OK)
 			return r;
 	}
 	return JP_OK;
@@ -845,7 +843,6 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		char *mf = realpath(o->manifest, NULL);
 		struct jp_attempt a = {o->job, R.token, host, (long)getpid(), mf ? mf : o->manifest,
 		                       wd ? wd : o->workdir, o->dest, sets};
-
 		char took[512];
 
 		/* One publisher per job: the lease, the status "publishing" and the attempt, at once.
@@ -861,10 +858,9 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	}
 	{
 		struct jp_plan_input in = {R.m, o->workdir, o->job, o->sets, o->n_sets, R.row, o->dest};
-		struct jp_dest_opts dopts;
 
-		jp_publish_dest_opts(o, &dopts);
-		manifest_dest_opts(R.m, &dopts);
+		jp_publish_dest_opts(o, &R.dopts);
+		manifest_dest_opts(R.m, &R.dopts);
 		if ((r = jp_plan_build(&in, &R.plan, err)) != JP_OK)
 			goto failed;
 		{
@@ -875,7 +871,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		for (i = 0; i < R.plan->n_skipped; i++)
 			jp_log_info("job %s: optional output %s is absent; skipped", o->job,
 			            R.plan->skipped[i]->name.s);
-		if ((r = jp_dest_open(R.plan->destination, &dopts, &R.dest, err)) != JP_OK)
+		if ((r = jp_dest_open(R.plan->destination, &R.dopts, &R.dest, err)) != JP_OK)
 			goto failed;
 	}
 	if ((R.files = calloc(R.plan->n_items + 1, sizeof(*R.files))) == NULL) {
