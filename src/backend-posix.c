@@ -277,14 +277,15 @@ upload_free(struct jp_upload *u)
 }
 
 static int
-posix_stage(struct jp_dest *d, const char *key, const char *token, struct jp_upload **out,
-            struct jp_error *err)
+posix_stage(struct jp_dest *d, const char *key, const char *token, uint64_t size_hint,
+            struct jp_upload **out, struct jp_error *err)
 {
 	struct posix_dest *pd = (struct posix_dest *)d;
 	struct posix_upload *pu;
 	const char *base;
 	int r;
 
+	(void)size_hint; /* files are written as they come */
 	*out = NULL;
 	if ((pu = calloc(1, sizeof(*pu))) == NULL)
 		return oom(err);

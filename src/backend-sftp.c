@@ -878,14 +878,15 @@ upload_free(struct jp_upload *u)
 }
 
 static int
-sftp_stage(struct jp_dest *jd, const char *key, const char *token, struct jp_upload **out,
-           struct jp_error *err)
+sftp_stage(struct jp_dest *jd, const char *key, const char *token, uint64_t size_hint,
+           struct jp_upload **out, struct jp_error *err)
 {
 	struct sftp_dest *d = (struct sftp_dest *)jd;
 	struct sftp_upload *su;
 	char *dir = NULL, *base;
 	int r;
 
+	(void)size_hint; /* files are written as they come */
 	*out = NULL;
 	if ((r = ensure_connected(d, err)) != JP_OK)
 		return r;
@@ -1253,7 +1254,7 @@ list_dir(struct sftp_dest *d, const char *rel, jp_list_fn fn, void *arg, struct 
 			r = list_dir(d, child, fn, arg, err);
 		} else if ((a.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) &&
 		           LIBSSH2_SFTP_S_ISREG(a.permissions)) {
-			struct jp_stat st = {1, 0, a.filesize, (time_t)a.mtime};
+			struct jp_stat st = {.exists = 1, .size = a.filesize, .mtime = (time_t)a.mtime};
 			if (fn(arg, child, &st) != 0)
 				r = JP_WARN; /* stop, quietly */
 		}

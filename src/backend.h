@@ -28,6 +28,7 @@ struct jp_upload {
 	int staged;     /* temporary data exists and must be aborted or committed */
 	int committed;  /* the final name holds this upload's data */
 	uint64_t written;
+	char etag[96];  /* the committed object's ETag where the store has one, else "" */
 };
 
 /* Callback for streaming an object's bytes (read slot). Returns 0 to go on. */
@@ -46,9 +47,10 @@ struct jp_backend {
 	void (*close)(struct jp_dest *d);
 
 	/* Creates a temporary object for key (named with token) and returns the backend's upload
-	 * struct (embedding struct jp_upload first) with staged = 1. */
-	int (*stage)(struct jp_dest *d, const char *key, const char *token, struct jp_upload **out,
-	             struct jp_error *err);
+	 * struct (embedding struct jp_upload first) with staged = 1.  size_hint is the size the
+	 * core expects to write (UINT64_MAX: unknown, an archive); only a hint. */
+	int (*stage)(struct jp_dest *d, const char *key, const char *token, uint64_t size_hint,
+	             struct jp_upload **out, struct jp_error *err);
 	/* Appends len bytes.  Must consume all of buf or fail. */
 	int (*write)(struct jp_upload *u, const void *buf, size_t len, struct jp_error *err);
 	/* Durable and verified: after JP_OK the staged data survives a crash and its size on the
@@ -80,11 +82,20 @@ struct jp_backend {
 	/* OPTIONAL: lists objects below prefix recursively.  NULL: "not supported". */
 	int (*list)(struct jp_dest *d, const char *prefix, jp_list_fn fn, void *arg,
 	            struct jp_error *err);
+	/* OPTIONAL: drops an incomplete upload that list reported (st->upload).  NULL: "not
+	 * supported". */
+	int (*abort_upload)(struct jp_dest *d, const char *key, const char *upload,
+	                    struct jp_error *err);
 	/* OPTIONAL: makes committed names durable.  NULL: nothing to do. */
 	int (*sync)(struct jp_dest *d, struct jp_error *err);
 };
 
 extern const struct jp_backend jp_backend_posix;
 extern const struct jp_backend jp_backend_sftp;
+extern const struct jp_backend jp_backend_s3;
+
+/* 1 when the running command wants long operations to stop (a signal); backends ask it while
+ * they wait on the network.  Asking also keeps a publish's lease alive. */
+int jp_dest_stopping(void);
 
 #endif

@@ -98,6 +98,8 @@ static const char *const migrations[] = {
 	" since TEXT NOT NULL,"
 	" expires INTEGER NOT NULL,"
 	" attempt INTEGER);",
+	/* 4: object stores' ETags, so an unchanged object is known without reading it back */
+	"ALTER TABLE jobpub_files ADD COLUMN etag TEXT;",
 };
 
 /* Class of a failed SQLite call: a lock that outlived the busy timeout is worth a retry. */
@@ -729,6 +731,29 @@ jp_catalog_token_leased(struct jp_catalog *c, const char *token)
 }
 
 int
+jp_catalog_lease_since(struct jp_catalog *c, time_t t)
+{
+	sqlite3_stmt *st = NULL;
+	char iso[32];
+	struct tm tm;
+	time_t slack = t + 300; /* the store's clock against ours */
+	int live = 0;
+
+	gmtime_r(&slack, &tm);
+	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (sqlite3_prepare_v2(c->db, "SELECT host, pid, expires FROM jobpub_leases WHERE since <= ?",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, iso, -1, SQLITE_TRANSIENT);
+	while (!live && sqlite3_step(st) == SQLITE_ROW)
+		live = sqlite3_column_int64(st, 2) >= (int64_t)time(NULL) &&
+		       !owner_gone((const char *)sqlite3_column_text(st, 0),
+		                   (long)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+	return live;
+}
+
+int
 jp_catalog_job_leased(struct jp_catalog *c, const char *job)
 {
 	return lease_live(c, "SELECT host, pid, expires FROM jobpub_leases WHERE job = ?", job);
@@ -887,8 +912,8 @@ replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
 		return r;
 	r = prepare(c,
 	            "INSERT INTO jobpub_files (job, output, column_name, local_path, remote_url, size,"
-	            " sha256, published_at, attempt, entries, destination, key)"
-	            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+	            " sha256, published_at, attempt, entries, destination, key, etag)"
+	            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	            &st, err);
 	if (r != JP_OK)
 		return r;
@@ -910,6 +935,7 @@ replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
 			sqlite3_bind_null(st, 10);
 		bind_text(st, 11, files[i].destination);
 		bind_text(st, 12, files[i].key);
+		bind_text(st, 13, files[i].etag);
 		if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
 			sqlite3_finalize(st);
 			return db_error(c, rc, err, "record file");
@@ -973,6 +999,32 @@ jp_catalog_claimed_elsewhere(struct jp_catalog *c, const char *job, const char *
 	bind_text(st, 2, key);
 	sqlite3_bind_text(st, 3, job, -1, SQLITE_TRANSIENT);
 	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+int
+jp_catalog_known_sha256(struct jp_catalog *c, const char *destination, const char *key,
+                        const char *etag, char hex[65])
+{
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+
+	if (c->version < 4 ||
+	    sqlite3_prepare_v2(c->db, "SELECT sha256 FROM jobpub_files WHERE destination = ? AND"
+	                              " key = ? AND etag = ? LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	bind_text(st, 1, destination);
+	bind_text(st, 2, key);
+	bind_text(st, 3, etag);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+
+		if (v != NULL && strlen(v) == 64) {
+			memcpy(hex, v, 65);
+			yes = 1;
+		}
+	}
 	sqlite3_finalize(st);
 	return yes;
 }
@@ -1066,6 +1118,7 @@ jp_job_info_free(struct jp_job_info *ji)
 		struct jp_file_info *f = &ji->files[i];
 		free(f->output); free(f->column); free(f->local); free(f->remote);
 		free(f->sha256); free(f->published_at); free(f->destination); free(f->key);
+		free(f->etag);
 	}
 	for (i = 0; i < ji->n_attempts; i++) {
 		struct jp_attempt_info *a = &ji->attempts[i];
@@ -1140,16 +1193,20 @@ load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct
 	int rc, r;
 
 	r = prepare(c,
-	            c->version >= 3
+	            c->version >= 4
 	                ? "SELECT output, column_name, local_path, remote_url, sha256, published_at,"
-	                  " size, entries, destination, key FROM jobpub_files WHERE job = ?"
+	                  " size, entries, destination, key, etag FROM jobpub_files WHERE job = ?"
+	                  " ORDER BY output, remote_url"
+	                : c->version == 3
+	                ? "SELECT output, column_name, local_path, remote_url, sha256, published_at,"
+	                  " size, entries, destination, key, NULL FROM jobpub_files WHERE job = ?"
 	                  " ORDER BY output, remote_url"
 	                : c->version == 2
 	                ? "SELECT output, column_name, local_path, remote_url, sha256, published_at,"
-	                  " size, entries, NULL, NULL FROM jobpub_files WHERE job = ?"
+	                  " size, entries, NULL, NULL, NULL FROM jobpub_files WHERE job = ?"
 	                  " ORDER BY output, remote_url"
 	                : "SELECT output, column_name, local_path, remote_url, sha256, published_at,"
-	                  " size, NULL, NULL, NULL FROM jobpub_files WHERE job = ?"
+	                  " size, NULL, NULL, NULL, NULL FROM jobpub_files WHERE job = ?"
 	                  " ORDER BY output, remote_url",
 	            &st, err);
 	if (r != JP_OK)
@@ -1173,6 +1230,7 @@ load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct
 		f->entries = col_int(st, 7);
 		f->destination = dup_col(st, 8);
 		f->key = dup_col(st, 9);
+		f->etag = dup_col(st, 10);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, "read files");
@@ -1318,12 +1376,16 @@ jp_catalog_files(struct jp_catalog *c, const char *job, jp_file_fn fn, void *arg
 	int rc, r;
 
 	r = prepare(c,
-	            c->version >= 3
+	            c->version >= 4
 	                ? "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
-	                  " size, entries, destination, key FROM jobpub_files"
+	                  " size, entries, destination, key, etag FROM jobpub_files"
+	                  " WHERE ?1 IS NULL OR job = ?1 ORDER BY job, remote_url"
+	                : c->version == 3
+	                ? "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
+	                  " size, entries, destination, key, NULL FROM jobpub_files"
 	                  " WHERE ?1 IS NULL OR job = ?1 ORDER BY job, remote_url"
 	                : "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
-	                  " size, NULL, NULL, NULL FROM jobpub_files"
+	                  " size, NULL, NULL, NULL, NULL FROM jobpub_files"
 	                  " WHERE ?1 IS NULL OR job = ?1 ORDER BY job, remote_url",
 	            &st, err);
 	if (r != JP_OK)
@@ -1342,6 +1404,7 @@ jp_catalog_files(struct jp_catalog *c, const char *job, jp_file_fn fn, void *arg
 		f.entries = col_int(st, 8);
 		f.destination = (char *)sqlite3_column_text(st, 9);
 		f.key = (char *)sqlite3_column_text(st, 10);
+		f.etag = (char *)sqlite3_column_text(st, 11);
 		if (fn(arg, (const char *)sqlite3_column_text(st, 0), &f) != 0)
 			break;
 	}

@@ -21,7 +21,7 @@
 #include "error.h"
 #include "template.h"
 
-#define JP_SCHEMA_VERSION 3
+#define JP_SCHEMA_VERSION 4
 #define JP_STATUS_FAILED "failed_storage"
 #define JP_STATUS_PUBLISHING "publishing"
 
@@ -102,6 +102,9 @@ int jp_catalog_renew(struct jp_catalog *c, const char *job, const char *token, i
 
 /* 1 when token is the token of a lease currently held: not expired, and its owner not known to
  * be gone (for gc: its temporary files are in use). */
+/* 1 when a live lease began before t (give or take the clocks): an incomplete upload started
+ * at t may be that publisher's. */
+int jp_catalog_lease_since(struct jp_catalog *c, time_t t);
 int jp_catalog_token_leased(struct jp_catalog *c, const char *token);
 /* The same for a job (for republish: a job left "publishing" by a killed publisher). */
 int jp_catalog_job_leased(struct jp_catalog *c, const char *job);
@@ -117,6 +120,7 @@ struct jp_file_rec {
 	size_t n_attrs;
 	const char *destination;      /* the destination URL and the key below it (for verify/gc) */
 	const char *key;
+	const char *etag;             /* the object's ETag where the store has one; may be NULL */
 };
 
 /* How an attempt ended. */
@@ -147,6 +151,11 @@ int jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t,
 int jp_catalog_claimed_elsewhere(struct jp_catalog *c, const char *job, const char *dest,
                                  const char *key);
 
+/* 1 when a published file at destination/key was recorded with this ETag: its recorded SHA-256
+ * (64 hex digits) goes to hex.  0 when not known (or on any error). */
+int jp_catalog_known_sha256(struct jp_catalog *c, const char *destination, const char *key,
+                            const char *etag, char hex[65]);
+
 /* The lease token a record gives back (NULL: none); set before record_success / _failure. */
 void jp_catalog_set_lease_token(struct jp_catalog *c, const char *token);
 
@@ -163,6 +172,7 @@ struct jp_file_info {
 	int64_t entries;   /* -1: not an archive */
 	char *destination; /* NULL for rows written before schema 3 */
 	char *key;
+	char *etag;        /* NULL where the store has none (and before schema 4) */
 };
 
 struct jp_attempt_info {

@@ -26,7 +26,8 @@ const struct jp_cmd jp_cmd_gc = {
 	.name = "gc",
 	.summary = "List (and with --apply delete) temporary files left by killed publishers.",
 	.usage = "jobpub gc [--db FILE] [--dest URL] [--older-than DURATION] [--apply] [--json]\n"
-	         "                 [--identity FILE] [--known-hosts FILE] [--timeout SECONDS]",
+	         "                 [--identity FILE] [--known-hosts FILE] [--timeout SECONDS]\n"
+	         "                 [--s3-endpoint URL]",
 	.options =
 		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
 		"      --dest URL            look only here (default: every destination the catalogue knows)\n"
@@ -131,6 +132,39 @@ temp_token(const char *base, char tok[17])
 	return 1;
 }
 
+/*
+ * An incomplete multipart upload (S3): staged data no listing of objects shows, billed until
+ * aborted.  Its key is the final name, so it carries no token: one initiated after a live lease
+ * began may belong to that publisher and is kept; others are aborted once old enough.
+ */
+static void
+visit_upload(struct gc *g, const char *key, const char *url, const struct jp_stat *st,
+             int64_t age)
+{
+	struct jp_error e;
+
+	if (jp_catalog_lease_since(g->cat, st->mtime)) {
+		g->in_use++;
+		line(g, "in-use", url, NULL, -1, age,
+		     "kept: incomplete upload started while a publisher holds a lease");
+		return;
+	}
+	if (age < g->older_s)
+		return;
+	g->temps++;
+	jp_error_clear(&e);
+	if (!g->apply) {
+		line(g, "upload", url, NULL, -1, age, "incomplete upload; would abort (--apply)");
+	} else if (jp_dest_abort_upload(g->d, key, st->upload, &e) == JP_OK) {
+		g->deleted++;
+		line(g, "upload", url, NULL, -1, age, "aborted");
+	} else {
+		line(g, "upload", url, NULL, -1, age, e.msg);
+		if (g->worst == 0)
+			g->worst = e.code;
+	}
+}
+
 static int
 visit(void *arg, const char *key, const struct jp_stat *st)
 {
@@ -143,6 +177,11 @@ visit(void *arg, const char *key, const struct jp_stat *st)
 	base = base ? base + 1 : key;
 	if ((url = jp_dest_key_url(g->d, key)) == NULL)
 		return 1;
+	if (st->upload != NULL) {
+		visit_upload(g, key, url, st, age);
+		free(url);
+		return 0;
+	}
 	if (strncmp(base, JP_TMP_PREFIX "old-", strlen(JP_TMP_PREFIX "old-")) == 0) {
 		/* The old content an SFTP --overwrite moved aside: if the publish died between its two
 		 * renames, this is the only copy.  Never deleted; said what it is. */

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "publish.h"
 #include "spool.h"
+#include "util.h"
 
 static int cmd_publish(int argc, char **argv);
 
@@ -23,7 +24,8 @@ const struct jp_cmd jp_cmd_publish = {
 	         "                      [--set NAME=VALUE]... [--dry-run] [--overwrite]\n"
 	         "                      [--db-timeout SECONDS] [--parallel N] [--retries N]\n"
 	         "                      [--timeout SECONDS] [--stall SECONDS] [--identity FILE]\n"
-	         "                      [--known-hosts FILE] [--accept-new-host-key] [--lease DURATION]\n"
+	         "                      [--known-hosts FILE] [--accept-new-host-key] [--s3-endpoint URL]\n"
+	         "                      [--part-size SIZE] [--lease DURATION]\n"
 	         "                      [--log-format text|json] [-q|-v]\n"
 	         "       jobpub publish --spool [--job ID] [OPTION]...",
 	.options =
@@ -48,6 +50,10 @@ const struct jp_cmd jp_cmd_publish = {
 		"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n"
 		"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n"
 		"      --accept-new-host-key add an unknown SSH host key (never a changed one)\n"
+		"      --s3-endpoint URL     S3 endpoint, overriding the manifest's (default\n"
+		"                            $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS's)\n"
+		"      --part-size SIZE      S3 multipart part size (default 16MiB; grown so 10,000\n"
+		"                            parts hold the file)\n"
 		"      --lease DURATION      how long the job's lease lasts unrenewed (default 1h)\n"
 		"      --log-format text|json  json: one JSON object per event on stderr\n"
 		"  -q, --quiet               errors only\n"
@@ -83,6 +89,8 @@ cmd_publish(int argc, char **argv)
 		{"identity", required_argument, NULL, 'i'},
 		{"known-hosts", required_argument, NULL, 'K'},
 		{"accept-new-host-key", no_argument, NULL, 'A'},
+		{"s3-endpoint", required_argument, NULL, 'U'},
+		{"part-size", required_argument, NULL, 'Z'},
 		{"spool", no_argument, NULL, 'Q'},
 		{"lease", required_argument, NULL, 'E'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -146,6 +154,12 @@ cmd_publish(int argc, char **argv)
 		case 'i': o.identity = optarg; break;
 		case 'K': o.known_hosts = optarg; break;
 		case 'A': o.accept_new_host_key = 1; break;
+		case 'U': o.s3_endpoint = optarg; break;
+		case 'Z':
+			if (jp_parse_size(optarg, &o.part_size) != 0 || o.part_size < (5ULL << 20) ||
+			    o.part_size > (5ULL << 30))
+				return jp_cmd_usage_error(c, "--part-size %s: expected 5MiB to 5GiB", optarg);
+			break;
 		case 'Q': use_spool = 1; break;
 		case 'E':
 			if ((o.lease_s = (int)jp_cmd_duration(optarg)) <= 0)

@@ -60,6 +60,8 @@ print_text(const char *job, const struct jp_job_info *ji)
 		       f->local);
 		if (f->entries >= 0)
 			printf(", %lld entries", (long long)f->entries);
+		if (f->etag != NULL)
+			printf(", ETag %s", f->etag);
 		printf(")\n");
 	}
 	printf("attempts: %zu\n", ji->n_attempts);
@@ -108,6 +110,8 @@ print_json(const char *job, const struct jp_job_info *ji)
 		if (f->entries >= 0)
 			jp_json_int(&j, "entries", f->entries);
 		jp_json_str(&j, "sha256", f->sha256);
+		if (f->etag != NULL)
+			jp_json_str(&j, "etag", f->etag);
 		jp_json_str(&j, "published_at", f->published_at);
 		jp_json_end(&j, '}');
 	}

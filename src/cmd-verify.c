@@ -20,7 +20,7 @@ const struct jp_cmd jp_cmd_verify = {
 	.name = "verify",
 	.summary = "Check that every published file exists with its recorded size (--deep: SHA-256).",
 	.usage = "jobpub verify [--db FILE] [--deep] [--json] [--identity FILE] [--known-hosts FILE]\n"
-	         "                     [--timeout SECONDS] [ID]...",
+	         "                     [--timeout SECONDS] [--s3-endpoint URL] [ID]...",
 	.options =
 		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
 		"      --deep                read every file back and compare its SHA-256\n"
@@ -111,7 +111,7 @@ check_file(void *arg, const char *job, const struct jp_file_info *f)
 		unsigned char sha[32];
 		char hex[65];
 
-		if (jp_dest_digest(d, f->key, sha, &e) != JP_OK) {
+		if (jp_dest_hash(d, f->key, sha, &e) != JP_OK) {
 			snprintf(problem, sizeof(problem), "cannot be read back: %s", e.msg);
 			if (v->worst == 0 || e.code < v->worst)
 				v->worst = e.code;

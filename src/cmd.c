@@ -172,6 +172,9 @@ jp_cmd_net_option(const struct jp_cmd *c, int ch, const char *arg, struct jp_des
 	case 'K':
 		o->known_hosts = arg;
 		return 1;
+	case 'U':
+		o->s3_endpoint = arg;
+		return 1;
 	case 't':
 		if ((o->timeout_ms = jp_cmd_timeout_ms(arg)) <= 0) {
 			jp_cmd_usage_error(c, "--timeout %s: expected seconds", arg);

@@ -78,11 +78,14 @@ struct jp_dest_opts;
 #define JP_CMD_NET_OPTIONS                                   \
 	{"identity", required_argument, NULL, 'i'},              \
 	{"known-hosts", required_argument, NULL, 'K'},           \
-	{"timeout", required_argument, NULL, 't'}
+	{"timeout", required_argument, NULL, 't'},               \
+	{"s3-endpoint", required_argument, NULL, 'U'}
 #define JP_CMD_NET_HELP                                                                        \
 	"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n"          \
 	"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n"               \
-	"      --timeout SECONDS     network: connect and per-operation limit (default 30)\n"
+	"      --timeout SECONDS     network: connect and per-operation limit (default 30)\n"      \
+	"      --s3-endpoint URL     S3 endpoint (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL,\n" \
+	"                            else AWS's for the region)\n"
 int jp_cmd_net_option(const struct jp_cmd *c, int ch, const char *arg, struct jp_dest_opts *o);
 
 /* Destinations opened once per command run (verify, gc visit many files of few places). */

@@ -14,6 +14,7 @@
 static const struct jp_backend *const backends[] = {
 	&jp_backend_posix,
 	&jp_backend_sftp,
+	&jp_backend_s3,
 };
 
 /* Length of the URL scheme before "://", or 0 when there is none. */
@@ -66,7 +67,7 @@ find_backend(const char *url, const struct jp_backend **out, struct jp_error *er
 		}
 		if (be == NULL)
 			return jp_error_set(err, JP_E_CONFIG,
-			                    "destination '%s': unknown scheme '%.*s' (supported: file, sftp)", url,
+			                    "destination '%s': unknown scheme '%.*s' (supported: file, sftp, s3)", url,
 			                    (int)n, url);
 	}
 	*out = be;
@@ -234,8 +235,8 @@ jp_key_check(const char *key, char *why, size_t whylen)
 }
 
 int
-jp_dest_stage(struct jp_dest *d, const char *key, const char *token, struct jp_upload **out,
-              struct jp_error *err)
+jp_dest_stage(struct jp_dest *d, const char *key, const char *token, uint64_t size_hint,
+              struct jp_upload **out, struct jp_error *err)
 {
 	char why[512];
 	char *k;
@@ -246,7 +247,7 @@ jp_dest_stage(struct jp_dest *d, const char *key, const char *token, struct jp_u
 		return jp_error_set(err, JP_E_DATA, "%s", why);
 	if ((k = strdup(key)) == NULL)
 		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
-	if ((r = d->be->stage(d, key, token, out, err)) != JP_OK) {
+	if ((r = d->be->stage(d, key, token, size_hint, out, err)) != JP_OK) {
 		free(k);
 		return r;
 	}
@@ -313,6 +314,12 @@ jp_upload_key(const struct jp_upload *u)
 	return u->key;
 }
 
+const char *
+jp_upload_etag(const struct jp_upload *u)
+{
+	return u->etag;
+}
+
 struct jp_dest *
 jp_upload_dest(const struct jp_upload *u)
 {
@@ -340,6 +347,12 @@ jp_dest_set_stop(int (*stop)(void))
 	stop_fn = stop;
 }
 
+int
+jp_dest_stopping(void)
+{
+	return stop_fn != NULL && stop_fn();
+}
+
 static int
 hash_chunk(void *arg, const void *buf, size_t len)
 {
@@ -353,11 +366,17 @@ hash_chunk(void *arg, const void *buf, size_t len)
 int
 jp_dest_digest(struct jp_dest *d, const char *key, unsigned char sha256[32], struct jp_error *err)
 {
+	if (d->be->digest != NULL)
+		return d->be->digest(d, key, sha256, err);
+	return jp_dest_hash(d, key, sha256, err);
+}
+
+int
+jp_dest_hash(struct jp_dest *d, const char *key, unsigned char sha256[32], struct jp_error *err)
+{
 	struct jp_sha256 h;
 	int r;
 
-	if (d->be->digest != NULL)
-		return d->be->digest(d, key, sha256, err);
 	if (d->be->read == NULL)
 		return jp_error_set(err, JP_E_UNAVAILABLE, "%s: reading back '%s' is not supported",
 		                    d->be->name, key);
@@ -375,6 +394,16 @@ int
 jp_dest_sync(struct jp_dest *d, struct jp_error *err)
 {
 	return d->be->sync != NULL ? d->be->sync(d, err) : JP_OK;
+}
+
+int
+jp_dest_abort_upload(struct jp_dest *d, const char *key, const char *upload,
+                     struct jp_error *err)
+{
+	if (d->be->abort_upload == NULL)
+		return jp_error_set(err, JP_E_UNAVAILABLE, "%s: incomplete uploads are not supported",
+		                    d->be->name);
+	return d->be->abort_upload(d, key, upload, err);
 }
 
 int

@@ -32,6 +32,13 @@ struct jp_dest_opts {
 	int accept_new_host_key; /* add an unknown host's key (never a changed one) */
 	int timeout_ms;          /* connect and per-operation limit */
 	int stall_ms;            /* a transfer that moves nothing for this long fails */
+	int retries;             /* S3: tries again after a transient failure of one request
+	                            (0: 3; < 0: none) */
+	/* S3 destinations; NULL/0: the environment's (AWS_*), then the defaults */
+	const char *s3_endpoint; /* https://host[:port]; default AWS's for the region */
+	const char *s3_region;   /* default us-east-1 */
+	int s3_path_style;       /* 1 path-style, -1 virtual-hosted, 0 by the endpoint */
+	uint64_t part_size;      /* multipart part size (0: 16 MiB), grown for big files */
 };
 
 /* What stat tells about an object. */
@@ -40,6 +47,9 @@ struct jp_stat {
 	int is_dir;
 	uint64_t size;
 	time_t mtime;
+	char etag[96];       /* the store's ETag (quoted, as S3 sends it) or "" */
+	const char *upload;  /* list only: an incomplete upload (S3 upload ID), not an object;
+	                        valid during the callback */
 };
 
 /* Opens url.  Errors: 78 unknown scheme or malformed URL; the backend's own otherwise. */
@@ -72,8 +82,8 @@ int jp_key_check(const char *key, char *why, size_t whylen);
 
 /* Starts a staged upload of key under a temporary name carrying token.  Creates parent
  * directories where the store has them. */
-int jp_dest_stage(struct jp_dest *d, const char *key, const char *token, struct jp_upload **out,
-                  struct jp_error *err);
+int jp_dest_stage(struct jp_dest *d, const char *key, const char *token, uint64_t size_hint,
+                  struct jp_upload **out, struct jp_error *err);
 int jp_upload_write(struct jp_upload *u, const void *buf, size_t len, struct jp_error *err);
 /* Makes the staged data durable and checks it: size must equal what was written and `size`. */
 int jp_upload_finish(struct jp_upload *u, uint64_t size, const unsigned char sha256[32],
@@ -90,6 +100,8 @@ int jp_upload_commit(struct jp_upload *u, int overwrite, int *exists, int *repla
 int jp_upload_abort(struct jp_upload *u, struct jp_error *err);
 void jp_upload_free(struct jp_upload *u); /* aborts first if still staged; u may be NULL */
 const char *jp_upload_key(const struct jp_upload *u);
+/* The committed object's ETag, "" where the store has none. */
+const char *jp_upload_etag(const struct jp_upload *u);
 /* The destination (connection) the upload was staged on. */
 struct jp_dest *jp_upload_dest(const struct jp_upload *u);
 
@@ -99,6 +111,13 @@ int jp_dest_remove(struct jp_dest *d, const char *key, struct jp_error *err);
  * and hashed.  JP_FAILED with "not supported" when neither is possible. */
 int jp_dest_digest(struct jp_dest *d, const char *key, unsigned char sha256[32],
                    struct jp_error *err);
+/* SHA-256 of an object read back in full, whatever the store's metadata says (verify --deep).
+ * "not supported" where the backend cannot read. */
+int jp_dest_hash(struct jp_dest *d, const char *key, unsigned char sha256[32],
+                 struct jp_error *err);
+/* Drops an incomplete upload that jp_dest_list reported (st->upload). */
+int jp_dest_abort_upload(struct jp_dest *d, const char *key, const char *upload,
+                         struct jp_error *err);
 /* A read-back (jp_dest_digest) asks stop() between chunks and ends with 75 when it says so
  * (a publish passes its signal flag).  stop may be NULL. */
 void jp_dest_set_stop(int (*stop)(void));

@@ -18,6 +18,7 @@
 #include "manifest.h"
 #include "tarstream.h"
 #include "template.h"
+#include "util.h"
 #include "validate.h"
 
 /* What a loader needs while walking the document. */
@@ -277,6 +278,55 @@ load_sftp(struct loader *L, struct fy_node *key, struct fy_node *map)
 	return JP_OK;
 }
 
+/* s3: {endpoint: URL, region: NAME, path-style: BOOL, part-size: SIZE} */
+static int
+load_s3(struct loader *L, struct fy_node *key, struct fy_node *map)
+{
+	struct fy_node_pair *p;
+	void *it = NULL;
+	char k[64];
+	int r;
+
+	if (fy_node_get_type(map) != FYNT_MAPPING)
+		return lerr(L, map, "s3: expected a mapping (endpoint, region, path-style, part-size)%s%s",
+		            "", "");
+	while ((p = fy_node_mapping_iterate(map, &it)) != NULL) {
+		struct fy_node *kn = fy_node_pair_key(p), *v = fy_node_pair_value(p);
+		const char *name = key_of(p, k, sizeof(k));
+
+		if (name != NULL && strcmp(name, "endpoint") == 0) {
+			r = get_str(L, kn, v, "s3.endpoint", &L->m->s3_endpoint);
+		} else if (name != NULL && strcmp(name, "region") == 0) {
+			r = get_str(L, kn, v, "s3.region", &L->m->s3_region);
+		} else if (name != NULL && strcmp(name, "path-style") == 0) {
+			int b = 0;
+
+			if ((r = get_bool(L, v, "s3.path-style", &b)) == JP_OK)
+				L->m->s3_path_style = b ? 1 : -1;
+		} else if (name != NULL && strcmp(name, "part-size") == 0) {
+			struct jp_str s = {NULL, 0, 0};
+
+			if ((r = get_str(L, kn, v, "s3.part-size", &s)) != JP_OK)
+				return r;
+			if (jp_parse_size(s.s, &L->m->s3_part_size) != 0 || L->m->s3_part_size < (5ULL << 20) ||
+			    L->m->s3_part_size > (5ULL << 30)) {
+				r = lerr(L, v, "s3.part-size: '%s' is not a size from 5MiB to 5GiB (e.g. 64MiB)%s",
+				         s.s, "");
+				free(s.s);
+				return r;
+			}
+			free(s.s);
+		} else {
+			return lerr(L, kn,
+			            "unknown key '%s' in s3 (expected endpoint, region, path-style, part-size)%s",
+			            name ? name : "?", "");
+		}
+		if (r != JP_OK)
+			return r;
+	}
+	return JP_OK;
+}
+
 static int
 load_output(struct loader *L, struct fy_node *item, struct jp_output *o)
 {
@@ -513,8 +563,10 @@ jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *er
 			r = load_outputs(&L, kn, v);
 		} else if (name != NULL && strcmp(name, "sftp") == 0) {
 			r = load_sftp(&L, kn, v);
+		} else if (name != NULL && strcmp(name, "s3") == 0) {
+			r = load_s3(&L, kn, v);
 		} else {
-			r = lerr(&L, kn, "unknown key '%s' (expected destination, catalog, outputs, sftp)%s",
+			r = lerr(&L, kn, "unknown key '%s' (expected destination, catalog, outputs, sftp, s3)%s",
 			         name ? name : "?", "");
 		}
 		if (r != JP_OK)
@@ -575,6 +627,8 @@ jp_manifest_free(struct jp_manifest *m)
 	str_free(&m->published_status);
 	str_free(&m->sftp_identity);
 	str_free(&m->sftp_known_hosts);
+	str_free(&m->s3_endpoint);
+	str_free(&m->s3_region);
 	free(m->file);
 	free(m);
 }

@@ -56,6 +56,11 @@ struct jp_manifest {
 	int external;               /* the table is not jobpub's own `jobs` */
 	struct jp_str sftp_identity;    /* sftp: {identity: FILE} - --identity beats it */
 	struct jp_str sftp_known_hosts; /* sftp: {known-hosts: FILE} - --known-hosts beats it */
+	/* s3: {endpoint, region, path-style, part-size} - --s3-endpoint, --part-size beat them */
+	struct jp_str s3_endpoint;
+	struct jp_str s3_region;
+	int s3_path_style;              /* 1 true, -1 false, 0 not given */
+	uint64_t s3_part_size;          /* 0: not given */
 	struct jp_output *outputs;
 	size_t n_outputs;
 };

@@ -48,6 +48,7 @@ struct pfile {
 	uint64_t entries;      /* of an archive, once written */
 	struct jp_upload *up;  /* staged or committed upload; NULL when identical */
 	int committed, replaced;
+	char etag[96];         /* the remote object's ETag where the store has one */
 };
 
 /* One transfer lane: its own connection to the destination and its own read buffers.  Lane 0
@@ -251,11 +252,26 @@ static int
 compare_existing(struct run *R, struct jp_dest *dest, struct pfile *f, struct jp_error *err)
 {
 	unsigned char remote[32];
-	char rhex[65];
-	int r;
+	char rhex[65], known[65];
+	int r, found;
 
-	if ((r = jp_dest_digest(dest, f->it->key, remote, err)) != JP_OK)
+	/* An object whose ETag is the one the catalogue recorded holds the content it recorded:
+	 * no read-back (S3 objects of several parts carry no SHA-256 of their own). */
+	pthread_mutex_lock(&R->catmu);
+	found = f->etag[0] != '\0' && R->cat != NULL &&
+	        jp_catalog_known_sha256(R->cat, R->plan->destination, f->it->key, f->etag, known);
+	pthread_mutex_unlock(&R->catmu);
+	if (found) {
+		size_t i;
+
+		for (i = 0; i < 32; i++) {
+			unsigned int b;
+			sscanf(known + 2 * i, "%2x", &b);
+			remote[i] = (unsigned char)b;
+		}
+	} else if ((r = jp_dest_digest(dest, f->it->key, remote, err)) != JP_OK) {
 		return r;
+	}
 	if (memcmp(remote, f->sha, 32) == 0) {
 		f->identical = 1;
 		return JP_OK;
@@ -283,6 +299,7 @@ precheck_one(struct worker *w, struct pfile *f, struct jp_error *err)
 	if (st.is_dir)
 		return jp_error_set(err, JP_E_UNAVAILABLE, "%s is a directory; cannot publish %s there",
 		                    f->url, f->it->local);
+	memcpy(f->etag, st.etag, sizeof(f->etag));
 	/* An archive's size is known once it is made: make it, without sending it. */
 	if (f->it->is_archive && (r = produce(w, f, NULL, err)) != JP_OK)
 		return r;
@@ -329,7 +346,8 @@ stage_one(struct worker *w, struct pfile *f, struct jp_error *err)
 		struct jp_error e;
 
 		jp_error_clear(&e);
-		if ((r = jp_dest_stage(w->dest, f->it->key, R->token, &up, &e)) == JP_OK &&
+		if ((r = jp_dest_stage(w->dest, f->it->key, R->token,
+		                        f->it->is_archive ? UINT64_MAX : f->it->size, &up, &e)) == JP_OK &&
 		    (r = produce(w, f, up, &e)) == JP_OK &&
 		    (r = jp_upload_finish(up, f->it->size, f->sha, &e)) == JP_OK) {
 			f->up = up;
@@ -451,6 +469,14 @@ manifest_dest_opts(const struct jp_manifest *m, struct jp_dest_opts *d)
 		d->identity = m->sftp_identity.s;
 	if (d->known_hosts == NULL)
 		d->known_hosts = m->sftp_known_hosts.s;
+	if (d->s3_endpoint == NULL)
+		d->s3_endpoint = m->s3_endpoint.s;
+	if (d->s3_region == NULL)
+		d->s3_region = m->s3_region.s;
+	if (d->s3_path_style == 0)
+		d->s3_path_style = m->s3_path_style;
+	if (d->part_size == 0)
+		d->part_size = m->s3_part_size;
 }
 
 /* Opens the lanes: min(--parallel, files) connections to the destination. */
@@ -518,6 +544,7 @@ commit_one(struct worker *w, struct pfile *f, struct jp_error *err)
 		return r;
 	if (exists) {
 		/* Someone created the name since the precheck. */
+		f->etag[0] = '\0';
 		if ((r = compare_existing(R, w->dest, f, err)) != JP_OK ||
 		    (r = jp_upload_abort(f->up, err)) != JP_OK)
 			return r;
@@ -526,6 +553,7 @@ commit_one(struct worker *w, struct pfile *f, struct jp_error *err)
 		return JP_OK;
 	}
 	f->committed = 1;
+	snprintf(f->etag, sizeof(f->etag), "%s", jp_upload_etag(f->up));
 	event(R, "committed", f, -1, NULL);
 	return JP_OK;
 }
@@ -660,6 +688,9 @@ jp_publish_dest_opts(const struct jp_publish_opts *o, struct jp_dest_opts *d)
 	d->accept_new_host_key = o->accept_new_host_key;
 	d->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
 	d->stall_ms = o->stall_ms > 0 ? o->stall_ms : 60000;
+	d->retries = o->retries > 0 ? o->retries : -1;
+	d->s3_endpoint = o->s3_endpoint;
+	d->part_size = o->part_size;
 }
 
 void
@@ -750,6 +781,7 @@ record_success(struct run *R, struct jp_error *err)
 		recs[i].n_attrs = f->it->n_attrs;
 		recs[i].destination = R->plan->destination;
 		recs[i].key = f->it->key;
+		recs[i].etag = f->etag[0] ? f->etag : NULL;
 	}
 	oc.duration_ms = jp_now_ms() - R->t0;
 	r = jp_catalog_record_success(R->cat, &R->t, R->o->job, R->attempt,

@@ -37,6 +37,8 @@ struct jp_publish_opts {
 	const char *identity, *known_hosts;
 	int accept_new_host_key;
 	int timeout_ms, stall_ms;
+	const char *s3_endpoint;   /* --s3-endpoint; NULL: the manifest's, then AWS_ENDPOINT_URL* */
+	uint64_t part_size;        /* --part-size; 0: the manifest's, then 16 MiB */
 };
 
 /* Runs a publish.  Returns the exit code (0 published, else a jp_class); the reason of a

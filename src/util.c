@@ -3,10 +3,12 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -140,4 +142,36 @@ jp_sha256_free(struct jp_sha256 *h)
 {
 	EVP_MD_CTX_free(h->ctx);
 	h->ctx = NULL;
+}
+
+int
+jp_parse_size(const char *s, uint64_t *out)
+{
+	static const char *const units[] = {"", "K", "M", "G", "T"};
+	unsigned long long v;
+	char *end;
+	size_t i;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	while (*end == ' ')
+		end++;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t n = strlen(units[i]);
+
+		if (strncasecmp(end, units[i], n) != 0)
+			continue;
+		if (!(end[n] == '\0' || (i > 0 && (strcasecmp(end + n, "iB") == 0 ||
+		                                    strcasecmp(end + n, "B") == 0))))
+			continue;
+		if (i > 0 && v > (UINT64_MAX >> (10 * i)))
+			return -1;
+		*out = (uint64_t)v << (10 * i);
+		return 0;
+	}
+	return -1;
 }

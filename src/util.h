@@ -32,6 +32,10 @@ int64_t jp_now_ms(void);
 /* Human size ("1.5 MiB") into buf; returns buf. */
 char *jp_human_size(uint64_t n, char *buf, size_t len);
 
+/* Parses a byte size: a whole number with an optional unit (K, KiB, M, MiB, G, GiB, T, TiB;
+ * powers of 1024 all, k/M/G written either way).  0, or -1 when malformed or too large. */
+int jp_parse_size(const char *s, uint64_t *out);
+
 /* Random token of 16 lower-case hex characters (8 bytes from getrandom) into out[17].
  * Returns 0, or -1 when the kernel gives no randomness. */
 int jp_random_token(char out[17]);

@@ -75,7 +75,7 @@ stage_ok(struct jp_dest *d, const char *key)
 	int r;
 
 	jp_error_clear(&err);
-	r = jp_dest_stage(d, key, TOKEN, &u, &err);
+	r = jp_dest_stage(d, key, TOKEN, UINT64_MAX, &u, &err);
 	ck_assert_msg(r == JP_OK, "stage %s: %d %s", key, err.code, err.msg);
 	ck_assert_ptr_nonnull(u);
 	ck_assert_str_eq(jp_upload_key(u), key);
@@ -473,7 +473,7 @@ START_TEST(test_two_uploads_same_key)
 	/* the same token and key twice: O_EXCL refuses, the first temp is not clobbered */
 	jp_error_clear(&err);
 	ck_assert_int_eq(jp_upload_write(u1, "one", 3, &err), JP_OK);
-	r = jp_dest_stage(d, "k", TOKEN, &u2, &err);
+	r = jp_dest_stage(d, "k", TOKEN, UINT64_MAX, &u2, &err);
 	ck_assert_int_ne(r, JP_OK);
 	ck_assert_ptr_null(u2);
 	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 1);
@@ -539,7 +539,7 @@ START_TEST(test_bad_keys_refused)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		u = (struct jp_upload *)1;
 		jp_error_clear(&err);
-		r = jp_dest_stage(d, bad[i], TOKEN, &u, &err);
+		r = jp_dest_stage(d, bad[i], TOKEN, UINT64_MAX, &u, &err);
 		ck_assert_msg(r != JP_OK && err.code == JP_E_DATA, "key '%s': %d %s", bad[i], err.code,
 		              err.msg);
 		ck_assert_ptr_null(u);
@@ -565,7 +565,7 @@ START_TEST(test_symlink_dir_outside)
 
 	u = (struct jp_upload *)1;
 	jp_error_clear(&err);
-	r = jp_dest_stage(d, "link/file", TOKEN, &u, &err);
+	r = jp_dest_stage(d, "link/file", TOKEN, UINT64_MAX, &u, &err);
 	ck_assert_int_ne(r, JP_OK);
 	ck_assert_ptr_null(u);
 	ck_assert_msg(err.code == JP_E_DATA, "%d %s", err.code, err.msg);
@@ -591,7 +591,7 @@ START_TEST(test_symlink_dir_outside_deeper)
 	ck_assert_int_eq(symlink(outside, link), 0);
 	u = (struct jp_upload *)1;
 	jp_error_clear(&err);
-	r = jp_dest_stage(d, "link/sub/deeper/file", TOKEN, &u, &err);
+	r = jp_dest_stage(d, "link/sub/deeper/file", TOKEN, UINT64_MAX, &u, &err);
 	ck_assert_int_ne(r, JP_OK);
 	ck_assert_ptr_null(u);
 	ck_assert_msg(err.code == JP_E_DATA, "%d %s", err.code, err.msg);
@@ -788,12 +788,12 @@ stage_into_readonly(struct jp_dest *d)
 	struct jp_error err;
 
 	jp_error_clear(&err);
-	if (jp_dest_stage(d, "ro/file", TOKEN, &u, &err) == JP_OK || u != NULL)
+	if (jp_dest_stage(d, "ro/file", TOKEN, UINT64_MAX, &u, &err) == JP_OK || u != NULL)
 		return 1;
 	if (err.code != JP_E_NOPERM)
 		return 2;
 	jp_error_clear(&err);
-	if (jp_dest_stage(d, "ro/sub/file", TOKEN, &u, &err) == JP_OK)
+	if (jp_dest_stage(d, "ro/sub/file", TOKEN, UINT64_MAX, &u, &err) == JP_OK)
 		return 3;
 	if (err.code != JP_E_NOPERM)
 		return 4;
@@ -862,7 +862,7 @@ START_TEST(test_symlink_swap_race)
 
 		snprintf(key, sizeof(key), "sub/f%03d", i);
 		jp_error_clear(&err);
-		if (jp_dest_stage(d, key, TOKEN, &u, &err) != JP_OK)
+		if (jp_dest_stage(d, key, TOKEN, UINT64_MAX, &u, &err) != JP_OK)
 			continue; /* refused: the link was there at that moment */
 		if (jp_upload_write(u, "x", 1, &err) == JP_OK &&
 		    jp_upload_finish(u, 1, NULL, &err) == JP_OK &&
@@ -885,7 +885,7 @@ START_TEST(test_symlink_swap_race)
 		if (lstat(sub, &sb) == 0 && S_ISLNK(sb.st_mode))
 			ck_assert_int_eq(renameat2(AT_FDCWD, sub, AT_FDCWD, lnk, RENAME_EXCHANGE), 0);
 		jp_error_clear(&err);
-		ck_assert_msg(jp_dest_stage(d, "sub/after", TOKEN, &u, &err) == JP_OK, "%s", err.msg);
+		ck_assert_msg(jp_dest_stage(d, "sub/after", TOKEN, UINT64_MAX, &u, &err) == JP_OK, "%s", err.msg);
 		ck_assert_int_eq(jp_upload_write(u, "x", 1, &err), JP_OK);
 		ck_assert_int_eq(jp_upload_finish(u, 1, NULL, &err), JP_OK);
 		ck_assert_int_eq(jp_upload_commit(u, 0, &ex, &rep, &err), JP_OK);

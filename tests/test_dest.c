@@ -187,7 +187,7 @@ END_TEST
 /* ---- jp_dest_check_url ---- */
 
 static const char *const good_urls[] = {
-	"file:///archive/pdr", "file:///", "FILE:///archive", "/archive/pdr", "/",
+	"file:///archive/pdr", "file:///", "FILE:///archive", "/archive/pdr", "/", "s3://bucket/pdr",
 };
 
 START_TEST(test_check_url_good)
@@ -208,10 +208,10 @@ static const struct {
 	{"", "destination '': expected a URL (file:///path) or an absolute path"},
 	{"file:/archive", "destination 'file:/archive': expected a URL (file:///path) or an absolute "
 	                  "path"},
-	{"s4://bucket/pdr", "destination 's4://bucket/pdr': unknown scheme 's4' (supported: file, sftp)"},
-	{"s3://bucket/pdr", "destination 's3://bucket/pdr': unknown scheme 's3' (supported: file, sftp)"},
-	{"files:///a", "destination 'files:///a': unknown scheme 'files' (supported: file, sftp)"},
-	{"fil:///a", "destination 'fil:///a': unknown scheme 'fil' (supported: file, sftp)"},
+	{"s4://bucket/pdr", "destination 's4://bucket/pdr': unknown scheme 's4' (supported: file, sftp, s3)"},
+	{"gs://bucket/pdr", "destination 'gs://bucket/pdr': unknown scheme 'gs' (supported: file, sftp, s3)"},
+	{"files:///a", "destination 'files:///a': unknown scheme 'files' (supported: file, sftp, s3)"},
+	{"fil:///a", "destination 'fil:///a': unknown scheme 'fil' (supported: file, sftp, s3)"},
 };
 
 START_TEST(test_check_url_bad)
@@ -281,7 +281,7 @@ START_TEST(test_open_bad_scheme)
 	ck_assert_int_eq(jp_dest_open("s4://bucket/x", &opts, &d, &e), JP_FAILED);
 	ck_assert_ptr_null(d);
 	ck_assert_int_eq(e.code, JP_E_CONFIG);
-	ck_assert_str_eq(e.msg, "destination 's4://bucket/x': unknown scheme 's4' (supported: file, sftp)");
+	ck_assert_str_eq(e.msg, "destination 's4://bucket/x': unknown scheme 's4' (supported: file, sftp, s3)");
 }
 END_TEST
 
@@ -295,7 +295,7 @@ START_TEST(test_stage_refuses_bad_key)
 
 	jp_error_clear(&e);
 	ck_assert_msg(jp_dest_open(tmp, &opts, &d, &e) == JP_OK, "%s", e.msg);
-	ck_assert_int_eq(jp_dest_stage(d, "../escape", "0123456789abcdef", &u, &e), JP_FAILED);
+	ck_assert_int_eq(jp_dest_stage(d, "../escape", "0123456789abcdef", UINT64_MAX, &u, &e), JP_FAILED);
 	ck_assert_ptr_null(u);
 	ck_assert_int_eq(e.code, JP_E_DATA);
 	ck_assert_str_eq(e.msg, "remote name '../escape' escapes the destination ('.' or '..' "
@@ -318,7 +318,7 @@ START_TEST(test_stage_write_commit)
 
 	jp_error_clear(&e);
 	ck_assert_msg(jp_dest_open(tmp, &opts, &d, &e) == JP_OK, "%s", e.msg);
-	ck_assert_msg(jp_dest_stage(d, "dir/file", "0123456789abcdef", &u, &e) == JP_OK, "%s", e.msg);
+	ck_assert_msg(jp_dest_stage(d, "dir/file", "0123456789abcdef", UINT64_MAX, &u, &e) == JP_OK, "%s", e.msg);
 	ck_assert_str_eq(jp_upload_key(u), "dir/file");
 	ck_assert_int_eq(jp_upload_write(u, "hello", 5, &e), JP_OK);
 	/* Finishing with a size other than what was written is refused. */
@@ -350,7 +350,7 @@ START_TEST(test_upload_free_aborts)
 
 	jp_error_clear(&e);
 	ck_assert_msg(jp_dest_open(tmp, &opts, &d, &e) == JP_OK, "%s", e.msg);
-	ck_assert_msg(jp_dest_stage(d, "f", "0123456789abcdef", &u, &e) == JP_OK, "%s", e.msg);
+	ck_assert_msg(jp_dest_stage(d, "f", "0123456789abcdef", UINT64_MAX, &u, &e) == JP_OK, "%s", e.msg);
 	ck_assert_int_eq(jp_upload_write(u, "x", 1, &e), JP_OK);
 	ck_assert_uint_eq(t_count_prefixed(tmp, ".jobpub-"), 1);
 	jp_upload_free(u);

@@ -262,7 +262,32 @@ START_TEST(test_unknown_top_key)
 {
 	expect_error("outputs: [{name: a, path: a, to: a}]\n"
 	             "destinaton: file:///archive\n",
-	             ":2:1: unknown key 'destinaton' (expected destination, catalog, outputs, sftp)");
+	             ":2:1: unknown key 'destinaton' (expected destination, catalog, outputs, sftp, s3)");
+}
+END_TEST
+
+START_TEST(test_s3_settings)
+{
+	load_ok("destination: s3://bucket/prefix\n"
+	        "s3:\n"
+	        "  endpoint: http://127.0.0.1:7480\n"
+	        "  region: eu-central-1\n"
+	        "  path-style: false\n"
+	        "  part-size: 64MiB\n"
+	        "outputs: [{name: a, path: a, to: a}]\n");
+	ck_assert_str_eq(m->s3_endpoint.s, "http://127.0.0.1:7480");
+	ck_assert_str_eq(m->s3_region.s, "eu-central-1");
+	ck_assert_int_eq(m->s3_path_style, -1);
+	ck_assert_uint_eq(m->s3_part_size, 64ULL << 20);
+	expect_error("s3:\n"
+	             "  part-size: 1MiB\n"
+	             "outputs: [{name: a, path: a, to: a}]\n",
+	             ":2:14: s3.part-size: '1MiB' is not a size from 5MiB to 5GiB (e.g. 64MiB)");
+	expect_error("s3:\n"
+	             "  endpoitn: x\n"
+	             "outputs: [{name: a, path: a, to: a}]\n",
+	             ":2:3: unknown key 'endpoitn' in s3 (expected endpoint, region, path-style, "
+	             "part-size)");
 }
 END_TEST
 
@@ -619,6 +644,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_unknown_top_key);
 	tcase_add_test(tc, test_unknown_catalog_key);
+	tcase_add_test(tc, test_s3_settings);
 	tcase_add_test(tc, test_unknown_output_key);
 	tcase_add_test(tc, test_path_and_glob);
 	tcase_add_test(tc, test_neither_path_nor_glob);
