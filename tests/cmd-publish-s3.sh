@@ -331,4 +331,25 @@ assert_no_keys down/
 expect_rc 0 "$JOBPUB" gc --db "$JDB" --s3-endpoint "$RGW_ENDPOINT" --older-than 0s --apply
 assert_no_uploads down/
 
+# The gateway itself killed (SIGKILL, by its PID) mid-part: exit 75, nothing visible; once it
+# runs again, gc finds what was staged and aborts it.
+make_job crash
+head -c $((768 * 1024 * 1024)) /dev/urandom >"$JW/out/big.bin" || hard_error "cannot write 768 MiB into $T"
+pub_bg --retries 0 --timeout 3
+for _ in $(seq 400); do [ -n "$(uploads crash/)" ] && break; sleep 0.02; done
+[ -n "$(uploads crash/)" ] || fail "crash: the upload did not start"
+kill -KILL "$RGW_PID"
+rc=0
+wait "$P" || rc=$?
+assert_eq "$rc" 75 "exit code with the gateway killed"
+assert_eq "$(status_of)" failed_storage "gateway killed"
+radosgw -c "$CEPH_CONF" -n client.rgw.jobpub >"$T/radosgw-restart.log" 2>&1 || { show "$T/radosgw-restart.log"; fail "radosgw did not start again"; }
+for _ in $(seq 300); do s3curl GET "?list-type=2&max-keys=1" -f >/dev/null 2>&1 && break; sleep 0.1; done
+assert_no_keys crash/
+[ -n "$(uploads crash/)" ] || fail "crash: the staged upload should still be there for gc"
+expect_rc 0 "$JOBPUB" gc --db "$JDB" --s3-endpoint "$RGW_ENDPOINT" --older-than 0s --apply
+assert_no_uploads crash/
+expect_rc 0 pub
+same_as_local crash
+
 exit 0
