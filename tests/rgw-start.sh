@@ -10,23 +10,35 @@
 # /var/lib/ceph, no /var/log/ceph, no systemd: every command gets -c DIR/ceph.conf.  The daemons
 # detach and write their PID to DIR/run/NAME.pid; tests/rgw-stop.sh DIR stops them by PID.
 # Every start begins with an empty cluster (the previous logs are moved to DIR/log.prev).
+# Signed requests may name any region (radosgw does not check it); RGW_REGION is us-east-1.
 #
 # One S3 user, one bucket (jobpub-test); path-style addressing only (no rgw dns name).
 #
 # DIR/env (sourceable) then describes it:
 #   RGW_DIR RGW_PORT RGW_PID RGW_LOG  the gateway, its PID and its log (one line per request)
 #   RGW_ENDPOINT        http://127.0.0.1:RGW_PORT
-#   RGW_REGION          us-east-1 (what to sign with; radosgw takes the region of the request)
+#   RGW_REGION          us-east-1
 #   RGW_ACCESS_KEY RGW_SECRET_KEY  the S3 user's keys (user id RGW_USER)
 #   RGW_BUCKET          jobpub-test, created and empty
 #   RGW_ADMIN           DIR/radosgw-admin, radosgw-admin on this cluster (e.g.
 #                       "$RGW_ADMIN bucket list --bucket=$RGW_BUCKET"); DIR/ceph likewise
 #   CEPH_CONF           DIR/ceph.conf
 #   CEPH_MON_PID CEPH_OSD_PID CEPH_MON_LOG CEPH_OSD_LOG  the other two daemons
+#
+# A test may kill radosgw alone and start it again with `radosgw -c "$CEPH_CONF" -n
+# client.rgw.jobpub`: same port, same data (DIR/run/client.rgw.jobpub.pid then holds the new PID,
+# which rgw-stop.sh uses; RGW_PID stays the first one).
+#
+# The data lives in ceph-osd's RAM, and takes about twice its size there (ceph-osd's RSS is
+# ~3.1 GB after one 1.5 GiB object); the RSS does not shrink after deletions (the memory is
+# reused).  Once RGW_MEMSTORE_BYTES * .97 bytes are stored, writes fail (HTTP 408 after up to
+# ~40 s) instead of hanging.
+#
 # Run again on the same DIR (after rgw-stop.sh), it reuses the keys and tries the same S3 port
-# first.  Exit 0 once the gateway answered a signed request (the bucket was created), 99 when a
-# Ceph program or curl is missing, 1 otherwise (after printing the end of the log concerned and
-# stopping what it had started).  Every wait is bounded: RGW_START_TIMEOUT seconds in all (60).
+# first; the cluster itself is always a new, empty one.  Exit 0 once the gateway answered a
+# signed request (the bucket was created), 99 when a Ceph program or curl is missing, 1 otherwise
+# (after printing the end of the log concerned and stopping what it had started).  Every wait is
+# bounded: RGW_START_TIMEOUT seconds in all (60).
 set -eu
 
 die() {
@@ -99,7 +111,7 @@ rm -rf "$DIR/mon" "$DIR/osd" "$DIR/run" "$DIR/crash" "$DIR/log.prev" "$DIR/tmp"
 mkdir -p "$DIR/mon" "$DIR/osd/ceph-0" "$DIR/run" "$DIR/log" "$DIR/crash" "$DIR/tmp"
 
 # S3 keys and port of the previous run, if any; new ones otherwise.
-ACCESS_KEY= SECRET_KEY= RGW_PORT=
+ACCESS_KEY='' SECRET_KEY='' RGW_PORT=''
 if [ -f "$DIR/env" ]; then
 	ACCESS_KEY=$(sed -n "s/^RGW_ACCESS_KEY='\([A-Z0-9]*\)'$/\1/p" "$DIR/env")
 	SECRET_KEY=$(sed -n "s/^RGW_SECRET_KEY='\([A-Za-z0-9]*\)'$/\1/p" "$DIR/env")
@@ -113,7 +125,7 @@ rm -f "$DIR/env"
 # following ones (as far as ss can tell; the bind by the daemon is the real test).
 free_port() {
 	local used p n i tries
-	used= tries=0
+	used='' tries=0
 	if command -v ss >/dev/null 2>&1; then
 		used=" $(ss -Htan 2>/dev/null | awk '{ sub(/.*:/, "", $4); print $4 }' | tr '\n' ' ')"
 	fi
@@ -229,7 +241,7 @@ EOF
 }
 
 # ---- mon (a new port if the first one turns out to be taken)
-MON_PORT= OSD_PORT= tries=0
+MON_PORT='' OSD_PORT='' tries=0
 FAILLOG=$DIR/log/mon.a.log
 while :; do
 	tries=$((tries + 1))
@@ -257,6 +269,18 @@ while :; do
 	tail -c +"$((off + 1))" "$FAILLOG" 2>/dev/null | grep -q 'Address already in use\|unable to bind' ||
 		die "ceph-mon failed to start"
 done
+
+# alive PID: true while a thread of PID runs (a zombie, which init may be slow to reap, does not).
+alive() {
+	local f line state
+	for f in "/proc/$1/task/"*/stat; do
+		read -r line 2>/dev/null <"$f" || continue
+		state=${line##*) }
+		state=${state%% *}
+		[ "$state" = Z ] || return 0
+	done
+	return 1
+}
 
 # wait_pidfile NAME: the PID the daemon NAME wrote, once it is there.
 wait_pidfile() {
@@ -293,8 +317,10 @@ EOF
 chmod 0755 "$DIR/radosgw-admin" "$DIR/ceph"
 FAILLOG=$DIR/log/start.log
 timeout "$(left)" radosgw-admin -c "$CONF" user create --uid=jobpub-test --display-name=jobpub-test \
-	--access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >"$DIR/user.json" 2>>"$DIR/log/start.log" ||
+	--access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >"$DIR/user.json" 2>>"$DIR/log/start.log" || {
+	alive "$OSD_PID" || FAILLOG=$DIR/log/osd.0.log
 	die "radosgw-admin user create failed"
+}
 
 # ---- radosgw (a new port if the first one turns out to be taken)
 RGW_LOG=$DIR/log/client.rgw.jobpub.log
@@ -311,9 +337,10 @@ while [ -z "$RGW_PID" ]; do
 	timeout "$(left)" radosgw -c "$CONF" -n client.rgw.jobpub >>"$DIR/log/start.log" 2>&1 ||
 		die "radosgw failed to start"
 	pid=$(wait_pidfile client.rgw.jobpub)
-	# Ready when a signed request gets an answer: the creation of the bucket.
+	# Ready when a signed request gets an answer: the creation of the bucket (again after a
+	# time-out: creating a bucket one owns already succeeds).
 	while :; do
-		code=$(curl -sS -o "$DIR/tmp/bucket.out" -w '%{http_code}' --max-time 5 -X PUT \
+		code=$(curl -sS -o "$DIR/tmp/bucket.out" -w '%{http_code}' --max-time 2 -X PUT \
 			--aws-sigv4 'aws:amz:us-east-1:s3' --user "$ACCESS_KEY:$SECRET_KEY" \
 			-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
 			"http://127.0.0.1:$RGW_PORT/jobpub-test" 2>/dev/null) || code=000
@@ -325,7 +352,7 @@ while [ -z "$RGW_PID" ]; do
 			cat "$DIR/tmp/bucket.out" >&2
 			die "creating the bucket jobpub-test: HTTP $code"
 		fi
-		if ! kill -0 "$pid" 2>/dev/null; then
+		if ! alive "$pid"; then
 			tail -c +"$((off + 1))" "$RGW_LOG" 2>/dev/null | grep -q 'Address already in use\|failed to bind' ||
 				die "radosgw (pid $pid) exited"
 			RGW_PORT=$(free_port 1)

@@ -19,7 +19,7 @@ CONF=$DIR/ceph.conf
 # multi-threaded process may be a zombie while its other threads run: each thread is looked at.
 alive() {
 	local f line state
-	for f in /proc/$1/task/*/stat; do
+	for f in "/proc/$1/task/"*/stat; do
 		read -r line 2>/dev/null <"$f" || continue
 		state=${line##*) }
 		state=${state%% *}
