@@ -56,6 +56,16 @@ struct s3_dest {
 	uint64_t part_base;
 	int retries;
 	CURLM *multi;
+	/* What one listing of the prefix found, so that the checks before staging cost no HEAD per
+	 * file; only kept when the prefix holds few objects (see s3_stat). */
+	int listed;          /* 0 not yet, 1 complete below, -1 too many: HEAD each key */
+	struct listed_obj *objs;
+	size_t n_objs, cap_objs;
+};
+
+struct listed_obj {
+	char *key;           /* below the root */
+	struct jp_stat st;
 };
 
 /* One HTTP exchange: what is sent, what came back. */
@@ -562,11 +572,14 @@ simple(struct req *rq, struct s3_dest *d, const char *method, const char *key,
 
 /* ---- open and close ---- */
 
+static void listing_drop(struct s3_dest *d);
+
 static void
 s3_close(struct jp_dest *dd)
 {
 	struct s3_dest *d = (struct s3_dest *)dd;
 
+	listing_drop(d);
 	if (d->multi != NULL)
 		curl_multi_cleanup(d->multi);
 	free(d->bucket);
@@ -1240,6 +1253,7 @@ s3_commit(struct jp_upload *uu, int overwrite, int *exists, int *replaced,
 	if (u->upload_id == NULL)
 		return jp_error_set(err, JP_E_SOFTWARE, NAME ": commit of %s before it was staged",
 		                    u->s3url);
+	listing_drop(d); /* what the prefix held before is not what it holds from now on */
 	/* A HEAD first: servers that ignore If-None-Match on Complete would overwrite silently. */
 	if ((r = head(d, u->objkey, &before, NULL, err)) != JP_OK)
 		return r;
@@ -1279,14 +1293,95 @@ s3_commit(struct jp_upload *uu, int overwrite, int *exists, int *replaced,
 
 /* ---- inspecting ---- */
 
+static void
+listing_drop(struct s3_dest *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n_objs; i++)
+		free(d->objs[i].key);
+	free(d->objs);
+	d->objs = NULL;
+	d->n_objs = d->cap_objs = 0;
+	d->listed = 0;
+}
+
+static int list_objects(struct s3_dest *d, const char *full, unsigned max_pages, jp_list_fn fn,
+                        void *arg, int *truncated, struct jp_error *err);
+
+static int
+listing_add(void *arg, const char *key, const struct jp_stat *st)
+{
+	struct s3_dest *d = arg;
+
+	if (d->n_objs == d->cap_objs) {
+		size_t cap = d->cap_objs ? 2 * d->cap_objs : 256;
+		struct listed_obj *o = realloc(d->objs, cap * sizeof(*o));
+
+		if (o == NULL)
+			return 1;
+		d->objs = o;
+		d->cap_objs = cap;
+	}
+	if ((d->objs[d->n_objs].key = strdup(key)) == NULL)
+		return 1;
+	d->objs[d->n_objs++].st = *st;
+	return 0;
+}
+
+static int
+listed_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct listed_obj *)a)->key, ((const struct listed_obj *)b)->key);
+}
+
+/* Lists the prefix once: at most 2000 objects are worth it (two answers instead of a HEAD per
+ * file); a prefix that holds more (a grid of many jobs) is checked key by key. */
+static int
+listing_load(struct s3_dest *d, struct jp_error *err)
+{
+	char *full = *d->root ? jp_asprintf("%s/", d->root) : strdup("");
+	int truncated = 0, r;
+
+	if (full == NULL)
+		return oom(err);
+	r = list_objects(d, full, 2, listing_add, d, &truncated, err);
+	free(full);
+	if (r != JP_OK) {
+		listing_drop(d);
+		return r;
+	}
+	if (truncated) {
+		listing_drop(d);
+		d->listed = -1;
+		return JP_OK;
+	}
+	qsort(d->objs, d->n_objs, sizeof(*d->objs), listed_cmp);
+	d->listed = 1;
+	return JP_OK;
+}
+
+/* From the prefix's listing while it is fresh (before anything of this publish is committed),
+ * else a HEAD. */
 static int
 s3_stat(struct jp_dest *dd, const char *key, struct jp_stat *st, struct jp_error *err)
 {
 	struct s3_dest *d = (struct s3_dest *)dd;
-	char *ok = object_key(d, key);
+	char *ok;
 	int r;
 
-	if (ok == NULL)
+	if (d->listed == 0 && (r = listing_load(d, err)) != JP_OK)
+		return r;
+	if (d->listed == 1) {
+		struct listed_obj k = {(char *)key, {0}}, *hit;
+
+		hit = bsearch(&k, d->objs, d->n_objs, sizeof(*d->objs), listed_cmp);
+		memset(st, 0, sizeof(*st));
+		if (hit != NULL)
+			*st = hit->st;
+		return JP_OK;
+	}
+	if ((ok = object_key(d, key)) == NULL)
 		return oom(err);
 	r = head(d, ok, st, NULL, err);
 	free(ok);
@@ -1303,6 +1398,7 @@ s3_remove(struct jp_dest *dd, const char *key, struct jp_error *err)
 
 	if (ok == NULL)
 		return oom(err);
+	listing_drop(d);
 	if ((r = simple(&rq, d, "DELETE", ok, NULL, 0, "DELETE", NULL, err)) == JP_OK) {
 		rq.accept[0] = 404;
 		rq.interruptible = 0;
@@ -1401,23 +1497,29 @@ below_root(const struct s3_dest *d, const char *k)
 	return strncmp(k, d->root, n) == 0 && k[n] == '/' ? k + n + 1 : NULL;
 }
 
+/* Objects below the full prefix (ListObjectsV2), page by page; max_pages 0: all.  *truncated
+ * (may be NULL) tells whether pages were left. */
 static int
-s3_list(struct jp_dest *dd, const char *prefix, jp_list_fn fn, void *arg, struct jp_error *err)
+list_objects(struct s3_dest *d, const char *full, unsigned max_pages, jp_list_fn fn, void *arg,
+             int *truncated, struct jp_error *err)
 {
-	struct s3_dest *d = (struct s3_dest *)dd;
-	char *full = *d->root ? jp_asprintf("%s/%s", d->root, prefix) : strdup(prefix);
-	char *token = NULL, *kmark = NULL, *umark = NULL;
+	char *token = NULL;
+	unsigned pages = 0;
 	int r = JP_OK, stop = 0;
 
-	if (full == NULL)
-		return oom(err);
-	/* Objects (ListObjectsV2), page by page. */
+	if (truncated != NULL)
+		*truncated = 0;
 	do {
 		struct jp_s3_param q[3] = {{"list-type", "2"}, {"prefix", full}, {"continuation-token", token}};
 		struct req rq;
 		const char *pos, *in, *in_end;
 		char *trunc = NULL;
 
+		if (max_pages > 0 && pages++ == max_pages) {
+			if (truncated != NULL)
+				*truncated = 1;
+			break;
+		}
 		if ((r = list_page(d, &rq, q, token ? 3 : 2, err)) != JP_OK) {
 			req_free(&rq);
 			break;
@@ -1452,6 +1554,26 @@ s3_list(struct jp_dest *dd, const char *prefix, jp_list_fn fn, void *arg, struct
 		free(trunc);
 		req_free(&rq);
 	} while (!stop && token != NULL);
+	free(token);
+	if (r == JP_OK && stop && truncated != NULL)
+		r = oom(err); /* the callback could not keep it */
+	return r;
+}
+
+static int
+s3_list(struct jp_dest *dd, const char *prefix, jp_list_fn fn, void *arg, struct jp_error *err)
+{
+	struct s3_dest *d = (struct s3_dest *)dd;
+	char *full = *d->root ? jp_asprintf("%s/%s", d->root, prefix) : strdup(prefix);
+	char *kmark = NULL, *umark = NULL;
+	int r = JP_OK, stop = 0;
+
+	if (full == NULL)
+		return oom(err);
+	if ((r = list_objects(d, full, 0, fn, arg, NULL, err)) != JP_OK) {
+		free(full);
+		return r;
+	}
 	/* Incomplete multipart uploads (ListMultipartUploads): what killed publishers left. */
 	while (r == JP_OK && !stop) {
 		struct jp_s3_param q[4] = {{"uploads", NULL}, {"prefix", full}, {"key-marker", kmark},
@@ -1496,7 +1618,6 @@ s3_list(struct jp_dest *dd, const char *prefix, jp_list_fn fn, void *arg, struct
 		if (kmark == NULL || umark == NULL)
 			break;
 	}
-	free(token);
 	free(kmark);
 	free(umark);
 	free(full);
