@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -502,20 +501,6 @@ req_error(const struct req *rq, int cls, struct jp_error *err)
 	return r;
 }
 
-/* 1 s, 2 s, 4 s ... at most 30 s, each between half and the whole of it. */
-static int64_t
-backoff_ms(int tries)
-{
-	int64_t base = 1000LL << (tries < 5 ? tries : 5);
-	unsigned int rnd = 0;
-
-	if (base > 30000)
-		base = 30000;
-	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-		rnd = 0;
-	return base / 2 + (int64_t)(rnd % (unsigned int)(base / 2 + 1));
-}
-
 /* Runs rq to the end, trying again after transient failures. */
 static int
 req_run(struct req *rq, struct jp_error *err)
@@ -541,7 +526,7 @@ req_run(struct req *rq, struct jp_error *err)
 		    (rq->sink != NULL && rq->status >= 200 && rq->status < 300))
 			return req_error(rq, cls, err);
 		{
-			int64_t end = jp_now_ms() + backoff_ms(tries);
+			int64_t end = jp_now_ms() + jp_backoff_ms(tries);
 
 			while (jp_now_ms() < end) {
 				if (rq->interruptible && jp_dest_stopping())
@@ -924,7 +909,7 @@ upload_pump(struct s3_upload *u, int wait_ms)
 		}
 		cls = req_class(&p->rq);
 		if (cls == JP_E_TEMPFAIL && p->tries < d->retries) {
-			int64_t wait = backoff_ms(p->tries++);
+			int64_t wait = jp_backoff_ms(p->tries++);
 
 			jp_log_warn("%s (part %u): %s; sending it again in %.1f s", u->s3url, p->num,
 			            p->rq.cc != CURLE_OK ? (p->rq.errbuf[0] ? p->rq.errbuf
@@ -1204,7 +1189,7 @@ complete(struct s3_upload *u, int overwrite, int *precondition, struct jp_error 
 				r = req_error(&rq, cls, err);
 				goto out;
 			}
-			usleep((useconds_t)backoff_ms(tries) * 1000);
+			usleep((useconds_t)jp_backoff_ms(tries) * 1000);
 		}
 	}
 	if (rq.status == 404) {

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -360,15 +359,8 @@ stage_one(struct worker *w, struct pfile *f, struct jp_error *err)
 			return jp_error_set(err, e.code, "%s", e.msg);
 		}
 		{
-			/* 1 s, 2 s, 4 s ... at most 30 s, each between half and the whole of it. */
-			int64_t base = 1000LL << (tries < 5 ? tries : 5);
-			unsigned int rnd;
+			int64_t base = jp_backoff_ms(tries);
 
-			if (base > 30000)
-				base = 30000;
-			if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-				rnd = 0;
-			base = base / 2 + (int64_t)(rnd % (unsigned int)(base / 2 + 1));
 			tries++;
 			jp_log_warn("job %s: %s: %s; try %d of %d in %.1f s", R->o->job, f->it->local, e.msg,
 			            tries + 1, R->o->retries + 1, (double)base / 1000.0);

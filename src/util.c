@@ -175,3 +175,16 @@ jp_parse_size(const char *s, uint64_t *out)
 	}
 	return -1;
 }
+
+int64_t
+jp_backoff_ms(int tries)
+{
+	int64_t base = 1000LL << (tries < 5 ? tries : 5);
+	unsigned int rnd = 0;
+
+	if (base > 30000)
+		base = 30000;
+	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd = 0;
+	return base / 2 + (int64_t)(rnd % (unsigned int)(base / 2 + 1));
+}

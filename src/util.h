@@ -32,6 +32,10 @@ int64_t jp_now_ms(void);
 /* Human size ("1.5 MiB") into buf; returns buf. */
 char *jp_human_size(uint64_t n, char *buf, size_t len);
 
+/* The wait before retry number tries+1 (tries from 0): 1 s, 2 s, 4 s ... at most 30 s, each a
+ * random time between half and the whole of it (exponential backoff with jitter). */
+int64_t jp_backoff_ms(int tries);
+
 /* Parses a byte size: a whole number with an optional unit (K, KiB, M, MiB, G, GiB, T, TiB;
  * powers of 1024 all, k/M/G written either way).  0, or -1 when malformed or too large. */
 int jp_parse_size(const char *s, uint64_t *out);

@@ -349,6 +349,21 @@ START_TEST(test_sha256_free_paths)
 }
 END_TEST
 
+START_TEST(test_backoff)
+{
+	static const int64_t full[] = {1000, 2000, 4000, 8000, 16000, 30000, 30000};
+	int tries, n;
+
+	for (tries = 0; tries < 7; tries++)
+		for (n = 0; n < 50; n++) {
+			int64_t ms = jp_backoff_ms(tries);
+
+			ck_assert_msg(ms >= full[tries] / 2 && ms <= full[tries], "try %d: %lld ms", tries,
+			              (long long)ms);
+		}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -388,6 +403,7 @@ main(void)
 	tcase_add_test(tc, test_sha256_million_a);
 	tcase_add_test(tc, test_sha256_pieces);
 	tcase_add_test(tc, test_sha256_free_paths);
+	tcase_add_test(tc, test_backoff);
 	suite_add_tcase(s, tc);
 
 	return t_run(s);
