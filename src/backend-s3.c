@@ -1425,7 +1425,7 @@ s3_digest(struct jp_dest *dd, const char *key, unsigned char sha256[32], struct 
 	struct jp_stat st;
 	struct meta m;
 	char *ok = object_key(d, key);
-	int r, i;
+	int r;
 
 	if (ok == NULL)
 		return oom(err);
@@ -1433,14 +1433,8 @@ s3_digest(struct jp_dest *dd, const char *key, unsigned char sha256[32], struct 
 	free(ok);
 	if (r != JP_OK)
 		return r;
-	if (strlen(m.sha) == 64 && strspn(m.sha, "0123456789abcdef") == 64) {
-		for (i = 0; i < 32; i++) {
-			unsigned int b;
-			sscanf(m.sha + 2 * i, "%2x", &b);
-			sha256[i] = (unsigned char)b;
-		}
+	if (jp_unhex(m.sha, sha256, 32) == 0)
 		return JP_OK;
-	}
 	return jp_dest_hash(dd, key, sha256, err);
 }
 

@@ -258,19 +258,11 @@ compare_existing(struct run *R, struct jp_dest *dest, struct pfile *f, struct jp
 	 * no read-back (S3 objects of several parts carry no SHA-256 of their own). */
 	pthread_mutex_lock(&R->catmu);
 	found = f->etag[0] != '\0' && R->cat != NULL &&
-	        jp_catalog_known_sha256(R->cat, R->plan->destination, f->it->key, f->etag, known);
+	        jp_catalog_known_sha256(R->cat, R->plan->destination, f->it->key, f->etag, known) &&
+	        jp_unhex(known, remote, 32) == 0;
 	pthread_mutex_unlock(&R->catmu);
-	if (found) {
-		size_t i;
-
-		for (i = 0; i < 32; i++) {
-			unsigned int b;
-			sscanf(known + 2 * i, "%2x", &b);
-			remote[i] = (unsigned char)b;
-		}
-	} else if ((r = jp_dest_digest(dest, f->it->key, remote, err)) != JP_OK) {
+	if (!found && (r = jp_dest_digest(dest, f->it->key, remote, err)) != JP_OK)
 		return r;
-	}
 	if (memcmp(remote, f->sha, 32) == 0) {
 		f->identical = 1;
 		return JP_OK;

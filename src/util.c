@@ -188,3 +188,17 @@ jp_backoff_ms(int tries)
 		rnd = 0;
 	return base / 2 + (int64_t)(rnd % (unsigned int)(base / 2 + 1));
 }
+
+int
+jp_unhex(const char *hex, unsigned char *out, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	if (strlen(hex) != 2 * n || strspn(hex, digits) != 2 * n)
+		return -1;
+	for (i = 0; i < n; i++)
+		out[i] = (unsigned char)((strchr(digits, hex[2 * i]) - digits) << 4 |
+		                         (strchr(digits, hex[2 * i + 1]) - digits));
+	return 0;
+}

@@ -23,6 +23,10 @@ int jp_is_identifier(const char *s);
 /* Lower-case hex of n bytes into out, which holds 2n+1 bytes. */
 void jp_hex(const unsigned char *in, size_t n, char *out);
 
+/* The n bytes of 2n lower-case hex digits into out.  0, or -1 (out unchanged) when hex is not
+ * exactly that. */
+int jp_unhex(const char *hex, unsigned char *out, size_t n);
+
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" in buf (at least 21 bytes); returns buf. */
 char *jp_now_iso(char *buf, size_t len);
 

@@ -364,6 +364,21 @@ START_TEST(test_backoff)
 }
 END_TEST
 
+START_TEST(test_unhex)
+{
+	unsigned char b[3] = {0, 0, 0}, in[3] = {0x00, 0xab, 0xff};
+	char hex[7];
+
+	jp_hex(in, 3, hex);
+	ck_assert_int_eq(jp_unhex(hex, b, 3), 0);
+	ck_assert_mem_eq(b, in, 3);
+	ck_assert_int_eq(jp_unhex("00abf", b, 3), -1);
+	ck_assert_int_eq(jp_unhex("00ABff", b, 3), -1);
+	ck_assert_int_eq(jp_unhex("00abffe", b, 3), -1);
+	ck_assert_int_eq(jp_unhex("00ab g", b, 3), -1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -404,6 +419,7 @@ main(void)
 	tcase_add_test(tc, test_sha256_pieces);
 	tcase_add_test(tc, test_sha256_free_paths);
 	tcase_add_test(tc, test_backoff);
+	tcase_add_test(tc, test_unhex);
 	suite_add_tcase(s, tc);
 
 	return t_run(s);
