@@ -706,7 +706,8 @@ jp_catalog_renew(struct jp_catalog *c, const char *job, const char *token, int l
 	return step_done(c, st, err, "renew lease");
 }
 
-/* A lease counts while it has not expired and its owner is not known to be gone. */
+/* A lease counts while it has not expired and its owner is not known to be gone.  sql selects
+ * host, pid, expires of the leases to look at (one parameter); 1 when any of them is live. */
 static int
 lease_live(struct jp_catalog *c, const char *sql, const char *arg)
 {
@@ -716,7 +717,7 @@ lease_live(struct jp_catalog *c, const char *sql, const char *arg)
 	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return 0; /* no lease table (an older catalogue): nothing is leased */
 	bind_text(st, 1, arg);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	while (!live && sqlite3_step(st) == SQLITE_ROW)
 		live = sqlite3_column_int64(st, 2) >= (int64_t)time(NULL) &&
 		       !owner_gone((const char *)sqlite3_column_text(st, 0),
 		                   (long)sqlite3_column_int64(st, 1));
@@ -733,24 +734,13 @@ jp_catalog_token_leased(struct jp_catalog *c, const char *token)
 int
 jp_catalog_lease_since(struct jp_catalog *c, time_t t)
 {
-	sqlite3_stmt *st = NULL;
 	char iso[32];
 	struct tm tm;
 	time_t slack = t + 300; /* the store's clock against ours */
-	int live = 0;
 
 	gmtime_r(&slack, &tm);
 	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (sqlite3_prepare_v2(c->db, "SELECT host, pid, expires FROM jobpub_leases WHERE since <= ?",
-	                       -1, &st, NULL) != SQLITE_OK)
-		return 0;
-	sqlite3_bind_text(st, 1, iso, -1, SQLITE_TRANSIENT);
-	while (!live && sqlite3_step(st) == SQLITE_ROW)
-		live = sqlite3_column_int64(st, 2) >= (int64_t)time(NULL) &&
-		       !owner_gone((const char *)sqlite3_column_text(st, 0),
-		                   (long)sqlite3_column_int64(st, 1));
-	sqlite3_finalize(st);
-	return live;
+	return lease_live(c, "SELECT host, pid, expires FROM jobpub_leases WHERE since <= ?", iso);
 }
 
 int
