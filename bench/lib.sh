@@ -46,3 +46,28 @@ find_jobpub() {
 median() {
 	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
+
+# size_label MIB: "N GiB" when MIB is whole GiB, else "N MiB".
+size_label() {
+	if (($1 % 1024 == 0)); then echo "$(($1 / 1024)) GiB"; else echo "$1 MiB"; fi
+}
+
+# result_row WHAT LABEL "WALL..." MS RSS_KIB USER SYS BYTES REF_MS [EXTRA...]: one row of a results
+# table: the median of the wall times and all of them (s), the median wall time MS (ms), MiB/s,
+# user and sys CPU (s), the EXTRA columns as given, peak RSS (MiB) and MS against REF_MS.
+result_row() {
+	local what=$1 lab=$2 all=$3 ms=$4 k=$5 u=$6 s=$7 bytes=$8 ref=$9 extra="" e w
+	shift 9
+	for e in "$@"; do extra+="$e | "; done
+	# shellcheck disable=SC2086
+	w=$(median $all)
+	awk -v what="$what" -v lab="$lab" -v w="$w" -v all="$all" -v ms="$ms" -v k="$k" -v u="$u" \
+		-v s="$s" -v bytes="$bytes" -v ref="$ref" -v extra="$extra" '
+		BEGIN {
+			sub(/ +$/, "", all); gsub(/ /, ", ", all)
+			rate = (ms > 0) ? sprintf("%.0f", bytes / 1048576 / (ms / 1000)) : "-"
+			printf("| %s | %s | %.2f | %s | %.0f | %s | %.2f | %.2f | %s%.1f | %s |\n", what, lab,
+			       w, all, ms, rate, u, s, extra, k / 1024,
+			       (ref > 0) ? sprintf("%.2fx", ms / ref) : "-")
+		}'
+}

@@ -190,7 +190,7 @@ echo "| data | method | wall s, median (%e) | wall s, 3 runs (%e) | wall ms, med
 echo "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 for set in big tree; do
 	if [[ $set == big ]]; then
-		what="$(if ((BIG_MIB % 1024 == 0)); then echo "$((BIG_MIB / 1024)) GiB"; else echo "$BIG_MIB MiB"; fi) file"
+		what="$(size_label "$BIG_MIB") file"
 		bytes=$((BIG_MIB * 1024 * 1024))
 	else
 		what="$TREE_FILES files, $((tree_bytes / 1024)) KiB"

@@ -347,7 +347,7 @@ declare -A med_ms med_rss
 for set in big tree; do
 	if [[ $set == big ]]; then
 		methods=("${big_methods[@]}")
-		what="$(if ((BIG_MIB % 1024 == 0)); then echo "$((BIG_MIB / 1024)) GiB"; else echo "$BIG_MIB MiB"; fi) file"
+		what="$(size_label "$BIG_MIB") file"
 		bytes=$((BIG_MIB * 1024 * 1024))
 	else
 		methods=("${tree_methods[@]}")
@@ -359,7 +359,6 @@ for set in big tree; do
 	for m in "${methods[@]}"; do
 		# shellcheck disable=SC2086
 		{
-			w=$(median ${walls[$set/$m]})
 			k=$(median ${rsss[$set/$m]})
 			u=$(median ${users[$set/$m]})
 			s=$(median ${syss[$set/$m]})
@@ -369,16 +368,8 @@ for set in big tree; do
 		}
 		med_ms[$set/$m]=$ms
 		med_rss[$set/$m]=$k
-		awk -v what="$what" -v lab="$(label "$m" "$set")" -v w="$w" -v all="${walls[$set/$m]}" \
-			-v ms="$ms" -v k="$k" -v u="$u" -v s="$s" -v rg="$rg" -v os="$os" -v bytes="$bytes" \
-			-v ref="$ref" '
-			BEGIN {
-				sub(/ +$/, "", all); gsub(/ /, ", ", all)
-				rate = (ms > 0) ? sprintf("%.0f", bytes / 1048576 / (ms / 1000)) : "-"
-				printf("| %s | %s | %.2f | %s | %.0f | %s | %.2f | %.2f | %.2f | %.2f | %.1f | %s |\n",
-				       what, lab, w, all, ms, rate, u, s, rg, os, k / 1024,
-				       (ref > 0) ? sprintf("%.2fx", ms / ref) : "-")
-			}'
+		result_row "$what" "$(label "$m" "$set")" "${walls[$set/$m]}" "$ms" "$k" "$u" "$s" \
+			"$bytes" "$ref" "$(printf %.2f "$rg")" "$(printf %.2f "$os")"
 	done
 done
 
