@@ -8,7 +8,7 @@ PKGS="gcc make autoconf automake pkg-config
       libsqlite3-dev libssl-dev libfyaml-dev libssh2-1-dev libcurl4-openssl-dev
       libarchive-dev libhdf5-dev check
       sqlite3 python3 time ca-certificates libarchive-tools zstd openssh-server openssh-client
-      curl ceph-mon ceph-osd radosgw ceph-common"
+      curl openssl ceph-mon ceph-osd radosgw ceph-common"
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 missing=

@@ -544,11 +544,17 @@ simple(struct req *rq, struct s3_dest *d, const char *method, const char *key,
        struct jp_error *err)
 {
 	char *query = jp_s3_query(q, nq), *url = NULL, *label;
+	const char *named = key ? key : "";
+	size_t i;
 	int r;
 
 	if (query != NULL)
 		url = jp_s3_url(&d->ep, d->bucket, d->path_style, key, query);
-	label = jp_asprintf("%s s3://%s/%s%s", what, d->bucket, key ? key : "", "");
+	/* A request on the bucket names the prefix it is about, if any. */
+	for (i = 0; key == NULL && i < nq; i++)
+		if (strcmp(q[i].name, "prefix") == 0 && q[i].value != NULL)
+			named = q[i].value;
+	label = jp_asprintf("%s s3://%s/%s", what, d->bucket, named);
 	r = req_init(rq, d, method, url, label ? label : what, JP_S3_EMPTY_SHA256, extra, err);
 	free(query);
 	free(label);
@@ -660,9 +666,17 @@ s3_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
 		r = oom(err);
 		goto fail;
 	}
-	if (env("AWS_CA_BUNDLE") && (d->ca_bundle = strdup(env("AWS_CA_BUNDLE"))) == NULL) {
-		r = oom(err);
-		goto fail;
+	if (env("AWS_CA_BUNDLE") != NULL) {
+		/* A mistyped path would otherwise look like an untrusted server (77), not a setting. */
+		if (access(env("AWS_CA_BUNDLE"), R_OK) != 0) {
+			r = jp_error_set(err, JP_E_CONFIG, NAME ": AWS_CA_BUNDLE=%s: %s",
+			                 env("AWS_CA_BUNDLE"), strerror(errno));
+			goto fail;
+		}
+		if ((d->ca_bundle = strdup(env("AWS_CA_BUNDLE"))) == NULL) {
+			r = oom(err);
+			goto fail;
+		}
 	}
 	if ((d->multi = curl_multi_init()) == NULL) {
 		r = oom(err);

@@ -5,7 +5,8 @@
 # ListObjectsV2 and GET, staged data by ListMultipartUploads.
 #
 # Scenarios: the KOSMA-tau example, re-published (nothing uploaded) and verified; wrong secret,
-# unknown access key, missing credentials, unknown bucket; a 1.5 GiB file over many parts; an
+# unknown access key, missing credentials, unknown bucket; HTTPS with an untrusted certificate,
+# a host name the certificate does not name, a missing AWS_CA_BUNDLE file, then the right CA; a 1.5 GiB file over many parts; an
 # empty file; keys with spaces, UTF-8, '+', '%', '='; 1000 small files; a conflict without and
 # with --overwrite; a connection cut mid-part (the part is sent again); a stalled connection; the
 # server killed mid-part; SIGTERM and SIGKILL mid-upload, and gc after them.
@@ -176,6 +177,25 @@ printf 'data\n' >"$JW/out/a.txt"
 expect_rc 69 pub --dest "s3://no-such-bucket-here/x"
 assert_grep 'NoSuchBucket' "$ERR"
 assert_eq "$(status_of)" failed_storage "unknown bucket"
+
+# TLS is always verified: the gateway's HTTPS endpoint has a certificate from a private CA.
+make_job tls
+printf 'over TLS\n' >"$JW/out/t.txt"
+expect_rc 77 pub --s3-endpoint "$RGW_TLS_ENDPOINT"
+assert_grep 'certificate' "$ERR"
+assert_grep 'AWS_CA_BUNDLE may name a CA file' "$ERR"
+assert_eq "$(status_of)" failed_storage "untrusted certificate"
+# The right CA, but a name the certificate does not carry (it is for IP 127.0.0.1).
+AWS_CA_BUNDLE=$RGW_CA expect_rc 77 pub --s3-endpoint "https://localhost:$RGW_TLS_PORT"
+assert_grep 'localhost' "$ERR"
+AWS_CA_BUNDLE=$T/no-such-ca.pem expect_rc 78 pub --s3-endpoint "$RGW_TLS_ENDPOINT"
+assert_grep "^jobpub: s3: AWS_CA_BUNDLE=$T/no-such-ca.pem: No such file or directory" "$ERR"
+assert_no_keys tls/
+assert_no_uploads tls/
+AWS_CA_BUNDLE=$RGW_CA expect_rc 0 pub --s3-endpoint "$RGW_TLS_ENDPOINT"
+assert_eq "$(status_of)" finished "publish over TLS"
+same_as_local tls
+assert_no_uploads tls/
 
 # ---- 3. odd keys, an empty file, 1000 small files -----------------------------------------------
 make_job odd

@@ -6,7 +6,8 @@
 # one ceph-mon (msgr2 on a free high port), one ceph-osd whose object store is in RAM (memstore,
 # RGW_MEMSTORE_BYTES, 3 GiB by default; its ports are a free range of 10 high ports, so that
 # several clusters can run side by side), and radosgw with the beast frontend on a free high
-# port.  No authentication inside the cluster (auth ... required = none), no /etc/ceph, no
+# port, plain HTTP and HTTPS (a private CA made here signs its certificate for IP 127.0.0.1).
+# No authentication inside the cluster (auth ... required = none), no /etc/ceph, no
 # /var/lib/ceph, no /var/log/ceph, no systemd: every command gets -c DIR/ceph.conf.  The daemons
 # detach and write their PID to DIR/run/NAME.pid; tests/rgw-stop.sh DIR stops them by PID.
 # Every start begins with an empty cluster (the previous logs are moved to DIR/log.prev).
@@ -17,6 +18,8 @@
 # DIR/env (sourceable) then describes it:
 #   RGW_DIR RGW_PORT RGW_PID RGW_LOG  the gateway, its PID and its log (one line per request)
 #   RGW_ENDPOINT        http://127.0.0.1:RGW_PORT
+#   RGW_TLS_PORT RGW_TLS_ENDPOINT  the same gateway over HTTPS: https://127.0.0.1:RGW_TLS_PORT
+#   RGW_CA              DIR/tls/ca.pem, the CA that signed its certificate (AWS_CA_BUNDLE)
 #   RGW_REGION          us-east-1
 #   RGW_ACCESS_KEY RGW_SECRET_KEY  the S3 user's keys (user id RGW_USER)
 #   RGW_BUCKET          jobpub-test, created and empty
@@ -53,9 +56,9 @@ for t in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool ceph; 
 		exit 99
 	}
 done
-for t in curl od timeout; do
+for t in curl od timeout openssl; do
 	command -v "$t" >/dev/null 2>&1 || {
-		printf 'rgw-start: %s is missing (apt-get install curl coreutils)\n' "$t" >&2
+		printf 'rgw-start: %s is missing (apt-get install curl coreutils openssl)\n' "$t" >&2
 		exit 99
 	}
 done
@@ -111,15 +114,32 @@ rm -rf "$DIR/mon" "$DIR/osd" "$DIR/run" "$DIR/crash" "$DIR/log.prev" "$DIR/tmp"
 mkdir -p "$DIR/mon" "$DIR/osd/ceph-0" "$DIR/run" "$DIR/log" "$DIR/crash" "$DIR/tmp"
 
 # S3 keys and port of the previous run, if any; new ones otherwise.
-ACCESS_KEY='' SECRET_KEY='' RGW_PORT=''
+ACCESS_KEY='' SECRET_KEY='' RGW_PORT='' TLS_PORT=''
 if [ -f "$DIR/env" ]; then
 	ACCESS_KEY=$(sed -n "s/^RGW_ACCESS_KEY='\([A-Z0-9]*\)'$/\1/p" "$DIR/env")
 	SECRET_KEY=$(sed -n "s/^RGW_SECRET_KEY='\([A-Za-z0-9]*\)'$/\1/p" "$DIR/env")
 	RGW_PORT=$(sed -n 's/^RGW_PORT=\([0-9][0-9]*\)$/\1/p' "$DIR/env")
+	TLS_PORT=$(sed -n 's/^RGW_TLS_PORT=\([0-9][0-9]*\)$/\1/p' "$DIR/env")
 fi
 [ -n "$ACCESS_KEY" ] || ACCESS_KEY=JOBPUB$(od -An -tx1 -N7 /dev/urandom | tr -d ' \n' | tr a-f A-F)
 [ -n "$SECRET_KEY" ] || SECRET_KEY=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
 rm -f "$DIR/env"
+
+# A private CA and the gateway's certificate (kept for the next start on DIR).
+TLS=$DIR/tls
+if [ ! -s "$TLS/rgw.pem" ] || [ ! -s "$TLS/ca.pem" ]; then
+	rm -rf "$TLS"
+	mkdir -p "$TLS"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+		-subj '/CN=jobpub test CA' -keyout "$TLS/ca.key" -out "$TLS/ca.pem" >>"$DIR/tls.log" 2>&1 &&
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '/CN=127.0.0.1' \
+			-keyout "$TLS/rgw.key" -out "$TLS/rgw.csr" >>"$DIR/tls.log" 2>&1 &&
+		printf 'subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n' >"$TLS/rgw.ext" &&
+		openssl x509 -req -in "$TLS/rgw.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
+			-CAcreateserial -days 30 -extfile "$TLS/rgw.ext" -out "$TLS/rgw.pem" >>"$DIR/tls.log" 2>&1 ||
+		{ FAILLOG=$DIR/tls.log; die "openssl could not make the test certificate"; }
+	chmod 0644 "$TLS/ca.pem"
+fi
 
 # free_port [N]: a random port in 20000-59990 such that no TCP socket uses it nor any of the N-1
 # following ones (as far as ss can tell; the bind by the daemon is the real test).
@@ -149,7 +169,7 @@ OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
 ASOK='$name.asok'
 [ ${#DIR} -le 70 ] || ASOK=
 
-# write_config MON_PORT OSD_PORT_MIN RGW_PORT
+# write_config MON_PORT OSD_PORT_MIN RGW_PORT TLS_PORT
 write_config() {
 	local asok=
 	[ -z "$ASOK" ] || asok=$DIR/run/$ASOK
@@ -224,7 +244,7 @@ admin socket =
 admin socket = $asok
 # tcp_nodelay: without it, every answer with a body (the XML of CreateMultipartUpload and
 # CompleteMultipartUpload) waits ~40 ms for the client's delayed ACK (Nagle); Ceph recommends it.
-rgw frontends = beast endpoint=127.0.0.1:$3 tcp_nodelay=1
+rgw frontends = beast endpoint=127.0.0.1:$3 ssl_endpoint=127.0.0.1:$4 ssl_certificate=$DIR/tls/rgw.pem ssl_private_key=$DIR/tls/rgw.key tcp_nodelay=1
 rgw thread pool size = 64
 # Without it, stopping radosgw waits ~10 s for the lifecycle thread.
 rgw enable lc threads = false
@@ -251,7 +271,8 @@ while :; do
 	MON_PORT=$(free_port 1)
 	OSD_PORT=$(free_port 10)
 	[ -n "$RGW_PORT" ] || RGW_PORT=$(free_port 1)
-	write_config "$MON_PORT" "$OSD_PORT" "$RGW_PORT"
+	[ -n "$TLS_PORT" ] && [ "$TLS_PORT" != "$RGW_PORT" ] || TLS_PORT=$(free_port 1)
+	write_config "$MON_PORT" "$OSD_PORT" "$RGW_PORT" "$TLS_PORT"
 	rm -rf "$DIR/mon/ceph-a" "$DIR/monmap" "$DIR/keyring"
 	ceph-authtool -C "$DIR/keyring" -g -n mon. --cap mon 'allow *' >/dev/null ||
 		die "ceph-authtool failed"
@@ -332,7 +353,7 @@ RGW_PID=
 while [ -z "$RGW_PID" ]; do
 	tries=$((tries + 1))
 	[ "$tries" -le 10 ] || die "no free port for radosgw after 10 tries"
-	write_config "$MON_PORT" "$OSD_PORT" "$RGW_PORT"
+	write_config "$MON_PORT" "$OSD_PORT" "$RGW_PORT" "$TLS_PORT"
 	rm -f "$DIR/run/client.rgw.jobpub.pid"
 	off=0
 	[ ! -f "$RGW_LOG" ] || off=$(wc -c <"$RGW_LOG")
@@ -358,6 +379,7 @@ while [ -z "$RGW_PID" ]; do
 			tail -c +"$((off + 1))" "$RGW_LOG" 2>/dev/null | grep -q 'Address already in use\|failed to bind' ||
 				die "radosgw (pid $pid) exited"
 			RGW_PORT=$(free_port 1)
+			TLS_PORT=$(free_port 1)
 			break
 		fi
 		[ "$(date +%s)" -lt "$DEADLINE" ] ||
@@ -366,6 +388,10 @@ while [ -z "$RGW_PID" ]; do
 	done
 done
 rm -f "$DIR/tmp/bucket.out"
+# The HTTPS endpoint answers too (any HTTP status), with the certificate made above.
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS/ca.pem" \
+	"https://127.0.0.1:$TLS_PORT/" 2>"$DIR/tmp/tls.err") || code=000
+[ "$code" != 000 ] || { FAILLOG=$DIR/tmp/tls.err; die "radosgw does not answer on https://127.0.0.1:$TLS_PORT"; }
 
 umask 022
 cat >"$DIR/env.new" <<EOF
@@ -374,6 +400,9 @@ RGW_PORT=$RGW_PORT
 RGW_PID=$RGW_PID
 RGW_LOG='$RGW_LOG'
 RGW_ENDPOINT='http://127.0.0.1:$RGW_PORT'
+RGW_TLS_PORT=$TLS_PORT
+RGW_TLS_ENDPOINT='https://127.0.0.1:$TLS_PORT'
+RGW_CA='$TLS/ca.pem'
 RGW_REGION='us-east-1'
 RGW_USER='jobpub-test'
 RGW_ACCESS_KEY='$ACCESS_KEY'
@@ -386,7 +415,7 @@ CEPH_MON_PORT=$MON_PORT
 CEPH_MON_LOG='$DIR/log/mon.a.log'
 CEPH_OSD_PID=$OSD_PID
 CEPH_OSD_LOG='$DIR/log/osd.0.log'
-export RGW_DIR RGW_PORT RGW_PID RGW_LOG RGW_ENDPOINT RGW_REGION RGW_USER RGW_ACCESS_KEY RGW_SECRET_KEY
+export RGW_DIR RGW_PORT RGW_PID RGW_LOG RGW_ENDPOINT RGW_TLS_PORT RGW_TLS_ENDPOINT RGW_CA RGW_REGION RGW_USER RGW_ACCESS_KEY RGW_SECRET_KEY
 export RGW_BUCKET RGW_ADMIN CEPH_CONF CEPH_MON_PID CEPH_MON_PORT CEPH_MON_LOG CEPH_OSD_PID CEPH_OSD_LOG
 EOF
 mv "$DIR/env.new" "$DIR/env"
