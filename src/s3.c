@@ -320,7 +320,10 @@ jp_s3_classify(const struct jp_s3_status *s)
 		for (i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
 			if (strcmp(s->code, transient[i]) == 0)
 				return JP_E_TEMPFAIL;
-		if (strcmp(s->code, "NoSuchBucket") == 0)
+		/* The store is full for us (RGW's quotas answer 403): 69 like ENOSPC or EDQUOT on a
+		 * file system, not a credentials problem. */
+		if (strcmp(s->code, "NoSuchBucket") == 0 || strcmp(s->code, "QuotaExceeded") == 0 ||
+		    strcmp(s->code, "EntityTooLarge") == 0)
 			return JP_E_UNAVAILABLE;
 	}
 	if (s->http == 0 || s->http >= 500 || s->http == 429 || s->http == 408)

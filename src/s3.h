@@ -80,7 +80,8 @@ struct jp_s3_status {
 };
 
 /* How a failed request is treated: JP_E_TEMPFAIL (retry), JP_E_NOPERM (credentials, signature,
- * access: never retried), JP_E_UNAVAILABLE (missing bucket and everything else permanent). */
+ * access: never retried), JP_E_UNAVAILABLE (missing bucket, quota exceeded and everything else
+ * permanent). */
 int jp_s3_classify(const struct jp_s3_status *s);
 
 /* Credentials, found the way AWS tools find them. */

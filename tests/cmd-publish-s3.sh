@@ -6,10 +6,11 @@
 #
 # Scenarios: the KOSMA-tau example, re-published (nothing uploaded) and verified; wrong secret,
 # unknown access key, missing credentials, unknown bucket; HTTPS with an untrusted certificate,
-# a host name the certificate does not name, a missing AWS_CA_BUNDLE file, then the right CA; a 1.5 GiB file over many parts; an
-# empty file; keys with spaces, UTF-8, '+', '%', '='; 1000 small files; a conflict without and
-# with --overwrite; a connection cut mid-part (the part is sent again); a stalled connection; the
-# server killed mid-part; SIGTERM and SIGKILL mid-upload, and gc after them.
+# a host name the certificate does not name, a missing AWS_CA_BUNDLE file, then the right CA; a
+# 1.5 GiB file over many parts; an empty file; keys with spaces, UTF-8, '+', '%', '='; 1000 small
+# files; a conflict without and with --overwrite; a bucket quota that refuses a part; a
+# connection cut mid-part (the part is sent again); a stalled connection; the server killed
+# mid-part; SIGTERM and SIGKILL mid-upload, and gc after them.
 #
 # After every failed publish: the row is failed_storage, no final key holds anything of the
 # attempt, and no incomplete multipart upload is left, except where the server was unreachable
@@ -242,6 +243,24 @@ assert_no_uploads conflict/
 expect_rc 0 pub --overwrite
 get conflict/c.txt "$T/got"
 cmp -s "$JW/out/c.txt" "$T/got" || fail "--overwrite did not replace the object"
+
+# ---- 4b. a full store: the bucket's quota refuses a part (69, like ENOSPC) -----------------------
+make_job full
+head -c $((3 * 1024 * 1024)) /dev/urandom >"$JW/out/big.bin"
+printf 'small\n' >"$JW/out/small.txt"
+B0=$B
+B=jobpub-full
+s3curl PUT "" -f -o /dev/null || fail "creating the bucket $B"
+"$RGW_ADMIN" quota set --quota-scope=bucket --bucket="$B" --max-size=1048576 >"$T/quota.log" 2>&1 &&
+	"$RGW_ADMIN" quota enable --quota-scope=bucket --bucket="$B" >>"$T/quota.log" 2>&1 ||
+	{ show "$T/quota.log"; fail "radosgw-admin quota"; }
+expect_rc 69 pub --dest "s3://$B/full"
+assert_grep 'QuotaExceeded' "$ERR"
+assert_grep "s3://$B/full/big.bin" "$ERR"
+assert_eq "$(status_of)" failed_storage "quota exceeded"
+assert_no_keys full/
+assert_no_uploads full/
+B=$B0
 
 # ---- 5. a 1.5 GiB file over many parts ----------------------------------------------------------
 make_job huge

@@ -180,6 +180,10 @@ START_TEST(test_classify)
 	ck_assert_int_eq(jp_s3_classify(&s), JP_E_TEMPFAIL);
 	s = (struct jp_s3_status){403, NULL};
 	ck_assert_int_eq(jp_s3_classify(&s), JP_E_NOPERM);
+	s = (struct jp_s3_status){403, "QuotaExceeded"};
+	ck_assert_int_eq(jp_s3_classify(&s), JP_E_UNAVAILABLE);
+	s = (struct jp_s3_status){400, "EntityTooLarge"};
+	ck_assert_int_eq(jp_s3_classify(&s), JP_E_UNAVAILABLE);
 	s = (struct jp_s3_status){400, "EntityTooSmall"};
 	ck_assert_int_eq(jp_s3_classify(&s), JP_E_UNAVAILABLE);
 }
