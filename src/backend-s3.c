@@ -79,6 +79,7 @@ struct req {
 	size_t body_len, body_off;
 	long accept[3];              /* non-2xx statuses that are answers, not failures */
 	int interruptible;           /* a signal stops it (not for clean-up requests) */
+	int no_stall;                /* no low-speed limit: the server may think for long */
 	long deadline_ms;
 	jp_read_fn sink;             /* GET: the body goes here when the status is 2xx */
 	void *sink_arg;
@@ -124,6 +125,8 @@ struct s3_upload {
 	size_t parts_cap;
 	int failed;            /* a part failed for good; perr says why */
 	struct jp_error perr;
+	int completing;        /* Complete was sent and not confirmed: the key may hold our object */
+	int before_exists;     /* the key held an object before our Complete (--overwrite) */
 	char etag[96];         /* the object's, after commit */
 };
 
@@ -343,8 +346,10 @@ req_start(struct req *rq, struct jp_error *err)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)d->opts.timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, rq->deadline_ms);
 	/* The stall rule: less than 1 KiB/s over --stall seconds ends the request. */
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(d->opts.stall_ms + 999) / 1000);
+	if (!rq->no_stall) {
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(d->opts.stall_ms + 999) / 1000);
+	}
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* No waiting for "100 Continue": the part is in memory, a refusal costs little. */
 	curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
@@ -374,18 +379,13 @@ req_start(struct req *rq, struct jp_error *err)
 	return JP_OK;
 }
 
-/* Moves every transfer of d along; waits up to wait_ms for something to happen. */
-static void
-pump(struct s3_dest *d, int wait_ms)
+/* Marks the requests curl has finished; returns how many. */
+static int
+collect(struct s3_dest *d)
 {
 	CURLMsg *m;
-	int running, left;
+	int left, n = 0;
 
-	curl_multi_perform(d->multi, &running);
-	if (wait_ms > 0 && running > 0) {
-		curl_multi_poll(d->multi, NULL, 0, wait_ms, NULL);
-		curl_multi_perform(d->multi, &running);
-	}
 	while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
 		struct req *rq = NULL;
 
@@ -397,7 +397,25 @@ pump(struct s3_dest *d, int wait_ms)
 		rq->cc = m->data.result;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &rq->status);
 		rq->done = 1;
+		n++;
 	}
+	return n;
+}
+
+/* Moves every transfer of d along; unless one finished, waits up to wait_ms for something to
+ * happen.  It waits also when nothing runs (parts waiting out a backoff): curl_multi_poll then
+ * sleeps, where returning at once would make the callers' loops spin. */
+static void
+pump(struct s3_dest *d, int wait_ms)
+{
+	int running;
+
+	curl_multi_perform(d->multi, &running);
+	if (collect(d) > 0 || wait_ms <= 0)
+		return;
+	curl_multi_poll(d->multi, NULL, 0, wait_ms, NULL);
+	curl_multi_perform(d->multi, &running);
+	collect(d);
 }
 
 /* 1 when the finished rq is an answer its caller wants (2xx or an accepted status). */
@@ -748,8 +766,12 @@ initiate(struct s3_upload *u, const unsigned char *sha256, struct jp_error *err)
 		}
 		extra[2] = meta;
 	}
-	if ((r = simple(&rq, d, "POST", u->objkey, q, 1, "initiate upload", extra, err)) == JP_OK &&
-	    (r = req_run(&rq, err)) == JP_OK) {
+	if ((r = simple(&rq, d, "POST", u->objkey, q, 1, "initiate upload", extra, err)) == JP_OK) {
+		/* Short, and a signal mid-way would leave an upload whose id we never learn. */
+		rq.interruptible = 0;
+		r = req_run(&rq, err);
+	}
+	if (r == JP_OK) {
 		if (jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "UploadId", &u->upload_id) != 0)
 			r = oom(err);
 		else if (u->upload_id == NULL || *u->upload_id == '\0')
@@ -799,10 +821,27 @@ part_free(struct part *p)
 
 static void upload_pump(struct s3_upload *u, int wait_ms);
 
+/* Takes size bytes of the part-buffer budget: always when force, else only within
+ * MEMORY_BUDGET.  Returns 1 when taken.  One compare-and-swap, so two lanes cannot both take the
+ * last room. */
+static int
+budget_take(uint64_t size, int force)
+{
+	uint64_t cur = __atomic_load_n(&mem_inuse, __ATOMIC_RELAXED);
+
+	do {
+		if (!force && cur + size > MEMORY_BUDGET)
+			return 0;
+	} while (!__atomic_compare_exchange_n(&mem_inuse, &cur, cur + size, 1, __ATOMIC_RELAXED,
+	                                      __ATOMIC_RELAXED));
+	return 1;
+}
+
 /*
  * A new part to fill.  Its buffer holds a whole part, or what remains of a file of known size.
  * All lanes together keep at most MEMORY_BUDGET in part buffers, except that an upload with
- * nothing in flight always gets its one buffer (so no lane waits for another forever).
+ * nothing in flight always gets its one buffer (so no lane waits for another forever): with
+ * parts larger than the budget (--part-size, or a file over 160 GiB) memory is one part per lane.
  */
 static int
 part_new(struct s3_upload *u, struct jp_error *err)
@@ -813,23 +852,24 @@ part_new(struct s3_upload *u, struct jp_error *err)
 	                    : jp_s3_part_size(d->part_base, u->size_hint);
 	struct part *p;
 
-	if (u->size_hint != UINT64_MAX && u->size_hint > u->offset && u->size_hint - u->offset < size)
+	if (u->size_hint != UINT64_MAX && u->size_hint >= u->offset && u->size_hint - u->offset < size)
 		size = u->size_hint - u->offset;
 	if (size == 0)
 		size = 64 << 10; /* an empty file, or one that grew past its planned size */
-	while (u->n_flight > 0 && !u->failed &&
-	       __atomic_load_n(&mem_inuse, __ATOMIC_RELAXED) + size > MEMORY_BUDGET) {
+	for (;;) {
+		if (u->failed)
+			return jp_error_set(err, u->perr.code, "%s", u->perr.msg);
+		if (budget_take(size, u->n_flight == 0))
+			break;
 		if (jp_dest_stopping())
 			return jp_error_set(err, JP_E_TEMPFAIL, NAME ": %s: interrupted", u->s3url);
 		upload_pump(u, 50);
 	}
-	if (u->failed)
-		return jp_error_set(err, u->perr.code, "%s", u->perr.msg);
 	if ((p = calloc(1, sizeof(*p))) == NULL || (p->buf = malloc(size)) == NULL) {
 		free(p);
+		__atomic_sub_fetch(&mem_inuse, size, __ATOMIC_RELAXED);
 		return oom(err);
 	}
-	__atomic_add_fetch(&mem_inuse, size, __ATOMIC_RELAXED);
 	p->cap = size;
 	p->num = u->next_num++;
 	p->state = P_FILLING;
@@ -967,6 +1007,10 @@ submit_fill(struct s3_upload *u, struct jp_error *err)
 	return JP_OK;
 }
 
+/*
+ * A full part goes out when more data comes (here) or at finish: a file that fits one part is
+ * therefore initiated only at finish, once its SHA-256 is known for x-amz-meta-sha256.
+ */
 static int
 s3_write(struct jp_upload *uu, const void *buf, size_t len, struct jp_error *err)
 {
@@ -977,6 +1021,12 @@ s3_write(struct jp_upload *uu, const void *buf, size_t len, struct jp_error *err
 	while (len > 0) {
 		size_t n;
 
+		if (u->fill != NULL && u->fill->len == u->fill->cap) {
+			if (u->upload_id == NULL && (r = initiate(u, NULL, err)) != JP_OK)
+				return r;
+			if ((r = submit_fill(u, err)) != JP_OK)
+				return r;
+		}
 		if (u->fill == NULL && (r = part_new(u, err)) != JP_OK)
 			return r;
 		n = u->fill->cap - u->fill->len;
@@ -987,12 +1037,6 @@ s3_write(struct jp_upload *uu, const void *buf, size_t len, struct jp_error *err
 		u->offset += n;
 		b += n;
 		len -= n;
-		if (u->fill->len == u->fill->cap) {
-			if (u->upload_id == NULL && (r = initiate(u, NULL, err)) != JP_OK)
-				return r;
-			if ((r = submit_fill(u, err)) != JP_OK)
-				return r;
-		}
 	}
 	upload_pump(u, 0);
 	if (u->failed)
@@ -1008,7 +1052,7 @@ s3_finish(struct jp_upload *uu, uint64_t size, const unsigned char sha256[32],
 	struct s3_upload *u = (struct s3_upload *)uu;
 	int r;
 
-	/* An object of one part is initiated only now, so its SHA-256 can go into its metadata. */
+	/* An object of one part is initiated only now, so its SHA-256 goes into its metadata. */
 	if (u->fill == NULL && u->n_flight == 0 && u->n_parts == 0 && (r = part_new(u, err)) != JP_OK)
 		return r; /* an empty file: one empty part */
 	if (u->upload_id == NULL && (r = initiate(u, sha256, err)) != JP_OK)
@@ -1057,6 +1101,59 @@ abort_id(struct s3_dest *d, const char *objkey, const char *upload_id, struct jp
 	return r;
 }
 
+/* jobpub's metadata on an object. */
+struct meta {
+	char sha[72];   /* x-amz-meta-sha256: set on objects of one part */
+	char token[24]; /* x-amz-meta-jobpub-token: the attempt that staged it */
+};
+
+static int head(struct s3_dest *d, const char *objkey, struct jp_stat *st, struct meta *m,
+                int interruptible, struct jp_error *err);
+
+/*
+ * A commit that failed after sending its Complete (its answer lost, the server gone, the HEAD
+ * after it failed) may have made our object visible.  Look, and remove it when it carries our
+ * token and replaced nothing; an object that replaced another (--overwrite) keeps the new
+ * content, as on the other stores.
+ */
+static int
+unpublish(struct s3_upload *u, struct jp_error *err)
+{
+	struct s3_dest *d = (struct s3_dest *)u->base.dest;
+	struct jp_stat st;
+	struct meta m;
+	struct req rq;
+	int r;
+
+	if ((r = head(d, u->objkey, &st, &m, 0, err)) != JP_OK) {
+		jp_log_warn("rollback: %s may hold this attempt's data (its Complete was sent, then the "
+		            "server stopped answering); jobpub verify will tell",
+		            u->s3url);
+		return r;
+	}
+	if (!st.exists || strcmp(m.token, u->token) != 0) {
+		u->completing = 0;
+		return JP_OK;
+	}
+	if (u->before_exists) {
+		jp_log_warn("rollback: %s was replaced by this attempt (--overwrite) and keeps the new "
+		            "content",
+		            u->s3url);
+		u->completing = 0;
+		return JP_OK;
+	}
+	listing_drop(d);
+	if ((r = simple(&rq, d, "DELETE", u->objkey, NULL, 0, "DELETE", NULL, err)) == JP_OK) {
+		rq.accept[0] = 404;
+		rq.interruptible = 0;
+		r = req_run(&rq, err);
+	}
+	req_free(&rq);
+	if (r == JP_OK)
+		u->completing = 0;
+	return r;
+}
+
 static int
 s3_abort(struct jp_upload *uu, struct jp_error *err)
 {
@@ -1067,6 +1164,8 @@ s3_abort(struct jp_upload *uu, struct jp_error *err)
 	drop_parts(u);
 	if (u->upload_id != NULL)
 		r = abort_id(d, u->objkey, u->upload_id, err);
+	if (r == JP_OK && u->completing)
+		r = unpublish(u, err);
 	if (r == JP_OK) {
 		free(u->upload_id);
 		u->upload_id = NULL;
@@ -1089,15 +1188,10 @@ s3_upload_free(struct jp_upload *uu)
 	free(u);
 }
 
-/* jobpub's metadata on an object. */
-struct meta {
-	char sha[72];   /* x-amz-meta-sha256: set on objects of one part */
-	char token[24]; /* x-amz-meta-jobpub-token: the attempt that staged it */
-};
-
-/* HEAD of a full object key: exists, size, mtime, ETag, our metadata (m may be NULL). */
+/* HEAD of a full object key: exists, size, mtime, ETag, our metadata (m may be NULL).  Not
+ * interruptible when it must settle what a Complete did. */
 static int
-head(struct s3_dest *d, const char *objkey, struct jp_stat *st, struct meta *m,
+head(struct s3_dest *d, const char *objkey, struct jp_stat *st, struct meta *m, int interruptible,
      struct jp_error *err)
 {
 	struct req rq;
@@ -1109,6 +1203,7 @@ head(struct s3_dest *d, const char *objkey, struct jp_stat *st, struct meta *m,
 	if ((r = simple(&rq, d, "HEAD", objkey, NULL, 0, "HEAD", NULL, err)) != JP_OK)
 		goto out;
 	rq.accept[0] = 404;
+	rq.interruptible = interruptible;
 	if ((r = req_run(&rq, err)) != JP_OK)
 		goto out;
 	if (rq.status == 404)
@@ -1180,6 +1275,10 @@ complete(struct s3_upload *u, int overwrite, int *precondition, struct jp_error 
 		goto out;
 	rq.body = (const unsigned char *)body;
 	rq.body_len = strlen(body);
+	/* Once sent, a Complete must end with a known outcome: a signal does not cut it short, and
+	 * the server may assemble a large object for minutes without sending a byte. */
+	rq.interruptible = 0;
+	rq.no_stall = 1;
 	rq.accept[0] = 412;
 	rq.accept[1] = 404; /* NoSuchUpload: a retried Complete whose first try went through */
 	/* S3 may answer 200 and put an error in the body: that is retried here like a 5xx. */
@@ -1188,11 +1287,7 @@ complete(struct s3_upload *u, int overwrite, int *precondition, struct jp_error 
 			goto out;
 		free(code);
 		code = resp_code(&rq);
-		if (rq.status == 412) {
-			*precondition = 1;
-			goto out;
-		}
-		if (rq.status == 404 || code == NULL)
+		if (rq.status == 404 || rq.status == 412 || code == NULL)
 			break;
 		{
 			struct jp_s3_status s = {500, code};
@@ -1206,13 +1301,19 @@ complete(struct s3_upload *u, int overwrite, int *precondition, struct jp_error 
 			usleep((useconds_t)jp_backoff_ms(tries) * 1000);
 		}
 	}
-	if (rq.status == 404) {
-		/* NoSuchUpload: fine only when the object is there and is ours. */
+	if (rq.status == 404 || rq.status == 412) {
+		/* NoSuchUpload, or the key exists: a retried Complete whose first try went through
+		 * (its answer lost) finds our own object there.  Anything else: not ours. */
 		struct jp_stat st;
 		struct meta m;
 
-		if ((r = head(d, u->objkey, &st, &m, err)) != JP_OK)
+		if ((r = head(d, u->objkey, &st, &m, 0, err)) != JP_OK)
 			goto out;
+		if (rq.status == 412 &&
+		    !(st.exists && st.size == u->offset && strcmp(m.token, u->token) == 0)) {
+			*precondition = 1;
+			goto out;
+		}
 		if (!st.exists || st.size != u->offset || strcmp(m.token, u->token) != 0) {
 			r = jp_error_set(err, JP_E_UNAVAILABLE,
 			                 NAME ": complete upload %s: the upload is gone (NoSuchUpload) and "
@@ -1239,6 +1340,29 @@ out:
 	return r;
 }
 
+/* Two ETags name the same object: quotes and a weak marker aside, equal. */
+static int
+etag_eq(const char *a, const char *b)
+{
+	size_t la, lb;
+
+	if (strncmp(a, "W/", 2) == 0)
+		a += 2;
+	if (strncmp(b, "W/", 2) == 0)
+		b += 2;
+	if (*a == '"')
+		a++;
+	if (*b == '"')
+		b++;
+	la = strlen(a);
+	lb = strlen(b);
+	if (la > 0 && a[la - 1] == '"')
+		la--;
+	if (lb > 0 && b[lb - 1] == '"')
+		lb--;
+	return la == lb && strncmp(a, b, la) == 0;
+}
+
 static int
 s3_commit(struct jp_upload *uu, int overwrite, int *exists, int *replaced,
           struct jp_error *err)
@@ -1254,38 +1378,43 @@ s3_commit(struct jp_upload *uu, int overwrite, int *exists, int *replaced,
 		                    u->s3url);
 	listing_drop(d); /* what the prefix held before is not what it holds from now on */
 	/* A HEAD first: servers that ignore If-None-Match on Complete would overwrite silently. */
-	if ((r = head(d, u->objkey, &before, NULL, err)) != JP_OK)
+	if ((r = head(d, u->objkey, &before, NULL, 1, err)) != JP_OK)
 		return r;
 	if (before.exists && !overwrite) {
 		*exists = 1;
 		return JP_OK;
 	}
+	/* From here until the object is confirmed, a failure leaves the key's state unknown: abort
+	 * (the rollback) then looks and removes our object if it is there. */
+	u->completing = 1;
+	u->before_exists = before.exists;
 	if ((r = complete(u, overwrite, &precondition, err)) != JP_OK)
 		return r;
 	if (precondition) {
+		u->completing = 0;
 		*exists = 1;
 		return JP_OK;
 	}
 	/* The upload is consumed: whatever happens next, there is nothing left to abort. */
 	free(u->upload_id);
 	u->upload_id = NULL;
-	u->base.staged = 0;
 	/* The object after: another writer's Complete between our HEAD and now shows here, as a
 	 * different ETag (where Complete told ours; Ceph answers an empty one) or without our
 	 * attempt's token. */
-	if ((r = head(d, u->objkey, &after, &m, err)) != JP_OK)
+	if ((r = head(d, u->objkey, &after, &m, 0, err)) != JP_OK)
 		return r;
+	u->completing = 0;
 	if (!after.exists || strcmp(m.token, u->token) != 0 ||
-	    (u->etag[0] != '\0' && strcmp(after.etag, u->etag) != 0))
+	    (u->etag[0] != '\0' && !etag_eq(after.etag, u->etag)))
 		return jp_error_set(err, JP_E_UNAVAILABLE,
 		                    NAME ": %s was written by someone else while we committed it (ETag "
 		                         "%s, ours %s); not recorded",
 		                    u->s3url, after.exists ? after.etag : "none",
 		                    u->etag[0] ? u->etag : "?");
-	if (u->etag[0] == '\0')
-		snprintf(u->etag, sizeof(u->etag), "%s", after.etag);
+	snprintf(u->etag, sizeof(u->etag), "%s", after.etag);
 	snprintf(u->base.etag, sizeof(u->base.etag), "%s", u->etag);
 	*replaced = before.exists;
+	u->base.staged = 0;
 	u->base.committed = 1;
 	return JP_OK;
 }
@@ -1382,7 +1511,7 @@ s3_stat(struct jp_dest *dd, const char *key, struct jp_stat *st, struct jp_error
 	}
 	if ((ok = object_key(d, key)) == NULL)
 		return oom(err);
-	r = head(d, ok, st, NULL, err);
+	r = head(d, ok, st, NULL, 1, err);
 	free(ok);
 	return r;
 }
@@ -1443,7 +1572,7 @@ s3_digest(struct jp_dest *dd, const char *key, unsigned char sha256[32], struct 
 
 	if (ok == NULL)
 		return oom(err);
-	r = head(d, ok, &st, &m, err);
+	r = head(d, ok, &st, &m, 1, err);
 	free(ok);
 	if (r != JP_OK)
 		return r;
@@ -1542,8 +1671,21 @@ list_objects(struct s3_dest *d, const char *full, unsigned max_pages, jp_list_fn
 		free(token);
 		token = NULL;
 		jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "IsTruncated", &trunc);
-		if (trunc != NULL && strcmp(trunc, "true") == 0)
+		if (trunc != NULL && strcmp(trunc, "true") == 0) {
 			jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "NextContinuationToken", &token);
+			if (token == NULL || *token == '\0') {
+				/* More there, and no way to ask for it: never take a part for the whole. */
+				free(token);
+				token = NULL;
+				if (truncated != NULL)
+					*truncated = 1;
+				else
+					r = jp_error_set(err, JP_E_UNAVAILABLE,
+					                 NAME ": list s3://%s/%s: the listing is truncated and "
+					                      "has no continuation token",
+					                 d->bucket, full);
+			}
+		}
 		free(trunc);
 		req_free(&rq);
 	} while (!stop && token != NULL);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "log.h"
 #include "util.h"
 
 static const struct jp_backend *const backends[] = {
@@ -302,7 +303,8 @@ jp_upload_free(struct jp_upload *u)
 	if (u == NULL)
 		return;
 	jp_error_clear(&e);
-	jp_upload_abort(u, &e);
+	if (jp_upload_abort(u, &e) != JP_OK)
+		jp_log_warn("%s (jobpub gc finds what is left)", e.msg);
 	key = u->key;
 	u->dest->be->upload_free(u);
 	free(key);

@@ -354,12 +354,13 @@ static int
 ini_section(const char *file, const char *section, struct jp_s3_creds *c)
 {
 	FILE *fp = fopen(file, "re");
-	char line[4096];
+	char *line = NULL; /* any length: session tokens have no stated bound */
+	size_t cap = 0;
 	int in = 0, found = 0;
 
 	if (fp == NULL)
 		return 0;
-	while (fgets(line, sizeof(line), fp) != NULL) {
+	while (getline(&line, &cap, fp) != -1) {
 		char *l = trim(line), *eq, *k, *v, **dst = NULL;
 
 		if (*l == '#' || *l == ';' || *l == '\0')
@@ -390,7 +391,9 @@ ini_section(const char *file, const char *section, struct jp_s3_creds *c)
 			break;
 		}
 	}
-	explicit_bzero(line, sizeof(line));
+	if (line != NULL)
+		explicit_bzero(line, cap);
+	free(line);
 	fclose(fp);
 	return found;
 }

@@ -10,7 +10,7 @@
 # 1.5 GiB file over many parts; an empty file; keys with spaces, UTF-8, '+', '%', '='; 1000 small
 # files; a conflict without and with --overwrite; a bucket quota that refuses a part; a
 # connection cut mid-part (the part is sent again); a stalled connection; the server killed
-# mid-part; SIGTERM and SIGKILL mid-upload, and gc after them.
+# mid-part; SIGTERM and SIGKILL mid-upload, SIGTERM during the commit, and gc after them.
 #
 # After every failed publish: the row is failed_storage, no final key holds anything of the
 # attempt, and no incomplete multipart upload is left, except where the server was unreachable
@@ -214,6 +214,13 @@ assert_grep_fixed 'odd/100%.txt' "$T/k"
 assert_grep_fixed 'odd/with space.txt' "$T/k"
 AWS_ENDPOINT_URL=$RGW_ENDPOINT expect_rc 0 "$JOBPUB" verify --deep --db "$JDB" 1
 assert_no_uploads odd/
+# An object of one part carries its SHA-256 (x-amz-meta-sha256), the empty one too.
+for f in "with space.txt" empty; do
+	n=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "odd/$f")
+	s3curl HEAD "/$n" -I -f >"$T/head" || fail "HEAD odd/$f"
+	want=$(sha256sum <"$JW/out/$f" | cut -d' ' -f1)
+	grep -qi "^x-amz-meta-sha256: $want" "$T/head" || { show "$T/head"; fail "odd/$f: no x-amz-meta-sha256 $want"; }
+done
 
 make_job many
 python3 - "$JW/out" <<'EOF'
@@ -331,6 +338,26 @@ assert_eq "$rc" 75 "exit code after SIGTERM"
 assert_no_keys term/
 assert_no_uploads term/
 [ "$(status_of)" = failed_storage ] || fail "status after SIGTERM: $(status_of)"
+
+# SIGTERM while the files are being committed: a Complete already sent runs to its end, and the
+# rollback removes every object this attempt made visible.
+make_job termc
+python3 - "$JW/out" <<'PYEOF'
+import os, sys
+for i in range(600):
+    with open(os.path.join(sys.argv[1], "c%04d" % i), "wb") as f:
+        f.write(b"%d\n" % i)
+PYEOF
+pub_bg -v
+for _ in $(seq 1200); do grep -q ': committed ' "$ERR" && break; sleep 0.05; done
+grep -q ': committed ' "$ERR" || fail "SIGTERM in the commit: no file committed within 60 s"
+kill -TERM "$P"
+rc=0
+wait "$P" || rc=$?
+assert_eq "$rc" 75 "exit code after SIGTERM in the commit"
+assert_no_keys termc/
+assert_no_uploads termc/
+[ "$(status_of)" = failed_storage ] || fail "status after SIGTERM in the commit: $(status_of)"
 
 # SIGKILL mid-upload: the upload stays; gc finds it and aborts it.
 make_job kill
