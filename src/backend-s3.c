@@ -841,7 +841,7 @@ budget_take(uint64_t size, int force)
  * A new part to fill.  Its buffer holds a whole part, or what remains of a file of known size.
  * All lanes together keep at most MEMORY_BUDGET in part buffers, except that an upload with
  * nothing in flight always gets its one buffer (so no lane waits for another forever): with
- * parts larger than the budget (--part-size, or a file over 160 GiB) memory is one part per lane.
+ * parts larger than the budget (--part-size, or a file over 640 GiB) memory is one part per lane.
  */
 static int
 part_new(struct s3_upload *u, struct jp_error *err)
