@@ -79,7 +79,8 @@ struct req {
 	size_t body_len, body_off;
 	long accept[3];              /* non-2xx statuses that are answers, not failures */
 	int interruptible;           /* a signal stops it (not for clean-up requests) */
-	int no_stall;                /* no low-speed limit: the server may think for long */
+	int settle;                  /* a Complete: no stall rule (the server may think for long),
+	                              * not cut by a signal, but not tried again after one */
 	long deadline_ms;
 	jp_read_fn sink;             /* GET: the body goes here when the status is 2xx */
 	void *sink_arg;
@@ -346,7 +347,7 @@ req_start(struct req *rq, struct jp_error *err)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)d->opts.timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, rq->deadline_ms);
 	/* The stall rule: less than 1 KiB/s over --stall seconds ends the request. */
-	if (!rq->no_stall) {
+	if (!rq->settle) {
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(d->opts.stall_ms + 999) / 1000);
 	}
@@ -541,7 +542,8 @@ req_run(struct req *rq, struct jp_error *err)
 			return JP_OK;
 		cls = req_class(rq);
 		if (cls != JP_E_TEMPFAIL || tries >= d->retries || rq->sink_stopped ||
-		    (rq->sink != NULL && rq->status >= 200 && rq->status < 300))
+		    (rq->sink != NULL && rq->status >= 200 && rq->status < 300) ||
+		    (rq->settle && jp_dest_stopping()))
 			return req_error(rq, cls, err);
 		{
 			int64_t end = jp_now_ms() + jp_backoff_ms(tries);
@@ -1278,7 +1280,7 @@ complete(struct s3_upload *u, int overwrite, int *precondition, struct jp_error 
 	/* Once sent, a Complete must end with a known outcome: a signal does not cut it short, and
 	 * the server may assemble a large object for minutes without sending a byte. */
 	rq.interruptible = 0;
-	rq.no_stall = 1;
+	rq.settle = 1;
 	rq.accept[0] = 412;
 	rq.accept[1] = 404; /* NoSuchUpload: a retried Complete whose first try went through */
 	/* S3 may answer 200 and put an error in the body: that is retried here like a 5xx. */
@@ -1293,7 +1295,7 @@ complete(struct s3_upload *u, int overwrite, int *precondition, struct jp_error 
 			struct jp_s3_status s = {500, code};
 			int cls = jp_s3_classify(&s);
 
-			if (cls != JP_E_TEMPFAIL || tries >= d->retries) {
+			if (cls != JP_E_TEMPFAIL || tries >= d->retries || jp_dest_stopping()) {
 				rq.status = 500;
 				r = req_error(&rq, cls, err);
 				goto out;
