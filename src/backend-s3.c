@@ -49,7 +49,6 @@ struct s3_dest {
 	struct jp_s3_endpoint ep;
 	int path_style;
 	struct jp_s3_creds creds;
-	char *token_header;  /* "x-amz-security-token: ..." (secret) or NULL */
 	char *ca_bundle;     /* AWS_CA_BUNDLE */
 	struct jp_dest_opts opts;
 	uint64_t part_base;
@@ -269,9 +268,6 @@ static int
 req_init(struct req *rq, struct s3_dest *d, const char *method, char *url, const char *what,
          const char *payload_sha, const char *const *extra, struct jp_error *err)
 {
-	char *h;
-	size_t i;
-
 	memset(rq, 0, sizeof(*rq));
 	rq->d = d;
 	rq->method = method;
@@ -280,18 +276,8 @@ req_init(struct req *rq, struct s3_dest *d, const char *method, char *url, const
 	rq->deadline_ms = 10L * d->opts.timeout_ms;
 	if (url == NULL || (rq->what = strdup(what)) == NULL)
 		return oom(err);
-	/* curl 7.88 signs whatever x-amz-content-sha256 says; without it, an empty body. */
-	if ((h = jp_asprintf("x-amz-content-sha256: %s", payload_sha)) == NULL)
+	if ((rq->hdrs = jp_s3_headers(payload_sha, d->creds.session_token, extra)) == NULL)
 		return oom(err);
-	rq->hdrs = curl_slist_append(NULL, h);
-	free(h);
-	if (rq->hdrs == NULL)
-		return oom(err);
-	if (d->token_header != NULL && curl_slist_append(rq->hdrs, d->token_header) == NULL)
-		return oom(err);
-	for (i = 0; extra != NULL && extra[i] != NULL; i++)
-		if (curl_slist_append(rq->hdrs, extra[i]) == NULL)
-			return oom(err);
 	return JP_OK;
 }
 
@@ -599,10 +585,6 @@ s3_close(struct jp_dest *dd)
 	free(d->sigv4);
 	jp_s3_endpoint_free(&d->ep);
 	jp_s3_creds_free(&d->creds);
-	if (d->token_header != NULL) {
-		explicit_bzero(d->token_header, strlen(d->token_header));
-		free(d->token_header);
-	}
 	free(d->ca_bundle);
 	free(d);
 }
@@ -672,7 +654,7 @@ s3_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
 	if (endpoint == NULL)
 		endpoint = aws = jp_s3_aws_endpoint(region);
 	if ((d->region = strdup(region)) == NULL || endpoint == NULL ||
-	    (d->sigv4 = jp_asprintf("aws:amz:%s:s3", region)) == NULL) {
+	    (d->sigv4 = jp_s3_sigv4(region)) == NULL) {
 		r = oom(err);
 		goto fail;
 	}
@@ -681,11 +663,6 @@ s3_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
 	d->path_style = opts->s3_path_style > 0   ? 1
 	                : opts->s3_path_style < 0 ? 0
 	                                          : jp_s3_path_style_default(&d->ep, d->bucket);
-	if (d->creds.session_token != NULL &&
-	    (d->token_header = jp_asprintf("x-amz-security-token: %s", d->creds.session_token)) == NULL) {
-		r = oom(err);
-		goto fail;
-	}
 	if (env("AWS_CA_BUNDLE") != NULL) {
 		/* A mistyped path would otherwise look like an untrusted server (77), not a setting. */
 		if (access(env("AWS_CA_BUNDLE"), R_OK) != 0) {

@@ -93,6 +93,44 @@ out:
 	return out;
 }
 
+char *
+jp_s3_sigv4(const char *region)
+{
+	return jp_asprintf("aws:amz:%s:s3", region);
+}
+
+struct curl_slist *
+jp_s3_headers(const char *payload_sha, const char *token, const char *const *extra)
+{
+	struct curl_slist *l = NULL, *n;
+	char *h;
+	size_t i;
+
+	if ((h = jp_asprintf("x-amz-content-sha256: %s", payload_sha)) == NULL)
+		return NULL;
+	l = curl_slist_append(NULL, h);
+	free(h);
+	if (l == NULL)
+		return NULL;
+	if (token != NULL) {
+		/* The token is a secret: the line built here is wiped (curl keeps its own copy). */
+		if ((h = jp_asprintf("x-amz-security-token: %s", token)) == NULL)
+			goto fail;
+		n = curl_slist_append(l, h);
+		explicit_bzero(h, strlen(h));
+		free(h);
+		if (n == NULL)
+			goto fail;
+	}
+	for (i = 0; extra != NULL && extra[i] != NULL; i++)
+		if (curl_slist_append(l, extra[i]) == NULL)
+			goto fail;
+	return l;
+fail:
+	curl_slist_free_all(l);
+	return NULL;
+}
+
 void
 jp_s3_endpoint_free(struct jp_s3_endpoint *ep)
 {

@@ -58,6 +58,21 @@ int jp_s3_path_style_default(const struct jp_s3_endpoint *ep, const char *bucket
 char *jp_s3_url(const struct jp_s3_endpoint *ep, const char *bucket, int path_style,
                 const char *key, const char *query);
 
+/* What curl signs a request with (CURLOPT_AWS_SIGV4): "aws:amz:REGION:s3".  malloc'd; NULL
+ * when out of memory. */
+char *jp_s3_sigv4(const char *region);
+
+struct curl_slist;
+
+/* The headers every request carries, in this order: "x-amz-content-sha256: PAYLOAD_SHA" (curl
+ * 7.88 signs whatever it says and hashes no body itself: without it the signature covers an
+ * empty body and the server answers SignatureDoesNotMatch), "x-amz-security-token: TOKEN" when
+ * token is not NULL, then extra (NULL-terminated; may be NULL).  payload_sha is the body's
+ * SHA-256 in hex or "UNSIGNED-PAYLOAD".  The caller frees the list with curl_slist_free_all;
+ * NULL when out of memory. */
+struct curl_slist *jp_s3_headers(const char *payload_sha, const char *token,
+                                 const char *const *extra);
+
 /* 1 when bucket is a valid S3 bucket name (3-63 of a-z 0-9 . -, starting and ending with a
  * letter or digit, not an IPv4 address). */
 int jp_s3_bucket_ok(const char *bucket);

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include <curl/curl.h>
+
 #include "s3.h"
 #include "testlib.h"
 #include "util.h"
@@ -65,6 +67,40 @@ START_TEST(test_query_canonical)
 	q = jp_s3_query(NULL, 0);
 	ck_assert_str_eq(q, "");
 	free(q);
+}
+END_TEST
+
+/* curl 7.88 hashes no body for SigV4: every request must say what it signs as its payload, and
+ * a session token must be among the signed headers. */
+START_TEST(test_headers)
+{
+	static const char *const extra[] = {"Content-MD5: 1B2M2Y8AsgTpgAmY7PhCfg==",
+	                                    "If-None-Match: *", NULL};
+	struct curl_slist *l, *p;
+	char *s;
+
+	l = jp_s3_headers("UNSIGNED-PAYLOAD", NULL, NULL);
+	ck_assert_ptr_nonnull(l);
+	ck_assert_str_eq(l->data, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+	ck_assert_ptr_null(l->next);
+	curl_slist_free_all(l);
+
+	l = jp_s3_headers(JP_S3_EMPTY_SHA256, "tok/en+=", extra);
+	ck_assert_ptr_nonnull(l);
+	p = l;
+	ck_assert_str_eq(p->data, "x-amz-content-sha256: " JP_S3_EMPTY_SHA256);
+	p = p->next;
+	ck_assert_str_eq(p->data, "x-amz-security-token: tok/en+=");
+	p = p->next;
+	ck_assert_str_eq(p->data, extra[0]);
+	p = p->next;
+	ck_assert_str_eq(p->data, extra[1]);
+	ck_assert_ptr_null(p->next);
+	curl_slist_free_all(l);
+
+	s = jp_s3_sigv4("eu-central-1");
+	ck_assert_str_eq(s, "aws:amz:eu-central-1:s3");
+	free(s);
 }
 END_TEST
 
@@ -332,6 +368,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_encode);
 	tcase_add_test(tc, test_query_canonical);
+	tcase_add_test(tc, test_headers);
 	tcase_add_test(tc, test_urls);
 	tcase_add_test(tc, test_bucket_names);
 	tcase_add_test(tc, test_xml);
