@@ -613,5 +613,6 @@ const struct jp_backend jp_backend_posix = {
 	.digest = NULL, /* read back and hashed by dest.c */
 	.read = posix_read,
 	.list = posix_list,
+	.uncommit = NULL, /* dest.c removes the name */
 	.sync = posix_sync,
 };

@@ -818,9 +818,10 @@ budget_take(uint64_t size, int force)
 
 /*
  * A new part to fill.  Its buffer holds a whole part, or what remains of a file of known size.
- * All lanes together keep at most MEMORY_BUDGET in part buffers, except that an upload with
- * nothing in flight always gets its one buffer (so no lane waits for another forever): with
- * parts larger than the budget (--part-size, or a file over 640 GiB) memory is one part per lane.
+ * All lanes together keep at most MEMORY_BUDGET in part buffers, plus at most one part per
+ * lane: an upload with nothing in flight always gets its one buffer (so no lane waits for
+ * another forever); with parts larger than the budget (--part-size, or a file over 640 GiB)
+ * memory is one part per lane.
  */
 static int
 part_new(struct s3_upload *u, struct jp_error *err)
@@ -1090,10 +1091,11 @@ static int head(struct s3_dest *d, const char *objkey, struct jp_stat *st, struc
                 int interruptible, struct jp_error *err);
 
 /*
- * A commit that failed after sending its Complete (its answer lost, the server gone, the HEAD
- * after it failed) may have made our object visible.  Look, and remove it when it carries our
- * token and replaced nothing; an object that replaced another (--overwrite) keeps the new
- * content, as on the other stores.
+ * Removes our object from its key, if it is there: a commit that failed after sending its
+ * Complete (its answer lost, the server gone, the HEAD after it failed) may have made it
+ * visible, and a rollback undoes a commit that succeeded.  Only an object with our token goes:
+ * another writer's object under the key since then stays (a plain DELETE would remove it).  An
+ * object that replaced another (--overwrite) keeps the new content, as on the other stores.
  */
 static int
 unpublish(struct s3_upload *u, struct jp_error *err)
@@ -1105,12 +1107,16 @@ unpublish(struct s3_upload *u, struct jp_error *err)
 	int r;
 
 	if ((r = head(d, u->objkey, &st, &m, 0, err)) != JP_OK) {
-		jp_log_warn("rollback: %s may hold this attempt's data (its Complete was sent, then the "
-		            "server stopped answering); jobpub verify will tell",
+		jp_log_warn("rollback: %s may hold this attempt's data (the server did not answer the "
+		            "HEAD that would tell); jobpub verify will tell",
 		            u->s3url);
 		return r;
 	}
 	if (!st.exists || strcmp(m.token, u->token) != 0) {
+		if (st.exists && u->base.committed)
+			jp_log_warn("rollback: %s kept: another writer's object replaced ours since the "
+			            "commit",
+			            u->s3url);
 		u->completing = 0;
 		return JP_OK;
 	}
@@ -1141,16 +1147,28 @@ s3_abort(struct jp_upload *uu, struct jp_error *err)
 	int r = JP_OK;
 
 	drop_parts(u);
-	if (u->upload_id != NULL)
-		r = abort_id(d, u->objkey, u->upload_id, err);
-	if (r == JP_OK && u->completing)
-		r = unpublish(u, err);
-	if (r == JP_OK) {
+	if (u->upload_id != NULL && (r = abort_id(d, u->objkey, u->upload_id, err)) == JP_OK) {
 		free(u->upload_id);
 		u->upload_id = NULL;
-		u->base.staged = 0;
 	}
+	/* Independent of the abort: a refused AbortMultipartUpload (no permission for it, a server
+	 * that keeps failing) must not leave a completed object of ours visible, which gc would
+	 * not find.  The worse result wins; the first message stays. */
+	if (u->completing) {
+		int r2 = unpublish(u, err);
+
+		if (r2 < r)
+			r = r2;
+	}
+	if (r == JP_OK)
+		u->base.staged = 0;
 	return r;
+}
+
+static int
+s3_uncommit(struct jp_upload *uu, struct jp_error *err)
+{
+	return unpublish((struct s3_upload *)uu, err);
 }
 
 static void
@@ -1339,7 +1357,7 @@ etag_eq(const char *a, const char *b)
 		la--;
 	if (lb > 0 && b[lb - 1] == '"')
 		lb--;
-	return la == lb && strncmp(a, b, la) == 0;
+	return la == lb && strncasecmp(a, b, la) == 0; /* hex digits in either case */
 }
 
 static int
@@ -1382,14 +1400,22 @@ s3_commit(struct jp_upload *uu, int overwrite, int *exists, int *replaced,
 	 * attempt's token. */
 	if ((r = head(d, u->objkey, &after, &m, 0, err)) != JP_OK)
 		return r;
-	u->completing = 0;
-	if (!after.exists || strcmp(m.token, u->token) != 0 ||
-	    (u->etag[0] != '\0' && !etag_eq(after.etag, u->etag)))
+	if (!after.exists || strcmp(m.token, u->token) != 0) {
+		u->completing = 0; /* not ours: the rollback leaves it alone */
 		return jp_error_set(err, JP_E_UNAVAILABLE,
 		                    NAME ": %s was written by someone else while we committed it (ETag "
 		                         "%s, ours %s); not recorded",
 		                    u->s3url, after.exists ? after.etag : "none",
 		                    u->etag[0] ? u->etag : "?");
+	}
+	if (u->etag[0] != '\0' && !etag_eq(after.etag, u->etag))
+		/* Our token but not the ETag our Complete returned: nothing is recorded that cannot be
+		 * verified, and `completing` stays set so the rollback removes our object. */
+		return jp_error_set(err, JP_E_UNAVAILABLE,
+		                    NAME ": %s carries this attempt's token but ETag %s, not the %s its "
+		                         "Complete returned; not recorded",
+		                    u->s3url, after.etag, u->etag);
+	u->completing = 0;
 	snprintf(u->etag, sizeof(u->etag), "%s", after.etag);
 	snprintf(u->base.etag, sizeof(u->base.etag), "%s", u->etag);
 	*replaced = before.exists;
@@ -1726,10 +1752,16 @@ s3_list(struct jp_dest *dd, const char *prefix, jp_list_fn fn, void *arg, struct
 		if (trunc != NULL && strcmp(trunc, "true") == 0) {
 			jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "NextKeyMarker", &kmark);
 			jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "NextUploadIdMarker", &umark);
+			if (kmark == NULL || umark == NULL)
+				/* More there, and no way to ask for it: gc must not report a part as all. */
+				r = jp_error_set(err, JP_E_UNAVAILABLE,
+				                 NAME ": list uploads s3://%s/%s: the listing is truncated and "
+				                      "has no next markers",
+				                 d->bucket, full);
 		}
 		free(trunc);
 		req_free(&rq);
-		if (kmark == NULL || umark == NULL)
+		if (r != JP_OK || kmark == NULL || umark == NULL)
 			break;
 	}
 	free(kmark);
@@ -1771,5 +1803,6 @@ const struct jp_backend jp_backend_s3 = {
 	.read = s3_read,
 	.list = s3_list,
 	.abort_upload = s3_abort_upload,
+	.uncommit = s3_uncommit, /* only while the key still holds our object */
 	.sync = NULL,
 };

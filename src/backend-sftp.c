@@ -1295,5 +1295,6 @@ const struct jp_backend jp_backend_sftp = {
 	.digest = NULL, /* read back and hashed by dest.c */
 	.read = sftp_read,
 	.list = sftp_list,
+	.uncommit = NULL, /* dest.c removes the name */
 	.sync = NULL,   /* fsync@openssh.com per file in finish; SFTP has no directory fsync */
 };

@@ -86,6 +86,10 @@ struct jp_backend {
 	 * supported". */
 	int (*abort_upload)(struct jp_dest *d, const char *key, const char *upload,
 	                    struct jp_error *err);
+	/* OPTIONAL: undoes commit (a rollback): removes the final name only while it still holds
+	 * this upload's object, which another writer may have replaced since.  NULL: dest.c
+	 * removes the key with `remove`. */
+	int (*uncommit)(struct jp_upload *u, struct jp_error *err);
 	/* OPTIONAL: makes committed names durable.  NULL: nothing to do. */
 	int (*sync)(struct jp_dest *d, struct jp_error *err);
 };

@@ -294,6 +294,20 @@ jp_upload_abort(struct jp_upload *u, struct jp_error *err)
 	return u->dest->be->abort(u, err);
 }
 
+int
+jp_upload_uncommit(struct jp_upload *u, struct jp_error *err)
+{
+	int r;
+
+	if (u == NULL || !u->committed)
+		return JP_OK;
+	r = u->dest->be->uncommit != NULL ? u->dest->be->uncommit(u, err)
+	                                  : u->dest->be->remove(u->dest, u->key, err);
+	if (r == JP_OK)
+		u->committed = 0;
+	return r;
+}
+
 void
 jp_upload_free(struct jp_upload *u)
 {

@@ -98,6 +98,10 @@ int jp_upload_commit(struct jp_upload *u, int overwrite, int *exists, int *repla
                      struct jp_error *err);
 /* Deletes the staged data (not a committed object).  Safe to call in any state. */
 int jp_upload_abort(struct jp_upload *u, struct jp_error *err);
+/* Undoes a commit: removes the committed object, unless the store can tell it is no longer
+ * this upload's (S3: another writer's object since; it is kept, with a warning).  Clears the
+ * committed state on JP_OK.  Safe to call in any state (JP_OK when nothing was committed). */
+int jp_upload_uncommit(struct jp_upload *u, struct jp_error *err);
 void jp_upload_free(struct jp_upload *u); /* aborts first if still staged; u may be NULL */
 const char *jp_upload_key(const struct jp_upload *u);
 /* The committed object's ETag, "" where the store has none. */

@@ -420,13 +420,17 @@ run_lanes(struct run *R, lane_fn fn, int own, struct jp_error *err)
 		R->workers[i].r = JP_OK;
 		R->workers[i].follower = 0;
 	}
-	/* Lane 0 is this thread; the others are threads of their own. */
+	/* Lane 0 is this thread; the others are threads of their own.  A lane whose thread cannot
+	 * be created (EAGAIN under a pids limit) runs here after lane 0: with `own`, its files are
+	 * on its connection and no other lane would do them. */
 	for (i = 1; i < R->n_workers; i++)
 		if (pthread_create(&R->workers[i].th, NULL, lane, &jobs[i]) == 0)
 			started = i;
 		else
 			break;
 	lane(&jobs[0]);
+	for (i = started + 1; i < R->n_workers; i++)
+		lane(&jobs[i]);
 	for (i = 1; i <= started; i++)
 		pthread_join(R->workers[i].th, NULL);
 	for (i = 0; i < R->n_workers; i++)
@@ -550,6 +554,11 @@ commit_all(struct run *R, struct jp_error *err)
 
 	if ((r = run_lanes(R, commit_one, 1, err)) != JP_OK)
 		return r;
+	/* Nothing is recorded that was not committed: a file no lane took would be a bug here. */
+	for (i = 0; i < R->plan->n_items; i++)
+		if (!R->files[i].identical && !R->files[i].committed)
+			return jp_error_set(err, JP_E_SOFTWARE, "publish: %s was not committed",
+			                    R->files[i].url);
 	for (i = 0; i < R->n_workers; i++)
 		if ((r = jp_dest_sync(R->workers[i].dest, err)) != JP_OK)
 			return r;
@@ -574,7 +583,7 @@ rollback(struct run *R)
 			jp_log_warn("rollback: %s kept: another publisher has recorded it since", f->url);
 		} else if (f->committed && !f->replaced) {
 			jp_error_clear(&e);
-			if (jp_dest_remove(R->dest, f->it->key, &e) != JP_OK)
+			if (jp_upload_uncommit(f->up, &e) != JP_OK)
 				jp_log_error("rollback: %s", e.msg);
 			else
 				f->committed = 0;

@@ -141,6 +141,14 @@ jp_s3_endpoint_free(struct jp_s3_endpoint *ep)
 	memset(ep, 0, sizeof(*ep));
 }
 
+/* An endpoint as messages may show it: one that could carry a secret (user:password@, a
+ * pre-signed query) is not shown at all. */
+static const char *
+shown(const char *url)
+{
+	return strpbrk(url, "@?#") != NULL ? "(hidden)" : url;
+}
+
 int
 jp_s3_endpoint_parse(const char *url, struct jp_s3_endpoint *ep, struct jp_error *err)
 {
@@ -158,7 +166,7 @@ jp_s3_endpoint_parse(const char *url, struct jp_s3_endpoint *ep, struct jp_error
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
 		r = jp_error_set(err, JP_E_CONFIG,
 		                 "s3: endpoint '%s': expected an http(s) URL such as https://s3.example.org",
-		                 url);
+		                 shown(url));
 		goto out;
 	}
 	curl_url_get(u, CURLUPART_USER, &user, 0);
@@ -167,7 +175,7 @@ jp_s3_endpoint_parse(const char *url, struct jp_s3_endpoint *ep, struct jp_error
 	if (user != NULL || query != NULL || frag != NULL) {
 		r = jp_error_set(err, JP_E_CONFIG,
 		                 "s3: endpoint '%s': no user, query or fragment, please (credentials come "
-		                 "from the environment or ~/.aws)", user ? "(hidden)" : url);
+		                 "from the environment or ~/.aws)", shown(url));
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_PORT, &ep->port, 0) != CURLUE_OK)

@@ -340,7 +340,8 @@ assert_no_uploads term/
 [ "$(status_of)" = failed_storage ] || fail "status after SIGTERM: $(status_of)"
 
 # SIGTERM while the files are being committed: a Complete already sent runs to its end, and the
-# rollback removes every object this attempt made visible.
+# rollback removes every object this attempt made visible, but not another writer's object put
+# over one of ours after our commit (a plain DELETE would remove it).
 make_job termc
 python3 - "$JW/out" <<'PYEOF'
 import os, sys
@@ -351,11 +352,20 @@ PYEOF
 pub_bg -v
 for _ in $(seq 1200); do grep -q ': committed ' "$ERR" && break; sleep 0.05; done
 grep -q ': committed ' "$ERR" || fail "SIGTERM in the commit: no file committed within 60 s"
+ck=$(sed -n 's|.*: committed out [^ ]* -> s3://[^/]*/\(termc/c[0-9]*\) .*|\1|p' "$ERR" | head -n 1)
+[ -n "$ck" ] || { show "$ERR"; fail "SIGTERM in the commit: no committed key in the log"; }
+printf 'theirs\n' >"$T/theirs-termc"
+s3curl PUT "/$ck" -T "$T/theirs-termc" -f >/dev/null || fail "PUT over $ck"
 kill -TERM "$P"
 rc=0
 wait "$P" || rc=$?
 assert_eq "$rc" 75 "exit code after SIGTERM in the commit"
-assert_no_keys termc/
+keys termc/ >"$T/keys"
+[ "$(cat "$T/keys")" = "$ck" ] || { show "$T/keys"; fail "after SIGTERM in the commit: only $ck (another writer's) should be left"; }
+get "$ck" "$T/got"
+cmp -s "$T/got" "$T/theirs-termc" || fail "the rollback touched another writer's $ck"
+grep -q "kept: another writer's object replaced ours" "$ERR" || { show "$ERR"; fail "no warning for $ck"; }
+s3curl DELETE "/$ck" -f >/dev/null || fail "DELETE $ck"
 assert_no_uploads termc/
 [ "$(status_of)" = failed_storage ] || fail "status after SIGTERM in the commit: $(status_of)"
 

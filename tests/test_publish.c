@@ -4,10 +4,13 @@
  * an unchanged re-publish, conflicts with and without overwrite, missing and optional outputs,
  * external job tables, dry runs, interruption (SIGTERM in a forked publisher, and interrupts
  * injected after a file is staged or committed), a destination that cannot be created, and a
- * locked or failing catalogue.  Outcomes are read from the disk and with our own SQL.
+ * locked or failing catalogue, and lanes whose threads cannot be created.  Outcomes are read from the disk and with our own SQL.
  */
 #include "config.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -878,6 +881,54 @@ START_TEST(test_sigterm_child)
 }
 END_TEST
 
+/* pthread_create as the publisher sees it: this definition in the test program wins over
+ * libc's for the library linked into it.  From call number refuse_from on (counted from 1;
+ * 0: never) it fails with EAGAIN, as under a pids cgroup or ulimit -u. */
+static unsigned thread_calls, refuse_from;
+
+int
+pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+	if (refuse_from != 0 && ++thread_calls >= refuse_from)
+		return EAGAIN;
+	*(void **)&real = dlsym(RTLD_NEXT, "pthread_create");
+	return real(th, attr, fn, arg);
+}
+
+/* 40 small files over 3 lanes, which run three times (checks, staging, commit: two threads
+ * each).  Threads refused from call `_i` on: 1 none at all, 2 and 4 lane 2 from the checks or
+ * the staging on, 3 none from the staging on, 5 none for the commit (files staged on lanes 1
+ * and 2 wait there), 6 no lane 2 for the commit.  Every file must be committed and recorded. */
+START_TEST(test_lanes_without_threads)
+{
+	struct jp_publish_opts o = opts();
+	char rel[32];
+	int rc, i;
+
+	for (i = 0; i < 40; i++) {
+		snprintf(rel, sizeof(rel), "many/f%02d", i);
+		t_write_pattern(work, rel, 1000 + (size_t)i, (unsigned)i);
+	}
+	write_manifest(NULL, NULL, "  - name: many\n    glob: many/*\n    to: many/${basename}\n");
+	o.parallel = 3;
+	thread_calls = 0;
+	refuse_from = (unsigned)_i;
+	rc = publish_with(&o);
+	refuse_from = 0;
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	for (i = 0; i < 40; i++) {
+		snprintf(rel, sizeof(rel), "many/f%02d", i);
+		assert_same(rel, rel);
+	}
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE job = ?", JOB, NULL),
+	                 40);
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+}
+END_TEST
+
 static Suite *
 publish_suite(void)
 {
@@ -891,6 +942,7 @@ publish_suite(void)
 	tcase_add_test(tc, test_optional_absent);
 	tcase_add_test(tc, test_external_table);
 	tcase_add_test(tc, test_dest_override_and_sets);
+	tcase_add_loop_test(tc, test_lanes_without_threads, 1, 7);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("conflict");

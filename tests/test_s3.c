@@ -138,6 +138,14 @@ START_TEST(test_urls)
 	jp_error_clear(&e);
 	ck_assert_int_eq(jp_s3_endpoint_parse("https://key:secret@x", &ep, &e), JP_FAILED);
 	ck_assert_ptr_null(strstr(e.msg, "secret"));
+	/* Not an http(s) URL, and a secret in it all the same: not shown either. */
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_s3_endpoint_parse("htps://AKIAX:TopSecret@x", &ep, &e), JP_FAILED);
+	ck_assert_int_eq(e.code, JP_E_CONFIG);
+	ck_assert_ptr_null(strstr(e.msg, "TopSecret"));
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_s3_endpoint_parse("https://x/?X-Amz-Signature=abc", &ep, &e), JP_FAILED);
+	ck_assert_ptr_null(strstr(e.msg, "Signature"));
 	u = jp_s3_aws_endpoint("us-east-1");
 	ck_assert_str_eq(u, "https://s3.us-east-1.amazonaws.com");
 	free(u);
