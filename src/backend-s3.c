@@ -497,9 +497,13 @@ req_error(const struct req *rq, int cls, struct jp_error *err)
 		                                            : "error",
 		                 msg && *msg ? ": " : "", msg ? msg : "",
 		                 rid ? rid : rq->request_id[0] ? rq->request_id : "none",
-		                 cls == JP_E_NOPERM ? "; check the access key and secret "
-		                                      "(AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials)"
-		                                    : "");
+		                 cls != JP_E_NOPERM ? ""
+		                 /* known keys, but not allowed this request */
+		                 : code != NULL && strcmp(code, "AccessDenied") == 0
+		                     ? "; the key is not allowed this request (its user's or the "
+		                       "bucket's policy)"
+		                     : "; check the access key and secret (AWS_ACCESS_KEY_ID, "
+		                       "AWS_PROFILE, ~/.aws/credentials)");
 	free(code);
 	free(msg);
 	free(rid);

@@ -10,7 +10,9 @@
 # 1.5 GiB file over many parts; an empty file; keys with spaces, UTF-8, '+', '%', '='; 1000 small
 # files; a conflict without and with --overwrite; a bucket quota that refuses a part; a
 # connection cut mid-part (the part is sent again); a stalled connection; the server killed
-# mid-part; SIGTERM and SIGKILL mid-upload, SIGTERM during the commit, and gc after them.
+# mid-part; a Complete whose answer is lost while a bucket policy refuses the abort; SIGTERM and
+# SIGKILL mid-upload, SIGTERM during the commit (with another writer's object put over one of
+# ours), and gc after them.
 #
 # After every failed publish: the row is failed_storage, no final key holds anything of the
 # attempt, and no incomplete multipart upload is left, except where the server was unreachable
@@ -406,6 +408,26 @@ assert_eq "$(status_of)" failed_storage "server gone"
 assert_no_keys down/
 expect_rc 0 "$JOBPUB" gc --db "$JDB" --s3-endpoint "$RGW_ENDPOINT" --older-than 0s --apply
 assert_no_uploads down/
+
+# A Complete that the gateway carried out but whose answer never came (the relay drops it), and
+# a bucket policy that refuses AbortMultipartUpload: the rollback still finds our object by its
+# token and deletes it (gc could not: it is no longer an upload).
+make_job mute
+printf 'muted\n' >"$JW/out/m.txt"
+cat >"$T/deny-abort.json" <<EOF
+{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": {"AWS": ["*"]},
+ "Action": ["s3:AbortMultipartUpload"], "Resource": ["arn:aws:s3:::$B/*"]}]}
+EOF
+s3curl PUT "?policy=" -T "$T/deny-abort.json" -f >/dev/null || fail "PUT of the bucket policy"
+start_relay mute 'POST [^ ]*[?]uploadId='
+expect_rc 75 pub --s3-endpoint "$RELAY_URL" --retries 0 --timeout 2
+stop_relay
+s3curl DELETE "?policy=" -f >/dev/null || fail "DELETE of the bucket policy"
+assert_grep 'complete upload .*mute/m.txt: Operation timed out' "$ERR"
+assert_grep 'abort upload .*403 AccessDenied.*bucket.s policy' "$ERR"
+assert_no_keys mute/
+assert_no_uploads mute/
+assert_eq "$(status_of)" failed_storage "Complete unanswered, abort refused"
 
 # The gateway itself killed (SIGKILL, by its PID) mid-part: exit 75, nothing visible; once it
 # runs again, gc finds what was staged and aborts it.

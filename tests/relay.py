@@ -8,9 +8,13 @@ to every connection on its own (a client that reconnects meets the same fault ag
   cut N     after N bytes client->server have been forwarded, close both sides
   stall N   after N bytes client->server, stop forwarding in both directions and keep both
             sockets open (no FIN, no RST: the peers see silence)
+  mute RE   once the client has sent bytes matching the regular expression RE (a request line,
+            e.g. 'POST [^ ]*[?]uploadId='), forward nothing more server->client, keeping both
+            sockets open: the server does the request, the client never hears its answer
 Runs until killed, and never longer than 120 s.  Python 3 standard library only.
 """
 import os
+import re
 import socket
 import sys
 import threading
@@ -21,7 +25,7 @@ BUF = 65536
 
 
 def usage():
-    sys.stderr.write("usage: relay.py LISTEN_PORT_FILE TARGET_PORT pass|cut N|stall N\n")
+    sys.stderr.write("usage: relay.py LISTEN_PORT_FILE TARGET_PORT pass|cut N|stall N|mute RE\n")
     sys.exit(2)
 
 
@@ -42,6 +46,7 @@ class Conn:
         self.client, self.server = client, server
         self.mode, self.limit = mode, limit
         self.sent = 0  # client->server bytes forwarded
+        self.seen = b""  # mute: the last bytes client->server, for a match across reads
         self.stalled = threading.Event()
         self.closed = threading.Event()
 
@@ -52,6 +57,12 @@ class Conn:
                 data = self.client.recv(BUF)
                 if not data:
                     break
+                if self.mode == "mute":
+                    self.seen = (self.seen + data)[-4096:]
+                    if self.limit.search(self.seen):
+                        self.stalled.set()  # before the request goes: its answer is dropped
+                    self.server.sendall(data)
+                    continue
                 if self.mode != "pass":
                     room = self.limit - self.sent
                     if len(data) >= room:
@@ -100,6 +111,10 @@ def main():
         limit = 0
         if len(sys.argv) != 4:
             usage()
+    elif mode == "mute":
+        if len(sys.argv) != 5:
+            usage()
+        limit = re.compile(sys.argv[4].encode())
     elif mode in ("cut", "stall"):
         if len(sys.argv) != 5:
             usage()
