@@ -4,7 +4,8 @@
  * an unchanged re-publish, conflicts with and without overwrite, missing and optional outputs,
  * external job tables, dry runs, interruption (SIGTERM in a forked publisher, and interrupts
  * injected after a file is staged or committed), a destination that cannot be created, and a
- * locked or failing catalogue, and lanes whose threads cannot be created.  Outcomes are read from the disk and with our own SQL.
+ * locked or failing catalogue, and lanes whose threads cannot be created.  Outcomes are read
+ * from the disk and with our own SQL.
  */
 #include "config.h"
 
