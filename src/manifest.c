@@ -4,13 +4,20 @@
  * libfyaml gives the parse errors with their positions (collected on a diag object) and a mark
  * for every scalar token; we keep the position of each string so later errors (an unknown
  * variable, a path escaping the workdir) can still point into the file.
+ *
+ * The file is read into memory (at most JP_MANIFEST_MAX bytes) and checked to be UTF-8 text
+ * without NUL bytes before libfyaml sees it: libfyaml 0.7.12 loops forever on some invalid
+ * UTF-8 (the three bytes "%a\x89", a directive, spin in fy_scan_directive), so its input must be
+ * text it is known to handle.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libfyaml.h>
 
@@ -482,6 +489,131 @@ set_default(struct jp_str *s, const char *v)
 	return 0;
 }
 
+/* Offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong forms,
+ * no surrogates, nothing above U+10FFFF) or is a NUL, or len when there is none; a sequence cut
+ * by the end of the file is reported at its first byte.  Hand-written: none of jobpub's
+ * libraries exports a validator (libfyaml's is internal and lax). */
+static size_t
+utf8_bad_offset(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned c = s[i];
+		size_t n, k;
+		unsigned lo = 0x80, hi = 0xbf;
+
+		if (c == 0)
+			return i;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+		else
+			return i;
+		for (k = 1; k <= n; k++) {
+			if (i + k >= len)
+				return i;
+			if (s[i + k] < (k == 1 ? lo : 0x80) || s[i + k] > (k == 1 ? hi : 0xbf))
+				return i + k;
+		}
+		i += n + 1;
+	}
+	return len;
+}
+
+/* "FILE:LINE:COL: ..." for the byte at off of buf (valid UTF-8 before it): the column counts
+ * characters, as libfyaml's positions do, and is that of the character the byte belongs to. */
+static int
+bad_byte(const char *file, const unsigned char *buf, size_t off, struct jp_error *err)
+{
+	size_t i, start = off, k;
+	int line = 1, col = 1;
+
+	/* A bad continuation byte is placed at the character it was to complete. */
+	for (k = 1; k <= 3 && k <= off && (buf[off - k] & 0xc0) == 0x80; k++)
+		;
+	if (k <= 3 && k <= off && buf[off - k] >= 0xc2 &&
+	    (size_t)(buf[off - k] >= 0xf0 ? 3 : buf[off - k] >= 0xe0 ? 2 : 1) >= k)
+		start = off - k;
+	for (i = 0; i < start; i++) {
+		if (buf[i] == '\n')
+			line++, col = 1;
+		else if ((buf[i] & 0xc0) != 0x80)
+			col++;
+	}
+	if (buf[off] == 0)
+		return jp_error_set(err, JP_E_DATA,
+		                    "%s:%d:%d: NUL byte at byte offset %zu: a manifest is UTF-8 text",
+		                    file, line, col, off);
+	return jp_error_set(err, JP_E_DATA,
+	                    "%s:%d:%d: invalid UTF-8 byte 0x%02x at byte offset %zu: a manifest is "
+	                    "UTF-8 text",
+	                    file, line, col, buf[off], off);
+}
+
+/* Reads the whole file into *buf (NUL-terminated, *len bytes).  Errors: 66 missing, 74 unreadable,
+ * 65 larger than JP_MANIFEST_MAX. */
+static int
+read_file(const char *file, char **buf, size_t *len, struct jp_error *err)
+{
+	size_t cap = 64 << 10, n = 0;
+	char *b = NULL, *nb;
+	int fd, r = JP_OK;
+
+	*buf = NULL;
+	*len = 0;
+	/* Read errors are told apart from YAML errors: a missing manifest is missing input. */
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+		return jp_error_set(err, errno == ENOENT ? JP_E_NOINPUT : JP_E_IOERR, "%s: %s", file,
+		                    strerror(errno));
+	for (;;) {
+		ssize_t got;
+
+		if (n + 1 >= cap || b == NULL) {
+			if (b != NULL)
+				cap *= 2;
+			if (cap > (size_t)JP_MANIFEST_MAX + 2)
+				cap = (size_t)JP_MANIFEST_MAX + 2;
+			if ((nb = realloc(b, cap)) == NULL) {
+				r = jp_error_set(err, JP_E_SOFTWARE, "manifest: out of memory");
+				goto out;
+			}
+			b = nb;
+		}
+		got = read(fd, b + n, cap - 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = jp_error_set(err, JP_E_IOERR, "%s: %s", file, strerror(errno));
+			goto out;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+		if (n > JP_MANIFEST_MAX) {
+			r = jp_error_set(err, JP_E_DATA,
+			                 "%s: larger than %d MiB: a manifest is a small text file", file,
+			                 JP_MANIFEST_MAX >> 20);
+			goto out;
+		}
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	b = NULL;
+out:
+	free(b);
+	close(fd);
+	return r;
+}
+
 int
 jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *err)
 {
@@ -495,15 +627,18 @@ jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *er
 	struct loader L;
 	void *it = NULL;
 	char k[64];
-	FILE *fp;
+	char *text = NULL;
+	size_t text_len, bad;
 	int r = JP_OK;
 
 	*out = NULL;
-	/* Read errors are told apart from YAML errors: a missing manifest is missing input. */
-	if ((fp = fopen(file, "r")) == NULL)
-		return jp_error_set(err, errno == ENOENT ? JP_E_NOINPUT : JP_E_IOERR, "%s: %s", file,
-		                    strerror(errno));
-	fclose(fp);
+	if ((r = read_file(file, &text, &text_len, err)) != JP_OK)
+		return r;
+	if ((bad = utf8_bad_offset((const unsigned char *)text, text_len)) < text_len) {
+		r = bad_byte(file, (const unsigned char *)text, bad, err);
+		free(text);
+		return r;
+	}
 	m = calloc(1, sizeof(*m));
 	if (m == NULL || (m->file = strdup(file)) == NULL) {
 		r = jp_error_set(err, JP_E_SOFTWARE, "manifest: out of memory");
@@ -523,7 +658,8 @@ jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *er
 	memset(&pc, 0, sizeof(pc));
 	pc.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_RESOLVE_DOCUMENT;
 	pc.diag = diag;
-	doc = fy_document_build_from_file(&pc, file);
+	/* The document points into text: text is freed after it. */
+	doc = fy_document_build_from_string(&pc, text, text_len);
 	if (doc == NULL) {
 		struct fy_diag_error *e;
 		void *dit = NULL;
@@ -589,6 +725,7 @@ out:
 	fy_document_destroy(doc);
 	if (diag != NULL)
 		fy_diag_destroy(diag);
+	free(text);
 	jp_manifest_free(m);
 	return r;
 }

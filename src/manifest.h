@@ -65,8 +65,13 @@ struct jp_manifest {
 	size_t n_outputs;
 };
 
+/* The largest manifest read, in bytes: a manifest is a small text file. */
+#define JP_MANIFEST_MAX (16 << 20)
+
 /* Loads and checks file.  On success *out is set (free with jp_manifest_free).  Errors: 66 when
- * the file cannot be read, 65 for anything wrong inside it. */
+ * the file does not exist, 74 when it cannot be read, 65 for anything wrong inside it: larger
+ * than JP_MANIFEST_MAX, not UTF-8 text or holding a NUL byte ("FILE:LINE:COL: invalid UTF-8
+ * byte 0x89 at byte offset 2: ..."), then YAML and content errors. */
 int jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *err);
 void jp_manifest_free(struct jp_manifest *m);
 

@@ -113,6 +113,33 @@ missing_file() {
 	assert_grep_fixed "$T/no-such.yaml" "$ERR"
 }
 
+# Issue 13, defect 7: "%a\x89" (a YAML directive, then a byte that is not UTF-8) made libfyaml
+# loop forever.  Every command that reads a manifest refuses it at once: 65, one line naming the
+# file, line, column and byte offset, nothing created.  A hang is killed by timeout (137).
+invalid_utf8() {
+	need timeout
+	printf '%%a\211' >"$T/hang.yaml"
+	mkdir "$T/work"
+	expect_rc 65 timeout -s KILL 20 "$JOBPUB" manifest check "$T/hang.yaml"
+	assert_eq "$(cat "$ERR")" \
+		"jobpub: $T/hang.yaml:1:3: invalid UTF-8 byte 0x89 at byte offset 2: a manifest is UTF-8 text" \
+		"stderr of manifest check"
+	expect_rc 65 timeout -s KILL 20 "$JOBPUB" publish --job 1 --manifest "$T/hang.yaml" \
+		--workdir "$T/work" --db "$T/cat.db" --dest "file://$T/archive"
+	assert_grep_fixed "$T/hang.yaml:1:3: invalid UTF-8" "$ERR"
+	[ "$(wc -l <"$ERR")" -eq 1 ] || fail "publish: more than one line on stderr"
+	expect_rc 65 timeout -s KILL 20 env JOBPUB_SPOOL="$T/spool" "$JOBPUB" enqueue --job 1 \
+		--manifest "$T/hang.yaml" --workdir "$T/work" --db "$T/cat.db" --dest "file://$T/archive"
+	assert_grep_fixed "$T/hang.yaml:1:3: invalid UTF-8" "$ERR"
+	assert_absent "$T/cat.db"
+	assert_absent "$T/archive"
+	assert_absent "$T/spool"
+	# A NUL byte is refused the same way.
+	printf 'outputs:\n  \000\n' >"$T/nul.yaml"
+	expect_rc 65 timeout -s KILL 20 "$JOBPUB" manifest check "$T/nul.yaml"
+	assert_grep_fixed "jobpub: $T/nul.yaml:2:3: NUL byte at byte offset 11" "$ERR"
+}
+
 bad_set() {
 	expect_rc 64 "$JOBPUB" manifest check "$EXMAN" --set model
 	assert_grep '^jobpub: .*--set' "$ERR"
@@ -133,5 +160,6 @@ run_case yaml_error
 run_case unknown_key
 run_case unknown_variable
 run_case missing_file
+run_case invalid_utf8
 run_case bad_set
 finish

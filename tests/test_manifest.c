@@ -616,6 +616,107 @@ START_TEST(test_manifest_error)
 }
 END_TEST
 
+/* ---- bytes that are not UTF-8 text: refused before the YAML parser sees them ---- */
+
+/* Writes len raw bytes as the manifest and expects class 65 with exactly "FILE" + where. */
+static void
+expect_bytes_error(const char *bytes, size_t len, const char *where)
+{
+	char want[JP_ERRMSG_MAX];
+	int r;
+
+	t_write(dir, "manifest.yaml", bytes, len);
+	jp_error_clear(&err);
+	r = jp_manifest_load(file, &m, &err);
+	ck_assert_int_eq(r, JP_FAILED);
+	ck_assert_ptr_null(m);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	snprintf(want, sizeof(want), "%s%s", file, where);
+	ck_assert_str_eq(err.msg, want);
+}
+
+/* Issue 13, defect 7: these three bytes made libfyaml 0.7.12 loop forever in
+ * fy_scan_directive.  The test case has a timeout (see main), so a hang fails. */
+START_TEST(test_directive_invalid_utf8)
+{
+	expect_bytes_error("%a\x89", 3, ":1:3: invalid UTF-8 byte 0x89 at byte offset 2: a manifest "
+	                                 "is UTF-8 text");
+}
+END_TEST
+
+/* The line and column (in characters) of the bad byte, after valid multi-byte text. */
+START_TEST(test_invalid_utf8_position)
+{
+	static const char b[] = "outputs:\n  - name: \xc3\xa9t\xc3\xa9\xff\n";
+
+	expect_bytes_error(b, sizeof(b) - 1, ":2:14: invalid UTF-8 byte 0xff at byte offset 24: a "
+	                                     "manifest is UTF-8 text");
+}
+END_TEST
+
+/* Overlong forms, surrogates, code points above U+10FFFF and a sequence cut by the end of the
+ * file are not UTF-8. */
+START_TEST(test_invalid_utf8_forms)
+{
+	expect_bytes_error("a: \xc0\xaf\n", 6, ":1:4: invalid UTF-8 byte 0xc0 at byte offset 3: "
+	                                          "a manifest is UTF-8 text");
+	expect_bytes_error("a: \xe0\x80\xaf\n", 7, ":1:4: invalid UTF-8 byte 0x80 at byte offset 4: "
+	                                               "a manifest is UTF-8 text");
+	expect_bytes_error("a: \xed\xa0\x80\n", 7, ":1:4: invalid UTF-8 byte 0xa0 at byte offset 4: "
+	                                               "a manifest is UTF-8 text");
+	expect_bytes_error("a: \xf4\x90\x80\x80\n", 8, ":1:4: invalid UTF-8 byte 0x90 at byte "
+	                                                    "offset 4: a manifest is UTF-8 text");
+	expect_bytes_error("a: \xe2\x82", 5, ":1:4: invalid UTF-8 byte 0xe2 at byte offset 3: a "
+	                                       "manifest is UTF-8 text");
+}
+END_TEST
+
+START_TEST(test_nul_byte)
+{
+	expect_bytes_error("outputs:\n  \0", 12, ":2:3: NUL byte at byte offset 11: a manifest is "
+	                                            "UTF-8 text");
+}
+END_TEST
+
+/* Valid multi-byte UTF-8 (2, 3 and 4 bytes) and a byte-order mark load. */
+START_TEST(test_utf8_ok)
+{
+	load_ok("\xef\xbb\xbf# \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n"
+	        "outputs: [{name: a, path: \xc3\xa9t\xc3\xa9, to: \xe2\x82\xac}]\n");
+	ck_assert_str_eq(m->outputs[0].path.s, "\xc3\xa9t\xc3\xa9");
+	ck_assert_str_eq(m->outputs[0].to.s, "\xe2\x82\xac");
+}
+END_TEST
+
+/* A file larger than JP_MANIFEST_MAX is refused without being parsed. */
+START_TEST(test_too_large)
+{
+	size_t len = (size_t)JP_MANIFEST_MAX + 1;
+	char *big = malloc(len), want[JP_ERRMSG_MAX];
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, '#', len);
+	t_write(dir, "manifest.yaml", big, len);
+	free(big);
+	ck_assert_int_eq(jp_manifest_load(file, &m, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	snprintf(want, sizeof(want), "%s: larger than 16 MiB: a manifest is a small text file", file);
+	ck_assert_str_eq(err.msg, want);
+}
+END_TEST
+
+/* A directory is not readable as a manifest: 74, naming it. */
+START_TEST(test_directory)
+{
+	char want[JP_ERRMSG_MAX];
+
+	ck_assert_int_eq(jp_manifest_load(dir, &m, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	snprintf(want, sizeof(want), "%s: Is a directory", dir);
+	ck_assert_str_eq(err.msg, want);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -663,6 +764,19 @@ main(void)
 	tcase_add_test(tc, test_no_outputs);
 	tcase_add_test(tc, test_outputs_not_a_list);
 	tcase_add_test(tc, test_empty_value);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("bytes");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	/* A parser that loops must fail the test, not hang the suite. */
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, test_directive_invalid_utf8);
+	tcase_add_test(tc, test_invalid_utf8_position);
+	tcase_add_test(tc, test_invalid_utf8_forms);
+	tcase_add_test(tc, test_nul_byte);
+	tcase_add_test(tc, test_utf8_ok);
+	tcase_add_test(tc, test_too_large);
+	tcase_add_test(tc, test_directory);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("vars");
