@@ -154,6 +154,8 @@ jp_dest_url(const struct jp_dest *d)
 char *
 jp_dest_key_url(const struct jp_dest *d, const char *key)
 {
+	if (d == NULL)
+		return NULL;
 	return jp_url_join(d->url, key);
 }
 
@@ -235,6 +237,14 @@ jp_key_check(const char *key, char *why, size_t whylen)
 	return 0;
 }
 
+/* A lane whose connection could not be (re)opened is NULL: the failure paths that still walk
+ * every lane (rollback, clean-up) meet it, and must get an error, not a crash. */
+static int
+not_open(struct jp_error *err)
+{
+	return jp_error_set(err, JP_E_SOFTWARE, "destination not open");
+}
+
 int
 jp_dest_stage(struct jp_dest *d, const char *key, const char *token, uint64_t size_hint,
               struct jp_upload **out, struct jp_error *err)
@@ -244,6 +254,8 @@ jp_dest_stage(struct jp_dest *d, const char *key, const char *token, uint64_t si
 	int r;
 
 	*out = NULL;
+	if (d == NULL)
+		return not_open(err);
 	if (jp_key_check(key, why, sizeof(why)) != 0)
 		return jp_error_set(err, JP_E_DATA, "%s", why);
 	if ((k = strdup(key)) == NULL)
@@ -346,12 +358,16 @@ int
 jp_dest_stat(struct jp_dest *d, const char *key, struct jp_stat *st, struct jp_error *err)
 {
 	memset(st, 0, sizeof(*st));
+	if (d == NULL)
+		return not_open(err);
 	return d->be->stat(d, key, st, err);
 }
 
 int
 jp_dest_remove(struct jp_dest *d, const char *key, struct jp_error *err)
 {
+	if (d == NULL)
+		return not_open(err);
 	return d->be->remove(d, key, err);
 }
 
@@ -382,6 +398,8 @@ hash_chunk(void *arg, const void *buf, size_t len)
 int
 jp_dest_digest(struct jp_dest *d, const char *key, unsigned char sha256[32], struct jp_error *err)
 {
+	if (d == NULL)
+		return not_open(err);
 	if (d->be->digest != NULL)
 		return d->be->digest(d, key, sha256, err);
 	return jp_dest_hash(d, key, sha256, err);
@@ -393,6 +411,8 @@ jp_dest_hash(struct jp_dest *d, const char *key, unsigned char sha256[32], struc
 	struct jp_sha256 h;
 	int r;
 
+	if (d == NULL)
+		return not_open(err);
 	if (d->be->read == NULL)
 		return jp_error_set(err, JP_E_UNAVAILABLE, "%s: reading back '%s' is not supported",
 		                    d->be->name, key);
@@ -409,6 +429,9 @@ jp_dest_hash(struct jp_dest *d, const char *key, unsigned char sha256[32], struc
 int
 jp_dest_sync(struct jp_dest *d, struct jp_error *err)
 {
+	/* Nothing was committed through a destination that never opened. */
+	if (d == NULL)
+		return JP_OK;
 	return d->be->sync != NULL ? d->be->sync(d, err) : JP_OK;
 }
 
@@ -416,6 +439,8 @@ int
 jp_dest_abort_upload(struct jp_dest *d, const char *key, const char *upload,
                      struct jp_error *err)
 {
+	if (d == NULL)
+		return not_open(err);
 	if (d->be->abort_upload == NULL)
 		return jp_error_set(err, JP_E_UNAVAILABLE, "%s: incomplete uploads are not supported",
 		                    d->be->name);
@@ -426,6 +451,8 @@ int
 jp_dest_list(struct jp_dest *d, const char *prefix, jp_list_fn fn, void *arg,
              struct jp_error *err)
 {
+	if (d == NULL)
+		return not_open(err);
 	if (d->be->list == NULL)
 		return jp_error_set(err, JP_E_UNAVAILABLE, "%s: listing is not supported",
 		                    d->be->name);

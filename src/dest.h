@@ -53,6 +53,9 @@ struct jp_stat {
 };
 
 /* Opens url.  Errors: 78 unknown scheme or malformed URL; the backend's own otherwise. */
+/* Every call below that takes a destination accepts NULL (a lane whose connection never
+ * opened, met by a rollback): jp_dest_sync does nothing, jp_dest_key_url returns NULL, the
+ * others fail with 70 "destination not open".  Never a crash. */
 int jp_dest_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
                  struct jp_error *err);
 void jp_dest_close(struct jp_dest *d); /* d may be NULL */

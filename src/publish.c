@@ -593,9 +593,12 @@ rollback(struct run *R)
 			            f->url);
 		}
 	}
-	for (i = 0; i < R->n_workers; i++) {
+	/* A lane whose connection never opened (the server died between two connects) has no
+	 * destination: nothing of it to sync. */
+	for (i = 0; R->workers != NULL && i < R->n_workers; i++) {
 		jp_error_clear(&e);
-		jp_dest_sync(R->workers[i].dest, &e);
+		if (R->workers[i].dest != NULL && jp_dest_sync(R->workers[i].dest, &e) != JP_OK)
+			jp_log_warn("rollback: %s", e.msg);
 	}
 }
 

@@ -658,6 +658,24 @@ start_relay() {
 		>"$HOME/.ssh/relay_known_hosts"
 }
 
+# The server gone between two connects: the run's connection opens, the second lane's does not
+# (the relay closes every connection after the first).  The rollback meets a lane that never
+# opened (it crashed with SIGSEGV in jp_dest_sync(NULL)): 75, the row failed_storage, nothing
+# left on the server.
+server_gone_between_connects() {
+	case_begin gone
+	start_relay first 1
+	SD=$SSHD_ROOT/gone
+	DEST=sftp://$SSH_USER@127.0.0.1:$RPORT$SD
+	make_job gn many
+	expect_rc 75 pub --identity "$SSH_KEY" --known-hosts "$HOME/.ssh/relay_known_hosts" \
+		--parallel 3 --retries 0 --timeout 5
+	assert_grep '^jobpub: .*handshake' "$ERR"
+	check_all 75 "$SD" none
+	assert_eq "$(sql "$JDB" "SELECT outcome || ' ' || error_class FROM jobpub_attempts")" \
+		"failed_storage tempfail" "the attempt row"
+}
+
 # A connection cut after 2 MiB client->server (every connection, so retries meet it too):
 # 75 with --retries 0, and with --retries 2 still 75 in bounded time.
 connection_cut() {
@@ -853,6 +871,7 @@ run_case changed_host_key
 run_case accept_new_host_key
 run_case config_alias
 run_case kill_mid_upload
+run_case server_gone_between_connects
 run_case connection_cut
 run_case connection_stall
 run_case connection_stall_default_timeout

@@ -11,6 +11,8 @@ to every connection on its own (a client that reconnects meets the same fault ag
   mute RE   once the client has sent bytes matching the regular expression RE (a request line,
             e.g. 'POST [^ ]*[?]uploadId='), forward nothing more server->client, keeping both
             sockets open: the server does the request, the client never hears its answer
+  first N   forward the first N connections (as pass); close every later one at once, before
+            a byte: a server that died between one connect and the next
 Runs until killed, and never longer than 120 s.  Python 3 standard library only.
 """
 import os
@@ -25,7 +27,7 @@ BUF = 65536
 
 
 def usage():
-    sys.stderr.write("usage: relay.py LISTEN_PORT_FILE TARGET_PORT pass|cut N|stall N|mute RE\n")
+    sys.stderr.write("usage: relay.py LISTEN_PORT_FILE TARGET_PORT pass|cut N|stall N|mute RE|first N\n")
     sys.exit(2)
 
 
@@ -115,7 +117,7 @@ def main():
         if len(sys.argv) != 5:
             usage()
         limit = re.compile(sys.argv[4].encode())
-    elif mode in ("cut", "stall"):
+    elif mode in ("cut", "stall", "first"):
         if len(sys.argv) != 5:
             usage()
         limit = int(sys.argv[4])
@@ -136,10 +138,15 @@ def main():
     os.replace(tmp, port_file)
 
     keep = []  # stalled connections stay referenced, hence open, until exit
+    accepted = 0
     while time.monotonic() < deadline:
         try:
             client, _ = lsock.accept()
         except socket.timeout:
+            continue
+        accepted += 1
+        if mode == "first" and accepted > limit:
+            client.close()
             continue
         try:
             server = socket.create_connection(("127.0.0.1", target), timeout=10)
@@ -150,7 +157,7 @@ def main():
         client.settimeout(None)
         for s in (client, server):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        c = Conn(client, server, mode, limit)
+        c = Conn(client, server, "pass" if mode == "first" else mode, limit)
         keep.append(c)
         threading.Thread(target=c.up, daemon=True).start()
         threading.Thread(target=c.down, daemon=True).start()

@@ -285,6 +285,37 @@ START_TEST(test_open_bad_scheme)
 }
 END_TEST
 
+/* A lane whose destination never opened is NULL: failure paths walk it anyway.  Sync has
+ * nothing to do; every other call is an error, never a crash. */
+START_TEST(test_not_open)
+{
+	unsigned char sha[32];
+	struct jp_upload *u = (struct jp_upload *)&sha;
+	struct jp_stat st;
+	struct jp_error e;
+
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_dest_sync(NULL, &e), JP_OK);
+	ck_assert_int_eq(e.code, JP_E_NONE);
+	ck_assert_int_eq(jp_dest_stage(NULL, "a", "tok", 1, &u, &e), JP_FAILED);
+	ck_assert_ptr_null(u);
+	ck_assert_str_eq(e.msg, "destination not open");
+	ck_assert_int_eq(jp_dest_stat(NULL, "a", &st, &e), JP_FAILED);
+	ck_assert_int_eq(st.exists, 0);
+	ck_assert_int_eq(jp_dest_remove(NULL, "a", &e), JP_FAILED);
+	ck_assert_int_eq(jp_dest_digest(NULL, "a", sha, &e), JP_FAILED);
+	ck_assert_int_eq(jp_dest_hash(NULL, "a", sha, &e), JP_FAILED);
+	ck_assert_int_eq(jp_dest_abort_upload(NULL, "a", "id", &e), JP_FAILED);
+	ck_assert_int_eq(jp_dest_list(NULL, "", NULL, NULL, &e), JP_FAILED);
+	ck_assert_ptr_null(jp_dest_key_url(NULL, "a"));
+	ck_assert_int_eq(e.code, JP_E_SOFTWARE);
+	ck_assert_int_eq(jp_upload_abort(NULL, &e), JP_OK);
+	ck_assert_int_eq(jp_upload_uncommit(NULL, &e), JP_OK);
+	jp_upload_free(NULL);
+	jp_dest_close(NULL);
+}
+END_TEST
+
 /* Staging checks the key before the backend sees it: nothing is created for a bad key. */
 START_TEST(test_stage_refuses_bad_key)
 {
@@ -406,6 +437,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_open_url_and_key_url);
 	tcase_add_test(tc, test_open_bad_scheme);
+	tcase_add_test(tc, test_not_open);
 	tcase_add_test(tc, test_stage_refuses_bad_key);
 	tcase_add_test(tc, test_stage_write_commit);
 	tcase_add_test(tc, test_upload_free_aborts);

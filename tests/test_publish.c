@@ -930,6 +930,58 @@ START_TEST(test_lanes_without_threads)
 }
 END_TEST
 
+/* realpath as the file:// backend's open sees it: the destination's root from call number
+ * refuse_root_from on (counted from 1; 0: never) fails with EIO, so the run's destination
+ * opens and a later lane's (re)open does not: a server that dies between two connects. */
+static unsigned root_calls, refuse_root_from;
+static const char *refused_root;
+
+char *
+realpath(const char *path, char *resolved)
+{
+	char *(*real)(const char *, char *);
+
+	if (refuse_root_from != 0 && refused_root != NULL && strcmp(path, refused_root) == 0 &&
+	    ++root_calls >= refuse_root_from) {
+		errno = EIO;
+		return NULL;
+	}
+	*(void **)&real = dlsym(RTLD_NEXT, "realpath");
+	return real(path, resolved);
+}
+
+/* Lane 1's destination never opens: the rollback meets a lane without a destination (it
+ * crashed in jp_dest_sync(NULL)), and the job must end failed_storage with the open's reason
+ * and class, not stay `publishing`. */
+START_TEST(test_lane_open_fails)
+{
+	struct jp_publish_opts o = opts();
+	char *root = t_path(dir, "archive");
+	int rc;
+
+	o.parallel = 3;
+	refused_root = root;
+	root_calls = 0;
+	refuse_root_from = 2;
+	rc = publish_with(&o);
+	refuse_root_from = 0;
+	refused_root = NULL;
+	ck_assert_msg(rc == JP_E_IOERR, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(err.msg, root) != NULL, "%s", err.msg);
+	ck_assert_uint_ge(root_calls, 2);
+	free(root);
+	ck_assert(!t_exists(dir, "archive/grid/TEXTOUTj1"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	assert_last_attempt(JP_STATUS_FAILED, "ioerr");
+	ck_assert_int_eq(last_attempt_int("exit_code"), JP_E_IOERR);
+	/* and the job publishes once the destination opens again */
+	rc = publish_with(&o);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+}
+END_TEST
+
 static Suite *
 publish_suite(void)
 {
@@ -961,6 +1013,7 @@ publish_suite(void)
 	tcase_add_test(tc, test_optional_glob_dir_absent);
 	tcase_add_test(tc, test_external_unknown_job);
 	tcase_add_test(tc, test_dest_cannot_be_created);
+	tcase_add_test(tc, test_lane_open_fails);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("catalog");
