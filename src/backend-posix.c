@@ -149,6 +149,16 @@ posix_close(struct jp_dest *d)
 }
 
 static int
+posix_check(const char *url, struct jp_error *err)
+{
+	char *path = NULL;
+	int r = url_to_path(url, &path, err);
+
+	free(path);
+	return r;
+}
+
+static int
 posix_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
            struct jp_error *err)
 {
@@ -615,4 +625,5 @@ const struct jp_backend jp_backend_posix = {
 	.list = posix_list,
 	.uncommit = NULL, /* dest.c removes the name */
 	.sync = posix_sync,
+	.check = posix_check,
 };

@@ -626,6 +626,21 @@ parse_url(struct s3_dest *d, const char *url, struct jp_error *err)
 }
 
 static int
+s3_check(const char *url, struct jp_error *err)
+{
+	struct s3_dest *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (d == NULL)
+		return oom(err);
+	r = parse_url(d, url, err);
+	free(d->bucket);
+	free(d->root);
+	free(d);
+	return r;
+}
+
+static int
 s3_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
         struct jp_error *err)
 {
@@ -1809,4 +1824,5 @@ const struct jp_backend jp_backend_s3 = {
 	.abort_upload = s3_abort_upload,
 	.uncommit = s3_uncommit, /* only while the key still holds our object */
 	.sync = NULL,
+	.check = s3_check,
 };

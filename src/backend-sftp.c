@@ -638,6 +638,20 @@ out:
 }
 
 static int
+sftp_check(const char *url, struct jp_error *err)
+{
+	struct sftp_dest *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (d == NULL)
+		return oom(err);
+	d->sock = -1;
+	r = parse_url(d, url, err);
+	sftp_close(&d->base);
+	return r;
+}
+
+static int
 sftp_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
           struct jp_error *err)
 {
@@ -1297,4 +1311,5 @@ const struct jp_backend jp_backend_sftp = {
 	.list = sftp_list,
 	.uncommit = NULL, /* dest.c removes the name */
 	.sync = NULL,   /* fsync@openssh.com per file in finish; SFTP has no directory fsync */
+	.check = sftp_check,
 };

@@ -92,6 +92,10 @@ struct jp_backend {
 	int (*uncommit)(struct jp_upload *u, struct jp_error *err);
 	/* OPTIONAL: makes committed names durable.  NULL: nothing to do. */
 	int (*sync)(struct jp_dest *d, struct jp_error *err);
+	/* OPTIONAL: checks url the way open parses it (host, path, bucket), touching nothing and
+	 * connecting nowhere, so a malformed destination is refused before anything is recorded.
+	 * 78 with the reason.  NULL: only the scheme is checked. */
+	int (*check)(const char *url, struct jp_error *err);
 };
 
 extern const struct jp_backend jp_backend_posix;

@@ -19,6 +19,7 @@
 #include "cmd.h"
 #include "log.h"
 #include "manifest.h"
+#include "publish.h"
 #include "spool.h"
 
 static int cmd_enqueue(int argc, char **argv);
@@ -138,13 +139,9 @@ enqueue(const char *job, const char *key, const char *manifest, const char *work
 	/* The checks publish would make first, now, while the job script can still say so
 	 * (messages name the manifest as the user wrote it). */
 	if ((r = jp_manifest_load(manifest, &m, &err)) != JP_OK ||
-	    (r = jp_manifest_check_job(m, job, sets->v, sets->n, NULL, dest, &err)) != JP_OK)
+	    (r = jp_manifest_check_job(m, job, sets->v, sets->n, NULL, dest, &err)) != JP_OK ||
+	    (r = jp_check_destination(m, job, sets->v, sets->n, dest, NULL, &err)) != JP_OK)
 		goto out;
-	if (dest == NULL && m->destination.s == NULL) {
-		r = jp_error_set(&err, JP_E_CONFIG, "no destination: give --dest URL, $JOBPUB_DEST or "
-		                 "'destination:' in %s", manifest);
-		goto out;
-	}
 	if ((spooldir = spool != NULL ? strdup(spool) : jp_spool_dir()) == NULL) {
 		r = jp_error_set(&err, JP_E_SOFTWARE, "out of memory");
 		goto out;

@@ -95,12 +95,15 @@ int
 jp_dest_check_url(const char *url, struct jp_error *err)
 {
 	const struct jp_backend *be;
+	int r;
 
 	if (jp_url_has_password(url))
 		return jp_error_set(err, JP_E_CONFIG,
 		                    "destination: a password in the URL is refused (it would be stored "
 		                    "and logged); use a key");
-	return find_backend(url, &be, err);
+	if ((r = find_backend(url, &be, err)) != JP_OK)
+		return r;
+	return be->check != NULL ? be->check(url, err) : JP_OK;
 }
 
 int

@@ -75,8 +75,10 @@ char *jp_url_join(const char *base, const char *key);
  * would be stored in the catalogue and shown in logs and plans. */
 int jp_url_has_password(const char *url);
 
-/* Checks that url names a known backend and has no password, without opening it (dry runs).
- * 78 when not. */
+/* Checks that url names a known backend, has no password and is well formed for its backend
+ * (file:// an absolute local path, sftp:// a host and an absolute path, s3:// a valid bucket),
+ * without opening it or connecting anywhere (dry runs, and a publish before it records
+ * anything).  78 with the reason when not. */
 int jp_dest_check_url(const char *url, struct jp_error *err);
 
 /* 0 when key is a safe relative name (no leading '/', no "." or ".." component, no empty

@@ -22,6 +22,7 @@
 #include "plan.h"
 #include "publish.h"
 #include "tarstream.h"
+#include "template.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -753,6 +754,40 @@ open_catalog(struct run *R, struct jp_error *err)
 	return jp_job_prepare(R->cat, R->m, o->job, o->sets, o->n_sets, o->dest, &R->row, err);
 }
 
+/* Called before the catalogue is opened (row NULL) and again with the job's row, before the
+ * attempt begins: a malformed destination records nothing.  Expansion errors are the manifest
+ * checks' to report. */
+int
+jp_check_destination(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
+                     size_t n_sets, const char *dest_override, const struct jp_row *row,
+                     struct jp_error *err)
+{
+	struct jp_vars v = {job, NULL, NULL, sets, n_sets, row, 0};
+	const char *tmpl = dest_override != NULL ? dest_override : m->destination.s;
+	char why[512], *url;
+	struct jp_error e;
+	size_t off = 0;
+	int r;
+
+	if (tmpl == NULL)
+		return jp_error_set(err, JP_E_CONFIG,
+		                    "no destination: give --dest URL, $JOBPUB_DEST or 'destination:' in %s",
+		                    m->file);
+	if (row == NULL && strstr(tmpl, "${row.") != NULL)
+		return JP_OK;
+	if ((url = jp_template_expand(tmpl, &v, why, sizeof(why), &off)) == NULL)
+		return JP_OK;
+	jp_error_clear(&e);
+	r = jp_dest_check_url(url, &e);
+	free(url);
+	if (r == JP_OK)
+		return JP_OK;
+	if (dest_override == NULL && m->destination.line > 0)
+		return jp_error_set(err, e.code, "%s:%d:%d: %s", m->file, m->destination.line,
+		                    m->destination.col, e.msg);
+	return jp_error_set(err, e.code, "%s", e.msg);
+}
+
 static int
 record_success(struct run *R, struct jp_error *err)
 {
@@ -843,10 +878,12 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	/* Before anything else: the manifest must be right, or nothing happens.  Then what the
 	 * manifest asks of the catalogue and the job's row: refused before anything is recorded. */
 	if ((r = jp_manifest_load(o->manifest, &R.m, err)) != JP_OK ||
-	    (r = jp_manifest_check_job(R.m, o->job, o->sets, o->n_sets, NULL, o->dest, err)) != JP_OK)
+	    (r = jp_manifest_check_job(R.m, o->job, o->sets, o->n_sets, NULL, o->dest, err)) != JP_OK ||
+	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, NULL, err)) != JP_OK)
 		goto out;
 	jp_jobtable_of(R.m, &R.t);
-	if ((r = open_catalog(&R, err)) != JP_OK)
+	if ((r = open_catalog(&R, err)) != JP_OK ||
+	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, R.row, err)) != JP_OK)
 		goto out;
 
 	if (o->dry_run) {

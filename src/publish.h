@@ -67,6 +67,18 @@ int jp_job_prepare(struct jp_catalog *c, const struct jp_manifest *m, const char
                    const struct jp_kv *sets, size_t n_sets, const char *dest_override,
                    struct jp_row **row, struct jp_error *err);
 
+/*
+ * The destination a publish would use (dest_override, else the manifest's), expanded and
+ * checked as far as it can be without opening it (dest.h: jp_dest_check_url): 78 "no
+ * destination" or the reason it is malformed (a manifest's is pointed at by file:line:col).
+ * With row NULL, a destination that needs ${row.X} is left for the call with the row.  A
+ * publish calls it before the catalogue is opened and again before the attempt begins, so a
+ * malformed destination records nothing; enqueue calls it before it writes the spool entry.
+ */
+int jp_check_destination(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
+                         size_t n_sets, const char *dest_override, const struct jp_row *row,
+                         struct jp_error *err);
+
 /* Asks a running publish to stop (async-signal-safe: sets a flag).  sig is reported.  The flag
  * stays set for the life of the process, so every later jp_publish stops too (a SIGTERM stops a
  * whole batch); jp_publish_interrupt(0) clears it. */

@@ -143,6 +143,14 @@ errors() {
 	assert_grep 'no destination' "$ERR"
 	# A --dest template with an unknown variable: usage.
 	expect_rc 64 enqueue_mini --dest 'file:///x/${nope}'
+	# A malformed destination, given or in the manifest: configuration, refused now.
+	expect_rc 78 enqueue_mini --dest 'sftp://'
+	assert_grep "^jobpub: sftp: destination 'sftp://'" "$ERR"
+	sed 's|^destination:.*|destination: ftp://x|' "$MMAN" >"$T/ftp.yaml"
+	expect_rc 78 "$JOBPUB" enqueue --job 1 --manifest "$T/ftp.yaml" --workdir "$MJOB" \
+		--spool "$T/spool"
+	assert_grep_fixed "jobpub: $T/ftp.yaml:1:" "$ERR"
+	assert_grep_fixed "unknown scheme 'ftp'" "$ERR"
 	assert_absent "$T/spool/1.json"
 	[ ! -e "$T/spool" ] || [ -z "$(ls -A "$T/spool")" ] || fail "the spool is not empty: $(ls -A "$T/spool")"
 	assert_absent "$MARCHIVE"

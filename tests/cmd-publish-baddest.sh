@@ -1,7 +1,9 @@
 #!/bin/sh
 # A destination that cannot be created (a regular file where a directory must go) is refused
-# permanently: exit 69, the job is failed_storage, nothing temporary is left.  An unknown URL
-# scheme is a configuration error: exit 78.
+# permanently: exit 69, the job is failed_storage, nothing temporary is left.  A malformed
+# destination (unknown scheme, no host, no bucket, a relative path) is a configuration error:
+# exit 78, and like a manifest error it changes nothing: the catalogue stays byte for byte what
+# it was, no attempt is recorded, nothing is created.
 . "$(dirname "$0")/lib.sh"
 
 # A regular file where the directory results/ must be.
@@ -49,10 +51,54 @@ second_dir_blocked() {
 
 unknown_scheme() {
 	make_mini
+	cp "$MDB" "$T/before.db"
 	expect_rc 78 publish_mini --dest 's4://x'
 	assert_grep 's4' "$ERR"
 	assert_absent "$MARCHIVE"
 	assert_absent "$MJOB/s4:"
+	assert_no_temps "$T"
+	cmp -s "$T/before.db" "$MDB" || fail "the catalogue changed"
+}
+
+# bad_dest URL PATTERN: --dest URL exits 78 with one line matching PATTERN, and changes
+# nothing: the catalogue byte for byte, no directory created (here or in the job's directory).
+bad_dest() {
+	make_mini
+	cp "$MDB" "$T/before.db"
+	(cd "$MINI" && find . | LC_ALL=C sort) >"$T/before.files"
+	expect_rc 78 publish_mini --dest "$1"
+	assert_grep "^jobpub: .*$2" "$ERR"
+	assert_eq "$(wc -l <"$ERR")" 1 "lines on stderr"
+	cmp -s "$T/before.db" "$MDB" || fail "--dest $1: the catalogue changed"
+	(cd "$MINI" && find . | LC_ALL=C sort) >"$T/after.files"
+	cmp -s "$T/before.files" "$T/after.files" || {
+		diff "$T/before.files" "$T/after.files" >&2 || true
+		fail "--dest $1: files were created"
+	}
+	assert_no_temps "$T"
+}
+dest_ftp() { bad_dest 'ftp://x' "unknown scheme 'ftp'"; }
+dest_sftp_no_host() { bad_dest 'sftp://' 'sftp://.*host'; }
+dest_sftp_relative() { bad_dest 'sftp://localhost/~/x' 'absolute remote path'; }
+dest_s3_no_bucket() { bad_dest 's3://' 'not a valid bucket name'; }
+dest_file_relative() { bad_dest 'file:/relative' 'expected a URL'; }
+dest_file_host() { bad_dest 'file://relative/x' 'file://relative/x'; }
+dest_relative_path() { bad_dest 'archive/x' 'expected a URL'; }
+dest_password() { bad_dest 'sftp://u:secret@localhost/x' 'password'; }
+
+# The manifest's destination, malformed once ${row.name} is known: found with the row, before
+# the attempt begins: the row and its columns unchanged, no attempt recorded.
+manifest_dest_from_row() {
+	local n
+	make_mini
+	sed "s|^destination:.*|destination: file:archive/\${row.name}|" "$MMAN" >"$T/m.yaml"
+	expect_rc 78 publish_mini --manifest "$T/m.yaml"
+	assert_grep "^jobpub: $T/m.yaml:1:[0-9]+: destination 'file:archive/run-a'" "$ERR"
+	assert_eq "$(sql "$MDB" "SELECT status || ' ' || quote(result_url) FROM runs")" \
+		"running NULL" "the row"
+	n=$(sql "$MDB" "SELECT count(*) FROM jobpub_attempts" 2>/dev/null) || n=0
+	assert_eq "$n" 0 "attempts recorded"
+	assert_absent "$MJOB/file:archive"
 	assert_no_temps "$T"
 }
 
@@ -60,4 +106,13 @@ run_case file_in_the_way
 run_case dest_is_a_file
 run_case second_dir_blocked
 run_case unknown_scheme
+run_case dest_ftp
+run_case dest_sftp_no_host
+run_case dest_sftp_relative
+run_case dest_s3_no_bucket
+run_case dest_file_relative
+run_case dest_file_host
+run_case dest_relative_path
+run_case dest_password
+run_case manifest_dest_from_row
 finish

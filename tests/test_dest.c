@@ -188,6 +188,7 @@ END_TEST
 
 static const char *const good_urls[] = {
 	"file:///archive/pdr", "file:///", "FILE:///archive", "/archive/pdr", "/", "s3://bucket/pdr",
+	"sftp://host/archive", "sftp://user@host:2222/archive/pdr", "file://localhost/archive",
 };
 
 START_TEST(test_check_url_good)
@@ -212,6 +213,15 @@ static const struct {
 	{"gs://bucket/pdr", "destination 'gs://bucket/pdr': unknown scheme 'gs' (supported: file, sftp, s3)"},
 	{"files:///a", "destination 'files:///a': unknown scheme 'files' (supported: file, sftp, s3)"},
 	{"fil:///a", "destination 'fil:///a': unknown scheme 'fil' (supported: file, sftp, s3)"},
+	/* well-known schemes, malformed for their backend: refused without connecting */
+	{"sftp://", "sftp: destination 'sftp://': No host part in the URL"},
+	{"sftp://host/~/x", "sftp: destination 'sftp://host/~/x': give an absolute remote path "
+	                    "(sftp://host/abs/path)"},
+	{"s3://", "s3: destination 's3://': '' is not a valid bucket name (3-63 characters of a-z "
+	          "0-9 . -)"},
+	{"s3://bucket/a/../b", "s3: destination 's3://bucket/a/../b': prefix: remote name 'a/../b' "
+	                       "escapes the destination ('.' or '..' component)"},
+	{"file://host/x", "posix: destination 'file://host/x': Bad file:// URL"},
 };
 
 START_TEST(test_check_url_bad)
