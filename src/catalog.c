@@ -31,6 +31,9 @@ struct jp_catalog {
 	int64_t busy_since;  /* start of the current wait, ms */
 	char *lease_token;   /* given back by the records */
 	int version;         /* schema version as opened (a reader may see an older one) */
+	int keep_status;     /* the job is published: a failure leaves its row alone */
+	char *restore_status; /* published, --overwrite: a failure that replaced nothing gives
+	                       * this status back */
 };
 
 static int ensure_own_row(struct jp_catalog *, const struct jp_jobtable *, const char *,
@@ -363,6 +366,7 @@ jp_catalog_close(struct jp_catalog *c)
 	sqlite3_close_v2(c->db);
 	free(c->path);
 	free(c->lease_token);
+	free(c->restore_status);
 	free(c);
 }
 
@@ -602,6 +606,55 @@ lease_attempt(struct jp_catalog *c, const char *job, int64_t attempt, struct jp_
 	return step_done(c, st, err, "take lease");
 }
 
+/*
+ * Is the job published?  Its status is the published status, jobpub_files has its files, and
+ * every mapped column still names its file: the row describes what is published.  pdr_run
+ * sets its own "finished" before jobpub runs, so the status alone does not tell.
+ */
+static int
+job_published(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, int *yes,
+              struct jp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct jp_row *row = NULL;
+	const char *v;
+	int found, rc, r, n = 0;
+
+	*yes = 0;
+	if (t->published_status == NULL)
+		return JP_OK;
+	jp_error_clear(err);
+	if ((r = jp_catalog_load_row(c, t, job, &row, err)) != JP_OK) {
+		/* A missing row is for the caller's next step to report. */
+		jp_error_clear(err);
+		return JP_OK;
+	}
+	v = jp_row_get(row, t->status_column, &found);
+	if (v == NULL || strcmp(v, t->published_status) != 0)
+		goto out;
+	if ((r = prepare(c, "SELECT column_name, remote_url FROM jobpub_files WHERE job = ?", &st,
+	                 err)) != JP_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *col = (const char *)sqlite3_column_text(st, 0);
+		const char *url = (const char *)sqlite3_column_text(st, 1);
+
+		n++;
+		if (col != NULL && ((v = jp_row_get(row, col, &found)) == NULL || url == NULL ||
+		                    strcmp(v, url) != 0))
+			break;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = db_error(c, rc, err, "read files");
+	else
+		*yes = rc == SQLITE_DONE && n > 0;
+out:
+	jp_row_free(row);
+	return r;
+}
+
 int
 jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct jp_attempt *a,
                  int lease_s, int64_t *id, char *took_over, size_t took_over_len,
@@ -609,9 +662,12 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 {
 	sqlite3_stmt *st = NULL;
 	char now[32];
-	int r, rc;
+	int r, rc, published = 0;
 
 	took_over[0] = '\0';
+	c->keep_status = 0;
+	free(c->restore_status);
+	c->restore_status = NULL;
 	if ((r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
 		return r;
 	if ((r = prepare(c, "SELECT host, pid, since, expires FROM jobpub_leases WHERE job = ?", &st,
@@ -662,14 +718,21 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	bind_text(st, 4, a->token);
 	bind_text(st, 5, jp_now_iso(now, sizeof(now)));
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL) + lease_s);
+	/* A published job's row keeps saying so: its files stay what they are unless this
+	 * attempt may replace them. */
 	if ((r = step_done(c, st, err, "take lease")) != JP_OK ||
+	    (r = job_published(c, t, a->job, &published, err)) != JP_OK ||
 	    (r = ensure_own_row(c, t, a->job, err)) != JP_OK ||
-	    (r = update_row(c, t, a->job, JP_STATUS_PUBLISHING, NULL, 0, 0, err)) != JP_OK ||
+	    (!(published && !a->overwrite) &&
+	     (r = update_row(c, t, a->job, JP_STATUS_PUBLISHING, NULL, 0, 0, err)) != JP_OK) ||
 	    (r = jp_catalog_attempt_begin(c, t, a, id, err)) != JP_OK ||
 	    (r = lease_attempt(c, a->job, *id, err)) != JP_OK ||
 	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK)
 		goto fail;
 	jp_catalog_set_lease_token(c, a->token);
+	c->keep_status = published && !a->overwrite;
+	if (published && a->overwrite && (c->restore_status = strdup(t->published_status)) == NULL)
+		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
 	return JP_OK;
 fail:
 	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
@@ -1077,10 +1140,14 @@ jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, con
 
 	if ((r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
 		return r;
-	/* Only the attempt is ended when another publisher has the job now. */
-	ours = still_ours(c, job, who, sizeof(who));
+	/* Only the attempt is ended when another publisher has the job now, or when the job is
+	 * published and this attempt changed nothing of it. */
+	ours = still_ours(c, job, who, sizeof(who)) && !c->keep_status;
 	if ((ours && (r = ensure_own_row(c, t, job, err)) != JP_OK) ||
-	    (ours && (r = update_row(c, t, job, JP_STATUS_FAILED, NULL, 0, 0, err)) != JP_OK) ||
+	    (ours && (r = update_row(c, t, job,
+	                             c->restore_status != NULL && !o->replaced ? c->restore_status
+	                                                                       : JP_STATUS_FAILED,
+	                             NULL, 0, 0, err)) != JP_OK) ||
 	    (r = end_attempt(c, attempt, o, err)) != JP_OK || (r = release(c, job, err)) != JP_OK ||
 	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK) {
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);

@@ -33,6 +33,10 @@ struct jp_jobtable {
 	const char *id_column;
 	const char *status_column;
 	int external; /* not jobpub's own `jobs`: never altered, rows never created */
+	/* The status a successful publish sets (the manifest's published-status).  A job whose row
+	 * has it and whose files are in jobpub_files is published: an attempt that fails leaves its
+	 * row as it is (see jp_catalog_begin).  NULL: not known, every failure marks the job. */
+	const char *published_status;
 };
 
 /*
@@ -72,6 +76,7 @@ struct jp_attempt {
 	const char *job, *token, *host;
 	long pid;
 	const char *manifest, *workdir, *destination, *sets_json;
+	int overwrite; /* the attempt may replace published files (--overwrite) */
 };
 
 /* Inserts the attempt (outcome "running") and returns its id in *id. */
@@ -85,6 +90,11 @@ int jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
  * since 10:42:03"); one whose owner is gone (same host, pid not running) or whose expiry passed
  * is taken over, and *took_over is set (the caller logs it).  The lease is given back by
  * jp_catalog_record_success / _failure with the same token.
+ *
+ * A published job (t->published_status, see struct jp_jobtable) keeps its status: its row goes
+ * on describing the files that are published while the attempt runs, and after it fails.  With
+ * a->overwrite its status is "publishing" meanwhile (files may be replaced), and a failure that
+ * replaced nothing (jp_outcome.replaced) gives the published status back.
  */
 int jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct jp_attempt *a,
                      int lease_s, int64_t *id, char *took_over, size_t took_over_len,
@@ -132,6 +142,8 @@ struct jp_outcome {
 	size_t files;
 	int64_t duration_ms;
 	const char *destination; /* the expanded destination, recorded when set (may be NULL) */
+	int replaced;            /* a failure after --overwrite replaced a published file: the
+	                          * published files are no longer those recorded */
 };
 
 /*
@@ -160,7 +172,8 @@ int jp_catalog_known_sha256(struct jp_catalog *c, const char *destination, const
 void jp_catalog_set_lease_token(struct jp_catalog *c, const char *token);
 
 /* Marks the job failed_storage (mapped columns untouched) and ends the attempt, in one
- * transaction.  attempt < 0: no attempt row to update. */
+ * transaction.  attempt < 0: no attempt row to update.  A published job (see jp_catalog_begin)
+ * stays published: only its attempt records the failure. */
 int jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
                               int64_t attempt, const struct jp_outcome *o, struct jp_error *err);
 

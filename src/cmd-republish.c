@@ -33,7 +33,8 @@ const struct jp_cmd jp_cmd_republish = {
 	.name = "republish",
 	.summary = "Publish again the jobs whose last attempt failed, as that attempt was recorded.",
 	.usage = "jobpub republish [--db FILE] [--status STATUS] [--job ID]... [--since TIME]\n"
-	         "                        [--parallel N] [--dry-run] [--json] [--db-timeout SECONDS]",
+	         "                        [--parallel N] [--overwrite] [--dry-run] [--json]\n"
+	         "                        [--db-timeout SECONDS]",
 	.options =
 		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
 		"      --status STATUS       jobs whose status is STATUS (default failed_storage, and\n"
@@ -43,6 +44,9 @@ const struct jp_cmd jp_cmd_republish = {
 		"      --since TIME          jobs whose last attempt started at or after TIME\n"
 		"                            (2026-11-20, 2026-11-20T10:00:00Z, or an age: 24h, 2d)\n"
 		"      --parallel N          publish N jobs at once (default 1)\n"
+		"      --overwrite           replace final names that hold other content (a local file\n"
+		"                            changed since the job was published) instead of failing\n"
+		"                            with a conflict (exit 69)\n"
 		"  -n, --dry-run             list the jobs; publish nothing\n"
 		"      --json                one JSON document on stdout instead of lines\n"
 		"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
@@ -139,7 +143,7 @@ parse_sets(const char *json, struct fy_document **doc, struct jp_kv **out, size_
 /* The child: one publish, one line on `out` (stdout, or the --json pipe as
  * "job<TAB>code<TAB>message"), its exit code. */
 static int
-run_one(const struct todo *t, const char *db, int db_timeout_ms, int out, int json)
+run_one(const struct todo *t, const char *db, int db_timeout_ms, int overwrite, int out, int json)
 {
 	struct jp_publish_opts o;
 	struct fy_document *doc = NULL;
@@ -164,6 +168,7 @@ run_one(const struct todo *t, const char *db, int db_timeout_ms, int out, int js
 		o.sets = sets;
 		o.n_sets = n_sets;
 		o.db_timeout_ms = db_timeout_ms;
+		o.overwrite = overwrite;
 		o.parallel = 4;
 		o.retries = 3;
 		rc = jp_publish(&o, &err);
@@ -213,6 +218,7 @@ cmd_republish(int argc, char **argv)
 		{"since", required_argument, NULL, 'S'},
 		{"parallel", required_argument, NULL, 'P'},
 		{"dry-run", no_argument, NULL, 'n'},
+		{"overwrite", no_argument, NULL, 'O'},
 		{"json", no_argument, NULL, 'J'},
 		{"db-timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
@@ -225,7 +231,7 @@ cmd_republish(int argc, char **argv)
 	const char *db = NULL, *status = NULL;
 	char **jobs = NULL;
 	size_t n_jobs = 0, i, next = 0, running = 0, ok = 0, failed = 0;
-	int ch, parallel = 1, dry = 0, first_rc = 0, db_timeout_ms = 30000, json = 0;
+	int ch, parallel = 1, dry = 0, first_rc = 0, db_timeout_ms = 30000, json = 0, overwrite = 0;
 	int results[2] = {-1, -1};
 	FILE *rfp = NULL;
 	struct jp_json j;
@@ -266,6 +272,7 @@ cmd_republish(int argc, char **argv)
 			}
 			break;
 		case 'n': dry = 1; break;
+		case 'O': overwrite = 1; break;
 		case 'J': json = 1; break;
 		case 'T':
 			if ((db_timeout_ms = jp_cmd_timeout_ms(optarg)) < 0) {
@@ -352,8 +359,8 @@ cmd_republish(int argc, char **argv)
 
 		while (running < (size_t)parallel && next < p.n && !stopping) {
 			if ((pid = fork()) == 0)
-				_exit(run_one(&p.v[next], db, db_timeout_ms, json ? results[1] : STDOUT_FILENO,
-				              json));
+				_exit(run_one(&p.v[next], db, db_timeout_ms, overwrite,
+				              json ? results[1] : STDOUT_FILENO, json));
 			if (pid < 0)
 				break;
 			for (i = 0; i < (size_t)parallel && pids[i] != 0; i++)

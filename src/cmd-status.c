@@ -42,14 +42,43 @@ print_columns_text(const struct jp_job_info *ji)
 	}
 }
 
+/* The latest attempt when it failed after an earlier one published the job's files: the job
+ * stays published as recorded, and this says what went wrong since.  NULL otherwise. */
+static const struct jp_attempt_info *
+failed_since_published(const struct jp_job_info *ji)
+{
+	const struct jp_attempt_info *last;
+	size_t i;
+
+	/* A job whose failure changed its status is not published any more (--overwrite replaced
+	 * some of its files): its attempts say the rest. */
+	if (ji->n_files == 0 || ji->n_attempts == 0 || ji->status == NULL ||
+	    strcmp(ji->status, JP_STATUS_FAILED) == 0 || strcmp(ji->status, JP_STATUS_PUBLISHING) == 0)
+		return NULL;
+	last = &ji->attempts[ji->n_attempts - 1];
+	if (last->outcome == NULL || strcmp(last->outcome, "published") == 0 ||
+	    strcmp(last->outcome, "running") == 0)
+		return NULL;
+	for (i = 0; i + 1 < ji->n_attempts; i++)
+		if (ji->attempts[i].outcome != NULL && strcmp(ji->attempts[i].outcome, "published") == 0)
+			return last;
+	return NULL;
+}
+
 static void
 print_text(const char *job, const struct jp_job_info *ji)
 {
+	const struct jp_attempt_info *lf = failed_since_published(ji);
 	char sz[32];
 	size_t i;
 
 	printf("job %s: %s (table %s)\n", job, ji->status ? ji->status : ji->row ? "(null)" : "no row",
 	       ji->table);
+	if (lf != NULL)
+		printf("last attempt failed: #%lld %s [%s, exit %lld] %s; the files below are still "
+		       "those published\n",
+		       (long long)lf->id, lf->started_at, lf->error_class ? lf->error_class : lf->outcome,
+		       (long long)lf->exit_code, lf->message ? lf->message : "");
 	if (ji->row != NULL)
 		print_columns_text(ji);
 	printf("files: %zu\n", ji->n_files);
@@ -91,6 +120,22 @@ print_json(const char *job, const struct jp_job_info *ji)
 	jp_json_str(&j, "job", job);
 	jp_json_str(&j, "table", ji->table);
 	jp_json_str(&j, "status", ji->status);
+	{
+		const struct jp_attempt_info *lf = failed_since_published(ji);
+
+		if (lf != NULL) {
+			jp_json_object(&j, "last_failed_attempt");
+			jp_json_int(&j, "id", lf->id);
+			jp_json_str(&j, "started_at", lf->started_at);
+			jp_json_str(&j, "outcome", lf->outcome);
+			jp_json_int(&j, "exit_code", lf->exit_code);
+			jp_json_str(&j, "error_class", lf->error_class);
+			jp_json_str(&j, "message", lf->message);
+			jp_json_end(&j, '}');
+		} else {
+			jp_json_null(&j, "last_failed_attempt");
+		}
+	}
 	jp_json_object(&j, "columns");
 	for (i = 0; ji->row != NULL && i < ji->n_files; i++) {
 		int found;

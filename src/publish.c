@@ -697,6 +697,7 @@ jp_jobtable_of(const struct jp_manifest *m, struct jp_jobtable *t)
 	t->id_column = m->id_column.s;
 	t->status_column = m->status_column.s;
 	t->external = m->external;
+	t->published_status = m->published_status.s;
 }
 
 /* Re-points a catalogue error at the manifest line that caused it. */
@@ -792,7 +793,7 @@ static int
 record_success(struct run *R, struct jp_error *err)
 {
 	struct jp_outcome oc = {"published", 0, NULL, R->bytes, R->plan->n_items, 0,
-	                        R->plan->destination};
+	                        R->plan->destination, 0};
 	struct jp_file_rec *recs;
 	size_t i;
 	int r;
@@ -826,9 +827,13 @@ record_failure(struct run *R, const struct jp_error *why)
 {
 	struct jp_outcome oc = {interrupted ? "interrupted" : JP_STATUS_FAILED, why->code, why->msg,
 	                        R->bytes, 0, jp_now_ms() - R->t0,
-	                        R->plan ? R->plan->destination : NULL};
+	                        R->plan ? R->plan->destination : NULL, 0};
 	struct jp_error e;
+	size_t i;
 
+	/* A published file replaced by this attempt (--overwrite) keeps the new content. */
+	for (i = 0; R->files != NULL && i < R->plan->n_items; i++)
+		oc.replaced |= R->files[i].committed && R->files[i].replaced;
 	/* The failure is worth its full lock wait, even after a signal. */
 	jp_catalog_set_stop(R->cat, NULL);
 	jp_error_clear(&e);
@@ -907,7 +912,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		char *wd = realpath(o->workdir ? o->workdir : ".", NULL);
 		char *mf = realpath(o->manifest, NULL);
 		struct jp_attempt a = {o->job, R.token, host, (long)getpid(), mf ? mf : o->manifest,
-		                       wd ? wd : o->workdir, o->dest, sets};
+		                       wd ? wd : o->workdir, o->dest, sets, o->overwrite};
 		char took[512];
 
 		/* One publisher per job: the lease, the status "publishing" and the attempt, at once.

@@ -199,7 +199,7 @@ conflict_format() {
 	cmp -s "$ARCH" "$T/old-archive" || fail "the archive was changed without --overwrite"
 	assert_no_temps "$T"
 	assert_tmpdir_empty
-	assert_eq "$(row_status "$MDB" runs)" failed_storage "status after the conflict"
+	assert_eq "$(row_status "$MDB" runs)" published "status after the conflict (stays published)"
 	assert_eq "$(sql "$MDB" "SELECT outcome || ' ' || exit_code FROM jobpub_attempts ORDER BY id DESC LIMIT 1")" \
 		"failed_storage 69" "the conflict's attempt row"
 	expect_rc 0 pub --overwrite

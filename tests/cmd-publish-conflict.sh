@@ -1,6 +1,7 @@
 #!/bin/sh
 # A final name that holds different content is a conflict: exit 69, the message names the
-# remote URL and --overwrite, nothing is changed at the destination, the job is failed_storage.
+# remote URL and --overwrite, nothing is changed at the destination; a published job stays
+# published (its attempt records the conflict), a first publish leaves the job failed_storage.
 # With --overwrite the file is replaced and the job is published.
 . "$(dirname "$0")/lib.sh"
 
@@ -25,7 +26,7 @@ cmp -s "$T/snap1" "$T/snap2" || {
 	fail "the destination changed after a conflict"
 }
 assert_no_temps "$T"
-assert_eq "$(row_status "$EXDB")" failed_storage "status after a conflict"
+assert_eq "$(row_status "$EXDB")" finished "status after a conflict (the job stays published)"
 assert_eq "$(example_columns)" "$urls_before" "mapped columns after a conflict"
 assert_eq "$(sql "$EXDB" "SELECT outcome || ' ' || exit_code FROM jobpub_attempts
 	ORDER BY id DESC LIMIT 1")" "failed_storage 69" "the conflict's attempt row"

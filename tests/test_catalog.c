@@ -620,6 +620,123 @@ START_TEST(test_record_failure_keeps_columns)
 }
 END_TEST
 
+/* jp_catalog_begin (lease, status, attempt) as publish.c calls it. */
+static int64_t
+lease_ok(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, const char *token,
+         int overwrite)
+{
+	struct jp_attempt a = {job, token, "node17", 4242, "/m/manifest.yaml", "/w/job",
+	                       "file:///archive", NULL, overwrite};
+	struct jp_error err;
+	char took[256];
+	int64_t id = -1;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_catalog_begin(c, t, &a, 3600, &id, took, sizeof(took), &err);
+	ck_assert_msg(r == JP_OK, "begin: %d %s", err.code, err.msg);
+	return id;
+}
+
+/* Issue 13, defect 3: a failed re-publish of a published job (a conflict: the local file
+ * changed) leaves the row published, its columns and files as they were; only the attempt
+ * says it failed, and why. */
+START_TEST(test_record_failure_published_stays)
+{
+	const struct jp_jobtable pub = {"pdr_model_jobs", "id", "status", 1, "finished"};
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome ok = {"published", 0, NULL, 10, 2, 1, NULL, 0};
+	struct jp_outcome bad = {JP_STATUS_FAILED, JP_E_UNAVAILABLE,
+	                         "conflict: file:///archive/TEXTOUTm7 already holds different content",
+	                         0, 0, 3, NULL, 0};
+	struct jp_error err;
+	int64_t id1, id2;
+	char *files1;
+	int r;
+
+	make_pdr_table();
+	prepare_ok(c, &pub, two_cols, 2);
+	id1 = lease_ok(c, &pub, "7", "tok1", 0);
+	t_sql_eq(db, JP_STATUS_PUBLISHING, "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, &pub, "7", id1, "finished", two_files, 2, &ok, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	files1 = t_sql_text(db, "SELECT group_concat(remote_url || sha256 || size, ',')"
+	                        " FROM jobpub_files WHERE job = '7'", (const char *)NULL);
+
+	/* The re-publish: the row says finished all along. */
+	id2 = lease_ok(c, &pub, "7", "tok2", 0);
+	t_sql_eq(db, "finished", "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	jp_error_clear(&err);
+	r = jp_catalog_record_failure(c, &pub, "7", id2, &bad, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	t_sql_eq(db, "finished", "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, "file:///archive/TEXTOUTm7",
+	         "SELECT output_textout_file FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, files1, "SELECT group_concat(remote_url || sha256 || size, ',')"
+	                     " FROM jobpub_files WHERE job = '7'");
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT outcome FROM jobpub_attempts WHERE id = ?",
+	         idstr(id2));
+	t_sql_eq(db, bad.message, "SELECT message FROM jobpub_attempts WHERE id = ?", idstr(id2));
+	ck_assert_int_eq(t_sql_int(db, "SELECT exit_code FROM jobpub_attempts WHERE id = ?",
+	                           idstr(id2), NULL),
+	                 69);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_leases", NULL), 0);
+
+	/* --overwrite: "publishing" while files may be replaced; a failure that replaced nothing
+	 * gives "finished" back, one that replaced a file does not. */
+	id2 = lease_ok(c, &pub, "7", "tok3", 1);
+	t_sql_eq(db, JP_STATUS_PUBLISHING, "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	r = jp_catalog_record_failure(c, &pub, "7", id2, &bad, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	t_sql_eq(db, "finished", "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	id2 = lease_ok(c, &pub, "7", "tok4", 1);
+	bad.replaced = 1;
+	r = jp_catalog_record_failure(c, &pub, "7", id2, &bad, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	jp_catalog_close(c);
+	free(files1);
+}
+END_TEST
+
+/* A row whose status says finished but whose mapped column no longer names the published file
+ * (pdr_run ran the model again) is not published: a failure marks it. */
+START_TEST(test_record_failure_not_published_marks)
+{
+	const struct jp_jobtable pub = {"pdr_model_jobs", "id", "status", 1, "finished"};
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome ok = {"published", 0, NULL, 10, 2, 1, NULL, 0};
+	struct jp_outcome bad = {JP_STATUS_FAILED, JP_E_NOINPUT, "required output missing", 0, 0, 3,
+	                         NULL, 0};
+	struct jp_error err;
+	int64_t id;
+	int r;
+
+	make_pdr_table();
+	/* finished by pdr_run, never published by jobpub */
+	t_sql_exec(db, "UPDATE pdr_model_jobs SET status = 'finished' WHERE id = 7");
+	prepare_ok(c, &pub, two_cols, 2);
+	id = lease_ok(c, &pub, "7", "tok1", 0);
+	t_sql_eq(db, JP_STATUS_PUBLISHING, "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	jp_error_clear(&err);
+	r = jp_catalog_record_failure(c, &pub, "7", id, &bad, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM pdr_model_jobs WHERE id = 7");
+
+	id = lease_ok(c, &pub, "7", "tok2", 0);
+	r = jp_catalog_record_success(c, &pub, "7", id, "finished", two_files, 2, &ok, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	t_sql_exec(db, "UPDATE pdr_model_jobs SET output_chemchk_file = '/data/new/chemchk.out'"
+	               " WHERE id = 7");
+	id = lease_ok(c, &pub, "7", "tok3", 0);
+	r = jp_catalog_record_failure(c, &pub, "7", id, &bad, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	jp_catalog_close(c);
+}
+END_TEST
+
 START_TEST(test_record_failure_own_new_job)
 {
 	struct jp_catalog *c = open_ok(1000);
@@ -1071,6 +1188,8 @@ catalog_suite(void)
 	tcase_add_test(tc, test_record_success_external_row_gone);
 	tcase_add_test(tc, test_record_failure_keeps_columns);
 	tcase_add_test(tc, test_record_failure_own_new_job);
+	tcase_add_test(tc, test_record_failure_published_stays);
+	tcase_add_test(tc, test_record_failure_not_published_marks);
 	tcase_add_test(tc, test_record_success_replaces_files);
 	tcase_add_test(tc, test_record_injection_verbatim);
 	tcase_add_test(tc, test_record_numeric_looking_ids_own);

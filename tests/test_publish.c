@@ -408,7 +408,9 @@ START_TEST(test_conflict_after_partial_publish_keeps_status_columns)
 	t_write_str(work, "out/chem.out", "CHEM CHECK\n");
 	rc = publish(0);
 	ck_assert_int_eq(rc, JP_E_UNAVAILABLE);
-	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	/* the job stays published as it was; its attempt records the conflict (issue 13, 3) */
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+	assert_last_attempt(JP_STATUS_FAILED, "unavailable");
 	t_sql_eq(db, u, "SELECT output_textout_file FROM jobs WHERE id = ?", JOB);
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 4);
 	free(u);
