@@ -2,13 +2,16 @@
 # install-deps.sh - install what jobpub needs to build and test on Debian 12 (bookworm).
 # Runs apt-get as root, or through sudo when not root.  Idempotent.  The Ceph packages run the
 # private S3 server of the S3 tests (tests/rgw-start.sh); no Ceph service is started or enabled.
+# munge and Slurm run the private one-node cluster of the real-Slurm tests (tests/slurm-start.sh,
+# own key, socket, ports and configuration; the system's services are not used).
 set -eu
 
 PKGS="gcc make autoconf automake pkg-config
       libsqlite3-dev libssl-dev libfyaml-dev libssh2-1-dev libcurl4-openssl-dev
       libarchive-dev libhdf5-dev check
       sqlite3 python3 time ca-certificates libarchive-tools zstd openssh-server openssh-client
-      curl openssl ceph-mon ceph-osd radosgw ceph-common"
+      curl openssl ceph-mon ceph-osd radosgw ceph-common
+      munge slurmctld slurmd slurm-client"
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 missing=

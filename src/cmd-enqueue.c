@@ -33,7 +33,8 @@ const struct jp_cmd jp_cmd_enqueue = {
 	.options =
 		"  -j, --job ID              the job's ID in the catalogue\n"
 		"  -m, --manifest FILE       the job's manifest (YAML), checked now\n"
-		"  -w, --workdir DIR         the job's work directory\n"
+		"  -w, --workdir DIR         the job's work directory (may not exist yet: it must\n"
+		"                            when the job ends)\n"
 		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
 		"      --dest URL            destination, overriding the manifest's (also $JOBPUB_DEST)\n"
 		"      --set NAME=VALUE      a value for ${NAME} in the manifest; repeatable\n"
@@ -66,6 +67,62 @@ absolute_existing(const char *what, const char *path, int want_dir, struct jp_er
 		return NULL;
 	}
 	return p;
+}
+
+/* The work directory may not exist yet: job scripts enqueue first, before the run makes it.
+ * realpath of the deepest existing ancestor (which must be a directory), then the rest as
+ * given; "." and ".." in that rest are refused (they cannot be resolved before it exists). */
+static char *
+absolute_workdir(const char *path, struct jp_error *err)
+{
+	char *full = NULL, *abs = NULL, *real = NULL, *out = NULL, *slash, *c;
+	struct stat sb;
+
+	if ((real = realpath(path, NULL)) != NULL || errno != ENOENT) {
+		free(real);
+		return absolute_existing("--workdir", path, 1, err);
+	}
+	if (path[0] == '/')
+		full = strdup(path);
+	else if ((real = realpath(".", NULL)) != NULL)
+		full = jp_asprintf("%s/%s", real, path);
+	free(real);
+	real = NULL;
+	if (full == NULL || (abs = strdup(full)) == NULL) {
+		jp_error_set(err, JP_E_IOERR, "--workdir %s: %s", path, strerror(errno));
+		goto out;
+	}
+	/* Cut components off the end until what is left exists. */
+	while (real == NULL && (slash = strrchr(abs, '/')) != NULL) {
+		*slash = '\0';
+		if ((real = realpath(abs[0] != '\0' ? abs : "/", NULL)) == NULL && errno != ENOENT) {
+			jp_error_set(err, JP_E_IOERR, "--workdir %s: %s: %s", path, abs, strerror(errno));
+			goto out;
+		}
+	}
+	if (real == NULL || stat(real, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		jp_error_set(err, JP_E_NOINPUT, "--workdir %s: %s is not a directory", path,
+		             real != NULL ? real : "/");
+		goto out;
+	}
+	/* The part that does not exist yet: full + strlen(abs), starting with '/'. */
+	for (c = full + strlen(abs); *c != '\0'; c += strcspn(c, "/")) {
+		c += strspn(c, "/");
+		if ((c[0] == '.' && (c[1] == '/' || c[1] == '\0')) ||
+		    (c[0] == '.' && c[1] == '.' && (c[2] == '/' || c[2] == '\0'))) {
+			jp_error_set(err, JP_E_NOINPUT, "--workdir %s: '.' or '..' below %s, which does "
+			             "not exist yet", path, abs[0] != '\0' ? abs : "/");
+			goto out;
+		}
+	}
+	out = jp_asprintf("%s%s", strcmp(real, "/") == 0 ? "" : real, full + strlen(abs));
+	if (out == NULL)
+		jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+out:
+	free(full);
+	free(abs);
+	free(real);
+	return out;
 }
 
 /* The catalogue may not exist before the first publish: realpath of its directory, then its
@@ -131,7 +188,7 @@ enqueue(const char *job, const char *key, const char *manifest, const char *work
 	e.n_sets = sets->n;
 	e.uid = geteuid();
 	if ((e.manifest = absolute_existing("--manifest", manifest, 0, &err)) == NULL ||
-	    (e.workdir = absolute_existing("--workdir", workdir, 1, &err)) == NULL ||
+	    (e.workdir = absolute_workdir(workdir, &err)) == NULL ||
 	    (e.db = absolute_db(db, &err)) == NULL) {
 		r = JP_FAILED;
 		goto out;

@@ -107,9 +107,21 @@ errors() {
 	expect_rc 66 "$JOBPUB" enqueue --job 1 --manifest "$T/nope.yaml" --workdir "$MJOB" \
 		--spool "$T/spool"
 	assert_grep_fixed "$T/nope.yaml" "$ERR"
-	expect_rc 66 "$JOBPUB" enqueue --job 1 --manifest "$MMAN" --workdir "$T/nojob" \
+	# A work directory that does not exist yet (job scripts enqueue first) is fine; one below
+	# a file, or with '..' below the part that does not exist, is not.
+	expect_rc 0 "$JOBPUB" enqueue --job 5 --manifest "$MMAN" --workdir "$T/nojob/run-5" \
 		--spool "$T/spool"
-	assert_grep_fixed "$T/nojob" "$ERR"
+	assert_eq "$(jget "$T/spool/5.json" '$.workdir')" "'$(realpath "$T")/nojob/run-5'" "future workdir"
+	(cd "$T" && "$JOBPUB" enqueue --job 6 --manifest "$MMAN" --workdir later/run-6 \
+		--spool "$T/spool") >"$OUT" 2>"$ERR" || { show "$ERR"; fail "relative future workdir"; }
+	assert_eq "$(jget "$T/spool/6.json" '$.workdir')" "'$(realpath "$T")/later/run-6'" "relative future workdir"
+	rm -f "$T/spool/5.json" "$T/spool/6.json"
+	expect_rc 66 "$JOBPUB" enqueue --job 1 --manifest "$MMAN" --workdir "$MMAN/sub" \
+		--spool "$T/spool"
+	assert_grep 'Not a directory' "$ERR"
+	expect_rc 66 "$JOBPUB" enqueue --job 1 --manifest "$MMAN" --workdir "$T/nojob/../x" \
+		--spool "$T/spool"
+	assert_grep_fixed "'.' or '..' below" "$ERR"
 	expect_rc 66 "$JOBPUB" enqueue --job 1 --manifest "$MMAN" --workdir "$MMAN" \
 		--spool "$T/spool"
 	assert_grep 'not a directory' "$ERR"
