@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,6 +44,20 @@ jp_check_name(enum jp_check c)
 	static const char *const names[] = {"auto", "none", "hdf5", "hdf4"};
 
 	return c <= JP_CHECK_HDF4 ? names[c] : "?";
+}
+
+const char *
+jp_hdf_extension(const char *name)
+{
+	static const char *const exts[] = {"h5", "hdf5", "he5", "hdf", "h4", "hdf4"};
+	const char *slash = strrchr(name, '/'), *dot;
+	size_t i;
+
+	dot = strrchr(slash ? slash + 1 : name, '.');
+	for (i = 0; dot != NULL && i < sizeof(exts) / sizeof(exts[0]); i++)
+		if (strcasecmp(dot + 1, exts[i]) == 0)
+			return dot;
+	return NULL;
 }
 
 void
@@ -320,6 +335,7 @@ jp_validate(const char *path, const char *label, enum jp_check check, const char
 	unsigned char b[4];
 	uint64_t sb_off = 0, eof_abs = 0;
 	struct stat sb;
+	const char *ext = check == JP_CHECK_AUTO ? jp_hdf_extension(label) : NULL;
 	int fd, is5 = 0, is4 = 0, r = JP_OK;
 
 	if (attrs != NULL)
@@ -337,6 +353,15 @@ jp_validate(const char *path, const char *label, enum jp_check check, const char
 		goto out;
 	}
 	is4 = pread(fd, b, 4, 0) == 4 && memcmp(b, hdf4_sig, 4) == 0;
+	/* A crashed model run leaves empty or half-written .hdf5 files: under `auto` an HDF name
+	 * is a promise of HDF content, and a file without either signature breaks it. */
+	if (ext != NULL && !is5 && !is4) {
+		r = jp_error_set(err, JP_E_DATA,
+		                 "%s: not an HDF file (%s; a %s name must carry an HDF5 or HDF4 "
+		                 "signature)",
+		                 label, sb.st_size == 0 ? "empty" : "no HDF5 or HDF4 signature", ext);
+		goto out;
+	}
 	if (check == JP_CHECK_HDF4 || (check == JP_CHECK_AUTO && is4 && !is5)) {
 		if (!is4)
 			r = jp_error_set(err, JP_E_DATA, "%s: not an HDF4 file (no 0e 03 13 01 signature)",

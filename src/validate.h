@@ -4,7 +4,8 @@
  * A truncated HDF5 file (a job that ran out of time or disk) is worthless; publishing it as
  * "finished" is worse.  `check:` per output:
  *   auto  (default) look at the signature: HDF5 superblock at 0, 512, 1024, 2048, ...; HDF4
- *         magic 0e 03 13 01 at 0; check what is found, accept anything else as is
+ *         magic 0e 03 13 01 at 0; check what is found.  A file named as HDF (jp_hdf_extension)
+ *         without either signature (empty, text) is invalid; anything else is accepted as is
  *   hdf5  must be a valid HDF5 file: the superblock's end-of-file address within the real size
  *         (else "truncated HDF5 file (EOF address A, file size S)"), opens read-only, every
  *         object can be visited (H5Ovisit) without error
@@ -30,6 +31,10 @@ enum jp_check {
 int jp_check_parse(const char *s);
 const char *jp_check_name(enum jp_check c);
 
+/* The extension (".hdf5", from the dot) when name's last component ends in one of the HDF
+ * extensions .h5 .hdf5 .he5 .hdf .h4 .hdf4 (any case), else NULL. */
+const char *jp_hdf_extension(const char *name);
+
 /* A root attribute of an HDF5 file, as text. */
 struct jp_attr {
 	char *name;
@@ -37,7 +42,8 @@ struct jp_attr {
 };
 
 /*
- * Validates path (label names it in messages, e.g. "pdroutput/pdrchem_c.hdf5").  *found gets
+ * Validates path (label names it in messages, e.g. "pdroutput/pdrchem_c.hdf5", and its
+ * extension is what `auto` goes by).  *found gets
  * the kind actually checked (JP_CHECK_NONE when auto found no HDF signature).  When n_attrs > 0
  * the file must be HDF5 and each named root attribute must exist: *attrs receives n_attrs
  * values (free with jp_attrs_free).  attrs may be NULL when n_attrs is 0.

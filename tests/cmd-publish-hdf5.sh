@@ -3,7 +3,8 @@
 # is published and its requested root attributes land in jobpub_attributes; a truncated one
 # fails the job before anything is staged (65, "truncated HDF5 file (EOF address A, file size
 # S)", failed_storage, the reason in the attempt row), as do a corrupted one and a file without
-# the signature `check:` asks for; `check: auto` publishes non-HDF files as they are.
+# the signature `check:` asks for; `check: auto` refuses a file named as HDF (.h5 .hdf5 .he5 .hdf
+# .h4 .hdf4, any case) without an HDF signature (empty, text) and publishes other files as they are.
 # `manifest check --workdir` and `publish --dry-run` report the same errors and change nothing.
 # (A user block in front of the superblock is covered by tests/test_validate.c.)
 . "$(dirname "$0")/lib.sh"
@@ -170,7 +171,7 @@ case_signatures() {
 	refused "$H5: not an HDF5 file"
 	setup auto
 	printf 'plain text, not HDF\n' >"$MJOB/$H5"
-	published_as_is
+	refused "$H5: not an HDF file \(no HDF5 or HDF4 signature; a \.hdf5 name must carry"
 	for c in auto hdf4; do
 		setup "$c"
 		printf '\016\003\023\001\000\000\000\000HDF4 data descriptor block' >"$MJOB/$H5"
@@ -182,6 +183,41 @@ case_signatures() {
 	setup hdf4
 	cp "$VALID" "$MJOB/$H5"
 	refused "$H5: not an HDF4 file"
+}
+
+# ---- auto goes by the name: an HDF extension without an HDF signature is refused ----
+# (A crashed model run leaves empty or half-written pdrstruct_s.hdf5 files.)
+case_auto_names() {
+	local keep=$H5 name ext
+	for name in out/pdrstruct_s.hdf5 out/run.H5 out/s.he5 out/d.hdf out/d.h4 out/d.HDF4; do
+		H5=$name
+		ext=.${name##*.}
+		setup auto
+		: >"$MJOB/$H5"
+		refused "$H5: not an HDF file \(empty; a \\$ext name must carry an HDF5 or HDF4 signature\)"
+		setup auto
+		printf 'plain text, not HDF\n' >"$MJOB/$H5"
+		refused "$H5: not an HDF file \(no HDF5 or HDF4 signature"
+		# check: none publishes it as it is; so does auto with a valid file under that name.
+		setup none
+		printf 'plain text, not HDF\n' >"$MJOB/$H5"
+		published_as_is
+	done
+	H5=out/d.HDF5
+	setup auto
+	cp "$VALID" "$MJOB/$H5"
+	published_as_is
+	# Other names keep auto's old rule: published as they are.
+	for name in out/pdrstruct.txt out/pdrstruct.hdf5.bak out/h5; do
+		H5=$name
+		setup auto
+		: >"$MJOB/$H5"
+		published_as_is
+		setup auto
+		printf 'plain text, not HDF\n' >"$MJOB/$H5"
+		published_as_is
+	done
+	H5=$keep
 }
 
 # ---- attributes ----
@@ -262,6 +298,7 @@ run_case case_valid
 run_case case_truncated
 run_case case_corrupt
 run_case case_signatures
+run_case case_auto_names
 run_case case_attributes
 run_case case_dry_run
 finish

@@ -187,6 +187,57 @@ START_TEST(test_hdf4_and_other)
 }
 END_TEST
 
+/* Under auto, an HDF name without an HDF signature is invalid: the empty or text file a crashed
+ * run leaves must not pass as a result.  Other names stay published as they are. */
+START_TEST(test_auto_by_extension)
+{
+	static const char *const hdf[] = {"a.h5", "b.hdf5", "c.he5", "d.hdf", "e.h4", "f.hdf4",
+	                                  "G.HDF5", "sub.dir/h.H5"};
+	static const char *const other[] = {"a.txt", "h5", "b.hdf5.txt", "c.h5x", "hdf5.d/x"};
+	static const unsigned char h4[8] = {0x0e, 0x03, 0x13, 0x01, 0, 0x10, 0, 0};
+	struct jp_error err;
+	enum jp_check found;
+	char msg[256];
+	size_t i;
+	char *d1 = t_path(dir, "sub.dir"), *d2 = t_path(dir, "hdf5.d");
+
+	ck_assert_int_eq(mkdir(d1, 0755), 0);
+	ck_assert_int_eq(mkdir(d2, 0755), 0);
+	free(d1);
+	free(d2);
+	for (i = 0; i < sizeof(hdf) / sizeof(hdf[0]); i++) {
+		const char *ext = strrchr(hdf[i], '.');
+
+		ck_assert_ptr_eq(jp_hdf_extension(hdf[i]), ext);
+		t_write(dir, hdf[i], "", 0);
+		ck_assert_int_eq(run(hdf[i], JP_CHECK_AUTO, &found, &err), JP_FAILED);
+		ck_assert_int_eq(err.code, JP_E_DATA);
+		snprintf(msg, sizeof(msg),
+		         "%s: not an HDF file (empty; a %s name must carry an HDF5 or HDF4 signature)",
+		         hdf[i], ext);
+		ck_assert_str_eq(err.msg, msg);
+		t_write_str(dir, hdf[i], "plain text, not HDF\n");
+		ck_assert_int_eq(run(hdf[i], JP_CHECK_AUTO, &found, &err), JP_FAILED);
+		ck_assert_int_eq(err.code, JP_E_DATA);
+		ck_assert_msg(strstr(err.msg, "no HDF5 or HDF4 signature") != NULL, "got: %s", err.msg);
+		/* check: none still publishes anything; an HDF4 signature satisfies any HDF name. */
+		ck_assert_int_eq(run(hdf[i], JP_CHECK_NONE, &found, &err), JP_OK);
+		t_write(dir, hdf[i], h4, sizeof(h4));
+		ck_assert_int_eq(run(hdf[i], JP_CHECK_AUTO, &found, &err), JP_OK);
+		ck_assert_int_eq(found, JP_CHECK_HDF4);
+	}
+	make_h5("ok.hdf", 0, 0);
+	ck_assert_int_eq(run("ok.hdf", JP_CHECK_AUTO, &found, &err), JP_OK);
+	ck_assert_int_eq(found, JP_CHECK_HDF5);
+	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		ck_assert_ptr_null(jp_hdf_extension(other[i]));
+		t_write(dir, other[i], "", 0);
+		ck_assert_int_eq(run(other[i], JP_CHECK_AUTO, &found, &err), JP_OK);
+		ck_assert_int_eq(found, JP_CHECK_NONE);
+	}
+}
+END_TEST
+
 START_TEST(test_attributes)
 {
 	static const char *const names[] = {"n_surface", "n_depth", "model_name"};
@@ -237,6 +288,7 @@ main(void)
 	tcase_add_test(tc, test_truncated);
 	tcase_add_test(tc, test_corrupt_header);
 	tcase_add_test(tc, test_hdf4_and_other);
+	tcase_add_test(tc, test_auto_by_extension);
 	tcase_add_test(tc, test_attributes);
 	tcase_add_test(tc, test_parse);
 	suite_add_tcase(s, tc);
