@@ -4,6 +4,8 @@
 # private S3 server of the S3 tests (tests/rgw-start.sh); no Ceph service is started or enabled.
 # munge and Slurm run the private one-node cluster of the real-Slurm tests (tests/slurm-start.sh,
 # own key, socket, ports and configuration; the system's services are not used).
+# clang-14 and libclang-rt-14-dev build the fuzz targets (--enable-fuzzing), lcov the coverage
+# report (--enable-coverage).
 set -eu
 
 PKGS="gcc make autoconf automake pkg-config
@@ -11,7 +13,8 @@ PKGS="gcc make autoconf automake pkg-config
       libarchive-dev libhdf5-dev check
       sqlite3 python3 time ca-certificates libarchive-tools zstd openssh-server openssh-client
       curl openssl ceph-mon ceph-osd radosgw ceph-common
-      munge slurmctld slurmd slurm-client"
+      munge slurmctld slurmd slurm-client
+      clang-14 libclang-rt-14-dev lcov"
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 missing=

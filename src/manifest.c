@@ -617,6 +617,22 @@ out:
 int
 jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *err)
 {
+	char *text;
+	size_t len;
+	int r;
+
+	*out = NULL;
+	if ((r = read_file(file, &text, &len, err)) != JP_OK)
+		return r;
+	r = jp_manifest_load_mem(file, text, len, out, err);
+	free(text);
+	return r;
+}
+
+int
+jp_manifest_load_mem(const char *file, const char *text, size_t text_len,
+                     struct jp_manifest **out, struct jp_error *err)
+{
 	struct jp_manifest *m = NULL;
 	struct fy_diag *diag = NULL;
 	struct fy_document *doc = NULL;
@@ -627,18 +643,15 @@ jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *er
 	struct loader L;
 	void *it = NULL;
 	char k[64];
-	char *text = NULL;
-	size_t text_len, bad;
+	size_t bad;
 	int r = JP_OK;
 
 	*out = NULL;
-	if ((r = read_file(file, &text, &text_len, err)) != JP_OK)
-		return r;
-	if ((bad = utf8_bad_offset((const unsigned char *)text, text_len)) < text_len) {
-		r = bad_byte(file, (const unsigned char *)text, bad, err);
-		free(text);
-		return r;
-	}
+	if (text_len > JP_MANIFEST_MAX)
+		return jp_error_set(err, JP_E_DATA, "%s: larger than %d MiB: a manifest is a small text "
+		                    "file", file, JP_MANIFEST_MAX >> 20);
+	if ((bad = utf8_bad_offset((const unsigned char *)text, text_len)) < text_len)
+		return bad_byte(file, (const unsigned char *)text, bad, err);
 	m = calloc(1, sizeof(*m));
 	if (m == NULL || (m->file = strdup(file)) == NULL) {
 		r = jp_error_set(err, JP_E_SOFTWARE, "manifest: out of memory");
@@ -658,7 +671,7 @@ jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *er
 	memset(&pc, 0, sizeof(pc));
 	pc.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_RESOLVE_DOCUMENT;
 	pc.diag = diag;
-	/* The document points into text: text is freed after it. */
+	/* The document points into text, which outlives it. */
 	doc = fy_document_build_from_string(&pc, text, text_len);
 	if (doc == NULL) {
 		struct fy_diag_error *e;
@@ -725,7 +738,6 @@ out:
 	fy_document_destroy(doc);
 	if (diag != NULL)
 		fy_diag_destroy(diag);
-	free(text);
 	jp_manifest_free(m);
 	return r;
 }

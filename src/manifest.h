@@ -73,6 +73,10 @@ struct jp_manifest {
  * than JP_MANIFEST_MAX, not UTF-8 text or holding a NUL byte ("FILE:LINE:COL: invalid UTF-8
  * byte 0x89 at byte offset 2: ..."), then YAML and content errors. */
 int jp_manifest_load(const char *file, struct jp_manifest **out, struct jp_error *err);
+/* The same from the len bytes at text (need not be NUL-terminated), named file in messages:
+ * what jp_manifest_load does once the file is read (the fuzz target's entry). */
+int jp_manifest_load_mem(const char *file, const char *text, size_t len,
+                         struct jp_manifest **out, struct jp_error *err);
 void jp_manifest_free(struct jp_manifest *m);
 
 /* Sets a JP_E_DATA error "FILE:LINE:COL: <fmt>" at the position of `at` (which may be NULL:

@@ -103,8 +103,9 @@ set_once(char **dst, const char *val, const char *host)
 int
 jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out)
 {
-	char *deflt = NULL, line[4096];
-	int active = 1; /* lines before the first Host apply to every host */
+	char *deflt = NULL, *line = NULL;
+	size_t cap = 0;
+	int active = 1, r = 0; /* lines before the first Host apply to every host */
 	FILE *fp;
 
 	memset(out, 0, sizeof(*out));
@@ -117,7 +118,9 @@ jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out)
 	free(deflt);
 	if (fp == NULL)
 		return errno == ENOENT ? 0 : -1;
-	while (fgets(line, sizeof(line), fp) != NULL) {
+	/* getline, not a fixed buffer: the tail of a long line (a comment) read as a line of its
+	 * own could set a HostName. */
+	while (getline(&line, &cap, fp) != -1) {
 		char *p = line, *key, *val, *end;
 
 		while (isspace((unsigned char)*p))
@@ -153,11 +156,28 @@ jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out)
 			set_once(&out->identity, val, host);
 		else if (strcasecmp(key, "UserKnownHostsFile") == 0)
 			set_once(&out->known_hosts, val, host); /* the first of several files */
-		else if (strcasecmp(key, "Port") == 0 && out->port == 0)
-			out->port = atoi(val);
+		else if (strcasecmp(key, "Port") == 0 && out->port == 0) {
+			/* Not atoi: "Port 70000" became port 4464 once cut to 16 bits, "Port -1" was
+			 * dropped silently.  ssh refuses such a file; so do we. */
+			char *e;
+			long v;
+
+			errno = 0;
+			v = strtol(val, &e, 10);
+			if (errno != 0 || e == val || *e != '\0' || v < 1 || v > 65535) {
+				r = -1;
+				break;
+			}
+			out->port = (int)v;
+		}
 	}
+	free(line);
 	fclose(fp);
-	return 0;
+	if (r != 0) {
+		jp_sshconf_free(out);
+		errno = EINVAL;
+	}
+	return r;
 }
 
 void

@@ -108,6 +108,50 @@ START_TEST(test_expand)
 }
 END_TEST
 
+/* A line longer than any buffer is one line: the tail of a long comment is not a directive. */
+START_TEST(test_long_line)
+{
+	struct jp_sshconf c;
+	size_t n = 4095; /* the old 4096-byte buffer ended the first piece here */
+	char *text = malloc(n + 64);
+
+	ck_assert_ptr_nonnull(text);
+	memcpy(text, "# ", 2);
+	memset(text + 2, 'x', n - 2);
+	strcpy(text + n, " HostName evil.example.org\nHost a\n  User u\n");
+	t_write_str(dir, "config", text);
+	free(text);
+	ck_assert_int_eq(jp_sshconf_read(cfg, "a", &c), 0);
+	ck_assert_ptr_null(c.hostname);
+	ck_assert_str_eq(c.user, "u");
+	jp_sshconf_free(&c);
+}
+END_TEST
+
+/* A Port that is not 1-65535 is refused (EINVAL), as ssh refuses it: 70000 was cut to 4464. */
+START_TEST(test_bad_port)
+{
+	static const char *const bad[] = {"70000", "-1", "0", "22x", "", "99999999999999999999"};
+	struct jp_sshconf c;
+	char text[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "Host a\n  User u\n  Port %s\n", bad[i]);
+		t_write_str(dir, "config", text);
+		errno = 0;
+		ck_assert_msg(jp_sshconf_read(cfg, "a", &c) == -1, "Port '%s' accepted", bad[i]);
+		ck_assert_int_eq(errno, EINVAL);
+		ck_assert_ptr_null(c.user);
+	}
+	/* Another host's bad Port is not this host's business; 65535 is a port. */
+	t_write_str(dir, "config", "Host b\n  Port 70000\nHost a\n  Port 65535\n");
+	ck_assert_int_eq(jp_sshconf_read(cfg, "a", &c), 0);
+	ck_assert_int_eq(c.port, 65535);
+	jp_sshconf_free(&c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -119,6 +163,8 @@ main(void)
 	tcase_add_test(tc, test_patterns);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_expand);
+	tcase_add_test(tc, test_long_line);
+	tcase_add_test(tc, test_bad_port);
 	suite_add_tcase(s, tc);
 	return t_run(s);
 }
