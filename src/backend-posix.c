@@ -1,11 +1,16 @@
 /*
  * backend-posix.c - POSIX filesystem destinations: file:///path or a plain absolute path.
  *
- * Staging writes a 0600 temporary file beside the final name; finish fsyncs it and checks its
- * size; commit renames it into place with RENAME_NOREPLACE (link()+unlink() where the
- * filesystem lacks it), so an existing final name is never clobbered unless asked, and a
- * final name never holds a partial file.  Directories touched by commits are fsynced once, in
- * sync, after all renames.
+ * Staging writes a 0600 temporary file beside the final name; finish fsyncs it, checks its
+ * size and closes it; commit renames it into place with RENAME_NOREPLACE (link()+unlink()
+ * where the filesystem lacks it), so an existing final name is never clobbered unless asked,
+ * and a final name never holds a partial file.  The temporary stays 0600 until the rename: the
+ * published mode (0666 & ~umask) is set on the renamed file.  Directories touched by commits
+ * are fsynced once, in sync, after all renames.
+ *
+ * No descriptor is held between the calls of an upload: a job of 10,000 files staged before
+ * the first commit must not need 10,000 descriptors (EMFILE under `ulimit -n 1024`).  commit and
+ * abort open the parent directory again, through the same no-follow walk as stage.
  */
 #include "config.h"
 
@@ -38,10 +43,12 @@ struct posix_dest {
 
 struct posix_upload {
 	struct jp_upload jp;
-	int fd;
-	int dirfd;            /* the parent directory: every name below is taken relative to it */
-	char *tmpname, *base; /* names in dirfd */
+	int fd;               /* the temporary, from stage to finish only */
+	char *tmpname, *base; /* names in the parent directory (open_parent) */
 	char *final, *tmp, *dir; /* full paths, for messages and the directory fsync */
+	dev_t dev;            /* the temporary finish made durable: commit renames only it */
+	ino_t ino;
+	int finished;
 };
 
 static int
@@ -276,8 +283,6 @@ upload_free(struct jp_upload *u)
 
 	if (pu->fd >= 0)
 		close(pu->fd);
-	if (pu->dirfd >= 0)
-		close(pu->dirfd);
 	free(pu->final);
 	free(pu->tmp);
 	free(pu->dir);
@@ -293,14 +298,14 @@ posix_stage(struct jp_dest *d, const char *key, const char *token, uint64_t size
 	struct posix_dest *pd = (struct posix_dest *)d;
 	struct posix_upload *pu;
 	const char *base;
-	int r;
+	int dirfd = -1, r;
 
 	(void)size_hint; /* files are written as they come */
 	*out = NULL;
 	if ((pu = calloc(1, sizeof(*pu))) == NULL)
 		return oom(err);
-	pu->fd = pu->dirfd = -1;
-	if ((r = open_parent(pd, key, 1, &pu->dirfd, &base, err)) != JP_OK)
+	pu->fd = -1;
+	if ((r = open_parent(pd, key, 1, &dirfd, &base, err)) != JP_OK)
 		goto fail;
 	/* NAME_MAX bounds the temporary name too: keep the token, shorten the base name. */
 	pu->base = strdup(base);
@@ -314,16 +319,19 @@ posix_stage(struct jp_dest *d, const char *key, const char *token, uint64_t size
 		r = oom(err);
 		goto fail;
 	}
-	pu->fd = openat(pu->dirfd, pu->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	pu->fd = openat(dirfd, pu->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 	                0600);
 	if (pu->fd < 0) {
 		r = jp_error_errno(err, errno, NAME ": cannot create %s", pu->tmp);
 		goto fail;
 	}
+	close(dirfd);
 	pu->jp.staged = 1;
 	*out = &pu->jp;
 	return JP_OK;
 fail:
+	if (dirfd >= 0)
+		close(dirfd);
 	upload_free(&pu->jp);
 	return r;
 }
@@ -352,13 +360,15 @@ posix_finish(struct jp_upload *u, uint64_t size, const unsigned char sha256[32],
              struct jp_error *err)
 {
 	struct posix_upload *pu = (struct posix_upload *)u;
-	struct posix_dest *pd = (struct posix_dest *)u->dest;
 	struct stat sb;
 	int fd = pu->fd;
 
+	(void)sha256;
+	if (fd < 0)
+		return jp_error_set(err, JP_E_SOFTWARE, NAME ": %s: finished twice", pu->tmp);
 	pu->fd = -1;
-	/* Created 0600 so nobody reads a partial file; published files follow the umask. */
-	if (fchmod(fd, pd->mode) != 0 || fsync(fd) != 0 || fstat(fd, &sb) != 0) {
+	/* Durable now and closed: commit needs no descriptor of it, only its name. */
+	if (fsync(fd) != 0 || fstat(fd, &sb) != 0) {
 		int e = errno;
 		close(fd);
 		return jp_error_errno(err, e, NAME ": %s", pu->tmp);
@@ -368,6 +378,9 @@ posix_finish(struct jp_upload *u, uint64_t size, const unsigned char sha256[32],
 	if ((uint64_t)sb.st_size != size)
 		return jp_error_set(err, JP_E_IOERR, NAME ": %s holds %lld bytes, expected %llu",
 		                    pu->tmp, (long long)sb.st_size, (unsigned long long)size);
+	pu->dev = sb.st_dev;
+	pu->ino = sb.st_ino;
+	pu->finished = 1;
 	return JP_OK;
 }
 
@@ -417,43 +430,86 @@ posix_commit(struct jp_upload *u, int overwrite, int *exists, int *replaced,
 {
 	struct posix_upload *pu = (struct posix_upload *)u;
 	struct posix_dest *pd = (struct posix_dest *)u->dest;
+	const char *base;
 	struct stat sb;
+	int dirfd = -1, fd = -1, r = JP_OK;
 
-	if (rename_noreplace(pu->dirfd, pu->tmpname, pu->base) != 0) {
-		if (errno != EEXIST)
-			return jp_error_errno(err, errno, NAME ": rename to %s", pu->final);
+	if (!pu->finished)
+		return jp_error_set(err, JP_E_SOFTWARE, NAME ": %s: commit before finish", pu->tmp);
+	if ((r = open_parent(pd, u->key, 0, &dirfd, &base, err)) != JP_OK)
+		return r;
+	if (dirfd < 0)
+		return jp_error_errno(err, ENOENT, NAME ": staged file %s", pu->tmp);
+	/* The temporary finish made durable, and nothing else, is what goes live: opened without
+	 * following a link, held through the rename, and given its final mode only after it. */
+	if ((fd = openat(dirfd, pu->tmpname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    fstat(fd, &sb) != 0) {
+		r = jp_error_errno(err, errno, NAME ": staged file %s", pu->tmp);
+		goto out;
+	}
+	if (sb.st_dev != pu->dev || sb.st_ino != pu->ino || !S_ISREG(sb.st_mode)) {
+		r = jp_error_set(err, JP_E_IOERR, NAME ": %s was replaced after it was staged",
+		                 pu->tmp);
+		goto out;
+	}
+	if (rename_noreplace(dirfd, pu->tmpname, pu->base) != 0) {
+		if (errno != EEXIST) {
+			r = jp_error_errno(err, errno, NAME ": rename to %s", pu->final);
+			goto out;
+		}
 		if (!overwrite) {
 			*exists = 1;
-			return JP_OK;
+			goto out;
 		}
 		/* Only a name that exists is replaced, so `replaced` is never wrong: a rollback
 		 * never deletes a file this attempt did not create. */
-		if (fstatat(pu->dirfd, pu->base, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode))
-			return jp_error_errno(err, EISDIR, NAME ": %s", pu->final);
-		if (renameat(pu->dirfd, pu->tmpname, pu->dirfd, pu->base) != 0)
-			return jp_error_errno(err, errno, NAME ": rename to %s", pu->final);
+		if (fstatat(dirfd, pu->base, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode)) {
+			r = jp_error_errno(err, EISDIR, NAME ": %s", pu->final);
+			goto out;
+		}
+		if (renameat(dirfd, pu->tmpname, dirfd, pu->base) != 0) {
+			r = jp_error_errno(err, errno, NAME ": rename to %s", pu->final);
+			goto out;
+		}
 		*replaced = 1;
 	}
 	u->staged = 0;
 	u->committed = 1;
+	/* Published files follow the umask.  The mode change reaches the disk with the directory
+	 * fsync of sync (a journalled metadata change ordered before it); were it lost in a crash,
+	 * the file would stay 0600 with its content intact, never the other way round. */
+	if (fchmod(fd, pd->mode) != 0) {
+		r = jp_error_errno(err, errno, NAME ": chmod %s", pu->final);
+		goto out;
+	}
 	if (remember_dir(pd, pu->dir) != 0)
-		return oom(err);
-	return JP_OK;
+		r = oom(err);
+out:
+	if (fd >= 0)
+		close(fd);
+	close(dirfd);
+	return r;
 }
 
 static int
 posix_abort(struct jp_upload *u, struct jp_error *err)
 {
 	struct posix_upload *pu = (struct posix_upload *)u;
+	struct posix_dest *pd = (struct posix_dest *)u->dest;
+	const char *base;
+	int dirfd, r;
 
 	if (pu->fd >= 0) {
 		close(pu->fd);
 		pu->fd = -1;
 	}
 	u->staged = 0;
-	if (unlinkat(pu->dirfd, pu->tmpname, 0) != 0 && errno != ENOENT)
-		return jp_error_errno(err, errno, NAME ": cannot remove %s", pu->tmp);
-	return JP_OK;
+	if ((r = open_parent(pd, u->key, 0, &dirfd, &base, err)) != JP_OK || dirfd < 0)
+		return r; /* no directory: no temporary either */
+	if (unlinkat(dirfd, pu->tmpname, 0) != 0 && errno != ENOENT)
+		r = jp_error_errno(err, errno, NAME ": cannot remove %s", pu->tmp);
+	close(dirfd);
+	return r;
 }
 
 static int

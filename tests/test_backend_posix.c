@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "testlib.h"
@@ -262,6 +263,8 @@ START_TEST(test_stage_temp_name_and_mode)
 	r = jp_upload_finish(u, 12, sha, &err);
 	ck_assert_msg(r == JP_OK, "%s", err.msg);
 	ck_assert(!t_exists(dir, "dest/pdrgrid/sub/TEXTOUTm7"));
+	/* Complete and durable, still not for anyone else's eyes until the rename. */
+	ck_assert_msg(mode_of(tmp) == 0600, "finished mode %o", (unsigned)mode_of(tmp));
 	back = t_read(dir, "dest/pdrgrid/sub/" JP_TMP_PREFIX TOKEN ".TEXTOUTm7", NULL);
 	ck_assert_str_eq(back, "hello world\n");
 	free(back);
@@ -299,6 +302,80 @@ START_TEST(test_commit_mode_follows_umask)
 	ck_assert_msg(mode_of(fin) == 0640, "published mode %o", (unsigned)mode_of(fin));
 	jp_dest_close(d);
 	free(fin);
+}
+END_TEST
+
+/* Open descriptors of this process. */
+static size_t
+open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Staged, finished and waiting for their commit, uploads hold no descriptor: a job of more
+ * files than RLIMIT_NOFILE is published (it failed with EMFILE), with the same steps. */
+START_TEST(test_no_descriptor_held_per_upload)
+{
+	enum { N = 300 };
+	struct rlimit rl = {40, 40};
+	struct jp_upload *u[N];
+	struct jp_dest *d = open_dest();
+	struct jp_error err;
+	char key[64], *back;
+	size_t before = open_fds();
+	int i, exists, replaced, r;
+
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	for (i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "many/d%d/f%03d", i % 7, i);
+		u[i] = stage_data(d, key, key, strlen(key));
+	}
+	ck_assert_uint_eq(open_fds(), before);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), N);
+	for (i = 0; i < N; i++) {
+		jp_error_clear(&err);
+		r = jp_upload_commit(u[i], 0, &exists, &replaced, &err);
+		ck_assert_msg(r == JP_OK, "commit %d: %s", i, err.msg);
+		ck_assert_int_eq(exists, 0);
+	}
+	ck_assert_uint_eq(open_fds(), before);
+	ck_assert_int_eq(jp_dest_sync(d, &err), JP_OK);
+	for (i = 0; i < N; i++)
+		jp_upload_free(u[i]);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	back = t_read(dir, "dest/many/d5/f299", NULL);
+	ck_assert_str_eq(back, "many/d5/f299");
+	free(back);
+	jp_dest_close(d);
+}
+END_TEST
+
+/* A temporary swapped for another file after finish is not what commit puts live. */
+START_TEST(test_commit_refuses_replaced_temp)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u = stage_data(d, "x/f", "ours", 4);
+	char *tmp = dpath("x/" JP_TMP_PREFIX TOKEN ".f");
+	struct jp_error err;
+	int exists, replaced;
+
+	ck_assert_int_eq(unlink(tmp), 0);
+	t_write_str(dir, "dest/x/" JP_TMP_PREFIX TOKEN ".f", "theirs");
+	jp_error_clear(&err);
+	ck_assert_int_ne(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	ck_assert_msg(strstr(err.msg, "replaced after it was staged") != NULL, "%s", err.msg);
+	ck_assert(!t_exists(dir, "dest/x/f"));
+	jp_upload_free(u);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	jp_dest_close(d);
+	free(tmp);
 }
 END_TEST
 
@@ -918,6 +995,8 @@ backend_posix_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_stage_temp_name_and_mode);
 	tcase_add_test(tc, test_commit_mode_follows_umask);
+	tcase_add_test(tc, test_no_descriptor_held_per_upload);
+	tcase_add_test(tc, test_commit_refuses_replaced_temp);
 	tcase_add_test(tc, test_finish_wrong_size);
 	tcase_add_test(tc, test_commit_existing_no_overwrite);
 	tcase_add_test(tc, test_commit_overwrite);
