@@ -17,6 +17,7 @@ const struct jp_cmd *const jp_cmds[] = {
 	&jp_cmd_publish,
 	&jp_cmd_status,
 	&jp_cmd_republish,
+	&jp_cmd_spool,
 	&jp_cmd_verify,
 	&jp_cmd_gc,
 	&jp_cmd_manifest,

@@ -24,6 +24,7 @@ extern const struct jp_cmd jp_cmd_enqueue;
 extern const struct jp_cmd jp_cmd_publish;
 extern const struct jp_cmd jp_cmd_status;
 extern const struct jp_cmd jp_cmd_republish;
+extern const struct jp_cmd jp_cmd_spool;
 extern const struct jp_cmd jp_cmd_verify;
 extern const struct jp_cmd jp_cmd_gc;
 extern const struct jp_cmd jp_cmd_manifest;

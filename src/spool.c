@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <libfyaml.h>
@@ -624,4 +625,65 @@ jp_spool_entry_free(struct jp_spool_entry *e)
 	free(e->dest);
 	free(e->created);
 	free(e);
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+jp_spool_list(const char *dir, jp_spool_fn fn, void *arg, struct jp_error *err)
+{
+	DIR *d;
+	struct dirent *de;
+	char **names = NULL, **v;
+	size_t n = 0, i, len;
+	int r = JP_OK, stop;
+
+	if ((d = opendir(dir)) == NULL)
+		return errno == ENOENT ? JP_OK : spool_errno(err, errno, "spool %s", dir);
+	while ((de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		if ((v = realloc(names, (n + 1) * sizeof(*names))) == NULL ||
+		    (v[n] = strndup(de->d_name, len - 5)) == NULL) {
+			names = v != NULL ? v : names;
+			r = jp_error_set(err, JP_E_SOFTWARE, "spool: out of memory");
+			goto out;
+		}
+		names = v;
+		n++;
+	}
+	/* Names, then reads: the callback may remove entries (jobpub spool --clean). */
+	if (n > 0)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (i = 0; i < n; i++) {
+		struct jp_spool_entry *e = NULL;
+		struct jp_error why;
+		struct stat sb;
+		char *path = entry_path(dir, names[i]);
+		long long mtime = 0;
+
+		if (path != NULL && lstat(path, &sb) == 0)
+			mtime = (long long)sb.st_mtime;
+		free(path);
+		jp_error_clear(&why);
+		if (!job_ok(names[i]))
+			jp_error_set(&why, JP_E_DATA, "%s/%s.json: not a job ID", dir, names[i]);
+		else
+			jp_spool_read(dir, names[i], &e, &why);
+		stop = fn(arg, names[i], e, e != NULL ? NULL : &why, mtime);
+		jp_spool_entry_free(e);
+		if (stop)
+			break;
+	}
+out:
+	closedir(d);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return r;
 }

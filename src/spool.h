@@ -54,4 +54,13 @@ int jp_spool_remove(const char *dir, const char *job, struct jp_error *err);
 
 void jp_spool_entry_free(struct jp_spool_entry *e); /* e may be NULL */
 
+/* Calls fn for every entry of dir (every `<key>.json`; jobpub's temporaries `.<key>.json.*` are
+ * not entries), in name order: with the entry read by jp_spool_read, or e NULL and why it
+ * cannot be read in *why (e and why are only valid during the call); mtime is the file's.  fn
+ * returns non-zero to stop.  A missing dir has no entries (JP_OK); one that cannot be listed is
+ * 74/77. */
+typedef int (*jp_spool_fn)(void *arg, const char *key, const struct jp_spool_entry *e,
+                           const struct jp_error *why, long long mtime);
+int jp_spool_list(const char *dir, jp_spool_fn fn, void *arg, struct jp_error *err);
+
 #endif
