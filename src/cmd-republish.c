@@ -25,6 +25,7 @@
 #include "json.h"
 #include "log.h"
 #include "publish.h"
+#include "spool.h"
 #include "util.h"
 
 static int cmd_republish(int argc, char **argv);
@@ -34,7 +35,7 @@ const struct jp_cmd jp_cmd_republish = {
 	.summary = "Publish again the jobs whose last attempt failed, as that attempt was recorded.",
 	.usage = "jobpub republish [--db FILE] [--status STATUS] [--job ID]... [--since TIME]\n"
 	         "                        [--parallel N] [--overwrite] [--dry-run] [--json]\n"
-	         "                        [--db-timeout SECONDS]",
+	         "                        [--db-timeout SECONDS] [--spool DIR]",
 	.options =
 		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
 		"      --status STATUS       jobs whose status is STATUS (default failed_storage, and\n"
@@ -50,7 +51,13 @@ const struct jp_cmd jp_cmd_republish = {
 		"  -n, --dry-run             list the jobs; publish nothing\n"
 		"      --json                one JSON document on stdout instead of lines\n"
 		"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
+		"      --spool DIR           the spool whose entries are jobs to publish too (default:\n"
+		"                            $JOBPUB_SPOOL, else /var/spool/jobpub for root, else\n"
+		"                            ~/.local/state/jobpub/spool)\n"
 		"  -h, --help                this help\n"
+		"Also publishes the jobs of this catalogue that have a spool entry and are not\n"
+		"published (unless --status is given): those whose row could not even be marked.  A\n"
+		"job published removes its spool entry.\n"
 		"One line per job, then a summary.  Exit 0 when every job is published, else the exit\n"
 		"code of the first job that still fails.\n",
 	.exec = cmd_republish,
@@ -64,9 +71,22 @@ struct pick {
 	char since[32];          /* "" or an ISO time */
 	struct todo {
 		char *job, *manifest, *workdir, *dest, *sets, *status;
+		char *spoolkey;                /* its spool entry, removed once it is published */
+		struct jp_spool_entry *entry;  /* found through that entry only: its --set values */
 	} *v;
 	size_t n;
+	/* The latest attempt of every job of the catalogue, for the spool entries. */
+	struct seen {
+		char *job, *outcome, *started;
+	} *seen;
+	size_t n_seen;
+	const char *db_real;     /* the catalogue, as spool entries record it */
+	const char *spooldir;
+	int skip_spool_errors;
 };
+
+/* The spool directory whose entries a successful publish removes (set before the fork). */
+static const char *spool_dir;
 
 static char *
 dup0(const char *s)
@@ -79,8 +99,16 @@ select_job(void *arg, const struct jp_job_brief *b)
 {
 	struct pick *p = arg;
 	struct todo *v;
+	struct seen *sv;
 	size_t i;
 
+	if ((sv = realloc(p->seen, (p->n_seen + 1) * sizeof(*sv))) == NULL)
+		return 1;
+	p->seen = sv;
+	sv[p->n_seen].job = dup0(b->job);
+	sv[p->n_seen].outcome = dup0(b->outcome);
+	sv[p->n_seen].started = dup0(b->started_at);
+	p->n_seen++;
 	if (p->jobs != NULL) {
 		for (i = 0; p->jobs[i] != NULL && strcmp(p->jobs[i], b->job) != 0; i++)
 			;
@@ -104,6 +132,87 @@ select_job(void *arg, const struct jp_job_brief *b)
 	v[p->n].dest = dup0(b->destination);
 	v[p->n].sets = dup0(b->sets);
 	v[p->n].status = dup0(b->status);
+	v[p->n].spoolkey = NULL;
+	v[p->n].entry = NULL;
+	p->n++;
+	return 0;
+}
+
+/* A spool entry: a job that asked to be published.  Its catalogue job is taken when it is for
+ * this catalogue, passes --job and --since, and is not published since the entry was written
+ * nor being published: also when its row was never marked (the catalogue was locked, jobpub
+ * missing, the manifest broken after enqueue) and so has no attempt to repeat. */
+static int
+select_entry(void *arg, const char *key, const struct jp_spool_entry *e,
+             const struct jp_error *why, long long mtime)
+{
+	struct pick *p = arg;
+	struct todo *v;
+	const struct seen *last = NULL;
+	char *real;
+	size_t i;
+	int same;
+
+	(void)mtime;
+	if (e == NULL) {
+		/* Shown even at republish's quiet level: a request nobody can publish as it is. */
+		jp_log_error("%s (entry skipped)", why->msg);
+		return 0;
+	}
+	if (e->db == NULL)
+		return 0;
+	real = realpath(e->db, NULL);
+	same = strcmp(real != NULL ? real : e->db, p->db_real) == 0;
+	free(real);
+	if (!same)
+		return 0;
+	if (p->jobs != NULL) {
+		for (i = 0; p->jobs[i] != NULL && strcmp(p->jobs[i], e->job) != 0; i++)
+			;
+		if (p->jobs[i] == NULL)
+			return 0;
+	}
+	if (p->since[0] != '\0' && (e->created == NULL || strcmp(e->created, p->since) < 0))
+		return 0;
+	for (i = 0; i < p->n; i++)
+		if (strcmp(p->v[i].job, e->job) == 0) {
+			if (p->v[i].spoolkey == NULL)
+				p->v[i].spoolkey = strdup(key);
+			return 0;
+		}
+	for (i = 0; i < p->n_seen; i++)
+		if (strcmp(p->seen[i].job, e->job) == 0)
+			last = &p->seen[i];
+	if (last != NULL && last->outcome != NULL && last->started != NULL &&
+	    (e->created == NULL || strcmp(last->started, e->created) >= 0) &&
+	    (strcmp(last->outcome, "published") == 0 ||
+	     (strcmp(last->outcome, "running") == 0 && jp_catalog_job_leased(p->cat, e->job))))
+		return 0; /* done since, or under way: `jobpub spool --clean` removes done ones */
+	if ((v = realloc(p->v, (p->n + 1) * sizeof(*v))) == NULL)
+		return 1;
+	p->v = v;
+	memset(&v[p->n], 0, sizeof(v[p->n]));
+	v[p->n].job = strdup(e->job);
+	v[p->n].manifest = strdup(e->manifest);
+	v[p->n].workdir = strdup(e->workdir);
+	v[p->n].dest = dup0(e->dest);
+	v[p->n].status = jp_asprintf("spooled as %s", key);
+	v[p->n].spoolkey = strdup(key);
+	/* Its own copy, read again: e belongs to the listing. */
+	{
+		struct jp_error err;
+		jp_error_clear(&err);
+		if (jp_spool_read(p->spooldir, key, &v[p->n].entry, &err) != JP_OK) {
+			jp_log_warn("%s", err.msg);
+			free(v[p->n].job);
+			free(v[p->n].manifest);
+			free(v[p->n].workdir);
+			free(v[p->n].dest);
+			free(v[p->n].status);
+			free(v[p->n].spoolkey);
+			return 0;
+		}
+	}
 	p->n++;
 	return 0;
 }
@@ -155,7 +264,12 @@ run_one(const struct todo *t, const char *db, int db_timeout_ms, int overwrite, 
 
 	memset(&o, 0, sizeof(o));
 	jp_error_clear(&err);
-	if (parse_sets(t->sets, &doc, &sets, &n_sets) != 0) {
+	if (t->entry != NULL) {
+		if ((sets = calloc(t->entry->n_sets + 1, sizeof(*sets))) != NULL && t->entry->n_sets)
+			memcpy(sets, t->entry->sets, t->entry->n_sets * sizeof(*sets));
+		n_sets = t->entry->n_sets;
+	}
+	if (t->entry == NULL && parse_sets(t->sets, &doc, &sets, &n_sets) != 0) {
 		rc = jp_error_set(&err, JP_E_DATA, "its recorded --set values are not readable: %s",
 		                  t->sets);
 		rc = err.code;
@@ -172,6 +286,13 @@ run_one(const struct todo *t, const char *db, int db_timeout_ms, int overwrite, 
 		o.parallel = 4;
 		o.retries = 3;
 		rc = jp_publish(&o, &err);
+		/* Published: the request is done, as after `publish --spool`. */
+		if (rc == 0 && t->spoolkey != NULL && spool_dir != NULL) {
+			struct jp_error e;
+			jp_error_clear(&e);
+			if (jp_spool_remove(spool_dir, t->spoolkey, &e) != JP_OK)
+				jp_log_warn("%s", e.msg);
+		}
 	}
 	if (json) {
 		char *nl;
@@ -221,6 +342,7 @@ cmd_republish(int argc, char **argv)
 		{"overwrite", no_argument, NULL, 'O'},
 		{"json", no_argument, NULL, 'J'},
 		{"db-timeout", required_argument, NULL, 'T'},
+		{"spool", required_argument, NULL, 'Q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -228,8 +350,8 @@ cmd_republish(int argc, char **argv)
 	struct pick p;
 	struct jp_catalog *cat = NULL;
 	struct jp_error err;
-	const char *db = NULL, *status = NULL;
-	char **jobs = NULL;
+	const char *db = NULL, *status = NULL, *opt_spool = NULL;
+	char **jobs = NULL, *spooldir = NULL, *db_real = NULL;
 	size_t n_jobs = 0, i, next = 0, running = 0, ok = 0, failed = 0;
 	int ch, parallel = 1, dry = 0, first_rc = 0, db_timeout_ms = 30000, json = 0, overwrite = 0;
 	int results[2] = {-1, -1};
@@ -242,6 +364,7 @@ cmd_republish(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, ":j:nh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'D': db = optarg; break;
+		case 'Q': opt_spool = optarg; break;
 		case 's': status = optarg; break;
 		case 'j':
 			if (!jp_cmd_job_ok(optarg))
@@ -302,6 +425,16 @@ cmd_republish(int argc, char **argv)
 		free(jobs);
 		return err.code;
 	}
+	/* The spool's entries for this catalogue (not with --status: they have none yet). */
+	spooldir = opt_spool != NULL ? strdup(opt_spool) : jp_spool_dir();
+	db_real = realpath(db, NULL);
+	if (spooldir != NULL && status == NULL) {
+		p.db_real = db_real != NULL ? db_real : db;
+		p.spooldir = spooldir;
+		if (jp_spool_list(spooldir, select_entry, &p, &err) != JP_OK)
+			jp_log_warn("%s", err.msg);
+	}
+	spool_dir = spooldir;
 	/* The children open their own connections: none is carried across fork(). */
 	jp_catalog_close(cat);
 	if (dry && json) {
@@ -426,8 +559,18 @@ out:
 		free(p.v[i].dest);
 		free(p.v[i].sets);
 		free(p.v[i].status);
+		free(p.v[i].spoolkey);
+		jp_spool_entry_free(p.v[i].entry);
 	}
 	free(p.v);
+	for (i = 0; i < p.n_seen; i++) {
+		free(p.seen[i].job);
+		free(p.seen[i].outcome);
+		free(p.seen[i].started);
+	}
+	free(p.seen);
+	free(spooldir);
+	free(db_real);
 	running_pids = NULL;
 	free(pids);
 	free(jobs);

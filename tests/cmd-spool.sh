@@ -1,0 +1,100 @@
+#!/bin/sh
+# jobpub spool (entries, their state and age; --clean) and republish through spool entries: a
+# job whose catalogue row could not even be marked (the catalogue locked past the timeout, so
+# no attempt was recorded) is found by `republish` through its entry, listed by its catalogue
+# ID in --dry-run, published, and its entry removed.
+. "$(dirname "$0")/lib.sh"
+
+SP=$T/spool
+make_mini
+
+enqueue() {
+	"$JOBPUB" enqueue --job "$1" --manifest "$MMAN" --workdir "$MJOB" --db "$MDB" --spool "$SP" \
+		--key "$2" >"$OUT" 2>"$ERR" || { show "$ERR"; fail "enqueue of job $1 failed"; }
+}
+
+listing() {
+	expect_rc 0 "$JOBPUB" spool --spool "$SP"
+	assert_grep "^slurm-77: job 1 pending \([0-9]+s old\) in $MDB\$" "$OUT"
+	assert_grep "^spool $SP: 1 entry: 1 pending, 0 failed, 0 published, 0 invalid\$" "$OUT"
+	expect_rc 0 "$JOBPUB" spool --spool "$SP" --json
+	assert_json "$OUT"
+	assert_grep '"key":"slurm-77","job":"1","db":"[^"]*","state":"pending","age_seconds":[0-9]+' "$OUT"
+	# The default directory is $JOBPUB_SPOOL; a missing spool has no entries.
+	JOBPUB_SPOOL=$SP "$JOBPUB" spool >"$OUT" 2>"$ERR" || fail "spool with JOBPUB_SPOOL"
+	assert_grep '^slurm-77: job 1 pending' "$OUT"
+	expect_rc 0 "$JOBPUB" spool --spool "$T/none"
+	assert_grep ' 0 entries' "$OUT"
+	expect_rc 64 "$JOBPUB" spool --bogus
+	expect_rc 64 "$JOBPUB" spool extra
+}
+
+# The catalogue locked past the timeout: nothing recorded, the row stays running; republish
+# finds the job through its entry.
+locked_then_republish() {
+	# A catalogue jobpub has written before (another job published).
+	sql "$MDB" "INSERT INTO runs (id, name, status) VALUES (2, 'run-b', 'running')"
+	expect_rc 0 publish_mini --job 2
+	(echo 'BEGIN EXCLUSIVE;'; sleep 3; echo 'COMMIT;') | sqlite3 "$MDB" &
+	lockpid=$!
+	bg_started "$lockpid"
+	sleep 0.5
+	expect_rc 75 env JOBPUB_SPOOL="$SP" "$JOBPUB" publish --spool --job slurm-77 --db-timeout 0.5
+	wait "$lockpid"
+	assert_eq "$(sql "$MDB" "SELECT status FROM runs WHERE id = 1")" running "status after the locked publish"
+	assert_eq "$(sql "$MDB" "SELECT count(*) FROM jobpub_attempts WHERE job = '1'")" 0 \
+		"attempts of job 1 after the locked publish"
+	expect_rc 0 "$JOBPUB" republish --db "$MDB" --spool "$SP" --dry-run
+	assert_grep '^job 1: would republish \(status spooled as slurm-77\) ' "$OUT"
+	assert_grep '^republish: 1 job$' "$OUT"
+	expect_rc 0 "$JOBPUB" republish --db "$MDB" --spool "$SP" --dry-run --json
+	assert_grep '"job":"1","status":"spooled as slurm-77"' "$OUT"
+	# With --status, only the catalogue's jobs of that status.
+	expect_rc 0 "$JOBPUB" republish --db "$MDB" --spool "$SP" --dry-run --status failed_storage
+	assert_grep '^republish: 0 jobs$' "$OUT"
+	expect_rc 0 "$JOBPUB" republish --db "$MDB" --spool "$SP"
+	assert_grep '^job 1: published$' "$OUT"
+	assert_eq "$(sql "$MDB" "SELECT status FROM runs WHERE id = 1")" published "status after republish"
+	assert_absent "$SP/slurm-77.json"
+	cmp -s "$MJOB/out/result.txt" "$MARCHIVE/results/run-a/result.txt" || fail "not published"
+	# Nothing left to do.
+	expect_rc 0 "$JOBPUB" republish --db "$MDB" --spool "$SP" --dry-run
+	assert_grep '^republish: 0 jobs$' "$OUT"
+}
+
+# A published job's entry left behind (published by hand) is "published", and --clean
+# removes it; a failed job's is "failed" and stays; an unreadable entry is "invalid".
+clean() {
+	sleep 1 # times have a resolution of one second
+	enqueue 1 slurm-78
+	expect_rc 0 "$JOBPUB" spool --spool "$SP"
+	assert_grep '^slurm-78: job 1 pending ' "$OUT" # published before it was enqueued
+	expect_rc 0 publish_mini
+	expect_rc 0 "$JOBPUB" spool --spool "$SP"
+	assert_grep '^slurm-78: job 1 published ' "$OUT"
+	printf 'not json' >"$SP/garbage.json"
+	chmod 600 "$SP/garbage.json"
+	expect_rc 0 "$JOBPUB" spool --spool "$SP" --clean
+	assert_grep '^slurm-78: job 1 published .*; removed$' "$OUT"
+	assert_grep '^garbage: invalid \([0-9]+s old\): ' "$OUT"
+	assert_grep ' 1 published, 1 invalid; 1 removed$' "$OUT"
+	assert_absent "$SP/slurm-78.json"
+	[ -f "$SP/garbage.json" ] || fail "--clean removed an invalid entry"
+	# republish warns about the invalid entry and goes on.
+	expect_rc 0 "$JOBPUB" republish --db "$MDB" --spool "$SP" --dry-run
+	assert_grep 'garbage\.json' "$ERR"
+	rm "$SP/garbage.json"
+	# A failed job: its entry stays.
+	rm "$MJOB/out/data.bin"
+	enqueue 1 slurm-79
+	expect_rc 66 env JOBPUB_SPOOL="$SP" "$JOBPUB" publish --spool --job slurm-79 --overwrite
+	expect_rc 0 "$JOBPUB" spool --spool "$SP" --clean
+	assert_grep '^slurm-79: job 1 failed ' "$OUT"
+	[ -f "$SP/slurm-79.json" ] || fail "--clean removed a failed job's entry"
+}
+
+enqueue 1 slurm-77
+run_case listing
+run_case locked_then_republish
+run_case clean
+finish
