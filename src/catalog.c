@@ -41,13 +41,18 @@ static int ensure_own_row(struct jp_catalog *, const struct jp_jobtable *, const
 static int update_row(struct jp_catalog *, const struct jp_jobtable *, const char *, const char *,
                       const struct jp_file_rec *, size_t, int, struct jp_error *);
 
-/* Forward migrations: entry i takes the schema from version i to i+1. */
-static const char *const migrations[] = {
+/* jobpub's own job table, made by the first publish that uses it (jp_catalog_prepare): a
+ * catalogue whose manifest names another table never gets it.  Catalogues made before schema
+ * 5 got it from the first migration. */
+static const char own_table_sql[] =
 	"CREATE TABLE IF NOT EXISTS jobs ("
 	" id TEXT PRIMARY KEY NOT NULL,"
 	" status TEXT,"
 	" created_at TEXT NOT NULL,"
-	" updated_at TEXT NOT NULL);"
+	" updated_at TEXT NOT NULL)";
+
+/* Forward migrations: entry i takes the schema from version i to i+1. */
+static const char *const migrations[] = {
 	"CREATE TABLE jobpub_attempts ("
 	" id INTEGER PRIMARY KEY,"
 	" job TEXT NOT NULL,"
@@ -262,26 +267,49 @@ wal_safe(const char *path)
 	return ok;
 }
 
+/* PRAGMA user_version: jobpub's schema version, 0 when jobpub has not written here yet. */
 static int
-user_version(struct jp_catalog *c)
+read_version(struct jp_catalog *c, int *v, struct jp_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int v = 0;
+	int rc, r;
 
-	if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
+	*v = 0;
+	if ((r = prepare(c, "PRAGMA user_version", &st, err)) != JP_OK)
+		return r;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	return v;
+	return rc == SQLITE_ROW ? JP_OK : db_error(c, rc, err, "read schema version");
 }
 
-static int
-migrate(struct jp_catalog *c, struct jp_error *err)
-{
-	const int n = (int)(sizeof(migrations) / sizeof(migrations[0]));
-	sqlite3_stmt *st = NULL;
-	int version, r, i;
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
+static int
+newer_schema(struct jp_catalog *c, int version, struct jp_error *err)
+{
+	return jp_error_set(err, JP_E_CONFIG,
+	                    "catalog: %s: schema version %d is newer than this jobpub knows (%d); "
+	                    "upgrade jobpub",
+	                    c->path, version, N_MIGRATIONS);
+}
+
+/*
+ * Brings jobpub's tables up to date before the first write of this connection.  The version
+ * was read at open without a lock; only a catalogue that needs a migration is locked (BEGIN
+ * IMMEDIATE), and the version is read again under the lock: another process may have migrated
+ * it meanwhile.  A current catalogue costs no write lock: 50 publishers opening one catalogue
+ * at once wait only for each other's short records.
+ */
+static int
+ensure_schema(struct jp_catalog *c, struct jp_error *err)
+{
+	const int n = N_MIGRATIONS;
+	sqlite3_stmt *st = NULL;
+	int version, r, i, created;
+
+	if (c->readonly || c->version == n)
+		return JP_OK;
 	if ((r = exec(c, "BEGIN IMMEDIATE", err, "migrate")) != JP_OK)
 		return r;
 	if ((r = prepare(c, "PRAGMA user_version", &st, err)) != JP_OK)
@@ -289,12 +317,10 @@ migrate(struct jp_catalog *c, struct jp_error *err)
 	version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
 	sqlite3_finalize(st);
 	if (version > n) {
-		r = jp_error_set(err, JP_E_CONFIG,
-		                 "catalog: %s: schema version %d is newer than this jobpub knows (%d); "
-		                 "upgrade jobpub",
-		                 c->path, version, n);
+		r = newer_schema(c, version, err);
 		goto fail;
 	}
+	created = version == 0;
 	for (i = version; i < n; i++) {
 		char sql[64];
 
@@ -304,21 +330,35 @@ migrate(struct jp_catalog *c, struct jp_error *err)
 		if ((r = exec(c, sql, err, "migrate")) != JP_OK)
 			goto fail;
 	}
-	return exec(c, "COMMIT", err, "migrate");
+	if ((r = exec(c, "COMMIT", err, "migrate")) != JP_OK)
+		goto fail;
+	c->version = n;
+	/* WAL once the catalogue holds jobpub's tables: one we refuse stays as it was.  Files
+	 * are created by SQLite with the umask's mode: a catalogue is shared with the project. */
+	if (created && wal_safe(c->path))
+		sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+	return JP_OK;
 fail:
 	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
 }
 
 int
-jp_catalog_open(const char *path, int timeout_ms, int readonly, struct jp_catalog **out,
+jp_catalog_open(const char *path, int timeout_ms, int mode, struct jp_catalog **out,
                 struct jp_error *err)
 {
 	struct jp_catalog *c;
 	struct stat sb;
-	int rc, r, flags;
+	int rc, r, flags, readonly = (mode & JP_CATALOG_READONLY) != 0;
 
 	*out = NULL;
+	/* A catalogue with someone else's job table is that project's database: a path that
+	 * names nothing is a mistake (a typo in --db), not a catalogue to create. */
+	if ((mode & JP_CATALOG_EXISTING) && stat(path, &sb) != 0)
+		return jp_error_set(err, JP_E_NOINPUT,
+		                    "catalog: %s: %s (the manifest's catalog.table is an existing table, "
+		                    "so the catalogue must exist; check --db)",
+		                    path, strerror(errno));
 	if (readonly && stat(path, &sb) != 0)
 		return jp_error_set(err, JP_E_NOINPUT, "catalog: %s: %s", path, strerror(errno));
 	if ((c = calloc(1, sizeof(*c))) == NULL || (c->path = strdup(path)) == NULL) {
@@ -328,7 +368,9 @@ jp_catalog_open(const char *path, int timeout_ms, int readonly, struct jp_catalo
 	c->readonly = readonly;
 	c->timeout_ms = timeout_ms;
 	c->stop = default_stop;
-	flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	flags = readonly                      ? SQLITE_OPEN_READONLY
+	        : (mode & JP_CATALOG_EXISTING) ? SQLITE_OPEN_READWRITE
+	                                       : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		r = db_error(c, rc, err, "open");
@@ -336,21 +378,16 @@ jp_catalog_open(const char *path, int timeout_ms, int readonly, struct jp_catalo
 	}
 	sqlite3_busy_handler(c->db, busy_wait, c);
 	sqlite3_extended_result_codes(c->db, 1);
-	if (!readonly) {
-		/* Files are created 0600 by umask-free SQLite only if we ask; a catalogue is shared
-		 * with the project, so its mode is left to the umask like any data file. */
-		/* WAL only once the schema is known to be ours: a catalogue we refuse stays as it was. */
-		if ((r = migrate(c, err)) != JP_OK)
-			goto fail;
-		if (wal_safe(path))
-			sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-	} else {
-		/* A read still has to touch the file: find "not a database" here, not later. */
-		if ((r = exec(c, "SELECT count(*) FROM sqlite_schema", err, "open")) != JP_OK)
-			goto fail;
+	/* Only reads here, whatever the mode: "not a database" is found now, and the schema is
+	 * migrated (under a write lock) by the first write that needs it, never by a reader (a
+	 * dry run changes nothing: it reads what this version has). */
+	if ((r = exec(c, "SELECT count(*) FROM sqlite_schema", err, "open")) != JP_OK ||
+	    (r = read_version(c, &c->version, err)) != JP_OK)
+		goto fail;
+	if (!readonly && c->version > N_MIGRATIONS) {
+		r = newer_schema(c, c->version, err);
+		goto fail;
 	}
-	/* A reader never migrates (a dry run changes nothing): it reads what this version has. */
-	c->version = user_version(c);
 	*out = c;
 	return JP_OK;
 fail:
@@ -374,6 +411,12 @@ int
 jp_catalog_readonly(const struct jp_catalog *c)
 {
 	return c->readonly;
+}
+
+int
+jp_catalog_empty(const struct jp_catalog *c)
+{
+	return c->version == 0;
 }
 
 /* Column names of table, via PRAGMA table_info (the table name is bound, not pasted). */
@@ -446,6 +489,14 @@ jp_catalog_prepare(struct jp_catalog *c, const struct jp_jobtable *t, const char
 		return jp_error_set(err, JP_E_DATA, "catalog: invalid table or column name");
 	if ((r = table_columns(c, t->table, &cols, &ncols, err)) != JP_OK)
 		return r;
+	if (ncols == 0 && !t->external && c->readonly)
+		return JP_OK; /* no job has used jobpub's own table yet: rows of NULLs */
+	if (ncols == 0 && !t->external) {
+		if ((r = ensure_schema(c, err)) != JP_OK ||
+		    (r = exec(c, own_table_sql, err, "create table jobs")) != JP_OK ||
+		    (r = table_columns(c, t->table, &cols, &ncols, err)) != JP_OK)
+			return r;
+	}
 	if (ncols == 0) {
 		r = jp_error_set(err, JP_E_DATA, "catalog: %s: no table '%s'%s", c->path, t->table,
 		                 t->external ? " (catalog.table must name an existing table)" : "");
@@ -456,6 +507,8 @@ jp_catalog_prepare(struct jp_catalog *c, const struct jp_jobtable *t, const char
 		                 has_col(cols, ncols, t->id_column) ? t->status_column : t->id_column);
 		goto out;
 	}
+	/* jobpub's own tables are made by the first write (jp_catalog_begin), after every check:
+	 * a manifest naming a wrong table or column changes nothing. */
 	for (i = 0; i < n; i++) {
 		char sql[256];
 
@@ -489,6 +542,21 @@ out:
 	return r;
 }
 
+static int
+table_exists(struct jp_catalog *c, const char *table)
+{
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?",
+	                       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return yes;
+}
+
 static char *
 dup_col(sqlite3_stmt *st, int i)
 {
@@ -509,6 +577,11 @@ jp_catalog_load_row(struct jp_catalog *c, const struct jp_jobtable *t, const cha
 	*out = NULL;
 	if ((row = calloc(1, sizeof(*row))) == NULL)
 		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
+	/* jobpub's own table before any job used it (a dry run): a row of nothing. */
+	if (!t->external && !table_exists(c, t->table)) {
+		*out = row;
+		return JP_OK;
+	}
 	snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\" WHERE \"%s\" = ?", t->table, t->id_column);
 	if ((r = prepare(c, sql, &st, err)) != JP_OK)
 		goto fail;
@@ -554,6 +627,8 @@ jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
 	char now[32];
 	int r;
 
+	if ((r = ensure_schema(c, err)) != JP_OK)
+		return r;
 	r = prepare(c,
 	            "INSERT INTO jobpub_attempts (job, token, started_at, host, pid, manifest, workdir,"
 	            " destination, sets, job_table, id_column, status_column)"
@@ -668,7 +743,7 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	c->keep_status = 0;
 	free(c->restore_status);
 	c->restore_status = NULL;
-	if ((r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
+	if ((r = ensure_schema(c, err)) != JP_OK || (r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
 		return r;
 	if ((r = prepare(c, "SELECT host, pid, since, expires FROM jobpub_leases WHERE job = ?", &st,
 	                 err)) != JP_OK)
@@ -1107,7 +1182,7 @@ jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t, con
 	char who[300];
 	int r;
 
-	if ((r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
+	if ((r = ensure_schema(c, err)) != JP_OK || (r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
 		return r;
 	/* A publisher that lost its lease (it expired and another took the job over) records
 	 * nothing: the job is the other publisher's now. */
@@ -1138,7 +1213,7 @@ jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, con
 	char who[300];
 	int ours;
 
-	if ((r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
+	if ((r = ensure_schema(c, err)) != JP_OK || (r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
 		return r;
 	/* Only the attempt is ended when another publisher has the job now, or when the job is
 	 * published and this attempt changed nothing of it. */
@@ -1199,6 +1274,8 @@ load_attempts(struct jp_catalog *c, struct jp_job_info *ji, const char *job, str
 	sqlite3_stmt *st = NULL;
 	int rc, r;
 
+	if (c->version == 0)
+		return JP_OK; /* jobpub has recorded nothing here yet */
 	r = prepare(c,
 	            "SELECT id, pid, exit_code, bytes, files, duration_ms, started_at, finished_at,"
 	            " host, outcome, error_class, message, manifest, workdir, destination, sets,"
@@ -1249,6 +1326,8 @@ load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct
 	sqlite3_stmt *st = NULL;
 	int rc, r;
 
+	if (c->version == 0)
+		return JP_OK;
 	r = prepare(c,
 	            c->version >= 4
 	                ? "SELECT output, column_name, local_path, remote_url, sha256, published_at,"
@@ -1347,8 +1426,9 @@ jp_catalog_status_counts(struct jp_catalog *c, jp_count_fn fn, void *arg, struct
 
 	/* The tables jobpub has published into, and its own. */
 	r = prepare(c,
-	            "SELECT 'jobs', 'status' UNION SELECT DISTINCT job_table, status_column"
-	            " FROM jobpub_attempts ORDER BY 1",
+	            c->version == 0 ? "SELECT 'jobs', 'status'"
+	                            : "SELECT 'jobs', 'status' UNION SELECT DISTINCT job_table,"
+	                              " status_column FROM jobpub_attempts ORDER BY 1",
 	            &tabs, err);
 	if (r != JP_OK)
 		return r;
@@ -1380,6 +1460,8 @@ jp_catalog_jobs(struct jp_catalog *c, jp_job_fn fn, void *arg, struct jp_error *
 	sqlite3_stmt *st = NULL;
 	int rc, r;
 
+	if (c->version == 0)
+		return JP_OK;
 	/* The latest attempt of every job. */
 	r = prepare(c,
 	            "SELECT a.job, a.job_table, a.id_column, a.status_column, a.manifest, a.workdir,"
@@ -1432,6 +1514,8 @@ jp_catalog_files(struct jp_catalog *c, const char *job, jp_file_fn fn, void *arg
 	sqlite3_stmt *st = NULL;
 	int rc, r;
 
+	if (c->version == 0)
+		return JP_OK;
 	r = prepare(c,
 	            c->version >= 4
 	                ? "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
@@ -1475,6 +1559,8 @@ jp_catalog_destinations(struct jp_catalog *c, jp_url_fn fn, void *arg, struct jp
 	sqlite3_stmt *st = NULL;
 	int rc, r;
 
+	if (c->version == 0)
+		return JP_OK;
 	r = prepare(c,
 	            c->version >= 3
 	                ? "SELECT destination FROM jobpub_attempts WHERE destination IS NOT NULL"

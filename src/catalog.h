@@ -1,8 +1,10 @@
 /*
  * catalog.h - the SQLite catalogue: jobpub's own tables and the job table it updates.
  *
- * jobpub owns four tables, created and migrated on open (PRAGMA user_version):
- *   jobs               the job table used when the manifest names none
+ * jobpub owns these tables, created and migrated by the first write that needs them (PRAGMA
+ * user_version; a catalogue jobpub has not written yet has version 0 and none of them):
+ *   jobs               the job table used when the manifest names none (made by
+ *                      jp_catalog_prepare, only for a manifest that names no table)
  *   jobpub_files       what each job has published (remote URL, size, SHA-256, entries, ...)
  *   jobpub_attempts    every publish attempt, its parameters and its outcome
  *   jobpub_attributes  HDF5 root attributes of published files (job, output, name, value)
@@ -39,13 +41,20 @@ struct jp_jobtable {
 	const char *published_status;
 };
 
+/* Modes of jp_catalog_open, or-ed. */
+#define JP_CATALOG_READONLY 1 /* the file must exist; nothing is ever written or migrated
+                               * (status, dry runs) */
+#define JP_CATALOG_EXISTING 2 /* the file must exist (a manifest naming an external table) */
+
 /*
- * Opens the catalogue at path.  readonly: the file must exist, nothing is written or migrated
- * (status, dry runs).  Otherwise it is created when missing, WAL is enabled unless the file
- * lives on a network filesystem, and the schema is migrated.  timeout_ms is the busy timeout.
- * Errors: 78 cannot open / newer schema, 75 locked, 65 not a database, 74 I/O.
+ * Opens the catalogue at path.  Opening only reads: the schema version is read without a lock,
+ * and the schema is migrated (under a write lock, re-checked) by the first write that needs it,
+ * WAL then being enabled unless the file lives on a network filesystem.  Without a mode the
+ * file is created when missing.  timeout_ms is the busy timeout.
+ * Errors: 66 missing (READONLY, EXISTING: the message names the path), 78 cannot open / newer
+ * schema, 75 locked, 65 not a database, 74 I/O.
  */
-int jp_catalog_open(const char *path, int timeout_ms, int readonly, struct jp_catalog **out,
+int jp_catalog_open(const char *path, int timeout_ms, int mode, struct jp_catalog **out,
                     struct jp_error *err);
 void jp_catalog_close(struct jp_catalog *c); /* c may be NULL */
 
@@ -58,10 +67,16 @@ void jp_catalog_set_default_stop(int (*stop)(void));
 /* 1 when the catalogue was opened read-only. */
 int jp_catalog_readonly(const struct jp_catalog *c);
 
+/* 1 when jobpub has not written to the catalogue yet (no jobpub tables: a fresh pdr_run
+ * database).  Every reading function then finds nothing, and says so with JP_OK. */
+int jp_catalog_empty(const struct jp_catalog *c);
+
 /*
  * Checks the job table: it must exist and have the id, status and `columns` (n of them, the
- * manifest's mapped columns).  For jobpub's own table, missing mapped columns are added (TEXT)
- * unless read-only.  Errors name the table and column: 65.
+ * manifest's mapped columns).  For jobpub's own table, the table and missing mapped columns
+ * are made (TEXT) unless read-only (read-only, a missing own table is fine: no job yet).  Only
+ * once an external table is found good is the catalogue migrated: a wrong table or column
+ * changes nothing.  Errors name the table and column: 65.
  */
 int jp_catalog_prepare(struct jp_catalog *c, const struct jp_jobtable *t,
                        const char *const *columns, size_t n, struct jp_error *err);

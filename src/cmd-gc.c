@@ -353,7 +353,7 @@ cmd_gc(int argc, char **argv)
 		return jp_cmd_usage_error(c, "unexpected argument '%s'", argv[optind]);
 	jp_log_setup(JP_LOG_TEXT, 0, NULL);
 	jp_error_clear(&err);
-	if (jp_catalog_open(jp_cmd_db(db), 30000, 1, &g.cat, &err) != JP_OK) {
+	if (jp_catalog_open(jp_cmd_db(db), 30000, JP_CATALOG_READONLY, &g.cat, &err) != JP_OK) {
 		jp_log_error("%s", err.msg);
 		return err.code;
 	}

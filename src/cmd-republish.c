@@ -418,7 +418,7 @@ cmd_republish(int argc, char **argv)
 	db = jp_cmd_db(db);
 	jp_log_setup(JP_LOG_TEXT, -1, NULL);
 	jp_error_clear(&err);
-	if (jp_catalog_open(db, db_timeout_ms, 1, &cat, &err) != JP_OK ||
+	if (jp_catalog_open(db, db_timeout_ms, JP_CATALOG_READONLY, &cat, &err) != JP_OK ||
 	    (p.cat = cat, jp_catalog_jobs(cat, select_job, &p, &err)) != JP_OK) {
 		jp_log_error("%s", err.msg);
 		jp_catalog_close(cat);

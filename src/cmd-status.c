@@ -242,7 +242,7 @@ cmd_status(int argc, char **argv)
 	if (optind < argc)
 		return jp_cmd_usage_error(c, "unexpected argument '%s'", argv[optind]);
 	jp_error_clear(&err);
-	if (jp_catalog_open(jp_cmd_db(db), 30000, 1, &cat, &err) != JP_OK) {
+	if (jp_catalog_open(jp_cmd_db(db), 30000, JP_CATALOG_READONLY, &cat, &err) != JP_OK) {
 		jp_log_error("%s", err.msg);
 		return err.code;
 	}
@@ -264,8 +264,19 @@ cmd_status(int argc, char **argv)
 			jp_json_end(&j, '}');
 			putchar('\n');
 		} else if (!cn.any && rc == 0) {
-			printf("no jobs\n");
+			printf(jp_catalog_empty(cat) ? "no jobs (jobpub has not written to %s yet)\n"
+			                             : "no jobs\n",
+			       jp_cmd_db(db));
 		}
+		goto out;
+	}
+	if (jp_catalog_empty(cat)) {
+		/* A catalogue jobpub has not written yet (a fresh pdr_run database): nothing yet. */
+		if (json)
+			print_json(job, &(struct jp_job_info){0});
+		else
+			printf("job %s: nothing recorded yet (jobpub has not written to %s)\n", job,
+			       jp_cmd_db(db));
 		goto out;
 	}
 	if (jp_catalog_job_info(cat, job, &ji, &err) != JP_OK) {

@@ -172,7 +172,7 @@ cmd_verify(int argc, char **argv)
 	}
 	jp_log_setup(JP_LOG_TEXT, 0, NULL);
 	jp_error_clear(&err);
-	if (jp_catalog_open(jp_cmd_db(db), 30000, 1, &cat, &err) != JP_OK) {
+	if (jp_catalog_open(jp_cmd_db(db), 30000, JP_CATALOG_READONLY, &cat, &err) != JP_OK) {
 		jp_log_error("%s", err.msg);
 		return err.code;
 	}
@@ -200,7 +200,12 @@ cmd_verify(int argc, char **argv)
 		for (; optind < argc && rc == JP_OK; optind++) {
 			size_t before = v.total_ok + v.total_bad;
 			rc = jp_catalog_files(cat, argv[optind], check_file, &v, &err);
-			if (rc == JP_OK && v.total_ok + v.total_bad == before) {
+			/* Nothing to check in a catalogue jobpub has not written yet: nothing is wrong. */
+			if (rc == JP_OK && v.total_ok + v.total_bad == before && jp_catalog_empty(cat)) {
+				if (!json)
+					printf("job %s: nothing published yet (jobpub has not written to %s)\n",
+					       argv[optind], jp_cmd_db(db));
+			} else if (rc == JP_OK && v.total_ok + v.total_bad == before) {
 				if (!json)
 					printf("job %s: no published files\n", argv[optind]);
 				v.total_bad++;

@@ -745,12 +745,17 @@ open_catalog(struct run *R, struct jp_error *err)
 	struct stat sb;
 	int r;
 
-	if (o->dry_run && stat(o->db, &sb) != 0)
+	/* A manifest naming an external table needs that table's catalogue: one that does not
+	 * exist is an error (66), never created. */
+	if (o->dry_run && !R->m->external && stat(o->db, &sb) != 0)
 		return jp_manifest_check_job(R->m, o->job, o->sets, o->n_sets, NULL, o->dest, err);
 	jp_catalog_set_default_stop(jp_publish_interrupted);
 	current_run = R;
 	jp_dest_set_stop(readback_tick);
-	if ((r = jp_catalog_open(o->db, o->db_timeout_ms, o->dry_run, &R->cat, err)) != JP_OK)
+	if ((r = jp_catalog_open(o->db, o->db_timeout_ms,
+	                         (o->dry_run ? JP_CATALOG_READONLY : 0) |
+	                             (R->m->external ? JP_CATALOG_EXISTING : 0),
+	                         &R->cat, err)) != JP_OK)
 		return r;
 	return jp_job_prepare(R->cat, R->m, o->job, o->sets, o->n_sets, o->dest, &R->row, err);
 }

@@ -109,6 +109,7 @@ static const char *const two_cols[] = {"output_textout_file", "output_chemchk_fi
 
 /* ---------------------------------------------------------------- open */
 
+/* Opening only reads; the first write for jobpub's own table (prepare) makes the schema. */
 START_TEST(test_open_creates_schema)
 {
 	struct jp_catalog *c;
@@ -116,6 +117,9 @@ START_TEST(test_open_creates_schema)
 	ck_assert(!t_exists(dir, "cat.db"));
 	c = open_ok(1000);
 	ck_assert_int_eq(jp_catalog_readonly(c), 0);
+	ck_assert_int_eq(jp_catalog_empty(c), 1);
+	prepare_ok(c, &own, NULL, 0);
+	ck_assert_int_eq(jp_catalog_empty(c), 0);
 	jp_catalog_close(c);
 	ck_assert(t_exists(dir, "cat.db"));
 	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), JP_SCHEMA_VERSION);
@@ -144,12 +148,15 @@ START_TEST(test_open_reopen_idempotent)
 {
 	struct jp_catalog *c = open_ok(1000);
 
+	prepare_ok(c, &own, NULL, 0);
 	jp_catalog_close(c);
 	t_sql_exec(db, "INSERT INTO jobs (id, status, created_at, updated_at)"
 	               " VALUES ('j1', 'published', 'x', 'y')");
 	c = open_ok(1000);
+	prepare_ok(c, &own, NULL, 0);
 	jp_catalog_close(c);
 	c = open_ok(1000);
+	prepare_ok(c, &own, NULL, 0);
 	jp_catalog_close(c);
 	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), JP_SCHEMA_VERSION);
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
@@ -260,6 +267,137 @@ START_TEST(test_open_readonly_changes_nothing)
 	jp_catalog_close(c);
 	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), 0);
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema", NULL), 1);
+}
+END_TEST
+
+/* Issue 13, defect 5: a catalogue for an external table must exist: a typo in --db is 66
+ * naming the path, and no file appears. */
+START_TEST(test_open_existing_missing)
+{
+	struct jp_catalog *c = (struct jp_catalog *)1;
+	struct jp_error err;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_catalog_open(db, 1000, JP_CATALOG_EXISTING, &c, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(err.code, JP_E_NOINPUT);
+	ck_assert_msg(strstr(err.msg, db) != NULL, "message: %s", err.msg);
+	ck_assert(!t_exists(dir, "cat.db"));
+	/* an existing one opens */
+	make_pdr_table();
+	r = jp_catalog_open(db, 1000, JP_CATALOG_EXISTING, &c, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	jp_catalog_close(c);
+}
+END_TEST
+
+/* A manifest naming a table or column the database lacks changes nothing: no jobpub tables,
+ * schema version 0, same bytes. */
+START_TEST(test_external_bad_mapping_changes_nothing)
+{
+	static const char *const bad[] = {"output_nosuch_file"};
+	const struct jp_jobtable wrong = {"pdr_model_job", "id", "status", 1, NULL};
+	struct jp_catalog *c;
+	struct jp_error err;
+	size_t len1, len2;
+	char *before, *after;
+	int r;
+
+	make_pdr_table();
+	before = t_read(dir, "cat.db", &len1);
+	c = open_ok(1000);
+	jp_error_clear(&err);
+	r = jp_catalog_prepare(c, &wrong, NULL, 0, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	jp_error_clear(&err);
+	r = jp_catalog_prepare(c, &pdr, NULL, 0, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	jp_error_clear(&err);
+	r = jp_catalog_prepare(c, &pdr, bad, 1, &err);
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	jp_catalog_close(c);
+	after = t_read(dir, "cat.db", &len2);
+	ck_assert_uint_eq(len1, len2);
+	ck_assert(memcmp(before, after, len1) == 0);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema", NULL), 1);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/* Issue 13, defect 6: a catalogue jobpub has not written yet (a fresh pdr_run database) reads
+ * as empty: no error, nothing found, nothing written. */
+static int
+count_job(void *arg, const struct jp_job_brief *b)
+{
+	(void)b;
+	++*(int *)arg;
+	return 0;
+}
+
+static int
+count_file(void *arg, const char *job, const struct jp_file_info *f)
+{
+	(void)job;
+	(void)f;
+	++*(int *)arg;
+	return 0;
+}
+
+static int
+count_url(void *arg, const char *url)
+{
+	(void)url;
+	++*(int *)arg;
+	return 0;
+}
+
+static void
+count_status(void *arg, const char *table, const char *status, int64_t n)
+{
+	(void)table;
+	(void)status;
+	(void)n;
+	++*(int *)arg;
+}
+
+START_TEST(test_read_unwritten_catalogue)
+{
+	struct jp_catalog *c = NULL;
+	struct jp_job_info *ji = (struct jp_job_info *)1;
+	struct jp_error err;
+	size_t len1, len2;
+	char *before, *after;
+	int r, n = 0;
+
+	make_pdr_table();
+	before = t_read(dir, "cat.db", &len1);
+	jp_error_clear(&err);
+	r = jp_catalog_open(db, 1000, JP_CATALOG_READONLY, &c, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	ck_assert_int_eq(jp_catalog_empty(c), 1);
+	ck_assert_int_eq(jp_catalog_job_info(c, "7", &ji, &err), JP_OK);
+	ck_assert_ptr_null(ji);
+	ck_assert_int_eq(jp_catalog_jobs(c, count_job, &n, &err), JP_OK);
+	ck_assert_int_eq(jp_catalog_files(c, NULL, count_file, &n, &err), JP_OK);
+	ck_assert_int_eq(jp_catalog_files(c, "7", count_file, &n, &err), JP_OK);
+	ck_assert_int_eq(jp_catalog_destinations(c, count_url, &n, &err), JP_OK);
+	ck_assert_int_eq(jp_catalog_status_counts(c, count_status, &n, &err), JP_OK);
+	ck_assert_int_eq(jp_catalog_job_leased(c, "7"), 0);
+	ck_assert_int_eq(jp_catalog_token_leased(c, "0123456789abcdef"), 0);
+	ck_assert_int_eq(jp_catalog_lease_since(c, time(NULL)), 0);
+	ck_assert_int_eq(n, 0);
+	jp_catalog_close(c);
+	after = t_read(dir, "cat.db", &len2);
+	ck_assert_uint_eq(len1, len2);
+	ck_assert(memcmp(before, after, len1) == 0);
+	ck_assert_int_eq(t_count_entries(dir), 1);
+	free(before);
+	free(after);
 }
 END_TEST
 
@@ -427,6 +565,13 @@ START_TEST(test_load_row_own_missing_is_nulls)
 	size_t i;
 	int r, found = 0;
 
+	/* before the table exists: a row of nothing */
+	jp_error_clear(&err);
+	r = jp_catalog_load_row(c, &own, "never-seen", &row, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	ck_assert_uint_eq(row->n, 0);
+	jp_row_free(row);
+	prepare_ok(c, &own, NULL, 0);
 	jp_error_clear(&err);
 	r = jp_catalog_load_row(c, &own, "never-seen", &row, &err);
 	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
@@ -547,8 +692,11 @@ START_TEST(test_record_success_external)
 	t_sql_eq(db, "log7", "SELECT log_file FROM pdr_model_jobs WHERE id = 7");
 	t_sql_eq(db, "m7_n3", "SELECT model_job_name FROM pdr_model_jobs WHERE id = 7");
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM pdr_model_jobs", NULL), 1);
-	/* no row appears in jobpub's own table for an external job */
-	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobs", NULL), 0);
+	/* jobpub's own table is not even made in a database whose manifest maps to another table
+	 * (issue 13, defect 5) */
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'jobs'",
+	                           NULL),
+	                 0);
 	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE job = '7'", NULL),
 	                 2);
 	t_sql_eq(db, "pdr_model_jobs", "SELECT job_table FROM jobpub_attempts WHERE id = ?",
@@ -946,22 +1094,50 @@ START_TEST(test_busy_external_status_unchanged)
 }
 END_TEST
 
+/* Issue 13, defect 9: opening a catalogue whose schema is current takes no write lock (50
+ * publishers opening at once used to queue for it); the first write waits for the lock as
+ * long as the timeout says, and a schema to migrate is migrated under the lock. */
 START_TEST(test_busy_open)
 {
 	struct jp_catalog *c = open_ok(200);
 	struct jp_error err;
+	int64_t t0;
 	sqlite3 *h;
 	int r;
 
+	prepare_ok(c, &own, NULL, 0);
 	jp_catalog_close(c);
 	h = lock_db();
 	jp_error_clear(&err);
-	c = (struct jp_catalog *)1;
+	t0 = jp_now_ms();
 	r = jp_catalog_open(db, 200, 0, &c, &err);
-	unlock_db(h);
+	ck_assert_msg(r == JP_OK, "open of a locked current catalogue: %d %s", err.code, err.msg);
+	ck_assert_msg(jp_now_ms() - t0 < 150, "open waited %lld ms", (long long)(jp_now_ms() - t0));
+	prepare_ok(c, &own, NULL, 0); /* reads only: the table is there */
+	jp_error_clear(&err);
+	r = jp_catalog_attempt_begin(c, &own, &(struct jp_attempt){"j", "tok"}, &t0, &err);
 	ck_assert_int_ne(r, JP_OK);
-	ck_assert_ptr_null(c);
 	ck_assert_int_eq(err.code, JP_E_TEMPFAIL);
+	jp_catalog_close(c);
+	unlock_db(h);
+
+	/* a catalogue to migrate: opened, and its migration waits for the lock */
+	t_rmtree(dir);
+	free(dir);
+	free(db);
+	setup();
+	t_sql_exec(db, "CREATE TABLE other (x)");
+	h = lock_db();
+	r = jp_catalog_open(db, 200, 0, &c, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	jp_error_clear(&err);
+	r = jp_catalog_prepare(c, &own, NULL, 0, &err);
+	ck_assert_int_eq(err.code, JP_E_TEMPFAIL);
+	ck_assert_int_ne(r, JP_OK);
+	unlock_db(h);
+	prepare_ok(c, &own, NULL, 0);
+	jp_catalog_close(c);
+	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), JP_SCHEMA_VERSION);
 }
 END_TEST
 
@@ -1163,6 +1339,9 @@ catalog_suite(void)
 	tcase_add_test(tc, test_open_not_a_database);
 	tcase_add_test(tc, test_open_readonly_missing);
 	tcase_add_test(tc, test_open_readonly_changes_nothing);
+	tcase_add_test(tc, test_open_existing_missing);
+	tcase_add_test(tc, test_external_bad_mapping_changes_nothing);
+	tcase_add_test(tc, test_read_unwritten_catalogue);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("prepare");
