@@ -637,6 +637,18 @@ out:
 	return r;
 }
 
+/* libssh2 waits in poll() for up to the stall limit, and a signal need not reach the thread
+ * that waits: shutting the socket down ends the wait at once (the session is then broken). */
+static void
+sftp_cancel(struct jp_dest *jd)
+{
+	struct sftp_dest *d = (struct sftp_dest *)jd;
+	int sock = __atomic_load_n(&d->sock, __ATOMIC_RELAXED);
+
+	if (sock >= 0)
+		shutdown(sock, SHUT_RDWR);
+}
+
 static int
 sftp_check(const char *url, struct jp_error *err)
 {
@@ -1312,4 +1324,5 @@ const struct jp_backend jp_backend_sftp = {
 	.uncommit = NULL, /* dest.c removes the name */
 	.sync = NULL,   /* fsync@openssh.com per file in finish; SFTP has no directory fsync */
 	.check = sftp_check,
+	.cancel = sftp_cancel,
 };

@@ -96,6 +96,12 @@ struct jp_backend {
 	 * connecting nowhere, so a malformed destination is refused before anything is recorded.
 	 * 78 with the reason.  NULL: only the scheme is checked. */
 	int (*check)(const char *url, struct jp_error *err);
+	/* OPTIONAL: called from another thread after a signal, while d may be in use: ends every
+	 * wait d is blocked in (or about to block in) at once, leaving its connection broken, so
+	 * the calls in progress fail (75) and the publish can roll back.  Only async-safe work: no
+	 * allocation, no lock that d's own calls hold.  NULL: the backend's waits stop on
+	 * jp_dest_stopping() by themselves. */
+	void (*cancel)(struct jp_dest *d);
 };
 
 extern const struct jp_backend jp_backend_posix;

@@ -62,7 +62,8 @@ check(const char *file, const char *workdir, const char *job, const char *db, co
 			goto out;
 	}
 	if (workdir != NULL) {
-		struct jp_plan_input in = {m, workdir, job ? job : "{job}", sets->v, sets->n, row, dest};
+		struct jp_plan_input in = {m,   workdir, job ? job : "{job}", sets->v, sets->n,
+		                           row, dest,    NULL};
 		size_t i;
 
 		if ((r = jp_plan_build(&in, &plan, &err)) != JP_OK ||

@@ -60,13 +60,8 @@ const struct jp_cmd jp_cmd_publish = {
 		"  -v, --verbose             one line per file\n"
 		"  -h, --help                this help\n",
 	.exec = cmd_publish,
+	.stops = 1,
 };
-
-static void
-on_signal(int sig)
-{
-	jp_publish_interrupt(sig);
-}
 
 static int
 cmd_publish(int argc, char **argv)
@@ -265,9 +260,8 @@ cmd_publish(int argc, char **argv)
 	o.n_sets = sets.n;
 	jp_log_setup(fmt, verbosity, NULL);
 
-	/* Stop at the next chunk, clean up, record the attempt as interrupted. */
-	jp_cmd_catch_signals(on_signal);
-
+	/* SIGINT/SIGTERM (caught since the start of main, jp_cmd_signals_early): stop at the next
+	 * check, clean up, record the attempt as interrupted. */
 	jp_error_clear(&err);
 	rc = jp_publish(&o, &err);
 	if (rc != 0)

@@ -8,9 +8,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "dest.h"
+#include "publish.h"
 
 const struct jp_cmd *const jp_cmds[] = {
 	&jp_cmd_enqueue,
@@ -77,6 +79,73 @@ jp_cmd_catch_signals(void (*fn)(int))
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Only async-signal-safe calls below: write(2), _exit(2), alarm(2). */
+static void
+say(const char *msg)
+{
+	ssize_t n = write(STDERR_FILENO, msg, strlen(msg));
+
+	(void)n;
+}
+
+static void
+on_stop_bound(int sig)
+{
+	(void)sig;
+	say("jobpub: not stopped " STR(JP_STOP_BOUND_S) " s after the signal: exiting now; "
+	    "jobpub gc finds what is left\n");
+	_exit(75);
+}
+
+static volatile sig_atomic_t first_signal;
+
+static void
+on_stop_signal(int sig)
+{
+	if (first_signal != 0) {
+		say("jobpub: a second signal: exiting now; jobpub gc finds what is left\n");
+		_exit(75);
+	}
+	first_signal = sig;
+	jp_publish_interrupt(sig);
+	alarm(JP_STOP_BOUND_S);
+}
+
+void
+jp_cmd_signals_early(void)
+{
+	struct sigaction sa;
+	sigset_t set;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop_bound;
+	sigaction(SIGALRM, &sa, NULL);
+	jp_cmd_catch_signals(on_stop_signal);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGALRM);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void
+jp_cmd_signals_default(void)
+{
+	int sig = first_signal;
+
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (sig != 0) {
+		alarm(0);
+		raise(sig);
+	}
+	jp_publish_interrupt(0);
 }
 
 int

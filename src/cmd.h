@@ -18,6 +18,8 @@ struct jp_cmd {
 	const char *usage;   /* "jobpub NAME ..." possibly on several lines */
 	const char *options; /* the option list printed by --help */
 	int (*exec)(int argc, char **argv); /* argv[0] is NAME; returns the exit code */
+	int stops;           /* 1: stops cleanly on SIGINT/SIGTERM by checking the stop flag
+	                        (publish.h); 0: they keep their default action (see below) */
 };
 
 extern const struct jp_cmd jp_cmd_enqueue;
@@ -47,6 +49,22 @@ int jp_cmd_getopt_error(const struct jp_cmd *c, int ch, char **argv);
 /* SIGINT and SIGTERM call fn (with SA_RESTART, so system calls are not cut short); SIGPIPE is
  * ignored (a network peer that goes away is an error to report, not a death). */
 void jp_cmd_catch_signals(void (*fn)(int));
+
+/*
+ * The first thing main does, before it looks at its arguments, so that no signal finds the
+ * default action in place: SIGINT and SIGTERM are unblocked (a job script may start us with
+ * them blocked) and set the stop flag (publish.h: jp_publish_interrupt), which every phase of a
+ * publish checks; SIGPIPE is ignored.  The first signal also starts the stop bound: a process
+ * still running JP_STOP_BOUND_S seconds later (a wait nothing could cut short), or one that
+ * gets a second SIGINT/SIGTERM, exits at once with 75, saying so on stderr; what it left is
+ * found by the lease rules and `jobpub gc`.
+ */
+#define JP_STOP_BOUND_S 5
+void jp_cmd_signals_early(void);
+
+/* For a command that does not check the stop flag (stops = 0): SIGINT and SIGTERM get their
+ * default action back, and one that came before takes effect now. */
+void jp_cmd_signals_default(void);
 
 /* "jobpub: <message>" and the usage of c on stderr; returns 64 (EX_USAGE). */
 int jp_cmd_usage_error(const struct jp_cmd *c, const char *fmt, ...)

@@ -429,6 +429,19 @@ jp_dest_hash(struct jp_dest *d, const char *key, unsigned char sha256[32], struc
 	return r;
 }
 
+void
+jp_dest_cancel(struct jp_dest *d)
+{
+	if (d != NULL && d->be->cancel != NULL)
+		d->be->cancel(d);
+}
+
+int
+jp_dest_can_cancel(const struct jp_dest *d)
+{
+	return d != NULL && d->be->cancel != NULL;
+}
+
 int
 jp_dest_sync(struct jp_dest *d, struct jp_error *err)
 {

@@ -131,6 +131,13 @@ int jp_dest_abort_upload(struct jp_dest *d, const char *key, const char *upload,
  * (a publish passes its signal flag).  stop may be NULL. */
 void jp_dest_set_stop(int (*stop)(void));
 
+/* From another thread, after a signal: makes the network waits d is blocked in end now (its
+ * connection is broken; a later call may reconnect).  d may be NULL; no-op where every wait
+ * already stops on the stop hook. */
+void jp_dest_cancel(struct jp_dest *d);
+/* 1 when jp_dest_cancel does something for d (a backend with waits of its own to cut). */
+int jp_dest_can_cancel(const struct jp_dest *d);
+
 /* Makes committed names durable (directory fsync on POSIX).  No-op where not needed. */
 int jp_dest_sync(struct jp_dest *d, struct jp_error *err);
 

@@ -267,6 +267,11 @@ resolve_output(struct jp_plan *p, const struct jp_plan_input *in, const struct j
 				struct stat sb;
 				const char *rel = g.gl_pathv[i];
 
+				/* A glob of a million files takes a while: a SIGTERM must not wait for it. */
+				if (in->stop != NULL && in->stop()) {
+					r = jp_error_set(err, JP_E_TEMPFAIL, NAME ": interrupted");
+					break;
+				}
 				if (stat(rel, &sb) == 0 && S_ISDIR(sb.st_mode))
 					continue;
 				/* Matches of workdir/pattern start with the workdir: name them relative. */

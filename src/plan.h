@@ -48,6 +48,8 @@ struct jp_plan_input {
 	size_t n_sets;
 	const struct jp_row *row;    /* NULL: ${row.X} are placeholders (manifest check) */
 	const char *dest_override;   /* --dest or $JOBPUB_DEST, a template too; may be NULL */
+	int (*stop)(void);           /* asked between the matches of a glob: non-zero ends the
+	                                plan with 75 (a signal); NULL: never */
 };
 
 /*

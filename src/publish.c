@@ -86,7 +86,15 @@ struct run {
 	pthread_mutex_t catmu;    /* the catalogue connection, while lanes run */
 	size_t next;              /* next file for a lane to take */
 	int failed;               /* a lane failed: the others stop taking files */
+	/* the watch thread (watch below) */
+	pthread_t watch;
+	int watching, watch_end;
 };
+
+/* After a signal, a lane stops at its next chunk; one blocked on a silent network would wait
+ * for the stall limit (60 s).  The lanes get this long to stop by themselves (keeping their
+ * connections for the rollback), then theirs are cut. */
+#define CANCEL_GRACE_MS 1000
 
 static int
 lease_s(const struct jp_publish_opts *o)
@@ -566,6 +574,55 @@ commit_all(struct run *R, struct jp_error *err)
 	return JP_OK;
 }
 
+/* While the lanes run: once a signal has come and CANCEL_GRACE_MS have passed, every lane's
+ * network wait is cut (jp_dest_cancel), so the rollback starts in bounded time whatever the
+ * network does.  Polls: a signal handler can only set a flag. */
+static void *
+watch(void *arg)
+{
+	struct run *R = arg;
+	int64_t since = 0;
+	size_t i;
+
+	while (!__atomic_load_n(&R->watch_end, __ATOMIC_ACQUIRE)) {
+		if (interrupted && since == 0)
+			since = jp_now_ms();
+		if (since != 0 && jp_now_ms() - since >= CANCEL_GRACE_MS) {
+			jp_log_warn("job %s: still transferring %.1f s after the signal: cutting the "
+			            "connections", R->o->job, (double)CANCEL_GRACE_MS / 1000.0);
+			for (i = 0; i < R->n_workers; i++)
+				jp_dest_cancel(R->workers[i].dest);
+			break;
+		}
+		usleep(20000);
+	}
+	return NULL;
+}
+
+static void
+watch_start(struct run *R)
+{
+	sigset_t all, old;
+
+	if (!jp_dest_can_cancel(R->dest))
+		return; /* nothing to cut: every wait of this destination stops on the flag */
+	/* Signals go to the other threads: this one only watches the flag. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	R->watching = pthread_create(&R->watch, NULL, watch, R) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void
+watch_stop(struct run *R)
+{
+	if (!R->watching)
+		return;
+	__atomic_store_n(&R->watch_end, 1, __ATOMIC_RELEASE);
+	pthread_join(R->watch, NULL);
+	R->watching = 0;
+}
+
 /* Step 5: what this attempt staged goes; what it committed without replacing goes too. */
 static void
 rollback(struct run *R)
@@ -629,6 +686,7 @@ run_free(struct run *R)
 
 	if (current_run == R)
 		current_run = NULL;
+	watch_stop(R);
 
 	for (i = 0; R->files != NULL && i < R->plan->n_items; i++) {
 		jp_upload_free(R->files[i].up);
@@ -889,15 +947,18 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	 * manifest asks of the catalogue and the job's row: refused before anything is recorded. */
 	if ((r = jp_manifest_load(o->manifest, &R.m, err)) != JP_OK ||
 	    (r = jp_manifest_check_job(R.m, o->job, o->sets, o->n_sets, NULL, o->dest, err)) != JP_OK ||
-	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, NULL, err)) != JP_OK)
+	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, NULL, err)) != JP_OK ||
+	    (r = check_interrupt(err)) != JP_OK)
 		goto out;
 	jp_jobtable_of(R.m, &R.t);
 	if ((r = open_catalog(&R, err)) != JP_OK ||
-	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, R.row, err)) != JP_OK)
+	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, R.row, err)) != JP_OK ||
+	    (r = check_interrupt(err)) != JP_OK) /* a signal before the attempt: nothing recorded */
 		goto out;
 
 	if (o->dry_run) {
-		struct jp_plan_input in = {R.m, o->workdir, o->job, o->sets, o->n_sets, R.row, o->dest};
+		struct jp_plan_input in = {R.m,      o->workdir, o->job, o->sets, o->n_sets,
+		                           R.row,     o->dest,    jp_publish_interrupted};
 
 		if ((r = jp_plan_build(&in, &R.plan, err)) != JP_OK ||
 		    (r = jp_dest_check_url(R.plan->destination, err)) != JP_OK)
@@ -932,11 +993,12 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		R.renewed_ms = jp_now_ms();
 	}
 	{
-		struct jp_plan_input in = {R.m, o->workdir, o->job, o->sets, o->n_sets, R.row, o->dest};
+		struct jp_plan_input in = {R.m,      o->workdir, o->job, o->sets, o->n_sets,
+		                           R.row,     o->dest,    jp_publish_interrupted};
 
 		jp_publish_dest_opts(o, &R.dopts);
 		manifest_dest_opts(R.m, &R.dopts);
-		if ((r = jp_plan_build(&in, &R.plan, err)) != JP_OK)
+		if ((r = jp_plan_build(&in, &R.plan, err)) != JP_OK || (r = check_interrupt(err)) != JP_OK)
 			goto failed;
 		{
 			struct jp_error e;
@@ -946,15 +1008,17 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		for (i = 0; i < R.plan->n_skipped; i++)
 			jp_log_info("job %s: optional output %s is absent; skipped", o->job,
 			            R.plan->skipped[i]->name.s);
-		if ((r = jp_dest_open(R.plan->destination, &R.dopts, &R.dest, err)) != JP_OK)
+		if ((r = jp_dest_open(R.plan->destination, &R.dopts, &R.dest, err)) != JP_OK ||
+		    (r = check_interrupt(err)) != JP_OK)
 			goto failed;
 	}
 	if ((R.files = calloc(R.plan->n_items + 1, sizeof(*R.files))) == NULL) {
 		r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
 		goto failed;
 	}
-	if ((r = open_lanes(&R, err)) != JP_OK)
+	if ((r = open_lanes(&R, err)) != JP_OK || (r = check_interrupt(err)) != JP_OK)
 		goto failed;
+	watch_start(&R);
 	for (i = 0; i < R.plan->n_items; i++) {
 		R.files[i].it = &R.plan->items[i];
 		if ((R.files[i].url = jp_dest_key_url(R.dest, R.plan->items[i].key)) == NULL) {
@@ -966,6 +1030,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	    (r = commit_all(&R, err)) != JP_OK || (r = check_interrupt(err)) != JP_OK)
 		goto failed;
 
+	watch_stop(&R);
 	/* Files are in place.  If the catalogue cannot take the record now, they stay: they are
 	 * complete, and a re-publish finds them identical and adopts them. */
 	if ((r = record_success(&R, err)) != JP_OK) {
@@ -1000,6 +1065,15 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	goto out;
 
 failed:
+	/* The rollback needs the connections: no more cutting. */
+	watch_stop(&R);
+	/* After a signal, whatever failed (a connection cut short by it, most often) is part of
+	 * the interruption: the attempt says so, and the exit status is 75. */
+	if (interrupted && strncmp(err->msg, "interrupted by ", 15) != 0) {
+		jp_log_info("job %s: after the signal: %s", o->job, err->msg);
+		jp_error_clear(err);
+		r = check_interrupt(err);
+	}
 	rollback(&R);
 	{
 		struct jp_event ev = {"failed", o->job, NULL, NULL, NULL, (int64_t)R.bytes, NULL,
