@@ -108,6 +108,9 @@ static const char *const migrations[] = {
 	" attempt INTEGER);",
 	/* 4: object stores' ETags, so an unchanged object is known without reading it back */
 	"ALTER TABLE jobpub_files ADD COLUMN etag TEXT;",
+	/* 5: who holds a lease, beyond host name and pid (see owner_gone) */
+	"ALTER TABLE jobpub_leases ADD COLUMN boot_id TEXT;"
+	"ALTER TABLE jobpub_leases ADD COLUMN start_time INTEGER;",
 };
 
 /* Class of a failed SQLite call: a lock that outlived the busy timeout is worth a retry. */
@@ -655,16 +658,117 @@ jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
 	return JP_OK;
 }
 
-/* Is the holder of a lease gone?  Only a process on this host can be asked. */
+/*
+ * Where a pid names a process: the kernel's boot ID and the PID namespace, as
+ * "<boot id>/pid:[<inode>]"; "" when /proc does not say.  Host names clash (two nodes named
+ * alike, a container named like its host), and after a reboot or in another container the
+ * same pid is someone else: a lease owner is asked about only where its pid means it.
+ */
+static const char *
+pid_scope(void)
+{
+	static char scope[128];
+	static int done;
+	char boot[64] = "", ns[64] = "";
+	ssize_t n;
+	FILE *fp;
+
+	if (done)
+		return scope;
+	done = 1;
+	if ((fp = fopen("/proc/sys/kernel/random/boot_id", "re")) != NULL) {
+		if (fgets(boot, sizeof(boot), fp) == NULL)
+			boot[0] = '\0';
+		fclose(fp);
+	}
+	boot[strcspn(boot, "\n")] = '\0';
+	if ((n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1)) > 0)
+		ns[n] = '\0';
+	else
+		ns[0] = '\0';
+	if (strlen(boot) >= 32 && ns[0] != '\0')
+		snprintf(scope, sizeof(scope), "%s/%s", boot, ns);
+	return scope;
+}
+
+/* A process's start time (clock ticks after boot, field 22 of /proc/PID/stat): with the pid
+ * it names one process for the whole boot, as a reused pid gets another start time.  -1 when
+ * there is no such process; *zombie set for one that ended and waits to be reaped. */
+static long long
+proc_start(long pid, int *zombie)
+{
+	char path[64], buf[1024], *p;
+	long long start = -1;
+	size_t len;
+	FILE *fp;
+	int i;
+
+	*zombie = 0;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((fp = fopen(path, "re")) == NULL)
+		return -1;
+	len = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[len] = '\0';
+	/* The command name (field 2) may hold spaces and parentheses: fields go on after the
+	 * last ')'.  Then field 3 is the state, and field 22 the start time. */
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+		return -1;
+	p += 2;
+	*zombie = *p == 'Z' || *p == 'X';
+	for (i = 3; i < 22 && p != NULL; i++)
+		if ((p = strchr(p, ' ')) != NULL)
+			p++;
+	if (p != NULL)
+		start = strtoll(p, NULL, 10);
+	return start;
+}
+
+/*
+ * Is the holder of a lease gone?  Only a process in this boot of this kernel, in this PID
+ * namespace, can be asked: there a pid that no longer runs, has ended, or now names a process
+ * that started at another time (the pid was reused) is gone.  A lease held elsewhere -- another
+ * host, even one with the same name, another boot, another container -- counts until it
+ * expires.  Leases written before schema 5 have no scope: host name and pid only.
+ */
 static int
-owner_gone(const char *host, long pid)
+owner_gone(const char *host, long pid, const char *scope, long long start)
 {
 	char me[256] = "";
+	long long now;
+	int zombie;
 
-	gethostname(me, sizeof(me) - 1);
-	if (strcmp(host, me) != 0 || pid <= 0)
+	if (pid <= 0)
 		return 0;
-	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+	if (scope == NULL) {
+		gethostname(me, sizeof(me) - 1);
+		if (host == NULL || strcmp(host, me) != 0)
+			return 0;
+	} else if (pid_scope()[0] == '\0' || strcmp(scope, pid_scope()) != 0) {
+		return 0;
+	}
+	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+		return 1;
+	/* It exists (kill said so, perhaps EPERM: another user's).  A start time /proc will not
+	 * show (hidepid) proves nothing. */
+	now = proc_start(pid, &zombie);
+	return zombie || (scope != NULL && start > 0 && now > 0 && now != start);
+}
+
+/* The columns owner_gone needs, for a SELECT: host, pid, boot_id, start_time. */
+static const char *
+owner_cols(const struct jp_catalog *c)
+{
+	return c->version >= 5 ? "host, pid, boot_id, start_time" : "host, pid, NULL, NULL";
+}
+
+static int
+owner_gone_at(sqlite3_stmt *st, int i)
+{
+	return owner_gone((const char *)sqlite3_column_text(st, i), (long)sqlite3_column_int64(st, i + 1),
+	                  (const char *)sqlite3_column_text(st, i + 2),
+	                  sqlite3_column_type(st, i + 3) == SQLITE_NULL ? -1
+	                                                                : sqlite3_column_int64(st, i + 3));
 }
 
 /* The attempt that holds the lease, for people reading the table. */
@@ -745,17 +849,18 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	c->restore_status = NULL;
 	if ((r = ensure_schema(c, err)) != JP_OK || (r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
 		return r;
-	if ((r = prepare(c, "SELECT host, pid, since, expires FROM jobpub_leases WHERE job = ?", &st,
-	                 err)) != JP_OK)
+	/* The schema is current here (ensure_schema): the lease has its owner's scope. */
+	if ((r = prepare(c, "SELECT since, expires, host, pid, boot_id, start_time"
+	                    " FROM jobpub_leases WHERE job = ?", &st, err)) != JP_OK)
 		goto fail;
 	sqlite3_bind_text(st, 1, a->job, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		const char *host = (const char *)sqlite3_column_text(st, 0);
-		long pid = (long)sqlite3_column_int64(st, 1);
-		const char *since = (const char *)sqlite3_column_text(st, 2);
-		int64_t expires = sqlite3_column_int64(st, 3);
-		int gone = owner_gone(host, pid), expired = expires < (int64_t)time(NULL);
+		const char *since = (const char *)sqlite3_column_text(st, 0);
+		int64_t expires = sqlite3_column_int64(st, 1);
+		const char *host = (const char *)sqlite3_column_text(st, 2);
+		long pid = (long)sqlite3_column_int64(st, 3);
+		int gone = owner_gone_at(st, 2), expired = expires < (int64_t)time(NULL);
 
 		if (!gone && !expired) {
 			r = jp_error_set(err, JP_E_TEMPFAIL, "job %s is being published by %s:%ld since %s",
@@ -783,8 +888,8 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 		goto fail;
 	}
 	sqlite3_finalize(st);
-	r = prepare(c, "INSERT OR REPLACE INTO jobpub_leases (job, host, pid, token, since, expires)"
-	               " VALUES (?,?,?,?,?,?)", &st, err);
+	r = prepare(c, "INSERT OR REPLACE INTO jobpub_leases (job, host, pid, token, since, expires,"
+	               " boot_id, start_time) VALUES (?,?,?,?,?,?,?,?)", &st, err);
 	if (r != JP_OK)
 		goto fail;
 	sqlite3_bind_text(st, 1, a->job, -1, SQLITE_TRANSIENT);
@@ -793,6 +898,16 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	bind_text(st, 4, a->token);
 	bind_text(st, 5, jp_now_iso(now, sizeof(now)));
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL) + lease_s);
+	/* Who we are beyond host and pid, when the lease is this process's own (it always is for
+	 * a publish) and /proc says. */
+	if (a->pid == (long)getpid() && pid_scope()[0] != '\0') {
+		int zombie;
+		long long start = proc_start(a->pid, &zombie);
+
+		bind_text(st, 7, pid_scope());
+		if (start > 0)
+			sqlite3_bind_int64(st, 8, start);
+	}
 	/* A published job's row keeps saying so: its files stay what they are unless this
 	 * attempt may replace them. */
 	if ((r = step_done(c, st, err, "take lease")) != JP_OK ||
@@ -844,21 +959,24 @@ jp_catalog_renew(struct jp_catalog *c, const char *job, const char *token, int l
 	return step_done(c, st, err, "renew lease");
 }
 
-/* A lease counts while it has not expired and its owner is not known to be gone.  sql selects
- * host, pid, expires of the leases to look at (one parameter); 1 when any of them is live. */
+/* A lease counts while it has not expired and its owner is not known to be gone.  where
+ * selects the leases to look at (one parameter); 1 when any of them is live. */
 static int
-lease_live(struct jp_catalog *c, const char *sql, const char *arg)
+lease_live(struct jp_catalog *c, const char *where, const char *arg)
 {
 	sqlite3_stmt *st = NULL;
+	char sql[256];
 	int live = 0;
 
+	if (c->version < 3)
+		return 0; /* no lease table (an older catalogue, or none yet): nothing is leased */
+	snprintf(sql, sizeof(sql), "SELECT expires, %s FROM jobpub_leases WHERE %s", owner_cols(c),
+	         where);
 	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return 0; /* no lease table (an older catalogue): nothing is leased */
+		return 0;
 	bind_text(st, 1, arg);
 	while (!live && sqlite3_step(st) == SQLITE_ROW)
-		live = sqlite3_column_int64(st, 2) >= (int64_t)time(NULL) &&
-		       !owner_gone((const char *)sqlite3_column_text(st, 0),
-		                   (long)sqlite3_column_int64(st, 1));
+		live = sqlite3_column_int64(st, 0) >= (int64_t)time(NULL) && !owner_gone_at(st, 1);
 	sqlite3_finalize(st);
 	return live;
 }
@@ -866,7 +984,7 @@ lease_live(struct jp_catalog *c, const char *sql, const char *arg)
 int
 jp_catalog_token_leased(struct jp_catalog *c, const char *token)
 {
-	return lease_live(c, "SELECT host, pid, expires FROM jobpub_leases WHERE token = ?", token);
+	return lease_live(c, "token = ?", token);
 }
 
 int
@@ -878,13 +996,13 @@ jp_catalog_lease_since(struct jp_catalog *c, time_t t)
 
 	gmtime_r(&slack, &tm);
 	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return lease_live(c, "SELECT host, pid, expires FROM jobpub_leases WHERE since <= ?", iso);
+	return lease_live(c, "since <= ?", iso);
 }
 
 int
 jp_catalog_job_leased(struct jp_catalog *c, const char *job)
 {
-	return lease_live(c, "SELECT host, pid, expires FROM jobpub_leases WHERE job = ?", job);
+	return lease_live(c, "job = ?", job);
 }
 
 /* jobpub's own table gets the job's row on first use; external rows must already exist. */

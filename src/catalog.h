@@ -8,7 +8,8 @@
  *   jobpub_files       what each job has published (remote URL, size, SHA-256, entries, ...)
  *   jobpub_attempts    every publish attempt, its parameters and its outcome
  *   jobpub_attributes  HDF5 root attributes of published files (job, output, name, value)
- *   jobpub_leases      who is publishing which job right now (host, pid, token, expiry)
+ *   jobpub_leases      who is publishing which job right now (host, pid, token, expiry, and
+ *                      where the pid means that process: boot ID, PID namespace, start time)
  * and it updates a job table it may not own (pdr_run's pdr_model_jobs).  Table and column names
  * come from the manifest: they are checked against the real schema and quoted; values are
  * always bound.  Writes use BEGIN IMMEDIATE and a busy timeout; a catalogue that stays locked
@@ -23,7 +24,7 @@
 #include "error.h"
 #include "template.h"
 
-#define JP_SCHEMA_VERSION 4
+#define JP_SCHEMA_VERSION 5
 #define JP_STATUS_FAILED "failed_storage"
 #define JP_STATUS_PUBLISHING "publishing"
 
@@ -102,8 +103,10 @@ int jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
  * One publisher per job: in one transaction, takes the job's lease (for lease_s seconds), sets
  * its status column to "publishing" and inserts the attempt, as jp_catalog_attempt_begin.  A
  * lease held by a live publisher refuses with 75 ("job 42 is being published by node17:12345
- * since 10:42:03"); one whose owner is gone (same host, pid not running) or whose expiry passed
- * is taken over, and *took_over is set (the caller logs it).  The lease is given back by
+ * since 10:42:03"); one whose owner is gone (in this boot and PID namespace: the pid no longer
+ * runs, or names a process started at another time) or whose expiry passed is taken over, and
+ * *took_over is set (the caller logs it).  A lease of another host, boot or container, even
+ * under this host's name, counts until it expires.  The lease is given back by
  * jp_catalog_record_success / _failure with the same token.
  *
  * A published job (t->published_status, see struct jp_jobtable) keeps its status: its row goes

@@ -7,7 +7,9 @@
 
 #include <sqlite3.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "testlib.h"
 
@@ -301,7 +303,7 @@ START_TEST(test_external_bad_mapping_changes_nothing)
 	const struct jp_jobtable wrong = {"pdr_model_job", "id", "status", 1, NULL};
 	struct jp_catalog *c;
 	struct jp_error err;
-	size_t len1, len2;
+	size_t len1 = 0, len2 = 0;
 	char *before, *after;
 	int r;
 
@@ -370,7 +372,7 @@ START_TEST(test_read_unwritten_catalogue)
 	struct jp_catalog *c = NULL;
 	struct jp_job_info *ji = (struct jp_job_info *)1;
 	struct jp_error err;
-	size_t len1, len2;
+	size_t len1 = 0, len2 = 0;
 	char *before, *after;
 	int r, n = 0;
 
@@ -1141,6 +1143,137 @@ START_TEST(test_busy_open)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- leases */
+
+/* This process's pid scope and start time, read here the way /proc gives them. */
+static void
+my_identity(char *scope, size_t len, long long *start)
+{
+	char boot[64] = "", ns[64] = "", buf[1024], *p;
+	FILE *fp;
+	ssize_t n;
+	size_t got;
+	int i;
+
+	fp = fopen("/proc/sys/kernel/random/boot_id", "r");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_ptr_nonnull(fgets(boot, sizeof(boot), fp));
+	fclose(fp);
+	boot[strcspn(boot, "\n")] = '\0';
+	n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+	ck_assert_int_gt(n, 0);
+	ns[n] = '\0';
+	snprintf(scope, len, "%s/%s", boot, ns);
+	fp = fopen("/proc/self/stat", "r");
+	ck_assert_ptr_nonnull(fp);
+	got = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[got] = '\0';
+	p = strrchr(buf, ')') + 2;
+	for (i = 3; i < 22; i++)
+		p = strchr(p, ' ') + 1;
+	*start = strtoll(p, NULL, 10);
+}
+
+/* A pid no process has: a child that ended and was reaped. */
+static long
+dead_pid(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	ck_assert_int_gt(pid, 0);
+	waitpid(pid, NULL, 0);
+	return (long)pid;
+}
+
+static void
+put_lease(const char *job, const char *host, long pid, const char *scope, long long start,
+          long expires_in)
+{
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql),
+	         "INSERT OR REPLACE INTO jobpub_leases (job, host, pid, token, since, expires, boot_id,"
+	         " start_time) VALUES ('%s', '%s', %ld, 'othertoken000000', '2026-01-01T00:00:00Z',"
+	         " %lld, '%s', %lld)",
+	         job, host, pid, (long long)time(NULL) + expires_in, scope, start);
+	t_sql_exec(db, sql);
+}
+
+/* jp_catalog_begin for this process; returns the exit class (0: taken) and the takeover. */
+static int
+try_begin(struct jp_catalog *c, const char *job, char *took, size_t len)
+{
+	char host[256] = "";
+	struct jp_attempt a = {job, "mytoken000000000", host, (long)getpid(), "/m", "/w", NULL, NULL,
+	                       0};
+	struct jp_error err;
+	int64_t id;
+
+	gethostname(host, sizeof(host) - 1);
+	jp_error_clear(&err);
+	if (jp_catalog_begin(c, &own, &a, 3600, &id, took, len, &err) == JP_OK)
+		return 0;
+	ck_assert_msg(strstr(err.msg, "is being published by") != NULL, "%s", err.msg);
+	return err.code;
+}
+
+/* Issue 13, defect 9: a lease owner is known by more than host name and pid.  Its pid now
+ * naming another process (same boot, another start time) means it is gone; a lease of another
+ * boot or host under this host's name is kept until it expires. */
+START_TEST(test_lease_owner_identity)
+{
+	struct jp_catalog *c = open_ok(1000);
+	char scope[160], host[256] = "", took[512];
+	long long start;
+	long dead = dead_pid();
+
+	gethostname(host, sizeof(host) - 1);
+	my_identity(scope, sizeof(scope), &start);
+	prepare_ok(c, &own, NULL, 0);
+
+	/* our own pid and scope, but another start time: the pid was reused */
+	put_lease("reused", host, (long)getpid(), scope, start + 4711, 3600);
+	ck_assert_int_eq(jp_catalog_job_leased(c, "reused"), 0);
+	ck_assert_int_eq(jp_catalog_token_leased(c, "othertoken000000"), 0);
+	ck_assert_int_eq(try_begin(c, "reused", took, sizeof(took)), 0);
+	ck_assert_msg(strstr(took, "that process is gone") != NULL, "took over: %s", took);
+
+	/* the same process, same start time: alive */
+	put_lease("alive", host, (long)getpid(), scope, start, 3600);
+	ck_assert_int_eq(jp_catalog_job_leased(c, "alive"), 1);
+	ck_assert_int_eq(try_begin(c, "alive", took, sizeof(took)), JP_E_TEMPFAIL);
+
+	/* a pid that no longer runs here */
+	put_lease("dead", host, dead, scope, start, 3600);
+	ck_assert_int_eq(jp_catalog_job_leased(c, "dead"), 0);
+	ck_assert_int_eq(try_begin(c, "dead", took, sizeof(took)), 0);
+	ck_assert_msg(strstr(took, "that process is gone") != NULL, "took over: %s", took);
+
+	/* another host (or boot) with this host's name: its pid says nothing here */
+	put_lease("clash", host, dead, "00000000-0000-0000-0000-000000000000/pid:[4026531836]",
+	          start, 3600);
+	ck_assert_int_eq(jp_catalog_job_leased(c, "clash"), 1);
+	ck_assert_int_eq(jp_catalog_token_leased(c, "othertoken000000"), 1);
+	ck_assert_int_eq(try_begin(c, "clash", took, sizeof(took)), JP_E_TEMPFAIL);
+	/* ... until it expires */
+	put_lease("clash", host, dead, "00000000-0000-0000-0000-000000000000/pid:[4026531836]",
+	          start, -5);
+	ck_assert_int_eq(jp_catalog_job_leased(c, "clash"), 0);
+	ck_assert_int_eq(try_begin(c, "clash", took, sizeof(took)), 0);
+	ck_assert_msg(strstr(took, "the lease expired") != NULL, "took over: %s", took);
+
+	/* our own leases carry our identity */
+	t_sql_eq(db, scope, "SELECT boot_id FROM jobpub_leases WHERE job = 'clash'");
+	ck_assert_int_eq(t_sql_int(db, "SELECT start_time FROM jobpub_leases WHERE job = 'clash'",
+	                           NULL),
+	                 start);
+	jp_catalog_close(c);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- reading */
 
 START_TEST(test_job_info)
@@ -1379,6 +1512,7 @@ catalog_suite(void)
 	tcase_add_test(tc, test_busy_record_success);
 	tcase_add_test(tc, test_busy_external_status_unchanged);
 	tcase_add_test(tc, test_busy_open);
+	tcase_add_test(tc, test_lease_owner_identity);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("read");
