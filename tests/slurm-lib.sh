@@ -10,7 +10,7 @@
 #   SLURM_CONF SLURM_NODE   exported, for sbatch, scontrol, squeue
 # and functions to install an epilog, submit a job as the user, wait for its end and check the
 # node.  $T/bin holds the jobpub the user runs.
-need useradd userdel setpriv sbatch scontrol squeue sinfo scancel sqlite3
+need useradd userdel setpriv sbatch scontrol squeue sinfo scancel sqlite3 python3
 [ "$(id -u)" = 0 ] || hard_error "the real-Slurm tests run as root (slurmd runs epilogs as root)"
 
 chmod 711 "$T"
@@ -64,6 +64,9 @@ SGID=$(id -g "$SUSER")
 [ -d "$SHOME" ] || hard_error "useradd -m made no home for $SUSER"
 WORK=$SHOME/work
 
+# Slurm's limit on epilogs: low, so that the tests see what happens at it quickly.
+mkdir -p "$T/slurm"
+printf 'PrologEpilogTimeout=%s\n' "${SLURM_EPILOG_LIMIT:-12}" >"$T/slurm/slurm.conf.extra"
 rc=0
 sh "$TOP_SRCDIR/tests/slurm-start.sh" "$T/slurm" >"$T/slurm-start.log" 2>&1 || rc=$?
 [ "$rc" -ne 99 ] || { show "$T/slurm-start.log"; hard_error "slurm-start.sh: a program is missing"; }
@@ -178,6 +181,19 @@ assert_node_ok() {
 		show "$T/node"
 		fail "node $SLURM_NODE is not IDLE"
 	fi
+}
+# recover_cmd: the command after "recover: " in the epilog log's last line about job $SJOB.
+recover_cmd() {
+	grep -E "job $SJOB: .*; recover: " "$ELOG" | tail -n 1 | sed 's/.*; recover: //; s/ (on [^)]*)$//'
+}
+# run_recovery: runs the logged recovery command as root (as an admin pastes it), with the
+# test's jobpub on PATH.
+run_recovery() {
+	local cmd
+	cmd=$(recover_cmd)
+	[ -n "$cmd" ] || { touch "$ELOG"; show "$ELOG"; fail "no recovery command logged for job $SJOB"; }
+	(cd / && PATH="$T/bin:$PATH" eval "$cmd") >"$OUT" 2>"$ERR" ||
+		{ show "$OUT"; show "$ERR"; fail "the recovery command failed: $cmd"; }
 }
 # wait_log PATTERN [SECONDS]: until the epilog's log file has a line matching PATTERN.
 wait_log() {

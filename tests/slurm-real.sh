@@ -1,33 +1,224 @@
 #!/bin/sh
 # jobpub under a real Slurm (tests/slurm-start.sh: munged, slurmctld, slurmd on 127.0.0.1, as
-# root), with jobs submitted by an ordinary user through sbatch and scripts/slurm-epilog as the
-# Epilog: the happy path (a job that enqueues itself and writes KOSMA-tau outputs is published by
-# the epilog: row finished, spool entry removed, node IDLE).
+# root; PrologEpilogTimeout=12), with jobs submitted by an ordinary user through sbatch and
+# scripts/slurm-epilog as the Epilog, behind the wrapper doc/slurm.md shows.  Every case: the
+# node ends IDLE (never drained), and the job ends published, or is published by the recovery
+# command its outcome line in the epilog's log file names (issue 14's table):
+#   happy             the job enqueues itself, writes KOSMA-tau outputs; the epilog publishes
+#   manifest_broken   the manifest broken after enqueue: exit 65 logged, republish finds it
+#   locked            the catalogue locked past jobpub's --db-timeout: 75 logged, node released
+#                     at once, republish finds the job through its spool entry
+#   no_binary         jobpub missing on the node: logged, republish finds it
+#   epilog_limit      a publish longer than Slurm's epilog limit: handed off, the node released
+#                     in time, the publish ends published; no /tmp/jobpub-epilog.* left
+#   cancelled         cancelled before its `jobpub enqueue`: a warning naming the job
+#   spool_unset       JOBPUB_SPOOL of the epilog node-local, not exported by the job: published
+#                     from the user's default spool, with a warning
+#   wrapper_wrong     the doc's wrapper pointing to a missing epilog: exit 0, logged, republish
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/slurm-lib.sh"
 
 setup_work
+DB=$WORK/pdr_run.db
+USPOOL=$SHOME/.local/state/jobpub/spool
 
-# The epilog as doc/slurm.md installs it, with the test's jobpub and log directory.
-install_epilog "#!/bin/sh
-JOBPUB=$T/bin/jobpub JOBPUB_EPILOG_LOGDIR=$T/eplog
-export JOBPUB JOBPUB_EPILOG_LOGDIR
-$T/libexec/slurm-epilog
-exit 0"
+# wrapper EPILOG [SETTING...]: the wrapper of doc/slurm.md (settings exported, the epilog run
+# only when it is there, exit 0), with the test's paths.
+wrapper() {
+	local e=$1 s
+	shift
+	printf '#!/bin/sh\n'
+	for s in JOBPUB="$T/bin/jobpub" JOBPUB_EPILOG_LOGDIR="$T/eplog" "$@"; do
+		printf '%s\nexport %s\n' "$s" "${s%%=*}"
+	done
+	cat <<EOF
+epilog=$e
+if [ -x "\$epilog" ]; then
+	"\$epilog"
+else
+	msg="job \$SLURM_JOB_ID: \$epilog is missing: nothing published; recover as \$SLURM_JOB_USER: \\\`jobpub spool\\\` names the job's catalogue, \\\`jobpub republish --db CATALOGUE\\\` publishes it"
+	logger -t jobpub-epilog -p daemon.err -- "\$msg" 2>/dev/null
+	echo "\$(date -u +%Y-%m-%dT%H:%M:%SZ) \$(hostname -s) jobpub-epilog: err: \$msg" >>"\${JOBPUB_EPILOG_LOGDIR:-/var/log/jobpub}/epilog.log" 2>/dev/null
+fi
+exit 0
+EOF
+}
+use_epilog() {
+	install_epilog "$(wrapper "$T/libexec/slurm-epilog" "$@")"
+}
+
+# simple_job ID: enqueue, then the run.
+simple_job() {
+	add_row "$1"
+	job_script "$1" "$(enqueue_line "$1")
+$(run_line "$1")"
+}
+
+# published ID: row ID finished, its TEXTOUT published (as the user), the job's entry gone.
+published() {
+	assert_eq "$(row_of "$1")" finished "status of row $1"
+	cmp -s "$WORK/run-$1/pdroutput/TEXTOUT" "$WORK/archive/job-$1/pdrgrid/TEXTOUT$EXNAME" ||
+		fail "TEXTOUT of job $1 not published"
+	assert_eq "$(stat -c %u "$WORK/archive/job-$1/pdrgrid/TEXTOUT$EXNAME")" "$SUID" "owner of TEXTOUT"
+	assert_absent "$USPOOL/$SJOB.json"
+}
+
+# listed_by_republish ID: `jobpub republish --dry-run`, as the user, lists catalogue job ID.
+listed_by_republish() {
+	as_user jobpub republish --db "$DB" --dry-run >"$OUT" 2>"$ERR" ||
+		{ show "$ERR"; fail "republish --dry-run failed"; }
+	assert_grep "^job $1: would republish " "$OUT"
+}
 
 happy() {
-	add_row 11
-	job_script 11 "$(enqueue_line 11)
-$(run_line 11)"
+	use_epilog
+	simple_job 11
 	submit 11
 	wait_gone
 	assert_node_ok
-	assert_eq "$(row_of 11)" finished "status of row 11"
-	assert_absent "$SHOME/.local/state/jobpub/spool/$SJOB.json"
-	cmp -s "$WORK/run-11/pdroutput/TEXTOUT" "$WORK/archive/job-11/pdrgrid/TEXTOUT$EXNAME" ||
-		fail "TEXTOUT not published"
-	assert_eq "$(stat -c %u "$WORK/archive/job-11/pdrgrid/TEXTOUT$EXNAME")" "$SUID" "owner of TEXTOUT"
+	published 11
+	assert_grep "notice: job $SJOB: user $SUSER, catalogue job 11 in $DB: published \(exit 0, ok, [0-9]+ s\)\$" "$ELOG"
+}
+
+manifest_broken() {
+	use_epilog
+	add_row 12
+	cp "$WORK/kosma-tau.yaml" "$WORK/m12.yaml"
+	chown "$SUID:$SGID" "$WORK/m12.yaml"
+	job_script 12 "$(enqueue_line 12 | sed "s#$WORK/kosma-tau.yaml#$WORK/m12.yaml#")
+$(run_line 12)
+printf 'outputs: [\n' >>$WORK/m12.yaml"
+	submit 12
+	wait_gone
+	assert_node_ok
+	assert_grep "err: job $SJOB: user $SUSER, catalogue job 12 in $DB: publish failed \(exit 65, .*; recover: runuser -u $SUSER -- jobpub republish --db $DB --job 12\$" "$ELOG"
+	assert_grep "job $SJOB: jobpub: .*m12\.yaml:[0-9]+:[0-9]+: " "$ELOG"
+	listed_by_republish 12
+	cp "$WORK/kosma-tau.yaml" "$WORK/m12.yaml" # the user fixes the manifest
+	run_recovery
+	published 12
+}
+
+# lock_catalogue SECONDS: the catalogue locked by the user's sqlite3 for SECONDS.
+lock_catalogue() {
+	# One process (exec'd by setpriv and env), so that its PID is the lock's holder.
+	as_user python3 -c 'import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+time.sleep(float(sys.argv[2]))
+c.execute("COMMIT")' "$DB" "$1" &
+	LOCKPID=$!
+	case_bg "$LOCKPID"
+	sleep 0.3
+}
+
+locked() {
+	use_epilog JOBPUB_EPILOG_DB_TIMEOUT=2
+	simple_job 13
+	lock_catalogue 8
+	start=$(date +%s)
+	submit 13
+	wait_gone 20
+	took=$(($(date +%s) - start))
+	assert_node_ok
+	[ "$took" -lt 8 ] || fail "the node was held $took s by a locked catalogue"
+	assert_grep "err: job $SJOB: user $SUSER, catalogue job 13 in $DB: publish failed \(exit 75, temporary failure, .*; recover: runuser -u $SUSER -- jobpub republish --db $DB --job 13\$" "$ELOG"
+	assert_eq "$(row_of 13)" running "status while locked"
+	wait "$LOCKPID" || true
+	listed_by_republish 13
+	run_recovery
+	published 13
+}
+
+no_binary() {
+	use_epilog JOBPUB="$T/nonexistent/jobpub"
+	simple_job 14
+	submit 14
+	wait_gone
+	assert_node_ok
+	assert_grep "err: job $SJOB: user $SUSER, catalogue job 14 in $DB: not published: the jobpub program $T/nonexistent/jobpub is missing .*\(exit 127, .*; recover: runuser -u $SUSER -- jobpub republish --db $DB --job 14\$" "$ELOG"
+	listed_by_republish 14
+	run_recovery
+	published 14
+}
+
+# Slurm's limit is 12 s; the catalogue is locked for 16 s and jobpub waits up to 30 s for it:
+# the epilog hands the publish off at about 9 s and returns, the publish ends after the lock.
+epilog_limit() {
+	use_epilog
+	simple_job 15
+	before=$(find /tmp -maxdepth 1 -name 'jobpub-epilog.*' | wc -l)
+	lock_catalogue 16
+	start=$(date +%s)
+	submit 15
+	wait_gone 30
+	took=$(($(date +%s) - start))
+	assert_node_ok
+	[ "$took" -lt 12 ] || fail "the job was COMPLETING for $took s (limit 12 s)"
+	assert_grep "notice: job $SJOB: user $SUSER, catalogue job 15 in $DB: publish still running after [0-9]+ s: handed off \(pid [0-9]+\) .*Slurm's epilog limit: 12 s.*if it fails: runuser -u $SUSER -- jobpub republish --db $DB --job 15\$" "$ELOG"
+	assert_no_grep "Epilog timeout|epilog.*(timed out|killed)" "$SLURMD_LOG"
+	wait_log "job $SJOB: user $SUSER, catalogue job 15 in $DB: published \(exit 0" 30
+	published 15
+	assert_eq "$(find /tmp -maxdepth 1 -name 'jobpub-epilog.*' | wc -l)" "$before" "files /tmp/jobpub-epilog.*"
+	assert_node_ok
+}
+
+cancelled() {
+	use_epilog
+	add_row 16
+	job_script 16 "sleep 60
+$(enqueue_line 16)
+$(run_line 16)"
+	submit 16
+	wait_running
+	scancel "$SJOB"
+	wait_gone
+	assert_node_ok
+	assert_grep "warning: job $SJOB: user $SUSER: the job uses jobpub \(Slurm comment 'jobpub'\) but has no spool entry $USPOOL/$SJOB\.json: it ended before its \`jobpub enqueue\` ran" "$ELOG"
+	assert_eq "$(row_of 16)" running "status of a job that never enqueued"
+	# A job without the comment is no one's concern: info.
+	job_script 19 "true"
+	sed -i '/--comment=jobpub/d' "$WORK/job-19.sh"
+	submit 19
+	wait_gone
+	assert_grep "info: job $SJOB: no spool entry .*: the job did not ask to be published" "$ELOG"
+}
+
+spool_unset() {
+	mkdir -p "$T/nodespool"
+	chmod 755 "$T/nodespool"
+	use_epilog "JOBPUB_SPOOL=$T/nodespool/%u"
+	simple_job 17
+	submit 17
+	wait_gone
+	assert_node_ok
+	assert_grep "warning: job $SJOB: user $SUSER: the entry is in the user's default spool $USPOOL, not in JOBPUB_SPOOL $T/nodespool/$SUSER " "$ELOG"
+	published 17
+}
+
+wrapper_wrong() {
+	install_epilog "$(wrapper "$T/libexec/no-such-epilog")"
+	simple_job 18
+	submit 18
+	wait_gone
+	assert_node_ok
+	assert_grep "err: job $SJOB: $T/libexec/no-such-epilog is missing: nothing published; recover as $SUSER: " "$ELOG"
+	# The recovery the line describes: the entry names the catalogue.
+	as_user jobpub spool --json >"$OUT" 2>"$ERR" || { show "$ERR"; fail "jobpub spool failed"; }
+	db=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([e["db"] for e in d["entries"] if e["key"]==sys.argv[2]][0])' "$OUT" "$SJOB") ||
+		{ show "$OUT"; fail "jobpub spool does not list job $SJOB"; }
+	assert_eq "$db" "$DB" "catalogue of the entry"
+	listed_by_republish 18
+	as_user jobpub republish --db "$db" >"$OUT" 2>"$ERR" || { show "$ERR"; fail "republish failed"; }
+	published 18
 }
 
 run_case happy
+run_case manifest_broken
+run_case locked
+run_case no_binary
+run_case epilog_limit
+run_case cancelled
+run_case spool_unset
+run_case wrapper_wrong
 finish
