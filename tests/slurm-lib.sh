@@ -77,7 +77,7 @@ export SLURM_CONF
 # as_user CMD...: CMD as the job's user, in a login-like environment (what a user has on a
 # login node: HOME, USER, PATH with jobpub, SLURM_CONF).
 as_user() {
-	(cd "$SHOME" && setpriv --reuid="$SUID" --regid="$SGID" --init-groups -- \
+	(cd "$SHOME" && exec setpriv --reuid="$SUID" --regid="$SGID" --init-groups -- \
 		env -i HOME="$SHOME" USER="$SUSER" LOGNAME="$SUSER" PATH="$T/bin:/usr/bin:/bin" \
 		SLURM_CONF="$SLURM_CONF" LC_ALL=C "$@")
 }
@@ -194,6 +194,13 @@ run_recovery() {
 	[ -n "$cmd" ] || { touch "$ELOG"; show "$ELOG"; fail "no recovery command logged for job $SJOB"; }
 	(cd / && PATH="$T/bin:$PATH" eval "$cmd") >"$OUT" 2>"$ERR" ||
 		{ show "$OUT"; show "$ERR"; fail "the recovery command failed: $cmd"; }
+}
+# epilog_secs: how long slurmd says the epilog of job $SJOB ran (0 when it did not say: slurmd
+# logs only epilogs of a second or more).
+epilog_secs() {
+	local n
+	n=$(sed -n "s/.*epilog for job $SJOB ran for \([0-9]*\) seconds.*/\1/p" "$SLURMD_LOG" | tail -n 1)
+	echo "${n:-0}"
 }
 # wait_log PATTERN [SECONDS]: until the epilog's log file has a line matching PATTERN.
 wait_log() {

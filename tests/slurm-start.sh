@@ -97,11 +97,16 @@ free_port() {
 	done
 }
 NODE=$(hostname -s)
-CTLD_PORT=$(free_port)
-SLURMD_PORT=$(free_port)
-[ "$SLURMD_PORT" != "$CTLD_PORT" ] || SLURMD_PORT=$((CTLD_PORT + 1))
 CPUS=$(nproc 2>/dev/null || echo 1)
 : >"$DIR/plugstack.conf"
+SLURM_CONF=$DIR/slurm.conf
+export SLURM_CONF
+
+# write_conf: slurm.conf with two new free ports.
+write_conf() {
+	CTLD_PORT=$(free_port)
+	SLURMD_PORT=$(free_port)
+	[ "$SLURMD_PORT" != "$CTLD_PORT" ] || SLURMD_PORT=$((CTLD_PORT + 1))
 cat >"$DIR/slurm.conf" <<EOF
 # Written by tests/slurm-start.sh: a private one-node cluster on 127.0.0.1.
 ClusterName=jobpubtest
@@ -150,29 +155,59 @@ cat >>"$DIR/slurm.conf" <<EOF
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS State=UNKNOWN
 PartitionName=test Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
-SLURM_CONF=$DIR/slurm.conf
-export SLURM_CONF
+}
 
 # ---- the daemons, in the foreground (-D) as background processes of this script ----
-/usr/sbin/slurmctld -D -c -f "$SLURM_CONF" </dev/null >>"$DIR/log/slurmctld.out" 2>&1 &
-CTLD_PID=$!
-echo "$CTLD_PID" >"$DIR/slurmctld.pid.start"
-i=0
-until scontrol ping 2>/dev/null | grep -q 'is UP'; do
-	alive "$CTLD_PID" || { tail -n 30 "$DIR/log/slurmctld.log" "$DIR/log/slurmctld.out" >&2 2>/dev/null; die "slurmctld exited"; }
-	i=$((i + 1))
-	[ "$i" -lt 150 ] || die "slurmctld does not answer on port $CTLD_PORT"
-	sleep 0.2
-done
-/usr/sbin/slurmd -D -f "$SLURM_CONF" -N "$NODE" </dev/null >>"$DIR/log/slurmd.out" 2>&1 &
-SLURMD_PID=$!
-echo "$SLURMD_PID" >"$DIR/slurmd.pid.start"
-i=0
-until sinfo -h -n "$NODE" -o '%T' 2>/dev/null | grep -qx 'idle'; do
-	alive "$SLURMD_PID" || { tail -n 30 "$DIR/log/slurmd.log" "$DIR/log/slurmd.out" >&2 2>/dev/null; die "slurmd exited"; }
-	i=$((i + 1))
-	[ "$i" -lt 150 ] || { sinfo -N -l >&2 || true; die "node $NODE is not idle after 30 s"; }
-	sleep 0.2
+# in_use LOG: the daemon could not bind its port (taken since free_port looked): try others.
+in_use() {
+	grep -q 'Address already in use' "$1" 2>/dev/null
+}
+# start: 0 when both daemons run and the node is idle, 2 when a port was taken, else dies.
+start() {
+	local i
+	: >"$DIR/log/slurmctld.log"
+	: >"$DIR/log/slurmd.log"
+	/usr/sbin/slurmctld -D -c -f "$SLURM_CONF" </dev/null >>"$DIR/log/slurmctld.out" 2>&1 &
+	CTLD_PID=$!
+	echo "$CTLD_PID" >"$DIR/slurmctld.pid.start"
+	i=0
+	until scontrol ping 2>/dev/null | grep -q 'is UP'; do
+		if ! alive "$CTLD_PID"; then
+			in_use "$DIR/log/slurmctld.log" && return 2
+			tail -n 30 "$DIR/log/slurmctld.log" "$DIR/log/slurmctld.out" >&2 2>/dev/null
+			die "slurmctld exited"
+		fi
+		i=$((i + 1))
+		[ "$i" -lt 150 ] || die "slurmctld does not answer on port $CTLD_PORT"
+		sleep 0.2
+	done
+	/usr/sbin/slurmd -D -f "$SLURM_CONF" -N "$NODE" </dev/null >>"$DIR/log/slurmd.out" 2>&1 &
+	SLURMD_PID=$!
+	echo "$SLURMD_PID" >"$DIR/slurmd.pid.start"
+	i=0
+	until sinfo -h -n "$NODE" -o '%T' 2>/dev/null | grep -qx 'idle'; do
+		if ! alive "$SLURMD_PID"; then
+			if in_use "$DIR/log/slurmd.log"; then
+				kill -TERM "$CTLD_PID" 2>/dev/null || true
+				wait "$CTLD_PID" 2>/dev/null || true
+				return 2
+			fi
+			tail -n 30 "$DIR/log/slurmd.log" "$DIR/log/slurmd.out" >&2 2>/dev/null
+			die "slurmd exited"
+		fi
+		i=$((i + 1))
+		[ "$i" -lt 150 ] || { sinfo -N -l >&2 || true; die "node $NODE is not idle after 30 s"; }
+		sleep 0.2
+	done
+}
+tries=0
+while :; do
+	tries=$((tries + 1))
+	write_conf
+	rc=0
+	start || rc=$?
+	[ "$rc" -eq 2 ] || break
+	[ "$tries" -lt 10 ] || die "no free ports after $tries tries"
 done
 
 cat >"$DIR/env.new" <<EOF
