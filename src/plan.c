@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
 #include <stdio.h>
@@ -28,8 +29,11 @@ jp_plan_free(struct jp_plan *p)
 		jp_attrs_free(p->items[i].attrs, p->items[i].n_attrs);
 		free(p->items[i].local);
 		free(p->items[i].abs);
+		free(p->items[i].rel);
 		free(p->items[i].key);
 	}
+	if (p->wdfd >= 0)
+		close(p->wdfd);
 	free(p->items);
 	free(p->skipped);
 	free(p->workdir);
@@ -41,6 +45,132 @@ static int
 oom(struct jp_error *err)
 {
 	return jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
+}
+
+/*
+ * Opens rel below dirfd one component at a time, never following a symlink: a link swapped in
+ * since realpath() saw none fails (ELOOP, ENOTDIR) instead of leading elsewhere.  The last
+ * component is opened only when lstat finds a regular file or a directory (and O_NONBLOCK: a
+ * FIFO swapped in meanwhile must not block us), and must be what lstat found (else ESTALE).
+ * Returns 0 with *fd open and *sb its fstat, or 0 with *fd = -1 and *sb the lstat of something
+ * that is neither; -1 with errno on failure.
+ */
+static int
+open_nofollow(int dirfd, const char *rel, struct stat *sb, int *fd)
+{
+	char *path = strdup(rel), *c, *slash;
+	struct stat ls;
+	int cur = dirfd, e = 0, fl;
+
+	*fd = -1;
+	if (path == NULL)
+		return -1;
+	for (c = path; (slash = strchr(c, '/')) != NULL; c = slash + 1) {
+		int nfd;
+
+		*slash = '\0';
+		if (c[0] == '\0' || strcmp(c, ".") == 0)
+			continue;
+		/* O_PATH: a directory the user may search but not list is still a way through. */
+		if ((nfd = openat(cur, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+			e = errno;
+			goto out;
+		}
+		if (cur != dirfd)
+			close(cur);
+		cur = nfd;
+	}
+	if (fstatat(cur, c, &ls, AT_SYMLINK_NOFOLLOW) != 0) {
+		e = errno;
+		goto out;
+	}
+	if (!S_ISREG(ls.st_mode) && !S_ISDIR(ls.st_mode)) {
+		*sb = ls;
+		goto out;
+	}
+	*fd = openat(cur, c, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+	                         (S_ISDIR(ls.st_mode) ? O_DIRECTORY : 0));
+	if (*fd < 0 || fstat(*fd, sb) != 0)
+		e = errno;
+	else if (sb->st_dev != ls.st_dev || sb->st_ino != ls.st_ino)
+		e = ESTALE;
+	else if ((fl = fcntl(*fd, F_GETFL)) < 0 || fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		e = errno;
+out:
+	if (e != 0 && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	if (cur != dirfd)
+		close(cur);
+	free(path);
+	errno = e;
+	return e != 0 ? -1 : 0;
+}
+
+static int
+changed(const struct jp_item *it, struct jp_error *err)
+{
+	return jp_error_set(err, JP_E_IOERR,
+	                    "%s changed since it was checked (removed, replaced, or a symbolic link "
+	                    "swapped in); it is not published",
+	                    it->local);
+}
+
+static int
+same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* sb (of the file open for it) against what the plan recorded. */
+static int
+check_identity(const struct jp_item *it, const struct stat *sb, struct jp_error *err)
+{
+	if (sb->st_dev != it->dev || sb->st_ino != it->ino || (sb->st_mode & S_IFMT) != it->type)
+		return changed(it, err);
+	if (it->type == S_IFREG &&
+	    ((uint64_t)sb->st_size != it->size || !same_time(&sb->st_mtim, &it->mtime) ||
+	     !same_time(&sb->st_ctim, &it->ctime)))
+		return jp_error_set(err, JP_E_IOERR,
+		                    "%s changed since it was checked (%llu bytes then, %llu now, "
+		                    "modified since); is the job still writing it?",
+		                    it->local, (unsigned long long)it->size,
+		                    (unsigned long long)sb->st_size);
+	return JP_OK;
+}
+
+int
+jp_plan_unchanged(const struct jp_item *it, int fd, struct jp_error *err)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) != 0)
+		return jp_error_set(err, JP_E_IOERR, "%s: %s", it->local, strerror(errno));
+	return check_identity(it, &sb, err);
+}
+
+int
+jp_plan_open(const struct jp_plan *p, const struct jp_item *it, int *fd, struct jp_error *err)
+{
+	struct stat sb;
+	int e;
+
+	if (open_nofollow(p->wdfd, it->rel, &sb, fd) != 0) {
+		e = errno;
+		if (e == ELOOP || e == ENOTDIR || e == ESTALE || e == ENOENT)
+			return changed(it, err);
+		return jp_error_set(err, e == ENOMEM ? JP_E_SOFTWARE : JP_E_IOERR, "%s: %s",
+		                    it->local, strerror(e));
+	}
+	if (*fd < 0)
+		return changed(it, err); /* a special file now */
+	if (check_identity(it, &sb, err) != JP_OK) {
+		close(*fd);
+		*fd = -1;
+		return JP_FAILED;
+	}
+	return JP_OK;
 }
 
 /* Expands a manifest template; errors point into the manifest. */
@@ -106,14 +236,15 @@ add_item(struct jp_plan *p, const struct jp_output *o, char *local, char *abs, u
 	return JP_OK;
 }
 
-/* HDF checks before anything leaves: an invalid file fails the plan (65). */
+/* HDF checks before anything leaves: an invalid file fails the plan (65).  fd is the file the
+ * plan recorded: what is validated is what will be staged. */
 static int
-validate(struct jp_item *it, struct jp_error *err)
+validate(struct jp_item *it, int fd, struct jp_error *err)
 {
 	const struct jp_output *o = it->out;
 	int r;
 
-	r = jp_validate(it->abs, it->local, o->check_kind, (const char *const *)o->attributes,
+	r = jp_validate(fd, it->local, o->check_kind, (const char *const *)o->attributes,
 	                o->n_attributes, &it->attrs, &it->checked, err);
 	if (r == JP_OK && it->attrs != NULL)
 		it->n_attrs = o->n_attributes;
@@ -150,10 +281,10 @@ static int
 add_path(struct jp_plan *p, const struct jp_manifest *m, const struct jp_output *o,
          const char *path, int *missing, struct jp_error *err)
 {
-	char *full = NULL, *real = NULL, *local = NULL;
+	char *full = NULL, *real = NULL, *local = NULL, *rel = NULL;
 	size_t wl = strlen(p->workdir);
 	struct stat sb;
-	int r = JP_OK;
+	int fd = -1, r = JP_OK;
 
 	*missing = 0;
 	/* Before asking the filesystem: a name that leaves the workdir is refused even when it
@@ -185,9 +316,30 @@ add_path(struct jp_plan *p, const struct jp_manifest *m, const struct jp_output 
 		                      o->name.s, path, real, p->workdir);
 		goto out;
 	}
-	if (stat(real, &sb) != 0) {
-		r = jp_error_set(err, JP_E_IOERR, NAME ": output %s: %s: %s", o->name.s, path,
-		                 strerror(errno));
+	/* From here on the file is reached from the workdir's descriptor by its resolved name,
+	 * never through a link, so that what is checked is what realpath() vetted. */
+	if ((rel = strdup(real + (strcmp(p->workdir, "/") == 0 ? 1 : wl + 1))) == NULL) {
+		r = oom(err);
+		goto out;
+	}
+	if (open_nofollow(p->wdfd, rel, &sb, &fd) != 0) {
+		int e = errno;
+
+		if (e == ELOOP || e == ENOTDIR || e == ESTALE || e == ENOENT)
+			r = jp_error_set(err, JP_E_IOERR,
+			                 NAME ": output %s: %s changed while being checked (removed, "
+			                 "replaced, or a symbolic link swapped in)",
+			                 o->name.s, path);
+		else
+			r = jp_error_set(err, JP_E_IOERR, NAME ": output %s: %s: %s", o->name.s, path,
+			                 strerror(e));
+		goto out;
+	}
+	if (S_ISLNK(sb.st_mode)) { /* realpath() resolved every link: this one is new */
+		r = jp_error_set(err, JP_E_IOERR,
+		                 NAME ": output %s: %s changed while being checked (a symbolic link "
+		                 "swapped in)",
+		                 o->name.s, path);
 		goto out;
 	}
 	if (S_ISDIR(sb.st_mode) && o->archive_fmt == 0) {
@@ -217,13 +369,27 @@ add_path(struct jp_plan *p, const struct jp_manifest *m, const struct jp_output 
 	}
 	r = add_item(p, o, local, real, S_ISDIR(sb.st_mode) ? 0 : (uint64_t)sb.st_size, err);
 	real = NULL;
-	if (r == JP_OK && S_ISDIR(sb.st_mode))
-		p->items[p->n_items - 1].is_archive = 1;
-	else if (r == JP_OK)
-		r = validate(&p->items[p->n_items - 1], err);
+	if (r == JP_OK) {
+		struct jp_item *it = &p->items[p->n_items - 1];
+
+		it->rel = rel;
+		rel = NULL;
+		it->dev = sb.st_dev;
+		it->ino = sb.st_ino;
+		it->type = sb.st_mode & S_IFMT;
+		it->mtime = sb.st_mtim;
+		it->ctime = sb.st_ctim;
+		if (S_ISDIR(sb.st_mode))
+			it->is_archive = 1;
+		else
+			r = validate(it, fd, err);
+	}
 out:
+	if (fd >= 0)
+		close(fd);
 	free(full);
 	free(real);
+	free(rel);
 	return r;
 }
 
@@ -376,6 +542,7 @@ jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_er
 	*out = NULL;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return oom(err);
+	p->wdfd = -1;
 	if ((p->workdir = realpath(in->workdir ? in->workdir : ".", NULL)) == NULL) {
 		if (errno == ENOENT)
 			r = jp_error_set(err, JP_E_NOINPUT, "outputs no longer on disk at %s: no such "
@@ -390,6 +557,27 @@ jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_er
 		r = jp_error_set(err, JP_E_NOINPUT, NAME ": work directory %s is not a directory",
 		                 in->workdir);
 		goto fail;
+	}
+	/* Opened once, by its resolved name and without following links on the way: every item is
+	 * reached from this descriptor, whatever happens to the names above it later. */
+	{
+		int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), e = 0;
+
+		if (root < 0)
+			e = errno;
+		else if (strcmp(p->workdir, "/") == 0)
+			p->wdfd = root;
+		else if (open_nofollow(root, p->workdir + 1, &sb, &p->wdfd) != 0 || p->wdfd < 0)
+			e = p->wdfd < 0 && errno == 0 ? ENOTDIR : errno;
+		if (root >= 0 && root != p->wdfd)
+			close(root);
+		if (e == 0 && !S_ISDIR(sb.st_mode))
+			e = ENOTDIR;
+		if (e != 0) {
+			r = jp_error_set(err, JP_E_IOERR, NAME ": work directory %s: %s", p->workdir,
+			                 strerror(e));
+			goto fail;
+		}
 	}
 	if (in->dest_override != NULL) {
 		struct jp_str s = {(char *)in->dest_override, 0, 0};

@@ -4,13 +4,23 @@
  * The plan lists every file to publish with its size and remote name, after checking every
  * input: each local path is a regular file inside the workdir (after resolving symlinks), each
  * remote name stays below the destination, no two files share a remote name, required outputs
- * exist.  Nothing is read or written beyond stat().
+ * exist.  Nothing is written; files are read only by their validation (validate.h).
+ *
+ * A path is checked once, but read later (validation, hashing, staging): in between, the job
+ * (or anyone who can write to its directory) can swap a checked file for a symlink to a file
+ * outside.  So the plan holds the workdir open, records where each item resolved to (`rel`, a
+ * path below the workdir with no link in it) and what it was (device, inode, type, and for a
+ * file its size and times), and every later read goes through jp_plan_open: one component at a
+ * time from the workdir's descriptor without following links, then the identity compared.  A
+ * link swapped in anywhere on the way, or another file, is refused; nothing reaches outside.
  */
 #ifndef JP_PLAN_H
 #define JP_PLAN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "error.h"
 #include "manifest.h"
@@ -21,7 +31,12 @@
 struct jp_item {
 	const struct jp_output *out; /* the manifest entry it comes from */
 	char *local;                 /* path as matched, relative to the workdir */
-	char *abs;                   /* resolved absolute path */
+	char *abs;                   /* resolved absolute path (for messages) */
+	char *rel;                   /* the same, relative to the workdir: no symlink in it */
+	dev_t dev;                   /* what the plan checked at rel: jp_plan_open insists on it */
+	ino_t ino;
+	mode_t type;                 /* S_IFREG or S_IFDIR */
+	struct timespec mtime, ctime; /* of a regular file: unchanged since it was validated */
 	char *key;                   /* remote name below the destination */
 	uint64_t size;               /* file size; for an archive 0 until it has been written */
 	int is_archive;              /* a directory, streamed as out->archive_fmt */
@@ -32,6 +47,7 @@ struct jp_item {
 
 struct jp_plan {
 	char *workdir;               /* resolved */
+	int wdfd;                    /* the workdir, opened once (O_PATH); items are reached from it */
 	char *destination;           /* expanded destination URL */
 	struct jp_item *items;
 	size_t n_items;
@@ -61,5 +77,19 @@ struct jp_plan_input {
  */
 int jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_error *err);
 void jp_plan_free(struct jp_plan *p); /* p may be NULL */
+
+/*
+ * Opens item it of plan p for reading, as the plan checked it: a regular file read-only, a
+ * directory O_DIRECTORY.  The path is walked from the workdir's descriptor one component at a
+ * time with O_NOFOLLOW, and the file found must be the one the plan recorded (device, inode,
+ * type; a regular file also its size, mtime and ctime).  Otherwise 74 "changed since it was
+ * checked", naming it->local, and nothing is opened.  *fd is the caller's to close.
+ */
+int jp_plan_open(const struct jp_plan *p, const struct jp_item *it, int *fd,
+                 struct jp_error *err);
+
+/* 74 unless the file open on fd still is it as planned (identity, size and times): after a
+ * read, whether the file was modified meanwhile. */
+int jp_plan_unchanged(const struct jp_item *it, int fd, struct jp_error *err);
 
 #endif

@@ -195,7 +195,10 @@ sink_chunk(void *arg, const void *buf, size_t len)
 }
 
 /* Reads the local file once: every chunk is hashed and, when u is set, written to the staged
- * upload.  The size actually read must match the plan: a file still growing is refused. */
+ * upload.  It is opened as the plan checked it (jp_plan_open: no link followed, same inode,
+ * unmodified since its validation), so a link swapped in since cannot send a file from
+ * elsewhere.  The size actually read must match the plan, and the file must be unmodified at
+ * the end too: a file still being written is refused. */
 static int
 stream_file(struct worker *w, struct pfile *f, struct jp_upload *u, struct jp_error *err)
 {
@@ -203,8 +206,8 @@ stream_file(struct worker *w, struct pfile *f, struct jp_upload *u, struct jp_er
 	uint64_t total = 0;
 	int fd, rc;
 
-	if ((fd = open(f->it->abs, O_RDONLY | O_CLOEXEC)) < 0)
-		return jp_error_set(err, JP_E_IOERR, "%s: %s", f->it->local, strerror(errno));
+	if ((rc = jp_plan_open(w->R->plan, f->it, &fd, err)) != JP_OK)
+		return rc;
 #ifdef HAVE_POSIX_FADVISE
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
@@ -213,6 +216,8 @@ stream_file(struct worker *w, struct pfile *f, struct jp_upload *u, struct jp_er
 		rc = jp_error_set(err, JP_E_IOERR, "%s: read: %s", f->it->local, strerror(errno));
 	else if (rc > 0)
 		rc = k.r;
+	if (rc == JP_OK && total == f->it->size)
+		rc = jp_plan_unchanged(f->it, fd, err);
 	close(fd);
 	if (rc != JP_OK)
 		return rc;
@@ -233,11 +238,15 @@ stream_archive(struct worker *w, struct pfile *f, struct jp_upload *u, struct jp
 {
 	struct sink k = {w->R, u, err, JP_OK};
 	struct jp_archive_result res;
-	int r;
+	int fd, r;
 
-	r = jp_archive_write_piped(f->it->abs, f->it->local,
-	                           (enum jp_archive_format)f->it->out->archive_fmt, sink_chunk, &k,
-	                           w->pipe, &res, err);
+	/* The directory the plan checked, reached without following links; the archive walks
+	 * down from this descriptor the same way (tarstream.h). */
+	if ((r = jp_plan_open(w->R->plan, f->it, &fd, err)) != JP_OK)
+		return r;
+	r = jp_archive_write_piped(fd, f->it->local, (enum jp_archive_format)f->it->out->archive_fmt,
+	                           sink_chunk, &k, w->pipe, &res, err);
+	close(fd);
 	if (r != JP_OK)
 		return r;
 	f->it->size = res.size;

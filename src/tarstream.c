@@ -1,5 +1,10 @@
 /*
  * tarstream.c - deterministic tar streams of directories with libarchive.
+ *
+ * The tree is walked by descriptors: each entry is looked up in its directory's descriptor with
+ * fstatat/openat/readlinkat and O_NOFOLLOW, never by a path from the top, so a directory swapped
+ * for a symlink during the walk is refused (or stored as the link it now is), never followed out
+ * of the tree.  One descriptor is open per level of depth, whatever the number of entries.
  */
 #include "config.h"
 
@@ -76,15 +81,73 @@ out_write(struct archive *a, void *client, const void *buf, size_t len)
 
 /* Bytewise order: independent of the locale, unlike alphasort. */
 static int
-by_name(const struct dirent **a, const struct dirent **b)
+by_name(const void *a, const void *b)
 {
-	return strcmp((*a)->d_name, (*b)->d_name);
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int
-not_dots(const struct dirent *d)
+static void
+free_names(char **v, size_t n)
 {
-	return strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The names in directory fd (not . and ..), sorted; fd stays open for the caller.  Returns 0,
+ * or -1 with errno. */
+static int
+list_dir(int fd, char ***names, size_t *n)
+{
+	char **v = NULL;
+	size_t len = 0, cap = 0;
+	struct dirent *d;
+	DIR *dp;
+	int dfd = dup(fd), e = 0;
+
+	*names = NULL;
+	*n = 0;
+	if (dfd < 0)
+		return -1;
+	if ((dp = fdopendir(dfd)) == NULL) {
+		e = errno;
+		close(dfd);
+		errno = e;
+		return -1;
+	}
+	rewinddir(dp); /* dup shares the offset */
+	for (errno = 0; (d = readdir(dp)) != NULL; errno = 0) {
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (len == cap) {
+			char **nv = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+			if (nv == NULL) {
+				e = ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		if ((v[len] = strdup(d->d_name)) == NULL) {
+			e = ENOMEM;
+			break;
+		}
+		len++;
+	}
+	if (e == 0 && errno != 0)
+		e = errno;
+	closedir(dp);
+	if (e != 0) {
+		free_names(v, len);
+		errno = e;
+		return -1;
+	}
+	if (len > 1)
+		qsort(v, len, sizeof(*v), by_name);
+	*names = v;
+	*n = len;
+	return 0;
 }
 
 static int
@@ -124,15 +187,52 @@ entry_init(struct walk *w, const char *rel, const struct stat *sb, mode_t type)
 }
 
 static int
-add_file(struct walk *w, const char *abs, const char *rel, const struct stat *sb)
+changed(struct walk *w, const char *rel)
 {
-	uint64_t left = (uint64_t)sb->st_size;
+	return jp_error_set(w->err, JP_E_IOERR,
+	                    NAME ": %s changed while being archived (replaced, or a symbolic link "
+	                    "swapped in)",
+	                    rel);
+}
+
+/* Opens name in dirfd as the entry lstat found (same inode), without following a link.
+ * Returns the descriptor, or -1 with the error set. */
+static int
+open_entry(struct walk *w, int dirfd, const char *name, const char *rel, const struct stat *ls,
+           struct stat *sb)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+	                                 (S_ISDIR(ls->st_mode) ? O_DIRECTORY : 0)), fl;
+
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR || errno == ENOENT)
+			changed(w, rel);
+		else
+			jp_error_set(w->err, JP_E_IOERR, NAME ": %s: cannot read: %s", rel,
+			             strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, sb) != 0 || sb->st_dev != ls->st_dev || sb->st_ino != ls->st_ino ||
+	    (fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		changed(w, rel);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+add_file(struct walk *w, int dirfd, const char *name, const char *rel, const struct stat *ls)
+{
+	struct stat st;
+	const struct stat *sb = &st;
+	uint64_t left;
 	int fd, r = JP_OK;
 
 	/* Opened before the header is written, so an unreadable file fails cleanly. */
-	if ((fd = open(abs, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return jp_error_set(w->err, JP_E_IOERR, NAME ": %s: cannot read: %s", rel,
-		                    strerror(errno));
+	if ((fd = open_entry(w, dirfd, name, rel, ls, &st)) < 0)
+		return JP_FAILED;
+	left = (uint64_t)sb->st_size;
 	entry_init(w, rel, sb, AE_IFREG);
 	if (archive_write_header(w->a, w->e) < ARCHIVE_WARN) {
 		r = lib_error(w, rel);
@@ -160,10 +260,10 @@ out:
 }
 
 static int
-add_symlink(struct walk *w, const char *abs, const char *rel, const struct stat *sb)
+add_symlink(struct walk *w, int dirfd, const char *name, const char *rel, const struct stat *sb)
 {
 	char target[4096];
-	ssize_t n = readlink(abs, target, sizeof(target) - 1);
+	ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
 
 	if (n < 0)
 		return jp_error_set(w->err, JP_E_IOERR, NAME ": %s: %s", rel, strerror(errno));
@@ -176,42 +276,47 @@ add_symlink(struct walk *w, const char *abs, const char *rel, const struct stat 
 	return JP_OK;
 }
 
+/* fd: the directory, open; the caller closes it. */
 static int
-add_dir(struct walk *w, const char *abs, const char *rel, const struct stat *sb)
+add_dir(struct walk *w, int fd, const char *rel, const struct stat *sb)
 {
-	struct dirent **list = NULL;
-	int n, i, r = JP_OK;
+	char **list = NULL;
+	size_t n = 0, i;
+	int r = JP_OK;
 
 	entry_init(w, rel, sb, AE_IFDIR);
 	if (archive_write_header(w->a, w->e) < ARCHIVE_WARN)
 		return lib_error(w, rel);
 	w->entries++;
-	if ((n = scandir(abs, &list, not_dots, by_name)) < 0)
-		return jp_error_set(w->err, JP_E_IOERR, NAME ": %s: cannot read directory: %s", rel,
-		                    strerror(errno));
+	if (list_dir(fd, &list, &n) != 0)
+		return jp_error_set(w->err, errno == ENOMEM ? JP_E_SOFTWARE : JP_E_IOERR,
+		                    NAME ": %s: cannot read directory: %s", rel, strerror(errno));
 	for (i = 0; i < n && r == JP_OK; i++) {
-		char *cabs = jp_asprintf("%s/%s", abs, list[i]->d_name);
-		char *crel = jp_asprintf("%s/%s", rel, list[i]->d_name);
-		struct stat cs;
+		char *crel = jp_asprintf("%s/%s", rel, list[i]);
+		struct stat cs, os;
+		int cfd;
 
-		if (cabs == NULL || crel == NULL)
+		if (crel == NULL) {
 			r = jp_error_set(w->err, JP_E_SOFTWARE, NAME ": out of memory");
-		else if (lstat(cabs, &cs) != 0)
+		} else if (fstatat(fd, list[i], &cs, AT_SYMLINK_NOFOLLOW) != 0) {
 			r = jp_error_set(w->err, JP_E_IOERR, NAME ": %s: %s", crel, strerror(errno));
-		else if (S_ISDIR(cs.st_mode))
-			r = add_dir(w, cabs, crel, &cs);
-		else if (S_ISREG(cs.st_mode))
-			r = add_file(w, cabs, crel, &cs);
-		else if (S_ISLNK(cs.st_mode))
-			r = add_symlink(w, cabs, crel, &cs);
-		else
+		} else if (S_ISDIR(cs.st_mode)) {
+			if ((cfd = open_entry(w, fd, list[i], crel, &cs, &os)) < 0) {
+				r = JP_FAILED;
+			} else {
+				r = add_dir(w, cfd, crel, &os);
+				close(cfd);
+			}
+		} else if (S_ISREG(cs.st_mode)) {
+			r = add_file(w, fd, list[i], crel, &cs);
+		} else if (S_ISLNK(cs.st_mode)) {
+			r = add_symlink(w, fd, list[i], crel, &cs);
+		} else {
 			jp_log_warn("%s: skipping special file %s", w->label, crel);
-		free(cabs);
+		}
 		free(crel);
 	}
-	for (i = 0; i < n; i++)
-		free(list[i]);
-	free(list);
+	free_names(list, n);
 	return r;
 }
 
@@ -246,11 +351,19 @@ jp_archive_write(const char *dir, const char *label, enum jp_archive_format fmt,
                  jp_sink_fn sink, void *arg, struct jp_archive_result *res,
                  struct jp_error *err)
 {
-	return jp_archive_write_piped(dir, label, fmt, sink, arg, NULL, res, err);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r;
+
+	if (fd < 0) {
+		memset(res, 0, sizeof(*res));
+		return jp_error_set(err, JP_E_IOERR, NAME ": %s: not a directory", label);
+	}
+	r = jp_archive_write_piped(fd, label, fmt, sink, arg, NULL, res, err);
+	close(fd);
+	return r;
 }
 
 int
-jp_archive_write_piped(const char *dir, const char *label, enum jp_archive_format fmt,
+jp_archive_write_piped(int dirfd, const char *label, enum jp_archive_format fmt,
                        jp_sink_fn sink, void *arg, struct jp_hashpipe *pipe,
                        struct jp_archive_result *res, struct jp_error *err)
 {
@@ -263,7 +376,7 @@ jp_archive_write_piped(const char *dir, const char *label, enum jp_archive_forma
 
 	memset(res, 0, sizeof(*res));
 	base = base && base[1] ? base + 1 : label;
-	if (lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+	if (fstat(dirfd, &sb) != 0 || !S_ISDIR(sb.st_mode))
 		return jp_error_set(err, JP_E_IOERR, NAME ": %s: not a directory", label);
 	if (pipe != NULL && jp_hashpipe_begin(pipe) != 0) {
 		r = jp_error_set(err, JP_E_SOFTWARE, NAME ": cannot start hashing: %s", strerror(errno));
@@ -280,7 +393,7 @@ jp_archive_write_piped(const char *dir, const char *label, enum jp_archive_forma
 		r = o.stopped ? JP_FAILED : lib_error(&w, label);
 		goto out;
 	}
-	r = add_dir(&w, dir, base, &sb);
+	r = add_dir(&w, dirfd, base, &sb);
 	if (archive_write_close(w.a) != ARCHIVE_OK && r == JP_OK)
 		r = o.stopped ? JP_FAILED : lib_error(&w, label);
 	if (o.stopped && r == JP_OK)

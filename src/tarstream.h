@@ -37,7 +37,8 @@ struct jp_archive_result {
 };
 
 /*
- * Streams the archive of dir (an absolute path; `label` names it in messages, e.g. "Out") to
+ * Streams the archive of dir (a path, its last component not a link; `label` names it in
+ * messages, e.g. "Out") to
  * sink (NULL: only hash and count).  When the sink returns non-zero the run stops and that
  * value's meaning is the sink's: JP_FAILED is returned and err is left as the sink set it.
  * Other errors: 74 unreadable entry or a file that changed size, 70 libarchive failure.
@@ -46,9 +47,11 @@ int jp_archive_write(const char *dir, const char *label, enum jp_archive_format 
                      jp_sink_fn sink, void *arg, struct jp_archive_result *res,
                      struct jp_error *err);
 
-/* The same, hashing on pipe's thread (push mode, hashpipe.h) while the archive is written:
- * SHA-256 then costs no time on the archiving thread.  pipe may be NULL (hash inline). */
-int jp_archive_write_piped(const char *dir, const char *label, enum jp_archive_format fmt,
+/* The same for the directory open (O_RDONLY | O_DIRECTORY) on dirfd, which is walked by
+ * descriptors only (never by a path, so no symlink swapped in is followed; dirfd stays open),
+ * hashing on pipe's thread (push mode, hashpipe.h) while the archive is written: SHA-256 then
+ * costs no time on the archiving thread.  pipe may be NULL (hash inline). */
+int jp_archive_write_piped(int dirfd, const char *label, enum jp_archive_format fmt,
                            jp_sink_fn sink, void *arg, struct jp_hashpipe *pipe,
                            struct jp_archive_result *res, struct jp_error *err);
 

@@ -3,6 +3,19 @@
  *
  * The superblock is read by hand first: a truncated file makes H5Fopen fail with a message
  * buried in the error stack, while the stored end-of-file address tells exactly what is missing.
+ *
+ * Everything is read from the caller's descriptor, never by the file's name: the name may have
+ * been swapped for a link to another file since the caller opened it (plan.h).  HDF5 can only
+ * open names, so it is given /proc/self/fd/N: the kernel resolves that magic link to the open
+ * file itself (the inode the descriptor holds), not by looking its old path up again, so no link
+ * swapped in under the job's name is followed.  The alternatives were worse: the core driver
+ * with a file image reads the whole file into memory (outputs reach gigabytes), and a virtual
+ * file driver of our own over the descriptor is a private ABI that changed between HDF5 1.10
+ * and 1.14.  After the open, the descriptor HDF5's sec2 driver holds is compared (device and
+ * inode) with ours, so what was validated is provably the caller's file.  (HDF5 also runs
+ * realpath() on a name that is a link, to name the file for external links; that lookup reads
+ * links but opens nothing, and fails when the file's own name is gone: a file replaced while
+ * being checked is then reported as changed, never judged by another file's content.)
  */
 #include "config.h"
 
@@ -272,13 +285,16 @@ out:
 }
 
 static int
-check_hdf5(const char *path, const char *label, uint64_t size, uint64_t eof_abs,
+check_hdf5(int fd, const struct stat *sb, const char *label, uint64_t eof_abs,
            const char *const *names, size_t n_attrs, struct jp_attr **attrs, struct jp_error *err)
 {
+	uint64_t size = (uint64_t)sb->st_size;
 	unsigned long objects = 0;
-	char why[256];
+	char why[256], path[64];
+	struct stat ps;
 	haddr_t eoa;
-	hid_t f;
+	hid_t f = -1, fapl = -1;
+	void *handle = NULL;
 	size_t i;
 	int r = JP_OK;
 
@@ -290,10 +306,37 @@ check_hdf5(const char *path, const char *label, uint64_t size, uint64_t eof_abs,
 		return jp_error_set(err, JP_E_DATA,
 		                    "%s: truncated HDF5 file (EOF address %llu, file size %llu)", label,
 		                    (unsigned long long)eof_abs, (unsigned long long)size);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (stat(path, &ps) != 0 || ps.st_dev != sb->st_dev || ps.st_ino != sb->st_ino)
+		return jp_error_set(err, JP_E_IOERR,
+		                    "%s: cannot check the HDF5 file: %s does not lead to it (is /proc "
+		                    "mounted?)",
+		                    label, path);
 	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-	if ((f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+	/* sec2 explicitly (not whatever HDF5_DRIVER says): its handle is a POSIX descriptor. */
+	if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_sec2(fapl) < 0) {
 		h5_reason(why, sizeof(why));
-		return jp_error_set(err, JP_E_DATA, "%s: invalid HDF5 file: %s", label, why);
+		r = jp_error_set(err, JP_E_SOFTWARE, "%s: HDF5: %s", label, why);
+		goto out;
+	}
+	if ((f = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
+		char target[4096];
+		ssize_t n = readlink(path, target, sizeof(target) - 1);
+
+		h5_reason(why, sizeof(why));
+		/* The kernel marks an open file whose name was removed or replaced "(deleted)". */
+		if (n > 10 && memcmp(target + n - 10, " (deleted)", 10) == 0)
+			r = jp_error_set(err, JP_E_IOERR, "%s: changed while being checked (removed or "
+			                                  "replaced)",
+			                 label);
+		else
+			r = jp_error_set(err, JP_E_DATA, "%s: invalid HDF5 file: %s", label, why);
+		goto out;
+	}
+	if (H5Fget_vfd_handle(f, fapl, &handle) < 0 || handle == NULL ||
+	    fstat(*(int *)handle, &ps) != 0 || ps.st_dev != sb->st_dev || ps.st_ino != sb->st_ino) {
+		r = jp_error_set(err, JP_E_IOERR, "%s: changed while being checked", label);
+		goto out;
 	}
 	if (H5Fget_eoa(f, &eoa) >= 0 && eoa > size) {
 		r = jp_error_set(err, JP_E_DATA, "%s: truncated HDF5 file (EOF address %llu, file size %llu)",
@@ -323,27 +366,30 @@ check_hdf5(const char *path, const char *label, uint64_t size, uint64_t eof_abs,
 		}
 	}
 out:
-	H5Fclose(f);
+	if (f >= 0)
+		H5Fclose(f);
+	if (fapl >= 0)
+		H5Pclose(fapl);
 	H5Eclear2(H5E_DEFAULT);
 	return r;
 }
 
 int
-jp_validate(const char *path, const char *label, enum jp_check check, const char *const *names,
+jp_validate(int fd, const char *label, enum jp_check check, const char *const *names,
             size_t n_attrs, struct jp_attr **attrs, enum jp_check *found, struct jp_error *err)
 {
 	unsigned char b[4];
 	uint64_t sb_off = 0, eof_abs = 0;
 	struct stat sb;
 	const char *ext = check == JP_CHECK_AUTO ? jp_hdf_extension(label) : NULL;
-	int fd, is5 = 0, is4 = 0, r = JP_OK;
+	int is5 = 0, is4 = 0, r = JP_OK;
 
 	if (attrs != NULL)
 		*attrs = NULL;
 	*found = JP_CHECK_NONE;
 	if (check == JP_CHECK_NONE && n_attrs == 0)
 		return JP_OK;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0) {
+	if (fstat(fd, &sb) != 0) {
 		r = jp_error_set(err, JP_E_IOERR, "%s: %s", label, strerror(errno));
 		goto out;
 	}
@@ -380,10 +426,8 @@ jp_validate(const char *path, const char *label, enum jp_check check, const char
 			goto out;
 		}
 		*found = JP_CHECK_HDF5;
-		r = check_hdf5(path, label, (uint64_t)sb.st_size, eof_abs, names, n_attrs, attrs, err);
+		r = check_hdf5(fd, &sb, label, eof_abs, names, n_attrs, attrs, err);
 	}
 out:
-	if (fd >= 0)
-		close(fd);
 	return r;
 }

@@ -42,13 +42,14 @@ struct jp_attr {
 };
 
 /*
- * Validates path (label names it in messages, e.g. "pdroutput/pdrchem_c.hdf5", and its
- * extension is what `auto` goes by).  *found gets
+ * Validates the regular file open (for reading) on fd, by that descriptor only: it is never
+ * opened again by name (label names it in messages, e.g. "pdroutput/pdrchem_c.hdf5", and its
+ * extension is what `auto` goes by).  fd is left open, its offset unused.  *found gets
  * the kind actually checked (JP_CHECK_NONE when auto found no HDF signature).  When n_attrs > 0
  * the file must be HDF5 and each named root attribute must exist: *attrs receives n_attrs
  * values (free with jp_attrs_free).  attrs may be NULL when n_attrs is 0.
  */
-int jp_validate(const char *path, const char *label, enum jp_check check,
+int jp_validate(int fd, const char *label, enum jp_check check,
                 const char *const *names, size_t n_attrs, struct jp_attr **attrs,
                 enum jp_check *found, struct jp_error *err);
 void jp_attrs_free(struct jp_attr *a, size_t n);

@@ -351,7 +351,8 @@ case_sigterm() {
 	kill -STOP "$PUB"
 	[ "$(stat -c %s "$TMPFILE")" -lt "$SIZE" ] ||
 		hard_error "the whole archive was written before it could be stopped"
-	# No temporary tar elsewhere: every file jobpub holds open is the catalogue, a job file, the
+	# No temporary tar elsewhere: every file jobpub holds open is the catalogue, the work
+	# directory (every output is reached from it) or a job file or directory below it, the
 	# staged archive (or another output staged on another lane), its own output, or a directory
 	# of the destination (the staged file's parent, through which it is committed).
 	for fd in /proc/"$PUB"/fd/*; do
@@ -360,7 +361,7 @@ case_sigterm() {
 			case $target in "$MARCHIVE" | "$MARCHIVE"/*) continue ;; esac
 		fi
 		case $target in
-		"$MDB" | "$MDB"-* | "$MJOB"/* | "$TMPFILE" | "$T"/pub.*) ;;
+		"$MDB" | "$MDB"-* | "$MJOB" | "$MJOB"/* | "$TMPFILE" | "$T"/pub.*) ;;
 		# another output staged on another transfer lane at the same time
 		"$MARCHIVE"/*/.jobpub-*) ;;
 		/dev/* | pipe:* | socket:* | anon_inode:*) ;;

@@ -362,12 +362,14 @@ START_TEST(test_commit_refuses_replaced_temp)
 {
 	struct jp_dest *d = open_dest();
 	struct jp_upload *u = stage_data(d, "x/f", "ours", 4);
-	char *tmp = dpath("x/" JP_TMP_PREFIX TOKEN ".f");
+	char *tmp = dpath("x/" JP_TMP_PREFIX TOKEN ".f"), *theirs = dpath("x/theirs");
 	struct jp_error err;
 	int exists, replaced;
 
-	ck_assert_int_eq(unlink(tmp), 0);
-	t_write_str(dir, "dest/x/" JP_TMP_PREFIX TOKEN ".f", "theirs");
+	/* Made while ours exists, so it cannot reuse our inode number. */
+	t_write_str(dir, "dest/x/theirs", "theirs");
+	ck_assert_int_eq(rename(theirs, tmp), 0);
+	free(theirs);
 	jp_error_clear(&err);
 	ck_assert_int_ne(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
 	ck_assert_msg(strstr(err.msg, "replaced after it was staged") != NULL, "%s", err.msg);

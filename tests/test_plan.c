@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -624,6 +625,140 @@ START_TEST(test_symlink_inside_named_as_matched)
 }
 END_TEST
 
+/* ---- reading what was planned (jp_plan_open) ---- */
+
+/* jp_plan_open of item i: JP_OK and the content read from the descriptor, or the error. */
+static int
+open_item(size_t i, char *buf, size_t len)
+{
+	int fd, r;
+	ssize_t n;
+
+	jp_error_clear(&err);
+	r = jp_plan_open(p, &p->items[i], &fd, &err);
+	if (r != JP_OK) {
+		ck_assert_int_eq(fd, -1);
+		return r;
+	}
+	n = read(fd, buf, len - 1);
+	ck_assert_int_ge(n, 0);
+	buf[n] = '\0';
+	close(fd);
+	return JP_OK;
+}
+
+static const char *const one_file = "destination: /archive\n"
+                                    "outputs: [{name: a, path: out/f.txt, to: f.txt}]\n";
+
+/* What the plan checked is what is read, through the workdir's descriptor, even when the
+ * workdir's own name is gone; and through a symlink inside the workdir. */
+START_TEST(test_open_planned)
+{
+	char buf[64], *moved = t_path(root, "moved");
+
+	job_file("out/f.txt", "inside!");
+	job_file("data/g", "target");
+	ck_assert_int_eq(symlink("../data/g", fmt("%s/out/link", job)), 0);
+	build_ok("destination: /archive\n"
+	         "outputs: [{name: a, path: out/f.txt, to: f.txt}, {name: b, path: out/link, to: g}]\n");
+	ck_assert_str_eq(p->items[0].rel, "out/f.txt");
+	ck_assert_str_eq(p->items[1].rel, "data/g");
+	ck_assert_int_eq(rename(job, moved), 0);
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_OK);
+	ck_assert_str_eq(buf, "inside!");
+	ck_assert_int_eq(open_item(1, buf, sizeof(buf)), JP_OK);
+	ck_assert_str_eq(buf, "target");
+	ck_assert_int_eq(rename(moved, job), 0);
+	free(moved);
+}
+END_TEST
+
+/* The file swapped for a symlink to a same-size file outside after the plan (issue 13,
+ * defect 8): refused, nothing of the outside file is read. */
+START_TEST(test_open_swapped_for_symlink)
+{
+	char buf[64];
+	const char *f = fmt("%s/out/f.txt", job), *outside = fmt("%s/secret", root);
+
+	job_file("out/f.txt", "inside!");
+	t_write_str(root, "secret", "SECRET!");
+	build_ok(one_file);
+	ck_assert_int_eq(unlink(f), 0);
+	ck_assert_int_eq(symlink(outside, f), 0);
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_str_eq(err.msg, "out/f.txt changed since it was checked (removed, replaced, or a "
+	                          "symbolic link swapped in); it is not published");
+}
+END_TEST
+
+/* A directory on the way swapped for a symlink to a directory outside holding the same name. */
+START_TEST(test_open_parent_swapped_for_symlink)
+{
+	char buf[64];
+
+	job_file("out/f.txt", "inside!");
+	t_write_str(root, "elsewhere/f.txt", "SECRET!");
+	build_ok(one_file);
+	ck_assert_int_eq(rename(fmt("%s/out", job), fmt("%s/out.old", job)), 0);
+	ck_assert_int_eq(symlink(fmt("%s/elsewhere", root), fmt("%s/out", job)), 0);
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_msg(strstr(err.msg, "out/f.txt changed since it was checked") == err.msg, "%s",
+	              err.msg);
+}
+END_TEST
+
+/* Another regular file of the same size under the name, or the same file modified in place
+ * after its check: refused too (what was validated is what is published). */
+START_TEST(test_open_replaced_or_modified)
+{
+	char buf[64];
+	const char *f = fmt("%s/out/f.txt", job);
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {12345, 0}};
+
+	job_file("out/f.txt", "inside!");
+	build_ok(one_file);
+	ck_assert_int_eq(unlink(f), 0);
+	job_file("out/f.txt", "other!!");
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "out/f.txt changed since it was checked") == err.msg, "%s",
+	              err.msg);
+
+	build_ok(one_file);
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_OK);
+	ck_assert_int_eq(utimensat(AT_FDCWD, f, ts, 0), 0);
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_msg(strstr(err.msg, "is the job still writing it?") != NULL, "%s", err.msg);
+}
+END_TEST
+
+/* A directory output (archive) swapped for a symlink to a directory outside. */
+START_TEST(test_open_archive_dir_swapped)
+{
+	char *out = t_path(job, "Out"), *old = t_path(job, "Out.old"), *ext = t_path(root, "ext");
+	int fd;
+
+	job_file("Out/a", "a");
+	t_write_str(root, "ext/a", "SECRET");
+	build_ok("destination: /archive\n"
+	         "outputs: [{name: d, path: Out, to: d.tar, archive: tar}]\n");
+	ck_assert_int_eq(p->items[0].is_archive, 1);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_plan_open(p, &p->items[0], &fd, &err), JP_OK);
+	close(fd);
+	ck_assert_int_eq(rename(out, old), 0);
+	ck_assert_int_eq(symlink(ext, out), 0);
+	ck_assert_int_eq(jp_plan_open(p, &p->items[0], &fd, &err), JP_FAILED);
+	ck_assert_int_eq(fd, -1);
+	ck_assert_msg(strstr(err.msg, "Out changed since it was checked") == err.msg, "%s", err.msg);
+	free(out);
+	free(old);
+	free(ext);
+}
+END_TEST
+
 /* ---- destination ---- */
 
 START_TEST(test_dest_override)
@@ -693,6 +828,11 @@ main(void)
 	tcase_add_test(tc, test_row_values);
 	tcase_add_test(tc, test_row_placeholder);
 	tcase_add_test(tc, test_symlink_inside_named_as_matched);
+	tcase_add_test(tc, test_open_planned);
+	tcase_add_test(tc, test_open_swapped_for_symlink);
+	tcase_add_test(tc, test_open_parent_swapped_for_symlink);
+	tcase_add_test(tc, test_open_replaced_or_modified);
+	tcase_add_test(tc, test_open_archive_dir_swapped);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("required");

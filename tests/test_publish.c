@@ -820,6 +820,65 @@ START_TEST(test_interrupt_after_commit_undoes)
 }
 END_TEST
 
+/* The log stream of the swap test: the event line "staged textout" (after the plan, before
+ * chem.out is staged) swaps out/chem.out for a symlink to a same-size file outside the job. */
+static ssize_t
+swap_write(void *cookie, const char *buf, size_t len)
+{
+	(void)cookie;
+	if (memmem(buf, len, "staged textout", 14) != NULL) {
+		char *f = t_path(work, "out/chem.out"), *outside = t_path(dir, "secret");
+
+		ck_assert_int_eq(unlink(f), 0);
+		ck_assert_int_eq(symlink(outside, f), 0);
+		free(f);
+		free(outside);
+	}
+	return (ssize_t)len;
+}
+
+/* Does any file below d hold `needle`? */
+static int
+found_below(const char *d, const char *needle)
+{
+	char *cmd;
+	int rc;
+
+	ck_assert(asprintf(&cmd, "grep -rqF '%s' '%s'", needle, d) > 0);
+	rc = system(cmd);
+	free(cmd);
+	return rc == 0;
+}
+
+/* A symlink swapped in between the plan and the staging (issue 13, defect 8): the file is
+ * refused (74), the attempt rolled back, and no byte of the outside file is published. */
+START_TEST(test_symlink_swapped_after_plan)
+{
+	cookie_io_functions_t io = {NULL, swap_write, NULL, NULL};
+	FILE *fp = fopencookie(NULL, "w", io);
+	char *arch = t_path(dir, "archive");
+	int rc;
+
+	t_write_str(dir, "secret", "SECRET!!!!\n"); /* the size of out/chem.out */
+	ck_assert_ptr_nonnull(fp);
+	setvbuf(fp, NULL, _IOLBF, 8192);
+	jp_log_setup(JP_LOG_TEXT, 1, fp);
+	rc = publish(0);
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	fclose(fp);
+	ck_assert_msg(rc == JP_E_IOERR, "rc %d: %s", rc, err.msg);
+	ck_assert_str_eq(err.msg, "out/chem.out changed since it was checked (removed, replaced, or "
+	                          "a symbolic link swapped in); it is not published");
+	ck_assert(!found_below(arch, "SECRET"));
+	ck_assert(!t_exists(dir, "archive/grid/chemj1.out"));
+	ck_assert(!t_exists(dir, "archive/grid/TEXTOUTj1"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files", NULL), 0);
+	free(arch);
+}
+END_TEST
+
 static void
 on_term(int sig)
 {
@@ -1040,6 +1099,7 @@ publish_suite(void)
 	tc = tcase_create("interrupt");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_interrupt_after_stage);
+	tcase_add_test(tc, test_symlink_swapped_after_plan);
 	tcase_add_test(tc, test_interrupt_after_commit_undoes);
 	tcase_add_test(tc, test_sigterm_child);
 	suite_add_tcase(s, tc);

@@ -171,12 +171,15 @@ START_TEST(test_deterministic)
 		struct jp_archive_result r3;
 		struct jp_error e;
 		char *src = t_path(dir, "Out");
+		int srcfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
+		ck_assert_int_ge(srcfd, 0);
 		jp_error_clear(&e);
-		ck_assert_int_eq(jp_archive_write_piped(src, "Out", fmts[_i], NULL, NULL, hp, &r3, &e), JP_OK);
+		ck_assert_int_eq(jp_archive_write_piped(srcfd, "Out", fmts[_i], NULL, NULL, hp, &r3, &e), JP_OK);
 		ck_assert_msg(memcmp(r1.sha256, r3.sha256, 32) == 0, "piped hash differs");
 		ck_assert_uint_eq(r3.size, r1.size);
 		jp_hashpipe_free(hp);
+		close(srcfd);
 		free(src);
 	}
 	/* And a change in one file changes the archive. */
@@ -343,6 +346,68 @@ START_TEST(test_sink_stop)
 }
 END_TEST
 
+/* Sink of the swap test: writes to a FILE and, at its first call (the archive is then inside
+ * Out/a/big.bin), swaps the directory Out/a for a symlink to a directory outside that holds
+ * the same names. */
+struct swapper {
+	FILE *fp;
+	int calls;
+};
+
+static int
+swap_at_first(void *arg, const void *buf, size_t len)
+{
+	struct swapper *sw = arg;
+
+	if (sw->calls++ == 0) {
+		char *a = t_path(dir, "Out/a"), *old = t_path(dir, "Out/a.old");
+		char *ext = t_path(dir, "ext");
+
+		ck_assert_int_eq(rename(a, old), 0);
+		ck_assert_int_eq(symlink(ext, a), 0);
+		free(a);
+		free(old);
+		free(ext);
+	}
+	return fwrite(buf, 1, len, sw->fp) == len ? 0 : 1;
+}
+
+/* A directory swapped for a symlink while it is being archived (issue 13, defect 8): the walk
+ * goes on in the directory it opened, by descriptor, and never reads the outside files that
+ * the same path now leads to. */
+START_TEST(test_directory_swapped_during_walk)
+{
+	struct swapper sw = {NULL, 0};
+	struct jp_archive_result res;
+	struct jp_error err;
+	char *src = t_path(dir, "Out"), *out = t_path(dir, "out.tar"), *back;
+	size_t len;
+
+	{
+		char *big = calloc(1, 512 * 1024);
+		t_write(dir, "Out/a/big.bin", big, 512 * 1024);
+		free(big);
+	}
+	t_write_str(dir, "Out/a/z.txt", "inside\n");
+	t_write_str(dir, "ext/big.bin", "OUTSIDE-OUTSIDE\n");
+	t_write_str(dir, "ext/z.txt", "OUTSIDE\n");
+	sw.fp = fopen(out, "wb");
+	ck_assert_ptr_nonnull(sw.fp);
+	jp_error_clear(&err);
+	ck_assert_msg(jp_archive_write(src, "Out", JP_ARCHIVE_TAR, swap_at_first, &sw, &res, &err) ==
+	                  JP_OK,
+	              "%s", err.msg);
+	fclose(sw.fp);
+	ck_assert_int_ge(sw.calls, 2);
+	back = t_read(dir, "out.tar", &len);
+	ck_assert_msg(memmem(back, len, "OUTSIDE", 7) == NULL, "outside bytes in the archive");
+	ck_assert_msg(memmem(back, len, "inside\n", 7) != NULL, "Out/a/z.txt not archived");
+	free(back);
+	free(src);
+	free(out);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -355,6 +420,7 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_tree, 0, 3);
 	tcase_add_loop_test(tc, test_deterministic, 0, 3);
+	tcase_add_test(tc, test_directory_swapped_during_walk);
 	tcase_add_test(tc, test_other_readers);
 	tcase_add_test(tc, test_empty_dir);
 	tcase_add_test(tc, test_unreadable);

@@ -80,16 +80,26 @@ make_h5(const char *rel, hsize_t userblock, int latest)
 	return info.addr;
 }
 
+/* jp_validate of dir/rel (opened here, as the plan does), with attributes. */
+static int
+run_attrs(const char *rel, enum jp_check c, const char *const *names, size_t n,
+          struct jp_attr **attrs, enum jp_check *found, struct jp_error *err)
+{
+	char *path = t_path(dir, rel);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
+	jp_error_clear(err);
+	r = jp_validate(fd, rel, c, names, n, attrs, found, err);
+	close(fd);
+	free(path);
+	return r;
+}
+
 static int
 run(const char *rel, enum jp_check c, enum jp_check *found, struct jp_error *err)
 {
-	char *path = t_path(dir, rel);
-	int r;
-
-	jp_error_clear(err);
-	r = jp_validate(path, rel, c, NULL, 0, NULL, found, err);
-	free(path);
-	return r;
+	return run_attrs(rel, c, NULL, 0, NULL, found, err);
 }
 
 START_TEST(test_valid)
@@ -242,26 +252,84 @@ START_TEST(test_attributes)
 {
 	static const char *const names[] = {"n_surface", "n_depth", "model_name"};
 	static const char *const missing[] = {"nope"};
-	char *path = t_path(dir, "a.h5");
 	struct jp_attr *attrs = NULL;
 	struct jp_error err;
 	enum jp_check found;
 
 	make_h5("a.h5", 0, 0);
-	jp_error_clear(&err);
-	ck_assert_int_eq(jp_validate(path, "a.h5", JP_CHECK_AUTO, names, 3, &attrs, &found, &err),
-	                 JP_OK);
+	ck_assert_int_eq(run_attrs("a.h5", JP_CHECK_AUTO, names, 3, &attrs, &found, &err), JP_OK);
 	ck_assert_str_eq(attrs[0].name, "n_surface");
 	ck_assert_str_eq(attrs[0].value, "3.5");
 	ck_assert_str_eq(attrs[1].value, "42");
 	ck_assert_str_eq(attrs[2].value, "kosma_tau_demo");
 	jp_attrs_free(attrs, 3);
 	attrs = NULL;
-	ck_assert_int_eq(jp_validate(path, "a.h5", JP_CHECK_AUTO, missing, 1, &attrs, &found, &err),
+	ck_assert_int_eq(run_attrs("a.h5", JP_CHECK_AUTO, missing, 1, &attrs, &found, &err),
 	                 JP_FAILED);
 	ck_assert_str_eq(err.msg, "a.h5: no root attribute 'nope'");
 	ck_assert_ptr_null(attrs);
-	free(path);
+}
+END_TEST
+
+/* The file checked is the one open on the descriptor, never the name: a valid HDF5 file whose
+ * path now leads (through a directory swapped for a symlink) to a truncated one passes; one
+ * whose own name was replaced by a link to a truncated file is reported as changed, not judged
+ * by the other file; a truncated one whose name now leads to a valid one fails. */
+START_TEST(test_checks_the_descriptor_not_the_name)
+{
+	char *good = t_path(dir, "good.h5"), *bad = t_path(dir, "bad.h5");
+	char *sub = t_path(dir, "sub"), *old = t_path(dir, "sub.old"), *evil = t_path(dir, "evil");
+	char *in_sub = t_path(dir, "sub/out.h5"), *name = t_path(dir, "out.h5");
+	char *in_evil = t_path(dir, "evil/out.h5");
+	struct jp_error err;
+	enum jp_check found;
+	int fd;
+
+	make_h5("good.h5", 0, 0);
+	make_h5("bad.h5", 0, 0);
+	ck_assert_int_eq(truncate(bad, 1000), 0);
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+	ck_assert_int_eq(mkdir(evil, 0755), 0);
+	ck_assert_int_eq(link(good, in_sub), 0);
+	ck_assert_int_eq(link(bad, in_evil), 0);
+	ck_assert_int_ge(fd = open(in_sub, O_RDONLY | O_CLOEXEC), 0);
+	ck_assert_int_eq(rename(sub, old), 0);
+	ck_assert_int_eq(symlink(evil, sub), 0);
+	jp_error_clear(&err);
+	ck_assert_msg(jp_validate(fd, "sub/out.h5", JP_CHECK_HDF5, NULL, 0, NULL, &found, &err) ==
+	                  JP_OK,
+	              "%s", err.msg);
+	close(fd);
+
+	ck_assert_int_eq(link(good, name), 0);
+	ck_assert_int_ge(fd = open(name, O_RDONLY | O_CLOEXEC), 0);
+	ck_assert_int_eq(unlink(name), 0);
+	ck_assert_int_eq(symlink(bad, name), 0);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_validate(fd, "out.h5", JP_CHECK_HDF5, NULL, 0, NULL, &found, &err),
+	                 JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_str_eq(err.msg, "out.h5: changed while being checked (removed or replaced)");
+	close(fd);
+	ck_assert_int_eq(unlink(name), 0);
+
+	ck_assert_int_eq(link(bad, name), 0);
+	ck_assert_int_ge(fd = open(name, O_RDONLY | O_CLOEXEC), 0);
+	ck_assert_int_eq(unlink(name), 0);
+	ck_assert_int_eq(symlink(good, name), 0);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_validate(fd, "out.h5", JP_CHECK_HDF5, NULL, 0, NULL, &found, &err),
+	                 JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "out.h5: truncated HDF5 file") != NULL, "%s", err.msg);
+	close(fd);
+	free(good);
+	free(bad);
+	free(sub);
+	free(old);
+	free(evil);
+	free(in_sub);
+	free(in_evil);
+	free(name);
 }
 END_TEST
 
@@ -290,6 +358,7 @@ main(void)
 	tcase_add_test(tc, test_hdf4_and_other);
 	tcase_add_test(tc, test_auto_by_extension);
 	tcase_add_test(tc, test_attributes);
+	tcase_add_test(tc, test_checks_the_descriptor_not_the_name);
 	tcase_add_test(tc, test_parse);
 	suite_add_tcase(s, tc);
 	return t_run(s);
