@@ -185,9 +185,14 @@ posix_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **ou
 	if (!opts->readonly && (r = mkdirs(pd->root, err)) != JP_OK)
 		goto fail;
 	if ((pd->real = realpath(pd->root, NULL)) == NULL) {
+		/* A reader (gc, verify) of a destination whose directory was never made (its
+		 * publisher died first) finds nothing there; it must not fail. */
+		if (opts->readonly && errno == ENOENT && (pd->real = strdup(pd->root)) != NULL)
+			goto opened;
 		r = jp_error_errno(err, errno, NAME ": %s", pd->root);
 		goto fail;
 	}
+opened:
 	um = umask(022);
 	umask(um);
 	pd->mode = 0666 & ~um;
@@ -219,6 +224,8 @@ open_parent(struct posix_dest *pd, const char *key, int create, int *dirfd, cons
 	if (k == NULL)
 		return oom(err);
 	if ((fd = open(pd->real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		if (!create && errno == ENOENT)
+			goto out; /* no destination directory (a reader's open): absent */
 		r = jp_error_errno(err, errno, NAME ": %s", pd->real);
 		goto out;
 	}

@@ -1262,6 +1262,14 @@ list_dir(struct sftp_dest *d, const char *rel, jp_list_fn fn, void *arg, struct 
 		return oom(err);
 	if ((h = libssh2_sftp_open_ex(d->sftp, path, (unsigned)strlen(path), 0, 0,
 	                              LIBSSH2_SFTP_OPENDIR)) == NULL) {
+		/* A destination nothing was ever published to (its publisher died before it made the
+		 * directory) holds nothing: gc must not fail on it. */
+		if (rel[0] == '\0' &&
+		    libssh2_session_last_errno(d->session) == LIBSSH2_ERROR_SFTP_PROTOCOL &&
+		    libssh2_sftp_last_error(d->sftp) == LIBSSH2_FX_NO_SUCH_FILE) {
+			free(path);
+			return JP_OK;
+		}
 		r = fail(d, "list", path, err);
 		free(path);
 		return r;
