@@ -420,6 +420,25 @@ try_key(struct sftp_dest *d, const char *file, const char *pass, FILE *tried, in
 	                                              NULL, file, pass);
 }
 
+/* Did the last libssh2 call fail on the transport (socket, timeout, a wait cut by a signal)
+ * rather than by the server's answer? */
+static int
+transport_failed(struct sftp_dest *d)
+{
+	switch (libssh2_session_last_errno(d->session)) {
+	case LIBSSH2_ERROR_SOCKET_NONE:
+	case LIBSSH2_ERROR_SOCKET_SEND:
+	case LIBSSH2_ERROR_SOCKET_RECV:
+	case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+	case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+	case LIBSSH2_ERROR_TIMEOUT:
+	case LIBSSH2_ERROR_EAGAIN:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static int
 try_agent(struct sftp_dest *d, FILE *tried, int *rsa)
 {
@@ -470,9 +489,10 @@ authenticate(struct sftp_dest *d, struct jp_error *err)
 		}
 		ok = try_key(d, d->identity, pass, tf, &rsa) == 0;
 	}
-	if (!ok)
+	if (!ok && !transport_failed(d))
 		ok = try_agent(d, tf, &rsa) == 0;
-	for (i = 0; !ok && d->identity == NULL && i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+	for (i = 0; !ok && !transport_failed(d) && d->identity == NULL &&
+	            i < sizeof(defaults) / sizeof(defaults[0]); i++) {
 		snprintf(path, sizeof(path), "%s/.ssh/%s", home_dir(), defaults[i]);
 		ok = try_key(d, path, pass, tf, &rsa) == 0;
 	}
@@ -483,6 +503,10 @@ authenticate(struct sftp_dest *d, struct jp_error *err)
 	}
 	if (ok)
 		r = JP_OK;
+	else if (transport_failed(d))
+		/* The connection failed (or a signal cut the wait) during the login: not a refusal,
+		 * whatever the keys (it was reported as one, exit 77, and never retried). */
+		r = fail(d, "log in as", d->user, err);
 	else
 		r = jp_error_set(err, JP_E_NOPERM,
 		                 NAME ": %s@%s refused the login (tried: %s)%s%s", d->user, d->hostname,

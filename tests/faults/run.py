@@ -2,16 +2,19 @@
 """tests/faults/run.py - seeded, reproducible fault injection for jobpub (issue 13).
 
 usage: run.py --backend file|sftp|s3 --runs N --seed S [--faults KIND,...] [--results FILE]
-              [--seeds S1,S2,...] [--keep DIR] [-v]
+              [--seeds S1,S2,...] [--keep DIR] [--t-cal SECONDS]
 
 Run i uses the seed S+i (or the i-th of --seeds): its job (file sizes, contents), its fault,
 the moment of the fault and the publish options all come from random.Random(seed), so
-`--runs 1 --seed X --backend B` reproduces the run with seed X of any earlier run (timing on a
-busy machine may still move the moment to another phase; the results line says which phase the
-fault met).  For every run:
+`--seeds X --backend B` repeats the run with seed X of an earlier run (its fault is drawn from a
+generator of its own: `--seeds X --faults K` repeats the job, moment and options with fault K).
+The moment is a fraction of the measured duration of an unfaulted publish, given in the results
+header as t_cal: `--t-cal T` repeats it exactly.  Timing on a busy machine may still move the
+moment to another phase; each results line says which phase the fault met.  For every run:
 
   1. a fresh job (work directory, catalogue with one row `running`, manifest) publishing 8 files
-     (a few bytes up to ~8 MiB) to its own prefix of the destination, with --parallel 1-3;
+     (a few bytes up to ~8 MiB; up to 48 MiB for file://) to its own prefix of the
+     destination, with --parallel 1-3, --retries 0-2, --timeout 5, --stall 3;
   2. `jobpub publish` is started, and at a random moment (uniform over 1.2 times the duration of
      an unfaulted publish, measured first) one fault is injected:
        sigkill      jobpub gets SIGKILL
@@ -524,9 +527,12 @@ def make_job(run, backend, base):
     work = os.path.join(run.dir, "work")
     os.makedirs(os.path.join(work, "out"))
     os.makedirs(os.path.join(work, "many"))
+    # file:// copies fast: a bigger file there, so that most moments fall inside the publish
+    # rather than in its start-up.
+    big = (16 << 20, 48 << 20) if backend.name == "file" else (2 << 20, 8 << 20)
     sizes = {"out/small.txt": rng.randrange(0, 200),
              "out/data.bin": rng.randrange(1 << 16, 1 << 20),
-             "out/big.bin": rng.randrange(2 << 20, 8 << 20)}
+             "out/big.bin": rng.randrange(*big)}
     for i in range(5):
         sizes["many/f%02d" % i] = rng.randrange(1, 20000)
     run.expect = {}  # remote name below the destination -> sha256
@@ -867,7 +873,10 @@ class Harness:
         t0 = time.time()
         try:
             self.backend.start()
-            self.calibrate()
+            if a.t_cal:
+                self.t_cal = a.t_cal
+            else:
+                self.calibrate()
             for s in seeds:
                 self.one(s)
         finally:
@@ -915,6 +924,8 @@ def main():
     ap.add_argument("--faults", help="comma-separated fault kinds (default: all of the backend)")
     ap.add_argument("--results", help="results file ('-': none)")
     ap.add_argument("--keep", help="work below this directory and keep it")
+    ap.add_argument("--t-cal", type=float, help="the duration of an unfaulted publish, in "
+                    "seconds, instead of measuring it (to repeat a run's moment exactly)")
     args = ap.parse_args()
     h = Harness(args)
     try:
