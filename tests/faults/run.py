@@ -49,7 +49,8 @@ One line per run goes to the results file (default tests/faults/results-BACKEND.
   seed=S backend=B fault=K moment=T.TTTs phase=P exit=RC outcome=OUTCOME [detail]
 with OUTCOME ok, violation (the checker or the recovery failed), crash, skipped (the fault
 cannot be made here, e.g. no tmpfs mount), or known (with --tolerate-known: only problems of
-the defects listed in KNOWN, which their owners are fixing).  A summary (runs, counts per fault and outcome)
+the defects listed in KNOWN, which their owners are fixing), or error (the harness itself
+failed in that run, e.g. a server did not start again).  A summary (runs, counts per fault and outcome)
 ends the file and stdout.  Exit 0 when there was no violation and no crash, 1 otherwise, 2 when
 the harness itself could not run (missing server programs: 99 for automake).
 
@@ -888,7 +889,13 @@ class Harness:
             else:
                 self.calibrate()
             for s in seeds:
-                self.one(s)
+                try:
+                    self.one(s)
+                except Exception as e:  # the harness's own failure: said, and the next run
+                    run = Run()
+                    run.seed = s
+                    self.record(run, "-", 0.0, "-", "-", "error",
+                                "%s: %s" % (type(e).__name__, e))
         finally:
             try:
                 self.backend.stop()
@@ -913,7 +920,7 @@ class Harness:
                 self.results.write(line + "\n")
         if self.results:
             self.results.close()
-        return 1 if tot.get("violation") or tot.get("crash") else 0
+        return 1 if tot.get("violation") or tot.get("crash") or tot.get("error") else 0
 
     def cleanup(self):
         # Anything still mounted below the base first (a tmpfs of a disk-full run).
