@@ -328,11 +328,7 @@ class SftpBackend(Backend):
     def start(self):
         self.dir = os.path.join(self.base, "sshd")
         os.chmod(self.base, 0o711)
-        p = sh(["sh", os.path.join(TESTS, "sshd-start.sh"), self.dir])
-        if p.returncode == 99:
-            raise SystemExit(99)
-        if p.returncode != 0:
-            raise RuntimeError("sshd-start.sh: %s" % p.stdout.decode(errors="replace"))
+        self.start_sshd()
         self.read_env()
         self.relay = Relay(self.port)
         with open(os.path.join(self.dir, "ssh_host_ed25519_key.pub")) as f:
@@ -342,6 +338,19 @@ class SftpBackend(Backend):
             f.write("[127.0.0.1]:%d %s\n" % (self.relay.port, hk))
         with open(os.path.join(self.dir, "authorized_keys")) as f:
             self.auth_keys = f.read()
+
+    def start_sshd(self):
+        """sshd-start.sh, tried three times: on a loaded machine sshd may write its pid file
+        later than sshd-start.sh waits for it."""
+        for attempt in range(3):
+            p = sh(["sh", os.path.join(TESTS, "sshd-start.sh"), self.dir])
+            if p.returncode == 99:
+                raise SystemExit(99)
+            if p.returncode == 0:
+                return
+            sh(["sh", os.path.join(TESTS, "sshd-stop.sh"), self.dir, "KILL"])
+            time.sleep(1)
+        raise RuntimeError("sshd-start.sh: %s" % p.stdout.decode(errors="replace"))
 
     def read_env(self):
         e = {}
@@ -384,9 +393,7 @@ class SftpBackend(Backend):
             return
         time.sleep(max(0.0, run.restart_at - time.monotonic()))
         run.restart_at = None
-        p = sh(["sh", os.path.join(TESTS, "sshd-start.sh"), self.dir])
-        if p.returncode != 0:
-            raise RuntimeError("sshd-start.sh (restart): %s" % p.stdout.decode(errors="replace"))
+        self.start_sshd()
         self.read_env()
         self.relay.target = self.port
 
