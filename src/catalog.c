@@ -32,6 +32,7 @@ struct jp_catalog {
 	char *lease_token;   /* given back by the records */
 	int version;         /* schema version as opened (a reader may see an older one) */
 	int keep_status;     /* the job is published: a failure leaves its row alone */
+	int busy;            /* the last failure was the lock wait running out */
 	char *restore_status; /* published, --overwrite: a failure that replaced nothing gives
 	                       * this status back */
 };
@@ -176,11 +177,13 @@ db_error(struct jp_catalog *c, int rc, struct jp_error *err, const char *what)
 		return jp_error_set(err, JP_E_TEMPFAIL,
 		                    "catalog: %s: %s: interrupted while waiting for the lock", c->path,
 		                    what);
-	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+		c->busy = 1;
 		return jp_error_set(err, JP_E_TEMPFAIL,
 		                    "catalog: %s: %s: database is locked by another process (waited %d "
 		                    "ms; --db-timeout sets the limit)",
 		                    c->path, what, c->timeout_ms);
+	}
 	return jp_error_set(err, db_class(rc), "catalog: %s: %s: %s", c->path, what,
 	                    c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
 }
@@ -414,6 +417,12 @@ int
 jp_catalog_readonly(const struct jp_catalog *c)
 {
 	return c->readonly;
+}
+
+int
+jp_catalog_busy(const struct jp_catalog *c)
+{
+	return c->busy;
 }
 
 int
@@ -844,6 +853,7 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	int r, rc, published = 0;
 
 	took_over[0] = '\0';
+	c->busy = 0;
 	c->keep_status = 0;
 	free(c->restore_status);
 	c->restore_status = NULL;

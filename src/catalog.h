@@ -68,6 +68,10 @@ void jp_catalog_set_default_stop(int (*stop)(void));
 /* 1 when the catalogue was opened read-only. */
 int jp_catalog_readonly(const struct jp_catalog *c);
 
+/* 1 when the last call failed because the catalogue stayed locked past the timeout (not
+ * because a signal stopped the wait, nor because another publisher holds the job's lease). */
+int jp_catalog_busy(const struct jp_catalog *c);
+
 /* 1 when jobpub has not written to the catalogue yet (no jobpub tables: a fresh pdr_run
  * database).  Every reading function then finds nothing, and says so with JP_OK. */
 int jp_catalog_empty(const struct jp_catalog *c);

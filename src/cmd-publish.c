@@ -3,8 +3,10 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,6 +18,45 @@
 #include "util.h"
 
 static int cmd_publish(int argc, char **argv);
+
+/*
+ * A publish that could not even record its attempt (the catalogue stayed locked past
+ * --db-timeout) leaves nothing in the catalogue for `republish` to find: the job's row keeps
+ * its status and it has no attempt.  It leaves a spool entry instead, as `enqueue` would have
+ * (republish takes this catalogue's entries whose row was never marked, and removes them once
+ * published).  Best effort: a failure is only a warning.
+ */
+static void
+queue_unrecorded(const struct jp_publish_opts *o)
+{
+	struct jp_spool_entry e;
+	struct jp_error err;
+	char *dir = jp_spool_dir();
+
+	memset(&e, 0, sizeof(e));
+	jp_error_clear(&err);
+	e.job = (char *)o->job;
+	e.manifest = realpath(o->manifest, NULL);
+	e.workdir = realpath(o->workdir != NULL ? o->workdir : ".", NULL);
+	e.db = realpath(o->db, NULL);
+	e.dest = (char *)o->dest;
+	e.sets = (struct jp_kv *)o->sets;
+	e.n_sets = o->n_sets;
+	e.uid = geteuid();
+	if (dir == NULL || e.manifest == NULL || e.workdir == NULL || e.db == NULL)
+		jp_log_warn("job %s: not queued for `jobpub republish` either: %s", o->job,
+		            dir == NULL ? "out of memory" : strerror(errno));
+	else if (jp_spool_write(dir, &e, &err) != JP_OK)
+		jp_log_warn("job %s: not queued for `jobpub republish` either: %s", o->job, err.msg);
+	else
+		jp_log_warn("job %s: nothing recorded in the catalogue; queued in %s/%s.json for "
+		            "`jobpub republish`",
+		            o->job, dir, o->job);
+	free(e.manifest);
+	free(e.workdir);
+	free(e.db);
+	free(dir);
+}
 
 const struct jp_cmd jp_cmd_publish = {
 	.name = "publish",
@@ -266,7 +307,9 @@ cmd_publish(int argc, char **argv)
 	rc = jp_publish(&o, &err);
 	if (rc != 0)
 		jp_log_error("%s", err.msg);
-	else if (entry != NULL && !o.dry_run) {
+	if (rc != 0 && entry == NULL && !o.dry_run && jp_publish_unrecorded())
+		queue_unrecorded(&o);
+	else if (rc == 0 && entry != NULL && !o.dry_run) {
 		/* Published: the request is done.  A failed publish keeps it for the next try. */
 		struct jp_error e;
 		jp_error_clear(&e);

@@ -38,6 +38,15 @@ jp_publish_interrupted(void)
 	return interrupted != 0;
 }
 
+/* The last jp_publish could not record its attempt: the catalogue stayed locked. */
+static int last_unrecorded;
+
+int
+jp_publish_unrecorded(void)
+{
+	return last_unrecorded;
+}
+
 /* State of one planned file through the protocol. */
 struct pfile {
 	struct jp_item *it;
@@ -960,10 +969,14 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	    (r = check_interrupt(err)) != JP_OK)
 		goto out;
 	jp_jobtable_of(R.m, &R.t);
+	last_unrecorded = 0;
 	if ((r = open_catalog(&R, err)) != JP_OK ||
 	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, R.row, err)) != JP_OK ||
-	    (r = check_interrupt(err)) != JP_OK) /* a signal before the attempt: nothing recorded */
+	    (r = check_interrupt(err)) != JP_OK) { /* a signal before the attempt: nothing recorded */
+		last_unrecorded = err->code == JP_E_TEMPFAIL && !interrupted &&
+		                  (R.cat == NULL || jp_catalog_busy(R.cat));
 		goto out;
+	}
 
 	if (o->dry_run) {
 		struct jp_plan_input in = {R.m,      o->workdir, o->job, o->sets, o->n_sets,
@@ -995,8 +1008,10 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		r = jp_catalog_begin(R.cat, &R.t, &a, lease_s(o), &R.attempt, took, sizeof(took), err);
 		free(wd);
 		free(mf);
-		if (r != JP_OK)
+		if (r != JP_OK) {
+			last_unrecorded = jp_catalog_busy(R.cat) && !interrupted;
 			goto out;
+		}
 		if (took[0] != '\0')
 			jp_log_warn("job %s: took over the lease of %s", o->job, took);
 		R.renewed_ms = jp_now_ms();

@@ -45,6 +45,12 @@ struct jp_publish_opts {
  * failure is on err.  Messages and events go to the log (log.h). */
 int jp_publish(const struct jp_publish_opts *o, struct jp_error *err);
 
+/* 1 when the last jp_publish ended (75) before its attempt was recorded because the catalogue
+ * stayed locked past --db-timeout: nothing in the catalogue says the job wants publishing (its
+ * row keeps its status, it has no attempt), so `republish` cannot find it there.  The caller
+ * leaves a spool entry instead, which `republish` takes. */
+int jp_publish_unrecorded(void);
+
 struct jp_catalog;
 struct jp_dest_opts;
 struct jp_manifest;
