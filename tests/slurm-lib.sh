@@ -14,10 +14,9 @@ need useradd userdel setpriv sbatch scontrol squeue sinfo scancel sqlite3 python
 [ "$(id -u)" = 0 ] || hard_error "the real-Slurm tests run as root (slurmd runs epilogs as root)"
 
 chmod 711 "$T"
-mkdir -p "$T/bin" "$T/libexec" "$T/eplog"
+mkdir -p "$T/bin" "$T/eplog"
 cp "$JOBPUB" "$T/bin/jobpub"
-cp "$TOP_SRCDIR/scripts/slurm-epilog" "$T/libexec/slurm-epilog"
-chmod 755 "$T/bin" "$T/bin/jobpub" "$T/libexec" "$T/libexec/slurm-epilog"
+chmod 755 "$T/bin" "$T/bin/jobpub"
 ELOG=$T/eplog/epilog.log
 
 SUSER=jp-slurm-$$

@@ -15,36 +15,49 @@
 #   spool_unset       JOBPUB_SPOOL of the epilog node-local, not exported by the job: published
 #                     from the user's default spool, with a warning
 #   wrapper_wrong     the doc's wrapper pointing to a missing epilog: exit 0, logged, republish
+#   node_local        the doc's Prolog and node-local spool; a failure's recovery command there
+# The wrapper and the Prolog are taken from doc/slurm.md, the Epilog from `make install`.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/slurm-lib.sh"
 
 setup_work
 DB=$WORK/pdr_run.db
+
+# The Epilog as `make install` installs it (doc/slurm.md, "Install"), into a DESTDIR.
+BUILDDIR=$(cd "$(dirname "$JOBPUB")/.." && pwd)
+make -s -C "$BUILDDIR" install DESTDIR="$T/destdir" >"$T/install.log" 2>&1 ||
+	{ show "$T/install.log"; fail "make install DESTDIR=$T/destdir failed"; }
+EPILOG=$(find "$T/destdir" -path '*/libexec/jobpub/slurm-epilog' -type f | head -n 1)
+[ -n "$EPILOG" ] && [ -x "$EPILOG" ] || fail "make install installed no libexec/jobpub/slurm-epilog"
+chmod -R a+rX "$T/destdir"
 USPOOL=$SHOME/.local/state/jobpub/spool
 
-# wrapper EPILOG [SETTING...]: the wrapper of doc/slurm.md (settings exported, the epilog run
-# only when it is there, exit 0), with the test's paths.
+# doc_block NAME: the code block under "<!-- slurm-real: NAME -->" in doc/slurm.md, with the
+# system paths of the doc turned into the test's.
+doc_block() {
+	awk -v m="<!-- slurm-real: $1 -->" '
+		$0 == m { on = 1; next }
+		on && /^```/ { if (in_block) exit; in_block = 1; next }
+		in_block { print }' "$TOP_SRCDIR/doc/slurm.md" |
+		sed -e "s#/var/log/jobpub#$T/eplog#g" -e "s#/var/spool/jobpub#$T/varspool#g"
+}
+
+# wrapper EPILOG [SETTING...]: the wrapper of doc/slurm.md calling EPILOG (the doc's path
+# replaced), with the test's jobpub and log directory, and each SETTING (NAME=VALUE) exported;
+# a setting the doc shows commented out is uncommented.
 wrapper() {
 	local e=$1 s
 	shift
-	printf '#!/bin/sh\n'
+	doc_block wrapper >"$T/wrapper.doc"
+	[ -s "$T/wrapper.doc" ] || fail "doc/slurm.md shows no wrapper"
+	sed -n 1p "$T/wrapper.doc"
 	for s in JOBPUB="$T/bin/jobpub" JOBPUB_EPILOG_LOGDIR="$T/eplog" "$@"; do
-		printf '%s\nexport %s\n' "$s" "${s%%=*}"
+		printf '%s; export %s\n' "$s" "${s%%=*}"
 	done
-	cat <<EOF
-epilog=$e
-if [ -x "\$epilog" ]; then
-	"\$epilog"
-else
-	msg="job \$SLURM_JOB_ID: \$epilog is missing: nothing published; recover as \$SLURM_JOB_USER: \\\`jobpub spool\\\` names the job's catalogue, \\\`jobpub republish --db CATALOGUE\\\` publishes it"
-	logger -t jobpub-epilog -p daemon.err -- "\$msg" 2>/dev/null
-	echo "\$(date -u +%Y-%m-%dT%H:%M:%SZ) \$(hostname -s) jobpub-epilog: err: \$msg" >>"\${JOBPUB_EPILOG_LOGDIR:-/var/log/jobpub}/epilog.log" 2>/dev/null
-fi
-exit 0
-EOF
+	sed -e 1d -e "s#^epilog=/usr/local/libexec/jobpub/slurm-epilog\$#epilog=$e#" "$T/wrapper.doc"
 }
 use_epilog() {
-	install_epilog "$(wrapper "$T/libexec/slurm-epilog" "$@")"
+	install_epilog "$(wrapper "$EPILOG" "$@")"
 }
 
 # simple_job ID: enqueue, then the run.
@@ -196,6 +209,8 @@ spool_unset() {
 
 wrapper_wrong() {
 	install_epilog "$(wrapper "$T/libexec/no-such-epilog")"
+	grep -q "^epilog=$T/libexec/no-such-epilog\$" "$SLURM_DIR/epilog.d/50-jobpub" ||
+		fail "the doc's wrapper has no epilog= line to point elsewhere"
 	simple_job 18
 	submit 18
 	wait_gone
@@ -209,6 +224,51 @@ wrapper_wrong() {
 	listed_by_republish 18
 	as_user jobpub republish --db "$db" >"$OUT" 2>"$ERR" || { show "$ERR"; fail "republish failed"; }
 	published 18
+	as_user jobpub status --db "$db" 18 >"$OUT" 2>"$ERR" || { show "$ERR"; fail "status failed"; }
+	assert_grep 'finished' "$OUT"
+	# Nothing left in the spool but what is published: --clean leaves it empty.
+	as_user jobpub spool --clean >"$OUT" 2>"$ERR" || { show "$ERR"; fail "jobpub spool --clean failed"; }
+	as_user jobpub spool >"$OUT" 2>"$ERR" || fail "jobpub spool failed"
+	assert_grep ' 0 pending, 0 failed, 0 published, 0 invalid$' "$OUT"
+}
+
+# The node-local layout of doc/slurm.md: the doc's Prolog makes the user's directory, the job
+# exports JOBPUB_SPOOL as the doc says; published from there.  Then the same with jobpub missing:
+# the logged recovery command names the node-local spool.
+node_local() {
+	doc_block prolog >"$SLURM_DIR/prolog.d/50-jobpub-spool"
+	[ -s "$SLURM_DIR/prolog.d/50-jobpub-spool" ] || fail "doc/slurm.md shows no prolog"
+	chmod 755 "$SLURM_DIR/prolog.d/50-jobpub-spool"
+	export_line=$(sed -n 's/^    \(export JOBPUB_SPOOL=.*\)$/\1/p' "$TOP_SRCDIR/doc/slurm.md" |
+		sed "s#/var/spool/jobpub#$T/varspool#")
+	[ -n "$export_line" ] || fail "doc/slurm.md shows no export JOBPUB_SPOOL line"
+	use_epilog "JOBPUB_SPOOL=$T/varspool/%u"
+	add_row 20
+	job_script 20 "$export_line
+$(enqueue_line 20)
+$(run_line 20)"
+	submit 20
+	wait_gone
+	assert_node_ok
+	assert_eq "$(stat -c '%u %a' "$T/varspool/$SUSER")" "$SUID 700" "owner and mode of the node-local spool"
+	assert_grep "job $SJOB: publishing $T/varspool/$SUSER/$SJOB\.json as $SUSER" "$ELOG"
+	USPOOL=$T/varspool/$SUSER
+	published 20
+	grep "job $SJOB:" "$ELOG" >"$T/one-job" # the doc's way to see one job's lines
+	assert_grep 'published \(exit 0' "$T/one-job"
+
+	use_epilog "JOBPUB_SPOOL=$T/varspool/%u" JOBPUB="$T/nonexistent/jobpub"
+	add_row 21
+	job_script 21 "$export_line
+$(enqueue_line 21)
+$(run_line 21)"
+	submit 21
+	wait_gone
+	assert_node_ok
+	assert_grep "err: job $SJOB: .*catalogue job 21 in $DB: not published: .*; recover: runuser -u $SUSER -- env JOBPUB_SPOOL=$T/varspool/$SUSER jobpub republish --db $DB --job 21 \(on $SLURM_NODE: the spool is node-local\)\$" "$ELOG"
+	run_recovery
+	published 21
+	rm -f "$SLURM_DIR/prolog.d/50-jobpub-spool"
 }
 
 run_case happy
@@ -219,4 +279,5 @@ run_case epilog_limit
 run_case cancelled
 run_case spool_unset
 run_case wrapper_wrong
+run_case node_local
 finish
