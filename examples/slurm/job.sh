@@ -23,6 +23,7 @@
 #SBATCH --mem=16G
 #SBATCH --time=12:00:00
 #SBATCH --output=%x-%j.log
+#SBATCH --comment=jobpub       # tells the Epilog this job uses jobpub (doc/slurm.md)
 set -euo pipefail
 
 : "${PDR_JOB_ID:?set PDR_JOB_ID, the pdr_model_jobs row of this model job}"
@@ -37,16 +38,20 @@ MANIFEST=${MANIFEST:-/project/pdr/jobpub/kosma-tau-epilog.yaml}
 # /tmp that Slurm removes when the job ends.
 SRC=$GRID/jobs/$PDR_JOB_ID
 WORKDIR=/scratch/$USER/kosma-tau-$SLURM_JOB_ID
+
+# A. Register the publish FIRST, before anything can fail or the time limit strike (the work
+#    directory need not exist yet).  See below.
+jobpub enqueue --job "$PDR_JOB_ID" --manifest "$MANIFEST" --workdir "$WORKDIR" \
+	--db "$CATALOG" --set "model=$PDR_MODEL"
+
 mkdir -p "$WORKDIR"
 cp -a "$SRC/." "$WORKDIR/"
 cd "$WORKDIR"
 
-# A. Register the publish FIRST, before the run: if the job is killed at its time limit, the
-#    epilog still publishes what is there (missing required outputs then mark the job
-#    failed_storage, which `jobpub republish` and the pdr_run status show).  The manifest is
-#    checked here: a typo fails the job now, not silently in the epilog.
-jobpub enqueue --job "$PDR_JOB_ID" --manifest "$MANIFEST" --workdir "$WORKDIR" \
-	--db "$CATALOG" --set "model=$PDR_MODEL"
+# A. (enqueued above) If the job is killed at its time limit, the epilog still publishes what
+#    is there (missing required outputs then mark the job failed_storage, which
+#    `jobpub republish` and the pdr_run status show).  The manifest was checked by enqueue: a
+#    typo fails the job at once, not silently in the epilog.
 
 # ---- the model (program names as installed at your site) ----
 export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK
