@@ -355,8 +355,14 @@ case_sigterm() {
 	# directory (every output is reached from it) or a job file or directory below it, the
 	# staged archive (or another output staged on another lane), its own output, or a directory
 	# of the destination (the staged file's parent, through which it is committed).
+	# (Descriptors this shell itself holds, such as a lock of whoever runs the suite, are
+	# inherited, not opened by jobpub.)
+	inherited=$(for fd in /proc/$$/fd/*; do readlink "$fd" 2>/dev/null; done)
 	for fd in /proc/"$PUB"/fd/*; do
 		target=$(readlink "$fd") || continue
+		if printf '%s\n' "$inherited" | grep -Fxq -- "$target"; then
+			continue
+		fi
 		if [ -d "$target" ]; then
 			case $target in "$MARCHIVE" | "$MARCHIVE"/*) continue ;; esac
 		fi
