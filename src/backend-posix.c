@@ -156,11 +156,12 @@ posix_close(struct jp_dest *d)
 }
 
 static int
-posix_check(const char *url, struct jp_error *err)
+posix_check(const char *url, const struct jp_dest_opts *opts, struct jp_error *err)
 {
 	char *path = NULL;
 	int r = url_to_path(url, &path, err);
 
+	(void)opts; /* nothing local to read before the open */
 	free(path);
 	return r;
 }

@@ -626,9 +626,11 @@ parse_url(struct s3_dest *d, const char *url, struct jp_error *err)
 }
 
 static int
-s3_check(const char *url, struct jp_error *err)
+s3_check(const char *url, const struct jp_dest_opts *opts, struct jp_error *err)
 {
 	struct s3_dest *d = calloc(1, sizeof(*d));
+	struct jp_s3_endpoint ep;
+	const char *endpoint;
 	int r;
 
 	if (d == NULL)
@@ -637,7 +639,30 @@ s3_check(const char *url, struct jp_error *err)
 	free(d->bucket);
 	free(d->root);
 	free(d);
-	return r;
+	if (r != JP_OK || opts == NULL)
+		return r;
+	/* What s3_open reads before its first request, in its order. */
+	{
+		struct jp_s3_creds creds;
+
+		memset(&creds, 0, sizeof(creds));
+		r = jp_s3_creds_find(&creds, NULL, err);
+		jp_s3_creds_free(&creds);
+		if (r != JP_OK)
+			return r;
+	}
+	endpoint = opts->s3_endpoint ? opts->s3_endpoint
+	           : env("AWS_ENDPOINT_URL_S3") ? env("AWS_ENDPOINT_URL_S3")
+	                                        : env("AWS_ENDPOINT_URL");
+	if (endpoint != NULL) {
+		if ((r = jp_s3_endpoint_parse(endpoint, &ep, err)) != JP_OK)
+			return r;
+		jp_s3_endpoint_free(&ep);
+	}
+	if (env("AWS_CA_BUNDLE") != NULL && access(env("AWS_CA_BUNDLE"), R_OK) != 0)
+		return jp_error_set(err, JP_E_CONFIG, NAME ": AWS_CA_BUNDLE=%s: %s",
+		                    env("AWS_CA_BUNDLE"), strerror(errno));
+	return JP_OK;
 }
 
 static int

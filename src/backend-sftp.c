@@ -674,7 +674,7 @@ sftp_cancel(struct jp_dest *jd)
 }
 
 static int
-sftp_check(const char *url, struct jp_error *err)
+sftp_check(const char *url, const struct jp_dest_opts *opts, struct jp_error *err)
 {
 	struct sftp_dest *d = calloc(1, sizeof(*d));
 	int r;
@@ -684,6 +684,11 @@ sftp_check(const char *url, struct jp_error *err)
 	d->sock = -1;
 	r = parse_url(d, url, err);
 	sftp_close(&d->base);
+	/* The key named on the command line or in the manifest is read at login: a missing one
+	 * is a setting to fix, found now. */
+	if (r == JP_OK && opts != NULL && opts->identity != NULL && access(opts->identity, R_OK) != 0)
+		r = jp_error_set(err, JP_E_CONFIG, NAME ": identity file %s: %s", opts->identity,
+		                 strerror(errno));
 	return r;
 }
 

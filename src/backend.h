@@ -92,10 +92,11 @@ struct jp_backend {
 	int (*uncommit)(struct jp_upload *u, struct jp_error *err);
 	/* OPTIONAL: makes committed names durable.  NULL: nothing to do. */
 	int (*sync)(struct jp_dest *d, struct jp_error *err);
-	/* OPTIONAL: checks url the way open parses it (host, path, bucket), touching nothing and
-	 * connecting nowhere, so a malformed destination is refused before anything is recorded.
-	 * 78 with the reason.  NULL: only the scheme is checked. */
-	int (*check)(const char *url, struct jp_error *err);
+	/* OPTIONAL: checks url the way open parses it (host, path, bucket) and, when opts is not
+	 * NULL, the local settings open would read (key files, endpoint, CA file, credentials),
+	 * touching nothing and connecting nowhere, so a configuration error is refused before
+	 * anything is recorded.  78 with the reason.  NULL: only the scheme is checked. */
+	int (*check)(const char *url, const struct jp_dest_opts *opts, struct jp_error *err);
 	/* OPTIONAL: called from another thread after a signal, while d may be in use: ends every
 	 * wait d is blocked in (or about to block in) at once, leaving its connection broken, so
 	 * the calls in progress fail (75) and the publish can roll back.  Only async-safe work: no

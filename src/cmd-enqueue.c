@@ -197,7 +197,7 @@ enqueue(const char *job, const char *key, const char *manifest, const char *work
 	 * (messages name the manifest as the user wrote it). */
 	if ((r = jp_manifest_load(manifest, &m, &err)) != JP_OK ||
 	    (r = jp_manifest_check_job(m, job, sets->v, sets->n, NULL, dest, &err)) != JP_OK ||
-	    (r = jp_check_destination(m, job, sets->v, sets->n, dest, NULL, &err)) != JP_OK)
+	    (r = jp_check_destination(m, job, sets->v, sets->n, dest, NULL, NULL, &err)) != JP_OK)
 		goto out;
 	if ((spooldir = spool != NULL ? strdup(spool) : jp_spool_dir()) == NULL) {
 		r = jp_error_set(&err, JP_E_SOFTWARE, "out of memory");

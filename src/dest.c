@@ -103,7 +103,18 @@ jp_dest_check_url(const char *url, struct jp_error *err)
 		                    "and logged); use a key");
 	if ((r = find_backend(url, &be, err)) != JP_OK)
 		return r;
-	return be->check != NULL ? be->check(url, err) : JP_OK;
+	return be->check != NULL ? be->check(url, NULL, err) : JP_OK;
+}
+
+int
+jp_dest_check_settings(const char *url, const struct jp_dest_opts *opts, struct jp_error *err)
+{
+	const struct jp_backend *be;
+	int r;
+
+	if ((r = jp_dest_check_url(url, err)) != JP_OK || (r = find_backend(url, &be, err)) != JP_OK)
+		return r;
+	return be->check != NULL ? be->check(url, opts, err) : JP_OK;
 }
 
 int

@@ -80,6 +80,11 @@ int jp_url_has_password(const char *url);
  * without opening it or connecting anywhere (dry runs, and a publish before it records
  * anything).  78 with the reason when not. */
 int jp_dest_check_url(const char *url, struct jp_error *err);
+/* jp_dest_check_url, then the local settings the open would read with opts: an SFTP identity
+ * file that cannot be read, S3 credentials that are nowhere, a malformed S3 endpoint, an
+ * unreadable AWS_CA_BUNDLE (78), still without connecting. */
+int jp_dest_check_settings(const char *url, const struct jp_dest_opts *opts,
+                           struct jp_error *err);
 
 /* 0 when key is a safe relative name (no leading '/', no "." or ".." component, no empty
  * component, no control character, at most 4096 bytes); else -1 with the reason in why. */

@@ -842,7 +842,7 @@ open_catalog(struct run *R, struct jp_error *err)
 int
 jp_check_destination(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
                      size_t n_sets, const char *dest_override, const struct jp_row *row,
-                     struct jp_error *err)
+                     const struct jp_dest_opts *dopts, struct jp_error *err)
 {
 	struct jp_vars v = {job, NULL, NULL, sets, n_sets, row, 0};
 	const char *tmpl = dest_override != NULL ? dest_override : m->destination.s;
@@ -861,9 +861,11 @@ jp_check_destination(const struct jp_manifest *m, const char *job, const struct 
 		return JP_OK;
 	jp_error_clear(&e);
 	r = jp_dest_check_url(url, &e);
+	if (r == JP_OK && dopts != NULL)
+		r = jp_dest_check_settings(url, dopts, err);
 	free(url);
-	if (r == JP_OK)
-		return JP_OK;
+	if (r == JP_OK || e.code == JP_E_NONE)
+		return r;
 	if (dest_override == NULL && m->destination.line > 0)
 		return jp_error_set(err, e.code, "%s:%d:%d: %s", m->file, m->destination.line,
 		                    m->destination.col, e.msg);
@@ -964,14 +966,21 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	/* Before anything else: the manifest must be right, or nothing happens.  Then what the
 	 * manifest asks of the catalogue and the job's row: refused before anything is recorded. */
 	if ((r = jp_manifest_load(o->manifest, &R.m, err)) != JP_OK ||
-	    (r = jp_manifest_check_job(R.m, o->job, o->sets, o->n_sets, NULL, o->dest, err)) != JP_OK ||
-	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, NULL, err)) != JP_OK ||
+	    (r = jp_manifest_check_job(R.m, o->job, o->sets, o->n_sets, NULL, o->dest, err)) != JP_OK)
+		goto out;
+	/* The destination and the settings it will be opened with (command line, then manifest):
+	 * a configuration error is found here, before the catalogue is touched. */
+	jp_publish_dest_opts(o, &R.dopts);
+	manifest_dest_opts(R.m, &R.dopts);
+	if ((r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, NULL,
+	                              o->dry_run ? NULL : &R.dopts, err)) != JP_OK ||
 	    (r = check_interrupt(err)) != JP_OK)
 		goto out;
 	jp_jobtable_of(R.m, &R.t);
 	last_unrecorded = 0;
 	if ((r = open_catalog(&R, err)) != JP_OK ||
-	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, R.row, err)) != JP_OK ||
+	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, R.row,
+	                              o->dry_run ? NULL : &R.dopts, err)) != JP_OK ||
 	    (r = check_interrupt(err)) != JP_OK) { /* a signal before the attempt: nothing recorded */
 		last_unrecorded = err->code == JP_E_TEMPFAIL && !interrupted &&
 		                  (R.cat == NULL || jp_catalog_busy(R.cat));
@@ -1020,8 +1029,6 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 		struct jp_plan_input in = {R.m,      o->workdir, o->job, o->sets, o->n_sets,
 		                           R.row,     o->dest,    jp_publish_interrupted};
 
-		jp_publish_dest_opts(o, &R.dopts);
-		manifest_dest_opts(R.m, &R.dopts);
 		if ((r = jp_plan_build(&in, &R.plan, err)) != JP_OK || (r = check_interrupt(err)) != JP_OK)
 			goto failed;
 		{

@@ -80,10 +80,12 @@ int jp_job_prepare(struct jp_catalog *c, const struct jp_manifest *m, const char
  * With row NULL, a destination that needs ${row.X} is left for the call with the row.  A
  * publish calls it before the catalogue is opened and again before the attempt begins, so a
  * malformed destination records nothing; enqueue calls it before it writes the spool entry.
+ * With dopts, the local settings the destination's open would read are checked too
+ * (jp_dest_check_settings: an identity file, S3 credentials, ...; 78, without position).
  */
 int jp_check_destination(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
                          size_t n_sets, const char *dest_override, const struct jp_row *row,
-                         struct jp_error *err);
+                         const struct jp_dest_opts *dopts, struct jp_error *err);
 
 /* Asks a running publish to stop (async-signal-safe: sets a flag).  sig is reported.  The flag
  * stays set for the life of the process, so every later jp_publish stops too (a SIGTERM stops a

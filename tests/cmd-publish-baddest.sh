@@ -60,16 +60,23 @@ unknown_scheme() {
 	cmp -s "$T/before.db" "$MDB" || fail "the catalogue changed"
 }
 
-# bad_dest URL PATTERN: --dest URL exits 78 with one line matching PATTERN, and changes
-# nothing: the catalogue byte for byte, no directory created (here or in the job's directory).
+# bad_dest URL PATTERN [OPTION]...: --dest URL (with the options, in the environment changed
+# by $BAD_ENV: env(1) words; default: S3 credentials that exist) exits 78 with one line matching
+# PATTERN, and changes nothing: the catalogue byte for byte, no directory created (here or in
+# the job's directory).
 bad_dest() {
+	local url=$1 pattern=$2
+	shift 2
 	make_mini
 	cp "$MDB" "$T/before.db"
 	(cd "$MINI" && find . | LC_ALL=C sort) >"$T/before.files"
-	expect_rc 78 publish_mini --dest "$1"
-	assert_grep "^jobpub: .*$2" "$ERR"
+	# shellcheck disable=SC2086
+	expect_rc 78 env ${BAD_ENV:-AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s} HOME="$T/nohome" \
+		"$JOBPUB" publish --job 1 --manifest "$MMAN" --workdir "$MJOB" --db "$MDB" \
+		--dest "$url" "$@"
+	assert_grep "^jobpub: .*$pattern" "$ERR"
 	assert_eq "$(wc -l <"$ERR")" 1 "lines on stderr"
-	cmp -s "$T/before.db" "$MDB" || fail "--dest $1: the catalogue changed"
+	cmp -s "$T/before.db" "$MDB" || fail "--dest $url: the catalogue changed"
 	(cd "$MINI" && find . | LC_ALL=C sort) >"$T/after.files"
 	cmp -s "$T/before.files" "$T/after.files" || {
 		diff "$T/before.files" "$T/after.files" >&2 || true
@@ -85,6 +92,19 @@ dest_file_relative() { bad_dest 'file:/relative' 'expected a URL'; }
 dest_file_host() { bad_dest 'file://relative/x' 'file://relative/x'; }
 dest_relative_path() { bad_dest 'archive/x' 'expected a URL'; }
 dest_password() { bad_dest 'sftp://u:secret@localhost/x' 'password'; }
+# The local settings the destination would be opened with: refused before anything too.
+dest_sftp_identity() {
+	bad_dest 'sftp://localhost/x' "identity file $T/no-key: No such file" --identity "$T/no-key"
+}
+dest_s3_no_credentials() {
+	BAD_ENV="-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY"
+	bad_dest 's3://bucket/x' 'no credentials'
+}
+dest_s3_bad_endpoint() { bad_dest 's3://bucket/x' "endpoint 'ftp://e'" --s3-endpoint ftp://e; }
+dest_s3_ca_bundle() {
+	BAD_ENV="AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s AWS_CA_BUNDLE=$T/no-ca.pem"
+	bad_dest 's3://bucket/x' "AWS_CA_BUNDLE=$T/no-ca.pem" --s3-endpoint http://127.0.0.1:9
+}
 
 # The manifest's destination, malformed once ${row.name} is known: found with the row, before
 # the attempt begins: the row and its columns unchanged, no attempt recorded.
@@ -114,5 +134,9 @@ run_case dest_file_relative
 run_case dest_file_host
 run_case dest_relative_path
 run_case dest_password
+run_case dest_sftp_identity
+run_case dest_s3_no_credentials
+run_case dest_s3_bad_endpoint
+run_case dest_s3_ca_bundle
 run_case manifest_dest_from_row
 finish
