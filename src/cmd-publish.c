@@ -302,7 +302,8 @@ cmd_publish(int argc, char **argv)
 	jp_log_setup(fmt, verbosity, NULL);
 
 	/* SIGINT/SIGTERM (caught since the start of main, jp_cmd_signals_early): stop at the next
-	 * check, clean up, record the attempt as interrupted. */
+	 * check, clean up (within a bound of its own), record the attempt as interrupted. */
+	jp_publish_set_cleanup_hook(jp_cmd_stop_cleanup);
 	jp_error_clear(&err);
 	rc = jp_publish(&o, &err);
 	if (rc != 0)

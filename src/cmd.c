@@ -93,16 +93,20 @@ say(const char *msg)
 	(void)n;
 }
 
+static volatile sig_atomic_t first_signal, cleaning_up;
+
 static void
 on_stop_bound(int sig)
 {
 	(void)sig;
-	say("jobpub: not stopped " STR(JP_STOP_BOUND_S) " s after the signal: exiting now; "
-	    "jobpub gc finds what is left\n");
+	if (cleaning_up)
+		say("jobpub: clean-up not done " STR(JP_CLEANUP_BOUND_S) " s after it began: exiting "
+		    "now; jobpub gc finds what is left\n");
+	else
+		say("jobpub: not stopped " STR(JP_STOP_BOUND_S) " s after the signal: exiting now; "
+		    "jobpub gc finds what is left\n");
 	_exit(75);
 }
-
-static volatile sig_atomic_t first_signal;
 
 static void
 on_stop_signal(int sig)
@@ -132,6 +136,15 @@ jp_cmd_signals_early(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGALRM);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void
+jp_cmd_stop_cleanup(void)
+{
+	if (first_signal == 0 || cleaning_up)
+		return;
+	cleaning_up = 1;
+	alarm(JP_CLEANUP_BOUND_S);
 }
 
 void

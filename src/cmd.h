@@ -55,12 +55,19 @@ void jp_cmd_catch_signals(void (*fn)(int));
  * default action in place: SIGINT and SIGTERM are unblocked (a job script may start us with
  * them blocked) and set the stop flag (publish.h: jp_publish_interrupt), which every phase of a
  * publish checks; SIGPIPE is ignored.  The first signal also starts the stop bound: a process
- * still running JP_STOP_BOUND_S seconds later (a wait nothing could cut short), or one that
- * gets a second SIGINT/SIGTERM, exits at once with 75, saying so on stderr; what it left is
- * found by the lease rules and `jobpub gc`.
+ * that has not reached its clean-up JP_STOP_BOUND_S seconds later (a wait nothing could cut
+ * short), or that is still cleaning up JP_CLEANUP_BOUND_S seconds after it began
+ * (jp_cmd_stop_cleanup), or that gets a second SIGINT/SIGTERM, exits at once with 75, saying
+ * so on stderr; what it left is found by the lease rules and `jobpub gc`.
  */
 #define JP_STOP_BOUND_S 5
+#define JP_CLEANUP_BOUND_S 60
 void jp_cmd_signals_early(void);
+
+/* A stopping command has reached its clean-up (a publish's roll back: one request per staged
+ * file, which may be many), which ends by itself: the bound becomes JP_CLEANUP_BOUND_S from
+ * now.  Nothing before a signal. */
+void jp_cmd_stop_cleanup(void);
 
 /* For a command that does not check the stop flag (stops = 0): SIGINT and SIGTERM get their
  * default action back, and one that came before takes effect now. */

@@ -47,6 +47,14 @@ jp_publish_unrecorded(void)
 	return last_unrecorded;
 }
 
+static void (*cleanup_hook)(void);
+
+void
+jp_publish_set_cleanup_hook(void (*fn)(void))
+{
+	cleanup_hook = fn;
+}
+
 /* State of one planned file through the protocol. */
 struct pfile {
 	struct jp_item *it;
@@ -1105,6 +1113,8 @@ failed:
 		jp_error_clear(err);
 		r = check_interrupt(err);
 	}
+	if (interrupted && cleanup_hook != NULL)
+		cleanup_hook();
 	rollback(&R);
 	{
 		struct jp_event ev = {"failed", o->job, NULL, NULL, NULL, (int64_t)R.bytes, NULL,

@@ -95,4 +95,8 @@ void jp_publish_interrupt(int sig);
 /* 1 when jp_publish_interrupt was called. */
 int jp_publish_interrupted(void);
 
+/* fn is called when a publish stopped by jp_publish_interrupt begins its roll back (the
+ * command line gives its clean-up a bound of its own).  NULL: nothing. */
+void jp_publish_set_cleanup_hook(void (*fn)(void));
+
 #endif
