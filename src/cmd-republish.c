@@ -418,8 +418,14 @@ cmd_republish(int argc, char **argv)
 	db = jp_cmd_db(db);
 	jp_log_setup(JP_LOG_TEXT, -1, NULL);
 	jp_error_clear(&err);
-	if (jp_catalog_open(db, db_timeout_ms, JP_CATALOG_READONLY, &cat, &err) != JP_OK ||
-	    (p.cat = cat, jp_catalog_jobs(cat, select_job, &p, &err)) != JP_OK) {
+	if (jp_catalog_open(db, db_timeout_ms, JP_CATALOG_READONLY, &cat, &err) != JP_OK &&
+	    access(db, F_OK) != 0 && errno == ENOENT) {
+		/* No catalogue yet (jobpub's own table mode creates it on the first publish): only
+		 * spool entries can name jobs, and their publish creates it. */
+		jp_error_clear(&err);
+		cat = NULL;
+	} else if (cat == NULL ||
+	           (p.cat = cat, jp_catalog_jobs(cat, select_job, &p, &err)) != JP_OK) {
 		jp_log_error("%s", err.msg);
 		jp_catalog_close(cat);
 		free(jobs);
@@ -427,7 +433,20 @@ cmd_republish(int argc, char **argv)
 	}
 	/* The spool's entries for this catalogue (not with --status: they have none yet). */
 	spooldir = opt_spool != NULL ? strdup(opt_spool) : jp_spool_dir();
-	db_real = realpath(db, NULL);
+	if ((db_real = realpath(db, NULL)) == NULL) {
+		/* Not there yet: its directory's real path and its name, as enqueue records it. */
+		const char *slash = strrchr(db, '/');
+		char *dir = slash == NULL ? realpath(".", NULL)
+		            : slash == db ? strdup("/") : strndup(db, (size_t)(slash - db));
+		char *rdir = dir != NULL && slash != NULL ? realpath(dir, NULL) : dir;
+
+		if (rdir != NULL)
+			db_real = jp_asprintf("%s%s%s", rdir, strcmp(rdir, "/") == 0 ? "" : "/",
+			                      slash != NULL ? slash + 1 : db);
+		if (rdir != dir)
+			free(rdir);
+		free(dir);
+	}
 	if (spooldir != NULL && status == NULL) {
 		p.db_real = db_real != NULL ? db_real : db;
 		p.spooldir = spooldir;

@@ -93,7 +93,34 @@ clean() {
 	[ -f "$SP/slurm-79.json" ] || fail "--clean removed a failed job's entry"
 }
 
+# A catalogue that does not exist yet (jobpub's own table: the first publish creates it): the
+# job is pending, and republish publishes it from its entry.
+no_catalogue_yet() {
+	mkdir -p "$T/new"
+	write_manifest "$T/new/m.yaml" <<EOF
+destination: file://$T/new/archive
+outputs:
+  - name: result
+    path: out/result.txt
+    to: result.txt
+EOF
+	"$JOBPUB" enqueue --job 5 --manifest "$T/new/m.yaml" --workdir "$MJOB" --db "$T/new/cat.db" \
+		--spool "$T/new/spool" >"$OUT" 2>"$ERR" || { show "$ERR"; fail "enqueue failed"; }
+	expect_rc 0 "$JOBPUB" spool --spool "$T/new/spool"
+	assert_grep '^5: job 5 pending ' "$OUT"
+	(cd "$T/new" && "$JOBPUB" republish --db cat.db --spool spool --dry-run) >"$OUT" 2>"$ERR" ||
+		{ show "$ERR"; fail "republish --dry-run with no catalogue"; }
+	assert_grep '^job 5: would republish \(status spooled as 5\)' "$OUT"
+	assert_absent "$T/new/cat.db"
+	(cd "$T/new" && "$JOBPUB" republish --db ./cat.db --spool spool) >"$OUT" 2>"$ERR" ||
+		{ show "$ERR"; fail "republish with no catalogue"; }
+	assert_grep '^job 5: published$' "$OUT"
+	assert_absent "$T/new/spool/5.json"
+	cmp -s "$MJOB/out/result.txt" "$T/new/archive/result.txt" || fail "not published"
+}
+
 enqueue 1 slurm-77
+run_case no_catalogue_yet
 run_case listing
 run_case locked_then_republish
 run_case clean

@@ -3,7 +3,7 @@
  * and atomicity, the strict reader (unknown or missing keys, wrong types, another job, relative
  * paths, broken JSON: 65 naming the file), a missing entry (66), entries not safe to trust
  * (group- or world-writable, a symlink, owned by another user: 77), remove, and the default
- * spool directory.
+ * spool directory, the listing of a spool.
  */
 #include "config.h"
 
@@ -608,6 +608,64 @@ START_TEST(test_remove)
 }
 END_TEST
 
+/* jp_spool_list: every <key>.json in name order, unreadable ones with their reason, temporaries
+ * and other names skipped; a missing directory has no entries; the callback may stop it. */
+struct seen_list {
+	char keys[8][32];
+	int ok[8];
+	size_t n;
+	int stop_after;
+};
+
+static int
+on_entry(void *arg, const char *key, const struct jp_spool_entry *e, const struct jp_error *why,
+         long long mtime)
+{
+	struct seen_list *L = arg;
+
+	ck_assert_int_gt(mtime, 0);
+	ck_assert_msg((e == NULL) != (why == NULL), "exactly one of entry and reason");
+	if (e != NULL)
+		ck_assert_str_eq(e->job, key);
+	else
+		ck_assert_msg(strstr(why->msg, key) != NULL, "reason does not name %s: %s", key,
+		              why->msg);
+	snprintf(L->keys[L->n], sizeof(L->keys[0]), "%s", key);
+	L->ok[L->n++] = e != NULL;
+	return L->stop_after != 0 && (int)L->n == L->stop_after;
+}
+
+START_TEST(test_list)
+{
+	struct seen_list L;
+	char *missing;
+
+	memset(&L, 0, sizeof(L));
+	entry_for_me("43");
+	entry_for_me("42");
+	put_entry("44", "not json");
+	t_write_str(dir, ".42.json.tmp123", "x");
+	t_write_str(dir, "notes.txt", "x");
+	ck_assert_int_eq(jp_spool_list(dir, on_entry, &L, &err), JP_OK);
+	ck_assert_int_eq((int)L.n, 3);
+	ck_assert_str_eq(L.keys[0], "42");
+	ck_assert_str_eq(L.keys[1], "43");
+	ck_assert_str_eq(L.keys[2], "44");
+	ck_assert(L.ok[0] && L.ok[1] && !L.ok[2]);
+
+	memset(&L, 0, sizeof(L));
+	L.stop_after = 1;
+	ck_assert_int_eq(jp_spool_list(dir, on_entry, &L, &err), JP_OK);
+	ck_assert_int_eq((int)L.n, 1);
+
+	memset(&L, 0, sizeof(L));
+	missing = t_path(dir, "no-such-spool");
+	ck_assert_int_eq(jp_spool_list(missing, on_entry, &L, &err), JP_OK);
+	ck_assert_int_eq((int)L.n, 0);
+	free(missing);
+}
+END_TEST
+
 START_TEST(test_spool_dir)
 {
 	struct passwd *pw = getpwnam("nobody");
@@ -698,6 +756,7 @@ main(void)
 
 	tc = tcase_create("manage");
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_remove);
 	tcase_add_test(tc, test_spool_dir);
 	suite_add_tcase(s, tc);
