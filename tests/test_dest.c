@@ -264,6 +264,7 @@ START_TEST(test_open_url_and_key_url)
 		ck_abort();
 	ck_assert_msg(jp_dest_open(url, &opts, &d, &e) == JP_OK, "%s", e.msg);
 	ck_assert_str_eq(jp_dest_backend(d), "posix");
+	ck_assert_int_eq(jp_dest_can_cancel(d), 0); /* its waits are local */
 	if (asprintf(&want, "file://%s/arch", tmp) < 0)
 		ck_abort();
 	ck_assert_str_eq(jp_dest_url(d), want);
@@ -323,6 +324,8 @@ START_TEST(test_not_open)
 	ck_assert_int_eq(jp_upload_uncommit(NULL, &e), JP_OK);
 	jp_upload_free(NULL);
 	jp_dest_close(NULL);
+	ck_assert_int_eq(jp_dest_can_cancel(NULL), 0);
+	jp_dest_cancel(NULL);
 }
 END_TEST
 

@@ -1001,12 +1001,17 @@ END_TEST
  * opens and a later lane's (re)open does not: a server that dies between two connects. */
 static unsigned root_calls, refuse_root_from;
 static const char *refused_root;
+/* And a signal while planning: the interrupt flag is set at the interrupt_at-th resolution of
+ * a path containing "/many/" (0: never); many_calls counts them. */
+static unsigned many_calls, interrupt_at;
 
 char *
 realpath(const char *path, char *resolved)
 {
 	char *(*real)(const char *, char *);
 
+	if (strstr(path, "/many/") != NULL && ++many_calls == interrupt_at)
+		jp_publish_interrupt(SIGTERM);
 	if (refuse_root_from != 0 && refused_root != NULL && strcmp(path, refused_root) == 0 &&
 	    ++root_calls >= refuse_root_from) {
 		errno = EIO;
@@ -1045,6 +1050,53 @@ START_TEST(test_lane_open_fails)
 	rc = publish_with(&o);
 	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
 	assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+}
+END_TEST
+
+/* A signal before the attempt begins records nothing: not even the catalogue is created. */
+START_TEST(test_interrupt_before_attempt)
+{
+	int rc;
+
+	jp_publish_interrupt(SIGTERM);
+	rc = publish(0);
+	ck_assert_msg(rc == JP_E_TEMPFAIL, "rc %d: %s", rc, err.msg);
+	ck_assert_str_eq(err.msg, "interrupted by SIGTERM");
+	ck_assert(!t_exists(dir, "cat.db"));
+	ck_assert(!t_exists(dir, "archive"));
+	/* and on a catalogue that exists: the published job stays as it was, no attempt */
+	jp_publish_interrupt(0);
+	ck_assert_msg(publish(0) == 0, "%s", err.msg);
+	jp_publish_interrupt(SIGTERM);
+	rc = publish(1);
+	ck_assert_msg(rc == JP_E_TEMPFAIL, "rc %d: %s", rc, err.msg);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_attempts", NULL), 1);
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+}
+END_TEST
+
+/* A signal while a glob of 200 files is planned stops the plan at the next match: the attempt
+ * is interrupted, the destination never opened. */
+START_TEST(test_interrupt_while_planning)
+{
+	char rel[32];
+	int rc, i;
+
+	for (i = 0; i < 200; i++) {
+		snprintf(rel, sizeof(rel), "many/f%03d", i);
+		t_write_str(work, rel, "x\n");
+	}
+	write_manifest(NULL, NULL, "  - name: many\n    glob: many/*\n    to: many/${basename}\n");
+	many_calls = 0;
+	interrupt_at = 3;
+	rc = publish(0);
+	interrupt_at = 0;
+	ck_assert_msg(rc == JP_E_TEMPFAIL, "rc %d: %s", rc, err.msg);
+	ck_assert_str_eq(err.msg, "interrupted by SIGTERM");
+	ck_assert_msg(many_calls < 10, "%u files resolved after the signal", many_calls);
+	ck_assert(!t_exists(dir, "archive"));
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	assert_last_attempt("interrupted", "tempfail");
 }
 END_TEST
 
@@ -1102,6 +1154,8 @@ publish_suite(void)
 	tcase_add_test(tc, test_symlink_swapped_after_plan);
 	tcase_add_test(tc, test_interrupt_after_commit_undoes);
 	tcase_add_test(tc, test_sigterm_child);
+	tcase_add_test(tc, test_interrupt_before_attempt);
+	tcase_add_test(tc, test_interrupt_while_planning);
 	suite_add_tcase(s, tc);
 	return s;
 }
