@@ -196,6 +196,8 @@ cmd_verify(int argc, char **argv)
 	}
 	if (optind == argc) {
 		rc = jp_catalog_files(cat, NULL, check_file, &v, &err);
+		if (rc == JP_OK && !json && jp_catalog_empty(cat))
+			printf("nothing published yet (jobpub has not written to %s)\n", jp_cmd_db(db));
 	} else {
 		for (; optind < argc && rc == JP_OK; optind++) {
 			size_t before = v.total_ok + v.total_bad;

@@ -63,6 +63,7 @@ commands() {
 	json "gc --dest --json" "$JOBPUB" gc --db "$DB" --dest "file://$T/dest" --json
 
 	run verify "$JOBPUB" verify --db "$DB"
+	assert_grep '^nothing published yet' "$OUT"
 	json "verify --json" "$JOBPUB" verify --db "$DB" --json
 	run "verify 1" "$JOBPUB" verify --db "$DB" 1
 	assert_grep '^job 1: nothing published yet' "$OUT"
