@@ -1533,7 +1533,8 @@ listing_load(struct s3_dest *d, struct jp_error *err)
 		d->listed = -1;
 		return JP_OK;
 	}
-	qsort(d->objs, d->n_objs, sizeof(*d->objs), listed_cmp);
+	if (d->n_objs > 0) /* an empty listing has no array, and qsort(NULL, 0) is undefined */
+		qsort(d->objs, d->n_objs, sizeof(*d->objs), listed_cmp);
 	d->listed = 1;
 	return JP_OK;
 }
@@ -1552,7 +1553,9 @@ s3_stat(struct jp_dest *dd, const char *key, struct jp_stat *st, struct jp_error
 	if (d->listed == 1) {
 		struct listed_obj k = {(char *)key, {0}}, *hit;
 
-		hit = bsearch(&k, d->objs, d->n_objs, sizeof(*d->objs), listed_cmp);
+		/* bsearch on an empty listing's NULL array is undefined */
+		hit = d->n_objs > 0 ? bsearch(&k, d->objs, d->n_objs, sizeof(*d->objs), listed_cmp)
+		                    : NULL;
 		memset(st, 0, sizeof(*st));
 		if (hit != NULL)
 			*st = hit->st;
