@@ -538,6 +538,55 @@ disconnect(struct sftp_dest *d)
 	d->sock = -1;
 }
 
+/*
+ * The algorithms offered, most wanted first; only those this libssh2 has are passed on
+ * (jp_ssh_methods: 1.10 corrupts memory when given one it lacks).  Host keys: OpenSSH's order,
+ * so the known_hosts entry ssh(1) recorded is the one checked.  Ciphers and MACs: the fastest
+ * first, as measured with `openssl speed -evp` on 32 KiB blocks (AES-NI, SHA-NI):
+ * aes128-gcm 4.6 GB/s, chacha20-poly1305 3.6 GB/s, aes128-ctr 9.3 GB/s but with
+ * hmac-sha2-256 (1.7 GB/s) 1.5 GB/s together; hmac-sha2-512 0.8 GB/s.
+ */
+static const struct {
+	int type;
+	const char *prefs;
+} methods[] = {
+	{LIBSSH2_METHOD_HOSTKEY, "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
+	                         "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa"},
+#define CIPHERS "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com," \
+                "aes128-ctr,aes192-ctr,aes256-ctr"
+#define MACS "hmac-sha2-256-etm@openssh.com,hmac-sha2-256,hmac-sha2-512-etm@openssh.com," \
+             "hmac-sha2-512,hmac-sha1-etm@openssh.com,hmac-sha1"
+	{LIBSSH2_METHOD_CRYPT_CS, CIPHERS},
+	{LIBSSH2_METHOD_CRYPT_SC, CIPHERS},
+	{LIBSSH2_METHOD_MAC_CS, MACS},
+	{LIBSSH2_METHOD_MAC_SC, MACS},
+#undef CIPHERS
+#undef MACS
+};
+
+static int
+set_methods(struct sftp_dest *d, struct jp_error *err)
+{
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		const char **algs = NULL;
+		int n = libssh2_session_supported_algs(d->session, methods[i].type, &algs);
+		char *list;
+
+		if (n <= 0)
+			continue; /* libssh2 cannot say: its own defaults */
+		list = jp_ssh_methods(methods[i].prefs, algs, n);
+		libssh2_free(d->session, (void *)algs);
+		if (list == NULL)
+			return oom(err);
+		/* None of ours, or refused: libssh2's defaults, all of which it has. */
+		if (*list != '\0' && libssh2_session_method_pref(d->session, methods[i].type, list) != 0)
+			jp_log_verbose(NAME ": libssh2 refused the algorithm list %s: its defaults apply",
+			               list);
+		free(list);
+	}
+	return JP_OK;
+}
+
 static int
 connect_session(struct sftp_dest *d, struct jp_error *err)
 {
@@ -549,10 +598,8 @@ connect_session(struct sftp_dest *d, struct jp_error *err)
 		return oom(err);
 	libssh2_session_set_blocking(d->session, 1);
 	libssh2_session_set_timeout(d->session, d->opts.timeout_ms);
-	/* Prefer the host key types OpenSSH prefers, so known_hosts entries match. */
-	libssh2_session_method_pref(d->session, LIBSSH2_METHOD_HOSTKEY,
-	                            "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
-	                            "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+	if ((r = set_methods(d, err)) != JP_OK)
+		return r;
 	if (libssh2_session_handshake(d->session, d->sock) != 0) {
 		char *msg = NULL;
 		libssh2_session_last_error(d->session, &msg, NULL, 0);

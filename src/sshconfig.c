@@ -1,5 +1,6 @@
 /*
- * sshconfig.c - reading ~/.ssh/config for one host, the way ssh(1) does.
+ * sshconfig.c - reading ~/.ssh/config for one host, the way ssh(1) does, and the algorithm
+ * lists jobpub offers.
  */
 #include "config.h"
 
@@ -188,4 +189,44 @@ jp_sshconf_free(struct jp_sshconf *c)
 	free(c->identity);
 	free(c->known_hosts);
 	memset(c, 0, sizeof(*c));
+}
+
+/* A name of a comma-separated list is [s, s + len). */
+static int
+in_list(const char *list, const char *s, size_t len)
+{
+	for (const char *p = list; *p != '\0'; p += *p == ',') {
+		size_t l = strcspn(p, ",");
+		if (l == len && memcmp(p, s, len) == 0)
+			return 1;
+		p += l;
+	}
+	return 0;
+}
+
+char *
+jp_ssh_methods(const char *preferred, const char *const *supported, int n)
+{
+	char *out = malloc(strlen(preferred) + 1), *end = out;
+
+	if (out == NULL)
+		return NULL;
+	*out = '\0';
+	for (const char *p = preferred; *p != '\0'; p += *p == ',') {
+		size_t len = strcspn(p, ",");
+		int i;
+
+		for (i = 0; i < n; i++)
+			if (strlen(supported[i]) == len && memcmp(supported[i], p, len) == 0)
+				break;
+		if (len > 0 && i < n && !in_list(out, p, len)) {
+			if (end != out)
+				*end++ = ',';
+			memcpy(end, p, len);
+			end += len;
+			*end = '\0';
+		}
+		p += len;
+	}
+	return out;
 }

@@ -7,6 +7,8 @@
  * keywords are case-insensitive, "Keyword value" or "Keyword=value", ~ and %d (home), %h
  * (host), %u (local user), %% expanded in file names.  `Match` blocks and `Include` are not
  * followed (their lines are skipped).
+ *
+ * Also the algorithm lists jobpub offers (jp_ssh_methods), which are SSH configuration too.
  */
 #ifndef JP_SSHCONFIG_H
 #define JP_SSHCONFIG_H
@@ -29,5 +31,12 @@ void jp_sshconf_free(struct jp_sshconf *c);
 
 /* ~ and %d, %h, %u, %% expanded; malloc'd, NULL when out of memory. */
 char *jp_ssh_expand(const char *s, const char *host);
+
+/* The names of the comma-separated list `preferred` (most wanted first) that are among the n
+ * names of `supported` (what libssh2_session_supported_algs() reports), in the order of
+ * `preferred`, comma-separated, without duplicates; "" when none is supported.  malloc'd, NULL
+ * when out of memory.  libssh2_session_method_pref() must only be given such a list: 1.10
+ * strips a name it lacks with an overlapping memcpy (undefined; ASan aborts on it). */
+char *jp_ssh_methods(const char *preferred, const char *const *supported, int n);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * test_sshconfig.c - src/sshconfig.c: Host matching and first-value-wins, as ssh(1) reads it.
+ * test_sshconfig.c - src/sshconfig.c: Host matching and first-value-wins, as ssh(1) reads it;
+ * the algorithm lists offered to libssh2.
  */
 #include "config.h"
 
@@ -152,6 +153,38 @@ START_TEST(test_bad_port)
 }
 END_TEST
 
+/* Only what libssh2 supports, in our order: libssh2 1.10 lacks rsa-sha2-* and the AEAD
+ * ciphers, and corrupts its own list (overlapping memcpy) when offered them. */
+START_TEST(test_methods)
+{
+	static const char *const algs[] = {"ecdsa-sha2-nistp256", "ssh-ed25519", "ssh-rsa",
+	                                   "aes128-ctr", "aes256-ctr"};
+	static const struct {
+		const char *pref, *want;
+		int n;
+	} cases[] = {
+		{"ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256,ssh-rsa",
+		 "ssh-ed25519,ecdsa-sha2-nistp256,ssh-rsa", 5},
+		{"aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr",
+		 "aes128-ctr,aes256-ctr", 5},
+		{"rsa-sha2-512", "", 5},                    /* nothing in common */
+		{"ssh-rsa,,ssh-rsa,aes128-ctr", "ssh-rsa,aes128-ctr", 5}, /* empty, duplicate */
+		{"aes128-ctr-x,aes128-ct,aes128-ctr", "aes128-ctr", 5},   /* whole names only */
+		{"ssh-ed25519", "", 0},                      /* libssh2 reported nothing */
+		{"", "", 5},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *s = jp_ssh_methods(cases[i].pref, algs, cases[i].n);
+
+		ck_assert_ptr_nonnull(s);
+		ck_assert_msg(strcmp(s, cases[i].want) == 0, "'%s': got '%s', want '%s'",
+		              cases[i].pref, s, cases[i].want);
+		free(s);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -165,6 +198,7 @@ main(void)
 	tcase_add_test(tc, test_expand);
 	tcase_add_test(tc, test_long_line);
 	tcase_add_test(tc, test_bad_port);
+	tcase_add_test(tc, test_methods);
 	suite_add_tcase(s, tc);
 	return t_run(s);
 }
