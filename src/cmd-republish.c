@@ -35,7 +35,10 @@ const struct jp_cmd jp_cmd_republish = {
 	.summary = "Publish again the jobs whose last attempt failed, as that attempt was recorded.",
 	.usage = "jobpub republish [--db FILE] [--status STATUS] [--job ID]... [--since TIME]\n"
 	         "                        [--parallel N] [--overwrite] [--dry-run] [--json]\n"
-	         "                        [--db-timeout SECONDS] [--spool DIR]",
+	         "                        [--db-timeout SECONDS] [--spool DIR] [--retries N]\n"
+	         "                        [--timeout SECONDS] [--stall SECONDS] [--identity FILE]\n"
+	         "                        [--known-hosts FILE] [--accept-new-host-key]\n"
+	         "                        [--s3-endpoint URL] [--part-size SIZE]",
 	.options =
 		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
 		"      --status STATUS       jobs whose status is STATUS (default failed_storage, and\n"
@@ -54,6 +57,18 @@ const struct jp_cmd jp_cmd_republish = {
 		"      --spool DIR           the spool whose entries are jobs to publish too (default:\n"
 		"                            $JOBPUB_SPOOL, else /var/spool/jobpub for root, else\n"
 		"                            ~/.local/state/jobpub/spool)\n"
+		"An attempt records no credential or connection setting: give them again, as to\n"
+		"publish (they apply to every job republished):\n"
+		"      --retries N           retry a file N times after a transient failure (default 3)\n"
+		"      --timeout SECONDS     network: connect and per-operation limit (default 30)\n"
+		"      --stall SECONDS       network: fail a transfer that moves nothing this long\n"
+		"                            (default 60)\n"
+		"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n"
+		"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n"
+		"      --accept-new-host-key add an unknown SSH host key (never a changed one)\n"
+		"      --s3-endpoint URL     S3 endpoint, overriding the manifest's (default\n"
+		"                            $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS's)\n"
+		"      --part-size SIZE      S3 multipart part size (default 16MiB)\n"
 		"  -h, --help                this help\n"
 		"Also publishes the jobs of this catalogue that have a spool entry and are not\n"
 		"published (unless --status is given): those whose row could not even be marked.  A\n"
@@ -249,12 +264,13 @@ parse_sets(const char *json, struct fy_document **doc, struct jp_kv **out, size_
 	return 0;
 }
 
-/* The child: one publish, one line on `out` (stdout, or the --json pipe as
+/* The child: one publish with the options `base` (the command line's) and what the attempt
+ * or spool entry recorded, one line on `out` (stdout, or the --json file as
  * "job<TAB>code<TAB>message"), its exit code. */
 static int
-run_one(const struct todo *t, const char *db, int db_timeout_ms, int overwrite, int out, int json)
+run_one(const struct todo *t, const struct jp_publish_opts *base, int out, int json)
 {
-	struct jp_publish_opts o;
+	struct jp_publish_opts o = *base;
 	struct fy_document *doc = NULL;
 	struct jp_kv *sets = NULL;
 	struct jp_error err;
@@ -262,7 +278,6 @@ run_one(const struct todo *t, const char *db, int db_timeout_ms, int overwrite, 
 	size_t n_sets = 0;
 	int rc, len;
 
-	memset(&o, 0, sizeof(o));
 	jp_error_clear(&err);
 	if (t->entry != NULL) {
 		if ((sets = calloc(t->entry->n_sets + 1, sizeof(*sets))) != NULL && t->entry->n_sets)
@@ -277,14 +292,9 @@ run_one(const struct todo *t, const char *db, int db_timeout_ms, int overwrite, 
 		o.job = t->job;
 		o.manifest = t->manifest;
 		o.workdir = t->workdir;
-		o.db = db;
 		o.dest = t->dest;
 		o.sets = sets;
 		o.n_sets = n_sets;
-		o.db_timeout_ms = db_timeout_ms;
-		o.overwrite = overwrite;
-		o.parallel = 4;
-		o.retries = 3;
 		rc = jp_publish(&o, &err);
 		/* Published: the request is done, as after `publish --spool`. */
 		if (rc == 0 && t->spoolkey != NULL && spool_dir != NULL) {
@@ -343,23 +353,36 @@ cmd_republish(int argc, char **argv)
 		{"json", no_argument, NULL, 'J'},
 		{"db-timeout", required_argument, NULL, 'T'},
 		{"spool", required_argument, NULL, 'Q'},
+		{"retries", required_argument, NULL, 'R'},
+		{"timeout", required_argument, NULL, 't'},
+		{"stall", required_argument, NULL, 'W'},
+		{"identity", required_argument, NULL, 'i'},
+		{"known-hosts", required_argument, NULL, 'K'},
+		{"accept-new-host-key", no_argument, NULL, 'A'},
+		{"s3-endpoint", required_argument, NULL, 'U'},
+		{"part-size", required_argument, NULL, 'Z'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const struct jp_cmd *c = &jp_cmd_republish;
 	struct pick p;
+	struct jp_publish_opts o; /* what every job's publish gets from the command line */
 	struct jp_catalog *cat = NULL;
 	struct jp_error err;
 	const char *db = NULL, *status = NULL, *opt_spool = NULL;
 	char **jobs = NULL, *spooldir = NULL, *db_real = NULL;
 	size_t n_jobs = 0, i, next = 0, running = 0, ok = 0, failed = 0;
-	int ch, parallel = 1, dry = 0, first_rc = 0, db_timeout_ms = 30000, json = 0, overwrite = 0;
+	int ch, parallel = 1, dry = 0, first_rc = 0, json = 0;
 	int results[2] = {-1, -1};
 	FILE *rfp = NULL;
 	struct jp_json j;
 	pid_t *pids = NULL;
 
 	memset(&p, 0, sizeof(p));
+	memset(&o, 0, sizeof(o));
+	o.db_timeout_ms = 30000;
+	o.parallel = 4; /* transfer lanes of each publish, as publish's default */
+	o.retries = 3;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":j:nh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -395,12 +418,41 @@ cmd_republish(int argc, char **argv)
 			}
 			break;
 		case 'n': dry = 1; break;
-		case 'O': overwrite = 1; break;
+		case 'O': o.overwrite = 1; break;
 		case 'J': json = 1; break;
 		case 'T':
-			if ((db_timeout_ms = jp_cmd_timeout_ms(optarg)) < 0) {
+			if ((o.db_timeout_ms = jp_cmd_timeout_ms(optarg)) < 0) {
 				free(jobs);
 				return jp_cmd_usage_error(c, "--db-timeout %s: expected seconds", optarg);
+			}
+			break;
+		case 'R':
+			if ((o.retries = jp_cmd_count(optarg, 0, 100)) < 0) {
+				free(jobs);
+				return jp_cmd_usage_error(c, "--retries %s: expected 0 to 100", optarg);
+			}
+			break;
+		case 't':
+			if ((o.timeout_ms = jp_cmd_timeout_ms(optarg)) <= 0) {
+				free(jobs);
+				return jp_cmd_usage_error(c, "--timeout %s: expected seconds", optarg);
+			}
+			break;
+		case 'W':
+			if ((o.stall_ms = jp_cmd_timeout_ms(optarg)) <= 0) {
+				free(jobs);
+				return jp_cmd_usage_error(c, "--stall %s: expected seconds", optarg);
+			}
+			break;
+		case 'i': o.identity = optarg; break;
+		case 'K': o.known_hosts = optarg; break;
+		case 'A': o.accept_new_host_key = 1; break;
+		case 'U': o.s3_endpoint = optarg; break;
+		case 'Z':
+			if (jp_parse_size(optarg, &o.part_size) != 0 || o.part_size < (5ULL << 20) ||
+			    o.part_size > (5ULL << 30)) {
+				free(jobs);
+				return jp_cmd_usage_error(c, "--part-size %s: expected 5MiB to 5GiB", optarg);
 			}
 			break;
 		case 'h': free(jobs); jp_cmd_print_help(c, stdout); return 0;
@@ -416,9 +468,10 @@ cmd_republish(int argc, char **argv)
 	/* By default a job whose publisher was killed (SIGKILL, a node crash) counts as failed. */
 	p.orphans = status == NULL && jobs == NULL;
 	db = jp_cmd_db(db);
+	o.db = db;
 	jp_log_setup(JP_LOG_TEXT, -1, NULL);
 	jp_error_clear(&err);
-	if (jp_catalog_open(db, db_timeout_ms, JP_CATALOG_READONLY, &cat, &err) != JP_OK &&
+	if (jp_catalog_open(db, o.db_timeout_ms, JP_CATALOG_READONLY, &cat, &err) != JP_OK &&
 	    access(db, F_OK) != 0 && errno == ENOENT) {
 		/* No catalogue yet (jobpub's own table mode creates it on the first publish): only
 		 * spool entries can name jobs, and their publish creates it. */
@@ -511,8 +564,7 @@ cmd_republish(int argc, char **argv)
 
 		while (running < (size_t)parallel && next < p.n && !stopping) {
 			if ((pid = fork()) == 0)
-				_exit(run_one(&p.v[next], db, db_timeout_ms, overwrite,
-				              json ? results[1] : STDOUT_FILENO, json));
+				_exit(run_one(&p.v[next], &o, json ? results[1] : STDOUT_FILENO, json));
 			if (pid < 0)
 				break;
 			for (i = 0; i < (size_t)parallel && pids[i] != 0; i++)

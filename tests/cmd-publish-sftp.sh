@@ -6,7 +6,8 @@
 # passphrase key, agent, wrong key, RSA key, unknown / changed host key, --accept-new-host-key,
 # an ~/.ssh/config alias, the server killed mid-upload, a connection cut or stalled by
 # tests/relay.py, a remote path component that is a file, permission denied (mkdir and create),
-# two publishers into one directory, re-publish after a failure and of an unchanged job.
+# two publishers into one directory, re-publish after a failure and of an unchanged job,
+# `republish` of a failed job with --identity and --known-hosts.
 #
 # After every publish the core invariants are checked on the server's side (check_all): the row
 # is `finished` or `failed_storage` as expected, a final name holds the complete file or nothing,
@@ -835,6 +836,36 @@ two_publishers() {
 	done
 }
 
+# A job that needs --identity and --known-hosts failed: `republish` without them cannot log in
+# (the attempt records no credential; the case's HOME has no key and no known_hosts) and the
+# job stays failed; with them (and the network options) it is published.
+republish_with_identity() {
+	case_begin repubid
+	SD=$SSHD_ROOT/repubid
+	DEST=$(url)
+	make_job ri
+	mkdir -p "$SD"
+	printf 'a file, not a directory\n' >"$SD/results"
+	KEEP=results
+	expect_rc 69 pub --identity "$SSH_KEY" --known-hosts "$SSHD_KNOWN_HOSTS"
+	check_all 69 "$SD"
+	KEEP=
+	rm -f "$SD/results"
+	expect_rc 64 "$JOBPUB" republish --db "$JDB" --timeout soon
+	expect_rc 64 "$JOBPUB" republish --db "$JDB" --part-size 1k
+	log_mark
+	expect_rc 77 timeout -k 5 60 "$JOBPUB" republish --db "$JDB"
+	assert_grep '^job 1: failed \(exit 77\)' "$OUT"
+	assert_no_login
+	assert_eq "$(row_status "$JDB" runs)" failed_storage "status after republish without a key"
+	log_mark
+	expect_rc 0 timeout -k 5 60 "$JOBPUB" republish --db "$JDB" --identity "$SSH_KEY" \
+		--known-hosts "$SSHD_KNOWN_HOSTS" --timeout 20 --stall 20 --retries 1
+	assert_grep '^job 1: published$' "$OUT"
+	assert_key_used "$SSH_KEY"
+	check_all 0 "$SD"
+}
+
 # Re-publishing an unchanged job: 0, 'already' published, nothing rewritten on the server
 # (same inodes and modification times), the attempt sent 0 bytes.
 republish_unchanged() {
@@ -880,4 +911,5 @@ run_case permission_denied_mkdir
 run_case permission_denied_create
 run_case two_publishers
 run_case republish_unchanged
+run_case republish_with_identity
 finish
