@@ -64,7 +64,7 @@ if [ -n "${ASAN_OPTIONS:-}" ] || [ -n "${UBSAN_OPTIONS:-}" ]; then
 fi
 
 cleanup() {
-	local p rc=$? f
+	local p f san=0
 	for p in $BG_PIDS; do
 		kill -KILL "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
@@ -74,12 +74,14 @@ cleanup() {
 			[ -e "$f" ] || continue
 			printf 'FAIL: %s: a sanitizer report (%s):\n' "$TEST_NAME" "${f##*/}" >&2
 			cat -- "$f" >&2
-			[ "$rc" -ne 0 ] || rc=1
+			san=1
 		done
 	fi
 	chmod -R u+rwx "$T" 2>/dev/null || true
 	rm -rf -- "$T"
-	exit "$rc"
+	# Only then: otherwise the script's own exit status stands (a trap may call other
+	# functions before this one, so $? here is not always the script's).
+	[ "$san" -eq 0 ] || exit 1
 }
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
