@@ -38,7 +38,18 @@ if [ "$(id -u)" = 0 ]; then
 	while getent passwd "$TUID" >/dev/null || getent group "$TUID" >/dev/null; do
 		TUID=$((TUID + 1))
 	done
-	trap 'userdel -r "$TUSER" >/dev/null 2>&1 || true; cleanup' EXIT
+	# A publish the epilog handed off may still run as the user (userdel refuses then): its
+	# processes, found by uid in /proc (only this test's user), are killed first.
+	kill_user() {
+		local f u p
+		for f in /proc/[0-9]*/status; do
+			u=$(sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' "$f" 2>/dev/null) || continue
+			[ "$u" = "$TUID" ] || continue
+			p=${f#/proc/}
+			kill -KILL "${p%/status}" 2>/dev/null || true
+		done
+	}
+	trap 'kill_user; userdel -r "$TUSER" >/dev/null 2>&1 || true; cleanup' EXIT
 	useradd -m -u "$TUID" -s /bin/sh "$TUSER" >"$T/useradd.log" 2>&1 ||
 		{ show "$T/useradd.log"; hard_error "useradd $TUSER failed"; }
 	THOME=$(getent passwd "$TUSER" | cut -d: -f6)

@@ -157,7 +157,7 @@ no_binary() {
 # Slurm's limit is 12 s; the catalogue is locked for 16 s and jobpub waits up to 30 s for it:
 # the epilog hands the publish off at about 9 s and returns, the publish ends after the lock.
 epilog_limit() {
-	use_epilog
+	use_epilog JOBPUB_EPILOG_DB_TIMEOUT=30
 	simple_job 15
 	before=$(find /tmp -maxdepth 1 -name 'jobpub-epilog.*' | wc -l)
 	lock_catalogue 16
