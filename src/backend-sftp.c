@@ -626,8 +626,10 @@ ensure_connected(struct sftp_dest *d, struct jp_error *err)
 	int dummy;
 
 	/* An idle lane (waiting for the others) may have lost its connection unseen: the
-	 * keep-alive finds out, and a broken session is replaced. */
-	if (d->session != NULL && !d->broken && libssh2_keepalive_send(d->session, &dummy) == 0)
+	 * keep-alive finds out, and a broken session is replaced, as is one whose last connect
+	 * failed half-way (a session without its SFTP channel). */
+	if (d->session != NULL && d->sftp != NULL && !d->broken &&
+	    libssh2_keepalive_send(d->session, &dummy) == 0)
 		return JP_OK;
 	d->broken = 1;
 	disconnect(d);

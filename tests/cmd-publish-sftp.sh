@@ -642,6 +642,41 @@ kill_mid_upload() {
 	}
 }
 
+# The server killed (listener and sessions, SIGKILL) as soon as the first connection has logged
+# in, while the other lanes connect (--parallel 4): wherever the kill lands (a lane that never
+# opens, or a lane that must reconnect to stage), 75, no crash, the row failed_storage, no
+# final name.  Then, the server back, a re-publish succeeds.
+kill_while_lanes_connect() {
+	local i=0 n
+	case_begin killconnect
+	KD=$T/sshd-killc
+	CASE_SSHD=$KD
+	start_sshd "$KD"
+	SD=$SSHD_ROOT/killc
+	DEST=$(url)
+	make_job kc many
+	log_mark
+	pub_bg --identity "$SSH_KEY" --known-hosts "$SSHD_KNOWN_HOSTS" --parallel 4 --retries 1 \
+		--timeout 5
+	until n=$(tail -n +"$((LOGPOS + 1))" "$SSHD_LOG" | grep -c 'Accepted publickey') && [ "$n" -ge 1 ]; do
+		kill -0 "$PUB" 2>/dev/null || { show "$T/pub.err"; fail "publish ended before a login"; }
+		i=$((i + 1))
+		[ "$i" -lt 3000 ] || fail "no login after 30 s"
+		sleep 0.01
+	done
+	kill -STOP "$PUB"
+	sh "$TESTS_DIR/sshd-stop.sh" "$KD" KILL || fail "sshd-stop.sh $KD KILL failed"
+	kill -CONT "$PUB"
+	wait_pub 60
+	[ "$PUB_RC" -eq 75 ] || { show "$T/pub.err"; fail "server killed while lanes connect: exit $PUB_RC, expected 75"; }
+	assert_grep '^jobpub: ' "$T/pub.err"
+	check_all 75 "$SD" some
+	start_sshd "$KD"
+	DEST=$(url)
+	expect_rc 0 pub --dest "$DEST" --identity "$SSH_KEY" --known-hosts "$SSHD_KNOWN_HOSTS"
+	check_all 0 "$SD" some
+}
+
 # start_relay MODE [N]: tests/relay.py to the shared sshd; its port in RPORT, a known_hosts for
 # [127.0.0.1]:RPORT in $HOME/.ssh/relay_known_hosts.
 start_relay() {
@@ -902,6 +937,7 @@ run_case changed_host_key
 run_case accept_new_host_key
 run_case config_alias
 run_case kill_mid_upload
+run_case kill_while_lanes_connect
 run_case server_gone_between_connects
 run_case connection_cut
 run_case connection_stall
