@@ -312,7 +312,7 @@ ensure_schema(struct jp_catalog *c, struct jp_error *err)
 {
 	const int n = N_MIGRATIONS;
 	sqlite3_stmt *st = NULL;
-	int version, r, i, created;
+	int version, r, i;
 
 	if (c->readonly || c->version == n)
 		return JP_OK;
@@ -326,7 +326,6 @@ ensure_schema(struct jp_catalog *c, struct jp_error *err)
 		r = newer_schema(c, version, err);
 		goto fail;
 	}
-	created = version == 0;
 	for (i = version; i < n; i++) {
 		char sql[64];
 
@@ -339,9 +338,10 @@ ensure_schema(struct jp_catalog *c, struct jp_error *err)
 	if ((r = exec(c, "COMMIT", err, "migrate")) != JP_OK)
 		goto fail;
 	c->version = n;
-	/* WAL once the catalogue holds jobpub's tables: one we refuse stays as it was.  Files
-	 * are created by SQLite with the umask's mode: a catalogue is shared with the project. */
-	if (created && wal_safe(c->path))
+	/* WAL once the catalogue holds jobpub's tables (one we refuse stays as it was), set by
+	 * whoever migrates it.  Files are created by SQLite with the umask's mode: a catalogue is
+	 * shared with the project. */
+	if (version < n && wal_safe(c->path))
 		sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
 	return JP_OK;
 fail:
