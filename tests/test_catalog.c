@@ -1274,6 +1274,42 @@ START_TEST(test_lease_owner_identity)
 }
 END_TEST
 
+/* A catalogue of schema 4 (leases without owner scope): readers judge its leases by host and
+ * pid; the first write migrates it to 5, keeping them. */
+START_TEST(test_upgrade_from_4)
+{
+	struct jp_catalog *c = open_ok(1000);
+	char took[256];
+
+	prepare_ok(c, &own, NULL, 0);
+	jp_catalog_close(c);
+	t_sql_exec(db, "ALTER TABLE jobpub_leases DROP COLUMN boot_id;"
+	               "ALTER TABLE jobpub_leases DROP COLUMN start_time;"
+	               "PRAGMA user_version = 4;"
+	               "INSERT INTO jobpub_leases (job, host, pid, token, since, expires) VALUES"
+	               " ('j', 'node-elsewhere', 1, 'othertoken000000', '2026-01-01T00:00:00Z',"
+	               " strftime('%s', 'now') + 3600)");
+	{
+		struct jp_error err;
+		int r;
+
+		jp_error_clear(&err);
+		r = jp_catalog_open(db, 1000, JP_CATALOG_READONLY, &c, &err);
+		ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+		ck_assert_int_eq(jp_catalog_job_leased(c, "j"), 1);
+		ck_assert_int_eq(jp_catalog_token_leased(c, "othertoken000000"), 1);
+		jp_catalog_close(c);
+	}
+	c = open_ok(1000);
+	ck_assert_int_eq(try_begin(c, "j", took, sizeof(took)), JP_E_TEMPFAIL);
+	jp_catalog_close(c);
+	ck_assert_int_eq(t_sql_int(db, "PRAGMA user_version", NULL), JP_SCHEMA_VERSION);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_leases WHERE job = 'j' AND"
+	                               " boot_id IS NULL", NULL),
+	                 1);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- reading */
 
 START_TEST(test_job_info)
@@ -1513,6 +1549,7 @@ catalog_suite(void)
 	tcase_add_test(tc, test_busy_external_status_unchanged);
 	tcase_add_test(tc, test_busy_open);
 	tcase_add_test(tc, test_lease_owner_identity);
+	tcase_add_test(tc, test_upgrade_from_4);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("read");
