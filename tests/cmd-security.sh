@@ -398,7 +398,7 @@ EOF
 		PATH="$T/bin:/usr/sbin:/usr/bin:/sbin:/bin" JOBPUB="$T/bin/jobpub" \
 		JOBPUB_SPOOL="$T/spool/%u" bash "$EPILOG") >"$OUT" 2>"$ERR" || RC=$?
 	[ "$RC" = 0 ] || { show "$ERR"; fail "the epilog exited $RC"; }
-	assert_grep 'job 7301: published \(exit 0' "$T/syslog"
+	assert_grep 'job 7301: .*published \(exit 0' "$T/syslog"
 	assert_eq "$(as_user sqlite3 -batch "$W/cat.db" "SELECT status FROM runs")" published "status"
 	A=$W/archive/run-7301
 	cmp -s "$W/job/out/result.txt" "$A/result.txt" || fail "result.txt not published"
