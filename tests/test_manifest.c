@@ -616,6 +616,58 @@ START_TEST(test_manifest_error)
 }
 END_TEST
 
+/* Each refusal of a wrong type or value, at its position (the table is the contract). */
+START_TEST(test_refusals)
+{
+	static const struct {
+		const char *yaml, *where;
+	} cases[] = {
+		{"outputs: [{name: a, path: a, to: [x]}]\n", ":1:35: to: expected a string"},
+		{"outputs: [{name: a, path: a, to: \"a\\0b\"}]\n", ":1:35: to: NUL byte in value"},
+		{"catalog: [x]\noutputs: [{name: a, path: a, to: a}]\n",
+		 ":1:11: catalog: expected a mapping (table, id-column, status-column, "
+		 "published-status)"},
+		{"outputs: [{name: a, path: a, to: a, attributes: x}]\n",
+		 ":1:49: attributes: expected a list of names, e.g. [n_surface, mass]"},
+		{"outputs: [{name: a, path: a, to: a, attributes: [m, m]}]\n",
+		 ":1:53: attributes: 'm' is listed twice"},
+		{"sftp: x\n", ":1:7: sftp: expected a mapping (identity, known-hosts)"},
+		{"sftp: {identity: a, port: 2}\n",
+		 ":1:21: unknown key 'port' in sftp (expected identity, known-hosts)"},
+		{"s3: x\n", ":1:5: s3: expected a mapping (endpoint, region, path-style, part-size)"},
+		{"s3: {part-size: 1KiB}\n",
+		 ":1:17: s3.part-size: '1KiB' is not a size from 5MiB to 5GiB (e.g. 64MiB)"},
+		{"s3: {path-style: maybe}\n", ":1:18: s3.path-style: expected true or false"},
+		{"s3: {bogus: 1}\n",
+		 ":1:6: unknown key 'bogus' in s3 (expected endpoint, region, path-style, part-size)"},
+		{"outputs: [x]\n",
+		 ":1:11: outputs: each entry must be a mapping (name, path or glob, to, column, "
+		 "required)"},
+		{"outputs: [{[a]: b}]\n", ":1:13: outputs: keys must be strings"},
+		{"outputs: [{name: a, path: a, to: a, archive: tar, check: hdf5}]\n",
+		 ":1:58: output a: check applies to files, not to an archive"},
+		{"outputs: [{name: a, path: a, to: a, check: hdf7}]\n",
+		 ":1:44: output a: check 'hdf7': expected auto, none, hdf5 or hdf4"},
+		{"outputs: [{name: a, glob: \"*\", to: a, attributes: [m]}]\n",
+		 ":1:39: output a: attributes need a single HDF5 file ('path:', no archive)"},
+		{"outputs: [{name: a, path: a, to: a, check: none, attributes: [m]}]\n",
+		 ":1:50: output a: attributes need check: hdf5 or auto"},
+		/* a key longer than the loader's buffer is shown cut, not overflowed */
+		{"outputs: [{name: a, path: a, to: a}]\n"
+		 "verylongkeyverylongkeyverylongkeyverylongkeyverylongkeyverylongkey12345: 1\n",
+		 ":2:1: unknown key 'verylongkeyverylongkeyverylongkeyverylongkeyverylongkeyverylong' "
+		 "(expected destination, catalog, outputs, sftp, s3)"},
+		{"outputs:\n", ": outputs: expected a list of outputs"},
+		{"outputs: [{name: a, path: a, to: a}]\nsftp:\n",
+		 ": sftp: expected a mapping (identity, known-hosts)"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_error(cases[i].yaml, cases[i].where);
+}
+END_TEST
+
 /* ---- bytes that are not UTF-8 text: refused before the YAML parser sees them ---- */
 
 /* Writes len raw bytes as the manifest and expects class 65 with exactly "FILE" + where. */
@@ -764,6 +816,7 @@ main(void)
 	tcase_add_test(tc, test_no_outputs);
 	tcase_add_test(tc, test_outputs_not_a_list);
 	tcase_add_test(tc, test_empty_value);
+	tcase_add_test(tc, test_refusals);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bytes");
