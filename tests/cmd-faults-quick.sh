@@ -66,7 +66,7 @@ for i in $(seq 40); do
 	wait "$p" || rc=$?
 	case $rc in
 	0 | 75) ;;
-	# 143: SIGTERM before jobpub installed its handlers (issue 13, defect 9), not this test's.
+	# 143: SIGTERM while jobpub was still being loaded, before any handler could exist.
 	143) ;;
 	*) show "$ERR"; fail "SIGTERM after $d s during an SFTP publish: exit $rc, expected 75" ;;
 	esac
