@@ -8,8 +8,10 @@ Run i uses the seed S+i (or the i-th of --seeds): its job (file sizes, contents)
 the moment of the fault and the publish options all come from random.Random(seed), so
 `--seeds X --backend B` repeats the run with seed X of an earlier run (its fault is drawn from a
 generator of its own: `--seeds X --faults K` repeats the job, moment and options with fault K).
-The moment is a fraction of the measured duration of an unfaulted publish, given in the results
-header as t_cal: `--t-cal T` repeats it exactly.  Timing on a busy machine may still move the
+The moment is a fraction (0-1.2, from the seed) of t_cal, the duration of an unfaulted publish:
+measured before the first run, then the median of the last publishes that ended before their
+fault (the machine's load changes); each results line gives the t_cal it used, and
+`--t-cal T` repeats that moment exactly.  Timing on a busy machine may still move the
 moment to another phase; each results line says which phase the fault met.  For every run:
 
   1. a fresh job (work directory, catalogue with one row `running`, manifest) publishing 8 files
@@ -711,7 +713,9 @@ class Harness:
             self.faults)
         run.rng = rng = random.Random("run:%s:%d" % (self.args.backend, seed))
         make_job(run, self.backend, self.base)
-        moment = rng.uniform(0, 1.2 * self.t_cal)
+        frac = rng.uniform(0, 1.2)
+        run.t_cal = self.t_cal
+        moment = frac * self.t_cal
         opts = ["--parallel", str(rng.randint(1, 3)), "--timeout", "5", "--stall", "3",
                 "--retries", str(rng.randint(0, 2))]
         lock_s = db_timeout = None
@@ -772,12 +776,19 @@ class Harness:
             self.backend.server_up(run)
         try:
             rc = proc.wait(timeout=120)
+            elapsed = time.monotonic() - t0
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
             rc = "hang"
         out.close()
         err.close()
+        if rc == 0 and phase == "exited" and not self.args.t_cal:
+            # A publish the fault came too late for: how long one takes on the machine as it
+            # is now (other jobs come and go), so that the next moments fall inside it.
+            self.durations = (getattr(self, "durations", []) + [elapsed])[-9:]
+            if len(self.durations) >= 3:
+                self.t_cal = sorted(self.durations)[len(self.durations) // 2]
         if lock_thread is not None:
             lock_thread.join()
         if kind not in ("sigkill", "sigterm", "db-lock"):
@@ -883,8 +894,10 @@ class Harness:
         return None
 
     def record(self, run, kind, moment, phase, rc, outcome, detail):
-        line = "seed=%d backend=%s fault=%s moment=%.3fs phase=%s exit=%s outcome=%s%s" % (
-            run.seed, self.args.backend, kind, moment, phase, rc, outcome,
+        line = ("seed=%d backend=%s fault=%s moment=%.3fs t_cal=%.3fs phase=%s exit=%s "
+                "outcome=%s%s") % (
+            run.seed, self.args.backend, kind, moment, getattr(run, "t_cal", self.t_cal), phase,
+            rc, outcome,
             (" " + detail) if detail else "")
         self.lines.append(line)
         s = self.stats.setdefault(kind, {})
@@ -940,6 +953,9 @@ class Harness:
                 " ".join("%s=%d" % x for x in sorted(self.stats.get("phase:" + k,
                                                                     {}).items())) or "-"))
         summary.append("# total %s" % " ".join("%s=%d" % x for x in sorted(tot.items())))
+        met = sum(c for k in self.faults for ph, c in self.stats.get("phase:" + k, {}).items()
+                  if ph != "exited")
+        summary.append("# faults that met a running publish (phase not exited): %d" % met)
         for line in summary:
             print(line)
             if self.results:
