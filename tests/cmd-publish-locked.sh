@@ -1,9 +1,13 @@
 #!/bin/sh
 # A catalogue locked by another process past --db-timeout: exit 75 after about the timeout, a
 # message that says it is locked, nothing staged at the destination, and once the lock is gone
-# the job's row is unchanged and no half-recorded attempt or file rows exist.
+# the job's row is unchanged and no half-recorded attempt or file rows exist.  As nothing in
+# the catalogue then says the job wants publishing, publish queues it in the spool, where
+# `republish` finds it (issue 13, defect 9).
 . "$(dirname "$0")/lib.sh"
 need mkfifo date awk
+JOBPUB_SPOOL=$T/spool
+export JOBPUB_SPOOL
 
 # hold_lock DB: another sqlite3 process takes an exclusive lock on DB and keeps it until
 # release_lock.  Returns once the lock is held.
@@ -56,7 +60,11 @@ locked_publish() {
 	assert_grep 'locked|busy' "$ERR"
 	assert_absent "$T/archive"
 	assert_no_temps "$T"
+	assert_grep "job 1: nothing recorded in the catalogue; queued in $JOBPUB_SPOOL/1.json" "$ERR"
+	[ -f "$JOBPUB_SPOOL/1.json" ] || fail "no spool entry for the job whose attempt was not recorded"
 	release_lock
+	expect_rc 0 "$JOBPUB" republish --db "$EXDB" --dry-run
+	assert_grep '^job 1: would republish \(status spooled as 1\) ' "$OUT"
 	assert_eq "$(sql "$EXDB" "SELECT * FROM pdr_model_jobs")" "$row_before" "the job's row"
 	assert_eq "$(n_attempts "$EXDB")" "$attempts_before" "attempt rows"
 	if [ "$attempts_before" != 0 ]; then
@@ -67,6 +75,9 @@ locked_publish() {
 	# Once the lock is gone the same command works.
 	expect_rc 0 publish_example --db-timeout 1
 	assert_eq "$(row_status "$EXDB")" finished "status after the lock is gone"
+	expect_rc 0 "$JOBPUB" republish --db "$EXDB" --dry-run
+	assert_grep '^republish: 0 jobs$' "$OUT"
+	rm -rf "$JOBPUB_SPOOL"
 }
 
 # A catalogue jobpub has never opened (rollback journal: the lock also blocks readers).
