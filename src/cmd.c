@@ -154,6 +154,7 @@ jp_cmd_signals_default(void)
 
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL); /* `jobpub status | head` ends quietly, as it always did */
 	if (sig != 0) {
 		alarm(0);
 		raise(sig);

@@ -69,8 +69,8 @@ void jp_cmd_signals_early(void);
  * now.  Nothing before a signal. */
 void jp_cmd_stop_cleanup(void);
 
-/* For a command that does not check the stop flag (stops = 0): SIGINT and SIGTERM get their
- * default action back, and one that came before takes effect now. */
+/* For a command that does not check the stop flag (stops = 0): SIGINT, SIGTERM and SIGPIPE
+ * get their default action back, and a signal that came before takes effect now. */
 void jp_cmd_signals_default(void);
 
 /* "jobpub: <message>" and the usage of c on stderr; returns 64 (EX_USAGE). */
