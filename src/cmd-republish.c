@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,65 @@ select_job(void *arg, const struct jp_job_brief *b)
 	return 0;
 }
 
+/* The state Slurm gives the job an entry is filed under (enqueue files it under $SLURM_JOB_ID),
+ * into state: "" when Slurm does not list it (ended, or no Slurm here).  A job Slurm still
+ * lists (RUNNING, COMPLETING while its epilog runs, ...) has not asked for a retry: its outputs
+ * are still being written, or its epilog is publishing them.  `squeue` is asked, bounded to
+ * 10 s; when it is missing, fails or says nothing, the job counts as ended. */
+static void
+slurm_state(const char *key, char *state, size_t len)
+{
+	char buf[128];
+	struct pollfd pfd;
+	size_t n = 0, i;
+	pid_t pid;
+	int fds[2], st, waited = 0;
+
+	state[0] = '\0';
+	/* Slurm job IDs: digits, and for array tasks digits_digits. */
+	for (i = 0; key[i] != '\0'; i++)
+		if (!((key[i] >= '0' && key[i] <= '9') || (key[i] == '_' && i > 0)))
+			return;
+	if (i == 0 || pipe(fds) != 0)
+		return;
+	if ((pid = fork()) == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, STDIN_FILENO);
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		close(fds[0]);
+		execlp("squeue", "squeue", "-h", "-j", key, "-o", "%T", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	if (pid < 0) {
+		close(fds[0]);
+		return;
+	}
+	pfd.fd = fds[0];
+	pfd.events = POLLIN;
+	while (n < sizeof(buf) - 1 && waited < 10000) {
+		ssize_t r;
+		if (poll(&pfd, 1, 100) == 0) {
+			waited += 100;
+			continue;
+		}
+		if ((r = read(fds[0], buf + n, sizeof(buf) - 1 - n)) <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fds[0]);
+	if (waited >= 10000)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (waited >= 10000 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	snprintf(state, len, "%s", buf);
+}
+
 /* A spool entry: a job that asked to be published.  Its catalogue job is taken when it is for
  * this catalogue, passes --job and --since, and is not published since the entry was written
  * nor being published: also when its row was never marked (the catalogue was locked, jobpub
@@ -203,6 +263,15 @@ select_entry(void *arg, const char *key, const struct jp_spool_entry *e,
 	    (strcmp(last->outcome, "published") == 0 ||
 	     (strcmp(last->outcome, "running") == 0 && jp_catalog_job_leased(p->cat, e->job))))
 		return 0; /* done since, or under way: `jobpub spool --clean` removes done ones */
+	{
+		char state[128];
+		slurm_state(key, state, sizeof(state));
+		if (state[0] != '\0') {
+			jp_log_error("job %s: its Slurm job %s is %s: left to it and its epilog (spool "
+			             "entry %s/%s.json)", e->job, key, state, p->spooldir, key);
+			return 0;
+		}
+	}
 	if ((v = realloc(p->v, (p->n + 1) * sizeof(*v))) == NULL)
 		return 1;
 	p->v = v;

@@ -173,13 +173,18 @@ wait_running() {
 	done
 }
 
-# assert_node_ok: the node is IDLE, neither drained nor down (scontrol show node).
+# assert_node_ok: the node takes jobs: IDLE (MIXED or ALLOCATED while another job of the test
+# runs), neither drained nor down (scontrol show node).  assert_node_idle: IDLE.
 assert_node_ok() {
 	scontrol show node "$SLURM_NODE" >"$T/node" 2>&1 || { show "$T/node"; fail "scontrol show node failed"; }
-	if ! grep -Eq 'State=IDLE ' "$T/node" || grep -Eq 'State=[A-Z+]*(DRAIN|DOWN|FAIL)' "$T/node"; then
+	if ! grep -Eq "State=(${1:-IDLE|MIXED|ALLOCATED}) " "$T/node" ||
+		grep -Eq 'State=[A-Z+_]*(DRAIN|DOWN|FAIL|NOT_RESPONDING)' "$T/node"; then
 		show "$T/node"
-		fail "node $SLURM_NODE is not IDLE"
+		fail "node $SLURM_NODE is not ${1:-IDLE}"
 	fi
+}
+assert_node_idle() {
+	assert_node_ok IDLE
 }
 # recover_cmd: the command after "recover: " in the epilog log's last line about job $SJOB.
 recover_cmd() {

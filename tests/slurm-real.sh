@@ -16,6 +16,8 @@
 #                     from the user's default spool, with a warning
 #   wrapper_wrong     the doc's wrapper pointing to a missing epilog: exit 0, logged, republish
 #   node_local        the doc's Prolog and node-local spool; a failure's recovery command there
+#   together          two jobs ending together
+#   time_limit        a job killed at its time limit
 # The wrapper and the Prolog are taken from doc/slurm.md, the Epilog from `make install`.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/slurm-lib.sh"
@@ -224,12 +226,15 @@ wrapper_wrong() {
 	listed_by_republish 18
 	as_user jobpub republish --db "$db" >"$OUT" 2>"$ERR" || { show "$ERR"; fail "republish failed"; }
 	published 18
+	# The job still running (the time-limit job) is left to Slurm and its epilog.
+	assert_grep "^jobpub: job 24: its Slurm job $J24 is RUNNING: left to it and its epilog" "$ERR"
+	[ -f "$USPOOL/$J24.json" ] || fail "republish took the entry of a running job"
 	as_user jobpub status --db "$db" 18 >"$OUT" 2>"$ERR" || { show "$ERR"; fail "status failed"; }
 	assert_grep 'finished' "$OUT"
-	# Nothing left in the spool but what is published: --clean leaves it empty.
+	# Nothing left in the spool but the running job's entry.
 	as_user jobpub spool --clean >"$OUT" 2>"$ERR" || { show "$ERR"; fail "jobpub spool --clean failed"; }
 	as_user jobpub spool >"$OUT" 2>"$ERR" || fail "jobpub spool failed"
-	assert_grep ' 0 pending, 0 failed, 0 published, 0 invalid$' "$OUT"
+	assert_grep ' 1 entry: 1 pending, 0 failed, 0 published, 0 invalid$' "$OUT"
 }
 
 # The node-local layout of doc/slurm.md: the doc's Prolog makes the user's directory, the job
@@ -271,6 +276,48 @@ $(run_line 21)"
 	rm -f "$SLURM_DIR/prolog.d/50-jobpub-spool"
 }
 
+# Two jobs ending together: the epilog runs for each, both are published.
+together() {
+	use_epilog
+	simple_job 22
+	simple_job 23
+	submit 22
+	j22=$SJOB
+	submit 23
+	j23=$SJOB
+	wait_gone 30
+	SJOB=$j22
+	wait_gone 30
+	assert_node_ok
+	published 22
+	SJOB=$j23
+	published 23
+}
+
+# A job killed at its time limit (--time=1: a minute; submitted first, checked last, so that the
+# minute passes while the other cases run): the epilog publishes what is there.
+submit_time_limit() {
+	add_row 24
+	job_script 24 "$(enqueue_line 24)
+$(run_line 24)
+sleep 600"
+	submit 24 --time=1
+	J24=$SJOB
+}
+time_limit() {
+	SJOB=$J24
+	wait_gone 150
+	assert_node_idle
+	assert_eq "$(sacct_state)" TIMEOUT "state of job $J24"
+	assert_grep "job $J24: user $SUSER, catalogue job 24 in $DB: published \(exit 0" "$ELOG"
+	published 24
+}
+sacct_state() {
+	scontrol show job "$SJOB" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'
+}
+
+use_epilog
+submit_time_limit
 run_case happy
 run_case manifest_broken
 run_case locked
@@ -280,4 +327,6 @@ run_case cancelled
 run_case spool_unset
 run_case wrapper_wrong
 run_case node_local
+run_case together
+run_case time_limit
 finish
