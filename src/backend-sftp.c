@@ -732,12 +732,26 @@ sftp_check(const char *url, const struct jp_dest_opts *opts, struct jp_error *er
 		return oom(err);
 	d->sock = -1;
 	r = parse_url(d, url, err);
+	/* ~/.ssh/config and the key (named on the command line, in the manifest or in the config)
+	 * are read at login: a file that is malformed or missing is a setting to fix, found now,
+	 * before the attempt begins (issue 13 defect 4: the catalogue must not change).  Without
+	 * opts only the URL is checked (jp_dest_check_url: `manifest check` may run elsewhere). */
+	if (r == JP_OK && opts != NULL) {
+		struct jp_sshconf conf;
+		const char *key;
+
+		if (jp_sshconf_read(NULL, d->host, &conf) != 0) {
+			r = jp_error_set(err, JP_E_CONFIG, NAME ": %s", conf.error);
+			goto out;
+		}
+		key = opts->identity != NULL ? opts->identity : conf.identity;
+		if (key != NULL && access(key, R_OK) != 0)
+			r = jp_error_set(err, JP_E_CONFIG, NAME ": identity file %s: %s", key,
+			                 strerror(errno));
+		jp_sshconf_free(&conf);
+	}
+out:
 	sftp_close(&d->base);
-	/* The key named on the command line or in the manifest is read at login: a missing one
-	 * is a setting to fix, found now. */
-	if (r == JP_OK && opts != NULL && opts->identity != NULL && access(opts->identity, R_OK) != 0)
-		r = jp_error_set(err, JP_E_CONFIG, NAME ": identity file %s: %s", opts->identity,
-		                 strerror(errno));
 	return r;
 }
 
@@ -766,7 +780,7 @@ sftp_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out
 		goto fail;
 	/* Where `sftp HOST` would go: the URL first, then ~/.ssh/config, then the defaults. */
 	if (jp_sshconf_read(NULL, d->host, &conf) != 0) {
-		r = jp_error_set(err, JP_E_CONFIG, NAME ": ~/.ssh/config: %s", strerror(errno));
+		r = jp_error_set(err, JP_E_CONFIG, NAME ": %s", conf.error);
 		goto fail;
 	}
 	d->hostname = strdup(conf.hostname ? conf.hostname : d->host);

@@ -106,24 +106,33 @@ jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out)
 {
 	char *deflt = NULL, *line = NULL;
 	size_t cap = 0;
-	int active = 1, r = 0; /* lines before the first Host apply to every host */
+	unsigned lineno = 0;
+	int active = 1, r = 0, err = 0; /* lines before the first Host apply to every host */
 	FILE *fp;
 
 	memset(out, 0, sizeof(*out));
 	if (path == NULL) {
-		if (asprintf(&deflt, "%s/.ssh/config", home()) < 0)
+		if (asprintf(&deflt, "%s/.ssh/config", home()) < 0) {
+			snprintf(out->error, sizeof(out->error), "~/.ssh/config: %s", strerror(errno));
 			return -1;
+		}
 		path = deflt;
 	}
 	fp = fopen(path, "r");
-	free(deflt);
-	if (fp == NULL)
-		return errno == ENOENT ? 0 : -1;
+	if (fp == NULL) {
+		err = errno;
+		if (err != ENOENT)
+			snprintf(out->error, sizeof(out->error), "%s: %s", path, strerror(err));
+		free(deflt);
+		errno = err;
+		return err == ENOENT ? 0 : -1;
+	}
 	/* getline, not a fixed buffer: the tail of a long line (a comment) read as a line of its
 	 * own could set a HostName. */
 	while (getline(&line, &cap, fp) != -1) {
 		char *p = line, *key, *val, *end;
 
+		lineno++;
 		while (isspace((unsigned char)*p))
 			p++;
 		if (*p == '\0' || *p == '#')
@@ -166,6 +175,9 @@ jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out)
 			errno = 0;
 			v = strtol(val, &e, 10);
 			if (errno != 0 || e == val || *e != '\0' || v < 1 || v > 65535) {
+				snprintf(out->error, sizeof(out->error), "%s:%u: Port %s: not 1-65535",
+				         path, lineno, val);
+				err = EINVAL;
 				r = -1;
 				break;
 			}
@@ -173,10 +185,20 @@ jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out)
 		}
 	}
 	free(line);
+	if (ferror(fp) && r == 0) {
+		err = errno;
+		snprintf(out->error, sizeof(out->error), "%s: %s", path, strerror(err));
+		r = -1;
+	}
 	fclose(fp);
+	free(deflt);
 	if (r != 0) {
+		char why[sizeof(out->error)];
+
+		memcpy(why, out->error, sizeof(why));
 		jp_sshconf_free(out);
-		errno = EINVAL;
+		memcpy(out->error, why, sizeof(why));
+		errno = err;
 	}
 	return r;
 }

@@ -21,11 +21,15 @@ struct jp_sshconf {
 	int port;
 	char *identity;
 	char *known_hosts;
+	/* Set when jp_sshconf_read fails: "FILE:LINE: Port 70000: not 1-65535" or "FILE: why",
+	 * one line for the user. */
+	char error[1024];
 };
 
 /* Reads config file `path` (NULL: $HOME/.ssh/config) for `host`.  A missing file is not an
- * error.  Returns 0, or -1 with errno when the file exists but cannot be read, or EINVAL when
- * the host's Port is not a number from 1 to 65535 (ssh refuses it too). */
+ * error.  Returns 0, or -1 with errno and out->error set (every other field cleared) when the
+ * file exists but cannot be read, or EINVAL when the host's Port is not a number from 1 to
+ * 65535 (ssh refuses it too). */
 int jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out);
 void jp_sshconf_free(struct jp_sshconf *c);
 

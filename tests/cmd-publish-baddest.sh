@@ -61,7 +61,8 @@ unknown_scheme() {
 }
 
 # bad_dest URL PATTERN [OPTION]...: --dest URL (with the options, in the environment changed
-# by $BAD_ENV: env(1) words; default: S3 credentials that exist) exits 78 with one line matching
+# by $BAD_ENV: env(1) words; default: S3 credentials that exist; HOME=$BAD_HOME, default an
+# empty directory) exits 78 with one line matching
 # PATTERN, and changes nothing: the catalogue byte for byte, no directory created (here or in
 # the job's directory).
 bad_dest() {
@@ -71,7 +72,7 @@ bad_dest() {
 	cp "$MDB" "$T/before.db"
 	(cd "$MINI" && find . | LC_ALL=C sort) >"$T/before.files"
 	# shellcheck disable=SC2086
-	expect_rc 78 env ${BAD_ENV:-AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s} HOME="$T/nohome" \
+	expect_rc 78 env ${BAD_ENV:-AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s} HOME="${BAD_HOME:-$T/nohome}" \
 		"$JOBPUB" publish --job 1 --manifest "$MMAN" --workdir "$MJOB" --db "$MDB" \
 		--dest "$url" "$@"
 	assert_grep "^jobpub: .*$pattern" "$ERR"
@@ -95,6 +96,22 @@ dest_password() { bad_dest 'sftp://u:secret@localhost/x' 'password'; }
 # The local settings the destination would be opened with: refused before anything too.
 dest_sftp_identity() {
 	bad_dest 'sftp://localhost/x' "identity file $T/no-key: No such file" --identity "$T/no-key"
+}
+# ~/.ssh/config is read at login: a malformed one, or the key it names missing, is found before
+# the attempt begins (was: the row became failed_storage, attempt #1 recorded, and the message
+# "~/.ssh/config: Invalid argument" named neither line nor field).
+dest_sftp_ssh_config_port() {
+	BAD_HOME=$T/h
+	mkdir -p "$T/h/.ssh"
+	printf 'Host other\n  Port 22\n\nHost localhost\n  User u\n  Port 70000\n' \
+		>"$T/h/.ssh/config"
+	bad_dest 'sftp://localhost/x' "$T/h/.ssh/config:6: Port 70000: not 1-65535"
+}
+dest_sftp_ssh_config_identity() {
+	BAD_HOME=$T/h
+	mkdir -p "$T/h/.ssh"
+	printf 'Host *\n  IdentityFile ~/.ssh/no-key\n' >"$T/h/.ssh/config"
+	bad_dest 'sftp://localhost/x' "identity file $T/h/.ssh/no-key: No such file"
 }
 dest_s3_no_credentials() {
 	BAD_ENV="-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY"
@@ -135,6 +152,8 @@ run_case dest_file_host
 run_case dest_relative_path
 run_case dest_password
 run_case dest_sftp_identity
+run_case dest_sftp_ssh_config_port
+run_case dest_sftp_ssh_config_identity
 run_case dest_s3_no_credentials
 run_case dest_s3_bad_endpoint
 run_case dest_s3_ca_bundle

@@ -134,7 +134,7 @@ START_TEST(test_bad_port)
 {
 	static const char *const bad[] = {"70000", "-1", "0", "22x", "", "99999999999999999999"};
 	struct jp_sshconf c;
-	char text[128];
+	char text[1024];
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -144,7 +144,14 @@ START_TEST(test_bad_port)
 		ck_assert_msg(jp_sshconf_read(cfg, "a", &c) == -1, "Port '%s' accepted", bad[i]);
 		ck_assert_int_eq(errno, EINVAL);
 		ck_assert_ptr_null(c.user);
+		/* The message names the file, the line and the field (was: "Invalid argument"). */
+		snprintf(text, sizeof(text), "%s:3: Port %s: not 1-65535", cfg, bad[i]);
+		ck_assert_str_eq(c.error, text);
 	}
+	/* A config that cannot be read: the file and the reason. */
+	ck_assert_int_eq(jp_sshconf_read(dir, "a", &c), -1);
+	snprintf(text, sizeof(text), "%s: %s", dir, strerror(EISDIR));
+	ck_assert_str_eq(c.error, text);
 	/* Another host's bad Port is not this host's business; 65535 is a port. */
 	t_write_str(dir, "config", "Host b\n  Port 70000\nHost a\n  Port 65535\n");
 	ck_assert_int_eq(jp_sshconf_read(cfg, "a", &c), 0);
