@@ -272,6 +272,14 @@ EOF
 	assert_eq "$(find /tmp -maxdepth 1 -name 'jobpub-epilog.*' | wc -l)" "$before" "files /tmp/jobpub-epilog.*"
 	epilog JOBPUB=/bin/true JOBPUB_EPILOG_TIMEOUT=soon
 	assert_grep "JOBPUB_EPILOG_TIMEOUT='soon' is not a number" "$T/log"
+	# Slurm's limit (here given, else from scontrol show config) bounds the wait: 5 s minus a
+	# margin of 3 s.
+	start=$(date +%s)
+	epilog JOBPUB="$T/bin/slow-jobpub" JOBPUB_EPILOG_SLURM_TIMEOUT=5 JOBPUB_PUBLISH_TIMEOUT=2
+	took=$(($(date +%s) - start))
+	[ "$took" -lt 5 ] || fail "the epilog took $took s under a Slurm limit of 5 s"
+	assert_grep "job 4248: publishing .*epilog waits [12] s \(Slurm's epilog limit: 5 s\)" "$T/log"
+	assert_grep 'job 4248: user .*: publish still running after [0-9]+ s: handed off' "$T/log"
 }
 
 # The job's user runs the publish: `id -u` inside is the user's, never root's.
