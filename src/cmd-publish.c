@@ -25,13 +25,20 @@ static int cmd_publish(int argc, char **argv);
  * its status and it has no attempt.  It leaves a spool entry instead, as `enqueue` would have
  * (republish takes this catalogue's entries whose row was never marked, and removes them once
  * published).  Best effort: a failure is only a warning.
+ *
+ * The spool is shared with `enqueue`, which files entries under Slurm job IDs: `<job>.json` may
+ * hold another job's request (Slurm job 5 asking for catalogue job 1).  jp_spool_add never
+ * replaces such an entry; the next free name `<job>~2.json`, `<job>~3.json`... is taken instead.
  */
+#define QUEUE_TRIES 10
+
 static void
 queue_unrecorded(const struct jp_publish_opts *o)
 {
 	struct jp_spool_entry e;
 	struct jp_error err;
-	char *dir = jp_spool_dir();
+	char *dir = jp_spool_dir(), *key = NULL;
+	int i, r = JP_FAILED;
 
 	memset(&e, 0, sizeof(e));
 	jp_error_clear(&err);
@@ -43,15 +50,30 @@ queue_unrecorded(const struct jp_publish_opts *o)
 	e.sets = (struct jp_kv *)o->sets;
 	e.n_sets = o->n_sets;
 	e.uid = geteuid();
-	if (dir == NULL || e.manifest == NULL || e.workdir == NULL || e.db == NULL)
+	if (dir == NULL || e.manifest == NULL || e.workdir == NULL || e.db == NULL) {
 		jp_log_warn("job %s: not queued for `jobpub republish` either: %s", o->job,
 		            dir == NULL ? "out of memory" : strerror(errno));
-	else if (jp_spool_write(dir, &e, &err) != JP_OK)
-		jp_log_warn("job %s: not queued for `jobpub republish` either: %s", o->job, err.msg);
+		goto out;
+	}
+	for (i = 1; i <= QUEUE_TRIES; i++) {
+		free(key);
+		key = i == 1 ? strdup(o->job) : jp_asprintf("%s~%d", o->job, i);
+		if (key == NULL || strlen(key) > 128)
+			break;
+		e.key = strcmp(key, o->job) == 0 ? NULL : key;
+		jp_error_clear(&err);
+		if ((r = jp_spool_add(dir, &e, &err)) == JP_OK || err.code != JP_E_UNAVAILABLE)
+			break;
+	}
+	if (r != JP_OK)
+		jp_log_warn("job %s: not queued for `jobpub republish` either: %s", o->job,
+		            key == NULL ? "out of memory" : err.msg);
 	else
 		jp_log_warn("job %s: nothing recorded in the catalogue; queued in %s/%s.json for "
 		            "`jobpub republish`",
-		            o->job, dir, o->job);
+		            o->job, dir, key);
+out:
+	free(key);
 	free(e.manifest);
 	free(e.workdir);
 	free(e.db);

@@ -170,8 +170,19 @@ fsync_dir(const char *dir)
 	return r;
 }
 
-int
-jp_spool_write(const char *dir, const struct jp_spool_entry *e, struct jp_error *err)
+/* An entry already filed under the name is the same request when it is for the same job of the
+ * same catalogue: replacing it loses nothing. */
+static int
+same_request(const struct jp_spool_entry *a, const struct jp_spool_entry *b)
+{
+	return strcmp(a->job, b->job) == 0 &&
+	       (a->db == NULL ? b->db == NULL : b->db != NULL && strcmp(a->db, b->db) == 0);
+}
+
+/* Writes e; exclusive: never replaces an entry of another request (link() refuses an existing
+ * name atomically, where rename() would replace it). */
+static int
+write_entry(const char *dir, const struct jp_spool_entry *e, int exclusive, struct jp_error *err)
 {
 	char *path = NULL, *tmp = NULL, now[32];
 	struct jp_json j;
@@ -242,9 +253,31 @@ jp_spool_write(const char *dir, const struct jp_spool_entry *e, struct jp_error 
 		r = spool_errno(err, errno, "spool: writing %s", tmp);
 		goto out;
 	}
-	if (rename(tmp, path) != 0) {
-		r = spool_errno(err, errno, "spool: cannot rename %s to %s", tmp, path);
+	if (exclusive && link(tmp, path) == 0) {
+		unlink(tmp);
+	} else if (exclusive && errno != EEXIST) {
+		r = spool_errno(err, errno, "spool: cannot link %s to %s", tmp, path);
 		goto out;
+	} else {
+		if (exclusive) {
+			struct jp_spool_entry *old = NULL;
+			struct jp_error why;
+			int same;
+
+			jp_error_clear(&why);
+			jp_spool_read(dir, e->key ? e->key : e->job, &old, &why);
+			same = old != NULL && same_request(old, e);
+			jp_spool_entry_free(old);
+			if (!same) {
+				r = jp_error_set(err, JP_E_UNAVAILABLE, "spool: %s holds the entry of "
+				                 "another job or catalogue", path);
+				goto out;
+			}
+		}
+		if (rename(tmp, path) != 0) {
+			r = spool_errno(err, errno, "spool: cannot rename %s to %s", tmp, path);
+			goto out;
+		}
 	}
 	free(tmp);
 	tmp = NULL;
@@ -260,6 +293,18 @@ out:
 	free(tmp);
 	free(path);
 	return r;
+}
+
+int
+jp_spool_write(const char *dir, const struct jp_spool_entry *e, struct jp_error *err)
+{
+	return write_entry(dir, e, 0, err);
+}
+
+int
+jp_spool_add(const char *dir, const struct jp_spool_entry *e, struct jp_error *err)
+{
+	return write_entry(dir, e, 1, err);
 }
 
 /* ---- reading ---- */

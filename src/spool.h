@@ -43,6 +43,11 @@ char *jp_spool_dir(void);
  * there for the job is replaced.  Errors: 74 I/O, 77 permission. */
 int jp_spool_write(const char *dir, const struct jp_spool_entry *e, struct jp_error *err);
 
+/* As jp_spool_write, but never replaces the entry of another request: when dir/<key or job>.json
+ * exists and is not for the same job of the same catalogue (db), or cannot be read, nothing is
+ * written and err->code is JP_E_UNAVAILABLE (69): the caller may try another key. */
+int jp_spool_add(const char *dir, const struct jp_spool_entry *e, struct jp_error *err);
+
 /* Reads dir/<job>.json, `job` being the key it is filed under.  Errors: 66 no entry for the job; 65 not valid (the message names the
  * file and the field); 77 the file is owned by another user than the caller (root may read
  * any, the epilogue does) or is writable by group or others. */

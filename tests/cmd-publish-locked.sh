@@ -97,6 +97,28 @@ wal_catalogue() {
 	locked_publish
 }
 
+# The spool is shared with `enqueue`, which files entries under Slurm job IDs: Slurm job 5's
+# request for catalogue job 1 is 5.json.  A locked publish of catalogue job 5 must not replace
+# it; it queues under the next free name.
+other_jobs_entry() {
+	make_example
+	mkdir -p "$T/elsewhere"
+	SLURM_JOB_ID=5 expect_rc 0 "$JOBPUB" enqueue --job 1 --manifest "$EXMAN" --workdir "$EXJOB" \
+		--db "$EXDB" --dest "file://$T/archive/\${model}" --set "model=$EXMODEL"
+	assert_grep '"job":"1"' "$JOBPUB_SPOOL/5.json"
+	before=$(cat "$JOBPUB_SPOOL/5.json")
+	hold_lock "$EXDB"
+	expect_rc 75 "$JOBPUB" publish --job 5 --manifest "$EXMAN" --workdir "$EXJOB" --db "$EXDB" \
+		--dest "file://$T/archive/\${model}" --set "model=$EXMODEL" --db-timeout 1
+	release_lock
+	assert_eq "$(cat "$JOBPUB_SPOOL/5.json")" "$before" "Slurm job 5's entry for catalogue job 1"
+	assert_grep "job 5: nothing recorded in the catalogue; queued in $JOBPUB_SPOOL/5~2.json" "$ERR"
+	assert_grep '"job":"5"' "$JOBPUB_SPOOL/5~2.json"
+	assert_grep '"key":"5~2"' "$JOBPUB_SPOOL/5~2.json"
+	rm -rf "$JOBPUB_SPOOL"
+}
+
 run_case fresh_catalogue
+run_case other_jobs_entry
 run_case wal_catalogue
 finish

@@ -207,6 +207,46 @@ START_TEST(test_write_creates_dir_and_replaces)
 }
 END_TEST
 
+/* jp_spool_add never replaces another request's entry (Slurm job 5's entry for catalogue job 1
+ * when catalogue job 5 is queued), replaces the same request's, and leaves no temporary. */
+START_TEST(test_add_keeps_other_entries)
+{
+	struct jp_spool_entry a = {"1", "/a/m.yaml", "/a/job", "/a/c.db", NULL, NULL, 0, 0, NULL};
+	struct jp_spool_entry b = {"5", "/a/m.yaml", "/a/job", "/a/c.db", NULL, NULL, 0, 0, NULL};
+	struct jp_spool_entry *out = NULL;
+
+	a.uid = b.uid = geteuid();
+	a.key = "5";
+	ck_assert_int_eq(jp_spool_write(dir, &a, &err), JP_OK);
+	ck_assert_int_ne(jp_spool_add(dir, &b, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_int_eq(jp_spool_read(dir, "5", &out, &err), JP_OK);
+	ck_assert_str_eq(out->job, "1");
+	jp_spool_entry_free(out);
+	ck_assert_uint_eq(t_count_entries(dir), 1);
+	/* The same job of another catalogue is another request too. */
+	jp_error_clear(&err);
+	b.job = "1";
+	b.key = "5";
+	b.db = "/b/c.db";
+	ck_assert_int_ne(jp_spool_add(dir, &b, &err), JP_OK);
+	/* The same request is replaced. */
+	jp_error_clear(&err);
+	b.db = "/a/c.db";
+	b.workdir = "/b/job";
+	ck_assert_int_eq(jp_spool_add(dir, &b, &err), JP_OK);
+	ck_assert_int_eq(jp_spool_read(dir, "5", &out, &err), JP_OK);
+	ck_assert_str_eq(out->workdir, "/b/job");
+	jp_spool_entry_free(out);
+	/* A free name is taken. */
+	b.key = NULL;
+	b.job = "7";
+	ck_assert_int_eq(jp_spool_add(dir, &b, &err), JP_OK);
+	ck_assert_uint_eq(t_count_entries(dir), 2);
+	ck_assert_uint_eq(t_count_prefixed(dir, ".5.json"), 0);
+}
+END_TEST
+
 START_TEST(test_write_refuses_bad_entries)
 {
 	struct jp_kv bad_set[] = {{"not-an-identifier", "x"}};
@@ -724,6 +764,7 @@ main(void)
 	tcase_add_test(tc, test_round_trip_nulls_and_escapes);
 	tcase_add_test(tc, test_no_sets);
 	tcase_add_test(tc, test_write_creates_dir_and_replaces);
+	tcase_add_test(tc, test_add_keeps_other_entries);
 	tcase_add_test(tc, test_write_refuses_bad_entries);
 	tcase_add_loop_test(tc, test_bad_job_ids, 0, (int)(sizeof(bad_jobs) / sizeof(bad_jobs[0])));
 	suite_add_tcase(s, tc);
