@@ -1392,8 +1392,33 @@ jp_job_info_free(struct jp_job_info *ji)
 	free(ji->id_column);
 	free(ji->status_column);
 	free(ji->status);
+	free(ji->lease_host);
+	free(ji->lease_since);
 	jp_row_free(ji->row);
 	free(ji);
+}
+
+/* The job's lease when it is live (see lease_live); nothing otherwise. */
+static void
+load_lease(struct jp_catalog *c, struct jp_job_info *ji, const char *job)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[256];
+
+	if (c->version < 3)
+		return;
+	snprintf(sql, sizeof(sql), "SELECT expires, %s, since FROM jobpub_leases WHERE job = ?",
+	         owner_cols(c));
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) >= (int64_t)time(NULL) &&
+	    !owner_gone_at(st, 1)) {
+		ji->lease_host = dup_col(st, 1);
+		ji->lease_pid = sqlite3_column_int64(st, 2);
+		ji->lease_since = dup_col(st, 5);
+	}
+	sqlite3_finalize(st);
 }
 
 static int
@@ -1515,6 +1540,7 @@ jp_catalog_job_info(struct jp_catalog *c, const char *job, struct jp_job_info **
 		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
 	if ((r = load_attempts(c, ji, job, err)) != JP_OK || (r = load_files(c, ji, job, err)) != JP_OK)
 		goto fail;
+	load_lease(c, ji, job);
 	if (ji->table == NULL) {
 		ji->table = strdup("jobs");
 		ji->id_column = strdup("id");

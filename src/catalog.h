@@ -224,6 +224,10 @@ struct jp_job_info {
 	size_t n_files;
 	struct jp_attempt_info *attempts;        /* oldest first */
 	size_t n_attempts;
+	/* A live lease on the job (someone is publishing it now; a published job keeps its
+	 * status meanwhile): its holder's host, pid and since; holder NULL when none. */
+	char *lease_host, *lease_since;
+	int64_t lease_pid;
 };
 
 /* Everything known about job.  *out is NULL (and JP_OK) when the catalogue has never heard of

@@ -74,6 +74,9 @@ print_text(const char *job, const struct jp_job_info *ji)
 
 	printf("job %s: %s (table %s)\n", job, ji->status ? ji->status : ji->row ? "(null)" : "no row",
 	       ji->table);
+	if (ji->lease_host != NULL)
+		printf("being published now by %s:%lld since %s\n", ji->lease_host,
+		       (long long)ji->lease_pid, ji->lease_since ? ji->lease_since : "?");
 	if (lf != NULL)
 		printf("last attempt failed: #%lld %s [%s, exit %lld] %s; the files below are still "
 		       "those published\n",
@@ -135,6 +138,15 @@ print_json(const char *job, const struct jp_job_info *ji)
 		} else {
 			jp_json_null(&j, "last_failed_attempt");
 		}
+	}
+	if (ji->lease_host != NULL) {
+		jp_json_object(&j, "publishing_now");
+		jp_json_str(&j, "host", ji->lease_host);
+		jp_json_int(&j, "pid", ji->lease_pid);
+		jp_json_str(&j, "since", ji->lease_since);
+		jp_json_end(&j, '}');
+	} else {
+		jp_json_null(&j, "publishing_now");
 	}
 	jp_json_object(&j, "columns");
 	for (i = 0; ji->row != NULL && i < ji->n_files; i++) {

@@ -85,6 +85,8 @@ same_job_twice() {
 	assert_eq "$(row_status "$DB" jobs "'1'")" publishing "status while the first publish runs"
 	assert_eq "$(sql "$DB" "SELECT host || ':' || pid FROM jobpub_leases WHERE job = '1'")" \
 		"$HOST:$PUB" "the lease's holder"
+	expect_rc 0 "$JOBPUB" status --db "$DB" 1
+	assert_grep "^being published now by $HOST:$PUB since [0-9]" "$OUT"
 	before=$(lease_row 1)
 	snapshot "$ARCH" "$T/snap1"
 	sql "$DB" "SELECT * FROM jobpub_attempts ORDER BY id" >"$T/attempts1"

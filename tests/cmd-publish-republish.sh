@@ -72,6 +72,7 @@ assert_grep "^last attempt failed: #3 .* \[unavailable, exit 69\] conflict: .*CT
 expect_rc 0 "$JOBPUB" status --db "$EXDB" --json 1
 assert_json "$OUT"
 assert_grep '"last_failed_attempt":\{"id":3,.*"exit_code":69' "$OUT"
+assert_grep '"publishing_now":null' "$OUT"
 
 # republish takes it only when asked by --job, and without --overwrite it fails the same way.
 expect_rc 0 "$JOBPUB" republish --db "$EXDB" --dry-run

@@ -1274,6 +1274,36 @@ START_TEST(test_lease_owner_identity)
 }
 END_TEST
 
+/* status shows who is publishing a job right now (a published job keeps its status while it
+ * is re-published): a live lease only. */
+START_TEST(test_job_info_lease)
+{
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_job_info *ji = NULL;
+	struct jp_error err;
+	char scope[160], host[256] = "", took[256];
+	long long start;
+
+	gethostname(host, sizeof(host) - 1);
+	my_identity(scope, sizeof(scope), &start);
+	prepare_ok(c, &own, NULL, 0);
+	ck_assert_int_eq(try_begin(c, "j", took, sizeof(took)), 0);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_catalog_job_info(c, "j", &ji, &err), JP_OK);
+	ck_assert_ptr_nonnull(ji);
+	ck_assert_str_eq(ji->lease_host, host);
+	ck_assert_int_eq(ji->lease_pid, (int64_t)getpid());
+	ck_assert_ptr_nonnull(ji->lease_since);
+	jp_job_info_free(ji);
+	/* its owner gone (the pid reused): no one is publishing it */
+	put_lease("j", host, (long)getpid(), scope, start + 1, 3600);
+	ck_assert_int_eq(jp_catalog_job_info(c, "j", &ji, &err), JP_OK);
+	ck_assert_ptr_null(ji->lease_host);
+	jp_job_info_free(ji);
+	jp_catalog_close(c);
+}
+END_TEST
+
 /* A catalogue of schema 4 (leases without owner scope): readers judge its leases by host and
  * pid; the first write migrates it to 5, keeping them. */
 START_TEST(test_upgrade_from_4)
@@ -1550,6 +1580,7 @@ catalog_suite(void)
 	tcase_add_test(tc, test_busy_open);
 	tcase_add_test(tc, test_lease_owner_identity);
 	tcase_add_test(tc, test_upgrade_from_4);
+	tcase_add_test(tc, test_job_info_lease);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("read");
