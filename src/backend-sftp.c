@@ -51,6 +51,9 @@ struct sftp_dest {
 	char *known_hosts;
 	struct jp_dest_opts opts;
 	int sock;
+	/* Held while sock is taken (disconnect) or shut down from another thread (sftp_cancel),
+	 * so the canceller never shuts down a descriptor already closed and reused. */
+	pthread_mutex_t sock_lock;
 	LIBSSH2_SESSION *session;
 	LIBSSH2_SFTP *sftp;
 	int broken;        /* transport failed: reconnect before the next stage */
@@ -189,7 +192,9 @@ tcp_connect(struct sftp_dest *d, struct jp_error *err)
 		                    strerror(e));
 	/* libssh2 works the socket in blocking mode, bounded by its session timeout. */
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	pthread_mutex_lock(&d->sock_lock);
 	d->sock = fd;
+	pthread_mutex_unlock(&d->sock_lock);
 	return JP_OK;
 }
 
@@ -524,6 +529,8 @@ authenticate(struct sftp_dest *d, struct jp_error *err)
 static void
 disconnect(struct sftp_dest *d)
 {
+	int sock;
+
 	if (d->sftp != NULL)
 		libssh2_sftp_shutdown(d->sftp);
 	if (d->session != NULL) {
@@ -531,11 +538,18 @@ disconnect(struct sftp_dest *d)
 			libssh2_session_disconnect(d->session, "jobpub done");
 		libssh2_session_free(d->session);
 	}
-	if (d->sock >= 0)
-		close(d->sock);
+	/* -1 goes in before the close: a cancel that comes later finds nothing to shut down, one
+	 * that holds the lock finishes on the still-open socket first.  A lock, not only an atomic
+	 * exchange: between the canceller's load and its shutdown() the descriptor could be
+	 * closed and handed to another open. */
+	pthread_mutex_lock(&d->sock_lock);
+	sock = d->sock;
+	d->sock = -1;
+	pthread_mutex_unlock(&d->sock_lock);
+	if (sock >= 0)
+		close(sock);
 	d->sftp = NULL;
 	d->session = NULL;
-	d->sock = -1;
 }
 
 /*
@@ -654,6 +668,7 @@ sftp_close(struct jp_dest *jd)
 	free(d->root);
 	free(d->identity);
 	free(d->known_hosts);
+	pthread_mutex_destroy(&d->sock_lock);
 	free(d);
 }
 
@@ -716,10 +731,11 @@ static void
 sftp_cancel(struct jp_dest *jd)
 {
 	struct sftp_dest *d = (struct sftp_dest *)jd;
-	int sock = __atomic_load_n(&d->sock, __ATOMIC_RELAXED);
 
-	if (sock >= 0)
-		shutdown(sock, SHUT_RDWR);
+	pthread_mutex_lock(&d->sock_lock);
+	if (d->sock >= 0)
+		shutdown(d->sock, SHUT_RDWR);
+	pthread_mutex_unlock(&d->sock_lock);
 }
 
 static int
@@ -731,6 +747,7 @@ sftp_check(const char *url, const struct jp_dest_opts *opts, struct jp_error *er
 	if (d == NULL)
 		return oom(err);
 	d->sock = -1;
+	pthread_mutex_init(&d->sock_lock, NULL);
 	r = parse_url(d, url, err);
 	/* ~/.ssh/config and the key (named on the command line, in the manifest or in the config)
 	 * are read at login: a file that is malformed or missing is a setting to fix, found now,
@@ -771,6 +788,7 @@ sftp_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return oom(err);
 	d->sock = -1;
+	pthread_mutex_init(&d->sock_lock, NULL);
 	d->opts = *opts;
 	if (d->opts.timeout_ms <= 0)
 		d->opts.timeout_ms = 30000;
