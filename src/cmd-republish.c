@@ -73,7 +73,8 @@ const struct jp_cmd jp_cmd_republish = {
 		"  -h, --help                this help\n"
 		"Also publishes the jobs of this catalogue that have a spool entry and are not\n"
 		"published (unless --status is given): those whose row could not even be marked.  A\n"
-		"job published removes its spool entry.\n"
+		"job published removes its spool entry.  A catalogue that does not exist is 66 when\n"
+		"no spool entry is for it either.\n"
 		"One line per job, then a summary.  Exit 0 when every job is published, else the exit\n"
 		"code of the first job that still fails.\n",
 	.exec = cmd_republish,
@@ -441,7 +442,7 @@ cmd_republish(int argc, char **argv)
 	const char *db = NULL, *status = NULL, *opt_spool = NULL;
 	char **jobs = NULL, *spooldir = NULL, *db_real = NULL;
 	size_t n_jobs = 0, i, next = 0, running = 0, ok = 0, failed = 0;
-	int ch, parallel = 1, dry = 0, first_rc = 0, json = 0;
+	int ch, parallel = 1, dry = 0, first_rc = 0, json = 0, no_db = 0;
 	int results[2] = {-1, -1};
 	FILE *rfp = NULL;
 	struct jp_json j;
@@ -543,9 +544,11 @@ cmd_republish(int argc, char **argv)
 	if (jp_catalog_open(db, o.db_timeout_ms, JP_CATALOG_READONLY, &cat, &err) != JP_OK &&
 	    access(db, F_OK) != 0 && errno == ENOENT) {
 		/* No catalogue yet (jobpub's own table mode creates it on the first publish): only
-		 * spool entries can name jobs, and their publish creates it. */
+		 * spool entries can name jobs, and their publish creates it.  Said, because a typo
+		 * in --db looks the same (it used to end with "0 published", exit 0). */
 		jp_error_clear(&err);
 		cat = NULL;
+		no_db = 1;
 	} else if (cat == NULL ||
 	           (p.cat = cat, jp_catalog_jobs(cat, select_job, &p, &err)) != JP_OK) {
 		jp_log_error("%s", err.msg);
@@ -576,6 +579,20 @@ cmd_republish(int argc, char **argv)
 			jp_log_warn("%s", err.msg);
 	}
 	spool_dir = spooldir;
+	if (no_db && p.n == 0) {
+		/* Nothing names a job of it either: most likely a typo, which must not pass for
+		 * "nothing to do" in a script (66, as status, gc and verify answer). */
+		if (spooldir != NULL && status == NULL)
+			jp_log_error("republish: catalogue %s does not exist, and no entry of the spool "
+			             "%s is for it", db, spooldir);
+		else
+			jp_log_error("republish: catalogue %s does not exist", db);
+		first_rc = 66;
+		goto out;
+	}
+	if (no_db) /* through jp_log_error: republish logs quietly, and this must be seen */
+		jp_log_error("republish: catalogue %s does not exist: only spool entries considered",
+		             db);
 	/* The children open their own connections: none is carried across fork(). */
 	jp_catalog_close(cat);
 	if (dry && json) {

@@ -111,6 +111,8 @@ EOF
 	(cd "$T/new" && "$JOBPUB" republish --db cat.db --spool spool --dry-run) >"$OUT" 2>"$ERR" ||
 		{ show "$ERR"; fail "republish --dry-run with no catalogue"; }
 	assert_grep '^job 5: would republish \(status spooled as 5\)' "$OUT"
+	assert_grep '^jobpub: republish: catalogue cat.db does not exist: only spool entries considered$' \
+		"$ERR"
 	assert_absent "$T/new/cat.db"
 	(cd "$T/new" && "$JOBPUB" republish --db ./cat.db --spool spool) >"$OUT" 2>"$ERR" ||
 		{ show "$ERR"; fail "republish with no catalogue"; }
@@ -119,8 +121,23 @@ EOF
 	cmp -s "$MJOB/out/result.txt" "$T/new/archive/result.txt" || fail "not published"
 }
 
+# A typo in --db: no such catalogue and no spool entry for it is an error naming the path (66),
+# not "0 published" with status 0; nothing is created.
+typo_db() {
+	mkdir -p "$T/typo"
+	expect_rc 66 sh -c 'cd "$1" && shift && exec "$@"' sh "$T/typo" \
+		"$JOBPUB" republish --db typo.db --spool "$SP"
+	assert_grep "^jobpub: republish: catalogue typo.db does not exist, and no entry of the spool $SP is for it\$" "$ERR"
+	assert_eq "$(wc -l <"$ERR")" 1 "lines on stderr"
+	expect_rc 66 "$JOBPUB" republish --db "$T/typo/typo.db" --spool "$SP" --dry-run
+	expect_rc 66 "$JOBPUB" republish --db "$T/typo/typo.db" --status failed
+	assert_grep "^jobpub: republish: catalogue $T/typo/typo.db does not exist\$" "$ERR"
+	assert_eq "$(ls -A "$T/typo")" "" "files created"
+}
+
 enqueue 1 slurm-77
 run_case no_catalogue_yet
+run_case typo_db
 run_case listing
 run_case locked_then_republish
 run_case clean
