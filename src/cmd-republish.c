@@ -649,15 +649,37 @@ cmd_republish(int argc, char **argv)
 		pid_t pid;
 
 		while (running < (size_t)parallel && next < p.n && !stopping) {
-			if ((pid = fork()) == 0)
+			sigset_t stopset, old;
+
+			/* A signal between fork() and pids[i] = pid would not reach the child: it waits
+			 * until the child is recorded (and the child installs its own handlers). */
+			sigemptyset(&stopset);
+			sigaddset(&stopset, SIGINT);
+			sigaddset(&stopset, SIGTERM);
+			sigprocmask(SIG_BLOCK, &stopset, &old);
+			if (stopping) {
+				sigprocmask(SIG_SETMASK, &old, NULL);
+				break;
+			}
+			if ((pid = fork()) == 0) {
+				/* A publish of its own: the stop and clean-up bounds, a second signal ends
+				 * it, and a signal to it is not passed on to its siblings. */
+				running_pids = NULL;
+				n_running_pids = 0;
+				jp_cmd_signals_child();
+				jp_publish_set_cleanup_hook(jp_cmd_stop_cleanup);
 				_exit(run_one(&p.v[next], &o, json ? results[1] : STDOUT_FILENO, json));
+			}
+			if (pid > 0) {
+				for (i = 0; i < (size_t)parallel && pids[i] != 0; i++)
+					;
+				pids[i] = pid;
+				next++;
+				running++;
+			}
+			sigprocmask(SIG_SETMASK, &old, NULL);
 			if (pid < 0)
 				break;
-			for (i = 0; i < (size_t)parallel && pids[i] != 0; i++)
-				;
-			pids[i] = pid;
-			next++;
-			running++;
 		}
 		if (running == 0)
 			break;

@@ -94,6 +94,11 @@ say(const char *msg)
 }
 
 static volatile sig_atomic_t first_signal, cleaning_up;
+/* A republish child: its parent passes on every SIGINT/SIGTERM it gets, so a Ctrl-C (sent to the
+ * whole process group) or a Slurm signal (sent to every process of the job) arrives twice, once
+ * directly and once from the parent.  The n-th signal is the larger of the two counts. */
+static volatile sig_atomic_t from_parent, from_others;
+static pid_t parent_pid;
 
 static void
 on_stop_bound(int sig)
@@ -109,9 +114,16 @@ on_stop_bound(int sig)
 }
 
 static void
-on_stop_signal(int sig)
+on_stop_signal(int sig, siginfo_t *si, void *uc)
 {
+	(void)uc;
+	if (parent_pid > 0 && si != NULL && si->si_code == SI_USER && si->si_pid == parent_pid)
+		from_parent++;
+	else
+		from_others++;
 	if (first_signal != 0) {
+		if (from_parent < 2 && from_others < 2)
+			return; /* the same signal, passed on by the parent */
 		say("jobpub: a second signal: exiting now; jobpub gc finds what is left\n");
 		_exit(75);
 	}
@@ -130,12 +142,27 @@ jp_cmd_signals_early(void)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_stop_bound;
 	sigaction(SIGALRM, &sa, NULL);
-	jp_cmd_catch_signals(on_stop_signal);
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_sigaction = on_stop_signal;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGALRM);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void
+jp_cmd_signals_child(void)
+{
+	first_signal = cleaning_up = from_parent = from_others = 0;
+	parent_pid = getppid();
+	alarm(0);
+	jp_cmd_signals_early();
 }
 
 void

@@ -64,6 +64,11 @@ void jp_cmd_catch_signals(void (*fn)(int));
 #define JP_CLEANUP_BOUND_S 60
 void jp_cmd_signals_early(void);
 
+/* jp_cmd_signals_early for a child that publishes on behalf of its parent (republish): the
+ * parent passes its signals on, so a signal that also reached the child directly (Ctrl-C, Slurm)
+ * counts once; a signal for the child is its own (the parent's handler is gone). */
+void jp_cmd_signals_child(void);
+
 /* A stopping command has reached its clean-up (a publish's roll back: one request per staged
  * file, which may be many), which ends by itself: the bound becomes JP_CLEANUP_BOUND_S from
  * now.  Nothing before a signal. */
