@@ -75,13 +75,10 @@ sh "$TESTS_DIR/sshd-stop.sh" "$T/sshd" KILL >/dev/null 2>&1 || true
 echo "ok: SIGTERM during the SFTP login"
 
 # ---- the seeded runs ----
-# quick BACKEND SEEDS [FAULTS]: run.py for these seeds; fails on any violation or crash.  A
-# moment near the start may meet defects 6 and 9 of issue 13, being fixed by their owners:
-# --tolerate-known (see KNOWN in run.py) keeps this test from failing on them meanwhile.
+# quick BACKEND SEEDS [FAULTS]: run.py for these seeds; fails on any violation or crash.
 quick() {
 	local rc=0
 	python3 "$RUN" --backend "$1" --seeds "$2" ${3:+--faults "$3"} --results "$T/results-$1.txt" \
-		--tolerate-known \
 		>"$T/run-$1.out" 2>"$T/run-$1.err" || rc=$?
 	[ "$rc" -ne 99 ] || hard_error "faults/run.py --backend $1: a server program is missing"
 	cat "$T/run-$1.out"

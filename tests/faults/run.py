@@ -51,8 +51,7 @@ moment to another phase; each results line says which phase the fault met.  For 
 One line per run goes to the results file (default tests/faults/results-BACKEND.txt):
   seed=S backend=B fault=K moment=T.TTTs phase=P exit=RC outcome=OUTCOME [detail]
 with OUTCOME ok, violation (the checker or the recovery failed), crash, skipped (the fault
-cannot be made here, e.g. no tmpfs mount), or known (with --tolerate-known: only problems of
-the defects listed in KNOWN, which their owners are fixing), or error (the harness itself
+cannot be made here, e.g. no tmpfs mount), or error (the harness itself
 failed in that run, e.g. a server did not start again).  A summary (runs, counts per fault and outcome)
 ends the file and stdout.  Exit 0 when there was no violation and no crash, 1 otherwise, 2 when
 the harness itself could not run (missing server programs: 99 for automake).
@@ -93,11 +92,6 @@ ALL_FAULTS = {
 # Faults after which jobpub may be unable to reach the server to clean up.
 CUT_OFF = {"sigkill", "server-kill", "conn-cut", "conn-stall", "auth-revoke"}
 SYSEXITS = {0, 64, 65, 66, 69, 70, 74, 75, 77, 78}
-# Defects of issue 13 that their owners are fixing: with --tolerate-known, a run whose only
-# problems are these is "known", not a violation (remove each once it is fixed on main).
-KNOWN = (
-    "no such table: jobpub_",    # defect 6: gc/republish on a catalogue without jobpub's tables
-)
 
 
 def load_invariants():
@@ -834,9 +828,6 @@ class Harness:
             outcome = "violation" if outcome == "ok" else outcome
             problems.append(rec)
         self.backend.end_run(run)
-        if outcome == "violation" and self.args.tolerate_known and problems and all(
-                any(pat in p for pat in KNOWN) for p in problems):
-            outcome = "known"
         d = (detail + " " + " ; ".join(problems)).strip()
         r = self.record(run, kind, moment, phase, rc, outcome, d)
         if outcome == "ok" and not self.args.keep:
@@ -983,8 +974,6 @@ def main():
     ap.add_argument("--faults", help="comma-separated fault kinds (default: all of the backend)")
     ap.add_argument("--results", help="results file ('-': none)")
     ap.add_argument("--keep", help="work below this directory and keep it")
-    ap.add_argument("--tolerate-known", action="store_true",
-                    help="runs that only meet the known defects listed in KNOWN do not fail")
     ap.add_argument("--t-cal", type=float, help="the duration of an unfaulted publish, in "
                     "seconds, instead of measuring it (to repeat a run's moment exactly)")
     args = ap.parse_args()
