@@ -268,6 +268,14 @@ class Backend:
     def net_opts(self):
         return []
 
+    def healthy(self):
+        """Does the server answer?  (Checked before each run: a server that died of the
+        machine's load, not of a fault, is started again and said so in the results.)"""
+        return True
+
+    def revive(self):
+        pass
+
     def manifest_extra(self):
         return ""
 
@@ -362,6 +370,20 @@ class SftpBackend(Backend):
             time.sleep(1)
         raise RuntimeError("sshd-start.sh: %s" % p.stdout.decode(errors="replace"))
 
+    def healthy(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c:
+                c.settimeout(10)
+                return c.recv(64).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    def revive(self):
+        sh(["sh", os.path.join(TESTS, "sshd-stop.sh"), self.dir, "KILL"])
+        self.start_sshd()
+        self.read_env()
+        self.relay.target = self.port
+
     def read_env(self):
         e = {}
         with open(os.path.join(self.dir, "env")) as f:
@@ -450,12 +472,35 @@ class S3Backend(Backend):
         os.environ["AWS_SECRET_ACCESS_KEY"] = e["RGW_SECRET_KEY"]
         os.environ.pop("AWS_SESSION_TOKEN", None)
         self.s3 = self.inv.S3(self.endpoint, "us-east-1")
-        self.relay = Relay(self.port)
-        self.relay_url = "http://127.0.0.1:%d" % self.relay.port
+        if getattr(self, "relay", None) is None:
+            self.relay = Relay(self.port)
+            self.relay_url = "http://127.0.0.1:%d" % self.relay.port
+        self.relay.target = self.port
 
     def stop(self):
         sh(["sh", os.path.join(TESTS, "rgw-stop.sh"), self.dir])
 
+    def healthy(self):
+        try:
+            code, _, _ = self.s3.request("GET", self.bucket, query={"list-type": "2",
+                                                                    "max-keys": "1"})
+            return code == 200
+        except self.inv.CheckError:
+            return False
+
+    def revive(self):
+        """radosgw again; if the cluster itself is stuck, a new one (same keys and port)."""
+        try:
+            os.kill(self.rgw_pid(), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        p = sh(["radosgw", "-c", self.e["CEPH_CONF"], "-n", "client.rgw.jobpub"])
+        for _ in range(200):
+            if p.returncode == 0 and self.healthy():
+                return
+            time.sleep(0.1)
+        self.stop()
+        self.start()
     def net_opts(self):
         return ["--s3-endpoint", self.relay_url]
 
@@ -624,6 +669,7 @@ class Harness:
                                  (k, args.backend, ", ".join(ALL_FAULTS[args.backend])))
         self.lines = []
         self.stats = {}
+        self.revived = []  # seeds before which the server had to be started again
 
     def check(self, run, extra):
         cmd = [sys.executable, INVARIANTS, "--db", run.db, "--dest", run.dest,
@@ -828,7 +874,7 @@ class Harness:
             outcome = "violation" if outcome == "ok" else outcome
             problems.append(rec)
         self.backend.end_run(run)
-        d = (detail + " " + " ; ".join(problems)).strip()
+        d = " ".join((detail + " " + " ; ".join(problems)).split())
         r = self.record(run, kind, moment, phase, rc, outcome, d)
         if outcome == "ok" and not self.args.keep:
             shutil.rmtree(run.dir, ignore_errors=True)
@@ -889,7 +935,7 @@ class Harness:
                 "outcome=%s%s") % (
             run.seed, self.args.backend, kind, moment, getattr(run, "t_cal", self.t_cal), phase,
             rc, outcome,
-            (" " + detail) if detail else "")
+            (" " + " ".join(detail.split())) if detail else "")
         self.lines.append(line)
         s = self.stats.setdefault(kind, {})
         s[outcome] = s.get(outcome, 0) + 1
@@ -920,6 +966,10 @@ class Harness:
                 self.calibrate()
             for s in seeds:
                 try:
+                    if not self.backend.healthy():
+                        log("the server does not answer before seed %d: started again" % s)
+                        self.revived.append(s)
+                        self.backend.revive()
                     self.one(s)
                 except Exception as e:  # the harness's own failure: said, and the next run
                     run = Run()
@@ -947,6 +997,8 @@ class Harness:
         met = sum(c for k in self.faults for ph, c in self.stats.get("phase:" + k, {}).items()
                   if ph != "exited")
         summary.append("# faults that met a running publish (phase not exited): %d" % met)
+        summary.append("# server found dead (load, not a fault) and started again before seeds:"
+                       " %s" % (",".join(map(str, self.revived)) or "none"))
         for line in summary:
             print(line)
             if self.results:
