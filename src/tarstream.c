@@ -354,8 +354,12 @@ jp_archive_write(const char *dir, const char *label, enum jp_archive_format fmt,
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r;
 
 	if (fd < 0) {
+		int e = errno;
 		memset(res, 0, sizeof(*res));
-		return jp_error_set(err, JP_E_IOERR, NAME ": %s: not a directory", label);
+		/* ENOTDIR, ELOOP (a symbolic link, O_NOFOLLOW): not a directory; EACCES, EMFILE, ENOENT
+		 * ... say so, they need another remedy. */
+		return jp_error_set(err, JP_E_IOERR, NAME ": %s: %s", label,
+		                    e == ENOTDIR || e == ELOOP ? "not a directory" : strerror(e));
 	}
 	r = jp_archive_write_piped(fd, label, fmt, sink, arg, NULL, res, err);
 	close(fd);

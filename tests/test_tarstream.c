@@ -6,6 +6,7 @@
 
 #include <locale.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <archive.h>
@@ -272,6 +273,42 @@ START_TEST(test_unreadable)
 }
 END_TEST
 
+/* An open() failure says why: not every failure is "not a directory". */
+START_TEST(test_open_errors)
+{
+	struct jp_archive_result res;
+	char *missing = t_path(dir, "missing"), *file = t_path(dir, "file");
+	struct jp_error err;
+	struct rlimit rl;
+	pid_t pid;
+	int status;
+
+	jp_error_clear(&err);
+	t_write(dir, "file", "x", 1);
+	ck_assert_int_eq(jp_archive_write(missing, "Missing", JP_ARCHIVE_TAR, NULL, NULL, &res, &err),
+	                 JP_FAILED);
+	ck_assert_msg(strstr(err.msg, strerror(ENOENT)) != NULL, "%s", err.msg);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_archive_write(file, "File", JP_ARCHIVE_TAR, NULL, NULL, &res, &err),
+	                 JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "File: not a directory") != NULL, "%s", err.msg);
+	pid = fork();
+	if (pid == 0) {
+		jp_error_clear(&err);
+		rl.rlim_cur = rl.rlim_max = 3; /* stdin, stdout, stderr: no descriptor left */
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			_exit(3);
+		if (jp_archive_write(dir, "Dir", JP_ARCHIVE_TAR, NULL, NULL, &res, &err) != JP_FAILED)
+			_exit(1);
+		_exit(strstr(err.msg, strerror(EMFILE)) != NULL ? 0 : 2);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+	free(missing);
+	free(file);
+}
+END_TEST
+
 /* Sink that stops at its second call, like a destination that failed. */
 static int
 stop_second(void *arg, const void *buf, size_t len)
@@ -424,6 +461,7 @@ main(void)
 	tcase_add_test(tc, test_other_readers);
 	tcase_add_test(tc, test_empty_dir);
 	tcase_add_test(tc, test_unreadable);
+	tcase_add_test(tc, test_open_errors);
 	tcase_add_test(tc, test_big_sparse);
 	tcase_add_test(tc, test_sink_stop);
 	suite_add_tcase(s, tc);
