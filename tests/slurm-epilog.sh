@@ -254,9 +254,9 @@ echo "jobpub: pretending to publish slowly" >&2
 exec sleep 60
 EOF
 	chmod 755 "$T/bin/slow-jobpub"
-	before=$(find /tmp -maxdepth 1 -name 'jobpub-epilog.*' | wc -l)
+	mkdir -p "$T/eptmp"
 	start=$(date +%s)
-	epilog JOBPUB="$T/bin/slow-jobpub" JOBPUB_EPILOG_TIMEOUT=1 JOBPUB_PUBLISH_TIMEOUT=3
+	epilog JOBPUB="$T/bin/slow-jobpub" JOBPUB_EPILOG_TIMEOUT=1 JOBPUB_PUBLISH_TIMEOUT=3 TMPDIR="$T/eptmp"
 	took=$(($(date +%s) - start))
 	[ "$took" -lt 5 ] || fail "the epilog took $took s with a 1 s limit"
 	assert_grep 'job 4248: publishing .*epilog waits [01] s, publish limit 3 s' "$T/log"
@@ -269,7 +269,7 @@ EOF
 		sleep 0.1
 	done
 	assert_grep 'job 4248: jobpub: pretending to publish slowly' "$T/syslog"
-	assert_eq "$(find /tmp -maxdepth 1 -name 'jobpub-epilog.*' | wc -l)" "$before" "files /tmp/jobpub-epilog.*"
+	assert_eq "$(find "$T/eptmp" -mindepth 1 | wc -l)" 0 "files left in the epilog's TMPDIR"
 	epilog JOBPUB=/bin/true JOBPUB_EPILOG_TIMEOUT=soon
 	assert_grep "JOBPUB_EPILOG_TIMEOUT='soon' is not a number" "$T/log"
 	# Slurm's limit (here given, else from scontrol show config) bounds the wait: 5 s minus a

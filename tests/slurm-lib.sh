@@ -29,6 +29,9 @@ slurm_cleanup() {
 	if [ "$rc" -ne 0 ] && [ -d "$T/slurm/log" ]; then
 		printf '%s\n' '--- slurmd.log (end) ---' >&2
 		tail -n 40 "$T/slurm/log/slurmd.log" >&2 2>/dev/null || true
+		printf '%s\n' '--- slurmctld.log and .out (end) ---' >&2
+		tail -n 25 "$T/slurm/log/slurmctld.log" "$T/slurm/log/slurmctld.out" >&2 2>/dev/null || true
+		ls -la "$T/slurm" "$T/slurm/log" >&2 2>/dev/null || true
 		printf '%s\n' '--- epilog log ---' >&2
 		cat "$ELOG" >&2 2>/dev/null || true
 		for f in "$WORK"/slurm-*.out; do
