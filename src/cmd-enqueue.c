@@ -199,6 +199,14 @@ enqueue(const char *job, const char *key, const char *manifest, const char *work
 	    (r = jp_manifest_check_job(m, job, sets->v, sets->n, NULL, dest, &err)) != JP_OK ||
 	    (r = jp_check_destination(m, job, sets->v, sets->n, dest, NULL, NULL, &err)) != JP_OK)
 		goto out;
+	/* With another project's table the catalogue must exist (publish would say 66 in the
+	 * epilog, where nobody reads it): a typo in --db is found while the job script runs. */
+	if (m->external && access(e.db, F_OK) != 0) {
+		r = jp_error_set(&err, JP_E_NOINPUT,
+		                 "catalog: %s: %s (the manifest's catalog.table is an existing table, "
+		                 "so the catalogue must exist; check --db)", db, strerror(errno));
+		goto out;
+	}
 	if ((spooldir = spool != NULL ? strdup(spool) : jp_spool_dir()) == NULL) {
 		r = jp_error_set(&err, JP_E_SOFTWARE, "out of memory");
 		goto out;

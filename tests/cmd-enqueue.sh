@@ -62,6 +62,9 @@ environment() {
 	make_mini
 	mkdir "$T/cwd"
 	cd "$T/cwd" || fail "cd $T/cwd"
+	# The manifest maps to an existing table: the catalogues must exist (enqueue opens neither).
+	cp "$MDB" new.db
+	cp "$MDB" jobpub.db
 	expect_rc 0 env JOBPUB_SPOOL="$T/envspool" JOBPUB_DB=new.db \
 		JOBPUB_DEST="file://$T/elsewhere/\${model}" "$JOBPUB" enqueue --job 77 --manifest "$MMAN" --workdir "$MJOB" \
 		--set model=m1
@@ -69,7 +72,7 @@ environment() {
 	assert_grep_fixed "queued in $T/envspool/77.json" "$ERR"
 	assert_eq "$(jget "$e" '$.db')" "'$(realpath "$T/cwd")/new.db'" "db from \$JOBPUB_DB"
 	assert_eq "$(jget "$e" '$.dest')" "'file://$T/elsewhere/\${model}'" "dest from \$JOBPUB_DEST"
-	assert_absent "$T/cwd/new.db"
+	cmp -s "$MDB" "$T/cwd/new.db" || fail "enqueue changed the catalogue"
 	# --dest and --db beat the environment; no --db and no $JOBPUB_DB: ./jobpub.db.
 	expect_rc 0 env JOBPUB_SPOOL="$T/envspool" JOBPUB_DEST=file:///nowhere \
 		"$JOBPUB" enqueue --job 78 --manifest "$MMAN" --workdir "$MJOB" \
@@ -110,10 +113,10 @@ errors() {
 	# A work directory that does not exist yet (job scripts enqueue first) is fine; one below
 	# a file, or with '..' below the part that does not exist, is not.
 	expect_rc 0 "$JOBPUB" enqueue --job 5 --manifest "$MMAN" --workdir "$T/nojob/run-5" \
-		--spool "$T/spool"
+		--db "$MDB" --spool "$T/spool"
 	assert_eq "$(jget "$T/spool/5.json" '$.workdir')" "'$(realpath "$T")/nojob/run-5'" "future workdir"
 	(cd "$T" && "$JOBPUB" enqueue --job 6 --manifest "$MMAN" --workdir later/run-6 \
-		--spool "$T/spool") >"$OUT" 2>"$ERR" || { show "$ERR"; fail "relative future workdir"; }
+		--db "$MDB" --spool "$T/spool") >"$OUT" 2>"$ERR" || { show "$ERR"; fail "relative future workdir"; }
 	assert_eq "$(jget "$T/spool/6.json" '$.workdir')" "'$(realpath "$T")/later/run-6'" "relative future workdir"
 	rm -f "$T/spool/5.json" "$T/spool/6.json"
 	expect_rc 66 "$JOBPUB" enqueue --job 1 --manifest "$MMAN" --workdir "$MMAN/sub" \
@@ -127,6 +130,13 @@ errors() {
 	assert_grep 'not a directory' "$ERR"
 	expect_rc 66 enqueue_mini --db "$T/no/such/dir/cat.db"
 	assert_grep_fixed "$T/no/such/dir/cat.db" "$ERR"
+	# The manifest maps to an existing table (runs): a catalogue that does not exist is a typo,
+	# said now, while the job script runs, not later in the epilog; no entry is written.
+	expect_rc 66 enqueue_mini --db "$MINI/typo.db"
+	assert_grep "^jobpub: catalog: $MINI/typo.db: No such file or directory .*check --db\)\$" "$ERR"
+	assert_eq "$(wc -l <"$ERR")" 1 "lines on stderr"
+	assert_absent "$MINI/typo.db"
+	assert_absent "$T/spool/1.json"
 
 	# A YAML error: FILE:LINE:COL as the user wrote FILE.
 	printf 'destination: %s\noutputs:\n  - name: a\n    path: [x\n' "$MURL" >"$T/bad.yaml"
