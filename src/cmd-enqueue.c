@@ -36,6 +36,7 @@ const struct jp_cmd jp_cmd_enqueue = {
 		"  -w, --workdir DIR         the job's work directory (may not exist yet: it must\n"
 		"                            when the job ends)\n"
 		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+		"                            (must exist when the manifest names catalog.table)\n"
 		"      --dest URL            destination, overriding the manifest's (also $JOBPUB_DEST)\n"
 		"      --set NAME=VALUE      a value for ${NAME} in the manifest; repeatable\n"
 		"      --spool DIR           the spool directory (default: $JOBPUB_SPOOL, else\n"
