@@ -106,6 +106,7 @@ struct run {
 	/* the watch thread (watch below) */
 	pthread_t watch;
 	int watching, watch_end;
+	sigset_t mask;            /* the main thread's, while the watch takes the signals */
 };
 
 /* After a signal, a lane stops at its next chunk; one blocked on a silent network would wait
@@ -628,15 +629,20 @@ watch(void *arg)
 static void
 watch_start(struct run *R)
 {
-	sigset_t all, old;
+	sigset_t stop;
 
 	if (!jp_dest_can_cancel(R->dest))
 		return; /* nothing to cut: every wait of this destination stops on the flag */
-	/* Signals go to the other threads: this one only watches the flag. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	/* SIGINT and SIGTERM go to the watch alone: delivered to a lane waiting in libssh2, one
+	 * would cut its wait short (EINTR) and break its connection, and the rollback could not
+	 * remove the files staged over it.  The lanes (and their hashing threads) inherit the main
+	 * thread's mask, blocked until watch_stop. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
 	R->watching = pthread_create(&R->watch, NULL, watch, R) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (R->watching)
+		pthread_sigmask(SIG_BLOCK, &stop, &R->mask);
 }
 
 static void
@@ -644,6 +650,8 @@ watch_stop(struct run *R)
 {
 	if (!R->watching)
 		return;
+	/* A signal still pending reaches this thread now, and sets the flag. */
+	pthread_sigmask(SIG_SETMASK, &R->mask, NULL);
 	__atomic_store_n(&R->watch_end, 1, __ATOMIC_RELEASE);
 	pthread_join(R->watch, NULL);
 	R->watching = 0;
