@@ -689,7 +689,8 @@ jp_spool_list(const char *dir, jp_spool_fn fn, void *arg, struct jp_error *err)
 
 	if ((d = opendir(dir)) == NULL)
 		return errno == ENOENT ? JP_OK : spool_errno(err, errno, "spool %s", dir);
-	while ((de = readdir(d)) != NULL) {
+	/* readdir returns NULL at the end and on an error alike: errno tells them apart. */
+	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
 		len = strlen(de->d_name);
 		if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
 			continue;
@@ -701,6 +702,10 @@ jp_spool_list(const char *dir, jp_spool_fn fn, void *arg, struct jp_error *err)
 		}
 		names = v;
 		n++;
+	}
+	if (errno != 0) {
+		r = spool_errno(err, errno, "spool: cannot list %s", dir);
+		goto out;
 	}
 	/* Names, then reads: the callback may remove entries (jobpub spool --clean). */
 	if (n > 0)

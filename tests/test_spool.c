@@ -7,6 +7,9 @@
  */
 #include "config.h"
 
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -706,6 +709,42 @@ START_TEST(test_list)
 }
 END_TEST
 
+/* readdir failing (EIO on a sick filesystem) after the first name: this binary's readdir stands
+ * in for libc's, which it calls otherwise.  A failure is not the end of the directory. */
+static int readdir_fails;
+
+struct dirent *
+readdir(DIR *d)
+{
+	static struct dirent *(*real)(DIR *);
+	static int calls;
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "readdir");
+	if (readdir_fails && ++calls > 1) {
+		errno = EIO;
+		return NULL;
+	}
+	return real(d);
+}
+
+START_TEST(test_list_readdir_error)
+{
+	struct seen_list L;
+
+	memset(&L, 0, sizeof(L));
+	entry_for_me("42");
+	entry_for_me("43");
+	readdir_fails = 1;
+	ck_assert_int_ne(jp_spool_list(dir, on_entry, &L, &err), JP_OK);
+	readdir_fails = 0;
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_msg(strstr(err.msg, "cannot list") != NULL && strstr(err.msg, strerror(EIO)) != NULL,
+	              "%s", err.msg);
+	ck_assert_int_eq((int)L.n, 0); /* nothing from a partial listing */
+}
+END_TEST
+
 START_TEST(test_spool_dir)
 {
 	struct passwd *pw = getpwnam("nobody");
@@ -798,6 +837,7 @@ main(void)
 	tc = tcase_create("manage");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_list);
+	tcase_add_test(tc, test_list_readdir_error);
 	tcase_add_test(tc, test_remove);
 	tcase_add_test(tc, test_spool_dir);
 	suite_add_tcase(s, tc);
