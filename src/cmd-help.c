@@ -31,7 +31,8 @@ jp_cmd_print_overview(FILE *fp)
 	for (i = 0; jp_cmds[i] != NULL; i++)
 		fprintf(fp, "  %s\n      %s\n", jp_cmds[i]->usage, jp_cmds[i]->summary);
 	fprintf(fp, "\nExit codes (sysexits.h): 0 published, 64 usage, 65 bad manifest/data/unknown job,\n"
-	            "66 required output missing, 69 storage refused (conflict, no space), 70 internal,\n"
+	            "66 input missing (required output, manifest, work directory, catalogue, spool\n"
+	            "entry), 69 storage refused (conflict, no space), 70 internal,\n"
 	            "74 local I/O, 75 temporary (retry later), 77 permission denied, 78 configuration.\n"
 	            "See jobpub(1).\n");
 }

@@ -113,10 +113,27 @@ no_command() {
 	[ ! -s "$OUT" ] || fail "'jobpub' with no command printed its usage on stdout"
 }
 
+# 66 is not only "required output missing": a missing catalogue (an external table's; status,
+# gc, verify) and a missing spool entry are 66 too, and --help, README and man page say so.
+exit_66_documented() {
+	expect_rc 0 "$JOBPUB" --help
+	assert_grep '^66 input missing \(required output, manifest, work directory, catalogue, spool$' "$OUT"
+	tr '\n' ' ' <"$TOP_SRCDIR/README.md" >"$T/readme"
+	assert_grep '66 input missing \(a required output, the manifest, the work directory, no spool entry for the job, or the catalogue where it must exist' "$T/readme"
+	tr '\n' ' ' <"$TOP_SRCDIR/doc/jobpub.1" >"$T/man"
+	assert_grep '^.* \.B 66 Input missing: a required output .*no spool entry for the job; the catalogue where it must exist' "$T/man"
+	# What they say is what the code does.
+	expect_rc 66 "$JOBPUB" status --db "$T/nope.db"
+	expect_rc 66 "$JOBPUB" gc --db "$T/nope.db"
+	expect_rc 66 "$JOBPUB" verify --db "$T/nope.db"
+	assert_absent "$T/nope.db"
+}
+
 run_case help_equals_dash_help
 run_case usage_errors_print_the_same_usage
 run_case top_help_shows_every_usage
 run_case version
 run_case unknown_command
 run_case no_command
+run_case exit_66_documented
 finish
