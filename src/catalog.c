@@ -849,7 +849,7 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
                  struct jp_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	char now[32];
+	char now[32], *restore = NULL;
 	int r, rc, published = 0;
 
 	took_over[0] = '\0';
@@ -857,8 +857,14 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	c->keep_status = 0;
 	free(c->restore_status);
 	c->restore_status = NULL;
-	if ((r = ensure_schema(c, err)) != JP_OK || (r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
+	/* Allocated before BEGIN: nothing may fail once the lease and the row are committed. */
+	if (a->overwrite && t->published_status != NULL &&
+	    (restore = strdup(t->published_status)) == NULL)
+		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
+	if ((r = ensure_schema(c, err)) != JP_OK || (r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK) {
+		free(restore);
 		return r;
+	}
 	/* The schema is current here (ensure_schema): the lease has its owner's scope. */
 	if ((r = prepare(c, "SELECT since, expires, host, pid, boot_id, start_time"
 	                    " FROM jobpub_leases WHERE job = ?", &st, err)) != JP_OK)
@@ -931,11 +937,15 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 		goto fail;
 	jp_catalog_set_lease_token(c, a->token);
 	c->keep_status = published && !a->overwrite;
-	if (published && a->overwrite && (c->restore_status = strdup(t->published_status)) == NULL)
-		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
+	if (published && a->overwrite) {
+		c->restore_status = restore;
+		restore = NULL;
+	}
+	free(restore);
 	return JP_OK;
 fail:
 	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	free(restore);
 	return r;
 }
 

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -788,6 +789,57 @@ lease_ok(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, con
 	return id;
 }
 
+/* strdup() of this very string fails (out of memory); any other goes to libc's. */
+static const char *strdup_fails_for;
+
+char *
+strdup(const char *s)
+{
+	static char *(*real)(const char *);
+
+	if (strdup_fails_for != NULL && s == strdup_fails_for) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "strdup");
+	return real(s);
+}
+
+/* Out of memory in jp_catalog_begin (--overwrite of a published job) leaves nothing behind: no
+ * lease, the row's status unchanged, no attempt. */
+START_TEST(test_begin_oom_changes_nothing)
+{
+	static const char finished[] = "finished";
+	const struct jp_jobtable pub = {"pdr_model_jobs", "id", "status", 1, finished};
+	struct jp_catalog *c = open_ok(1000);
+	struct jp_outcome ok = {"published", 0, NULL, 10, 2, 1, NULL, 0};
+	struct jp_attempt a = {"7", "tok2", "node17", 4242, "/m/manifest.yaml", "/w/job",
+	                       "file:///archive", NULL, 1};
+	struct jp_error err;
+	char took[256];
+	int64_t id1, id2 = -1;
+	int r;
+
+	make_pdr_table();
+	prepare_ok(c, &pub, two_cols, 2);
+	id1 = lease_ok(c, &pub, "7", "tok1", 0);
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, &pub, "7", id1, "finished", two_files, 2, &ok, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	jp_error_clear(&err);
+	strdup_fails_for = finished;
+	r = jp_catalog_begin(c, &pub, &a, 3600, &id2, took, sizeof(took), &err);
+	strdup_fails_for = NULL;
+	ck_assert_int_ne(r, JP_OK);
+	ck_assert_int_eq(err.code, JP_E_SOFTWARE);
+	t_sql_eq(db, "finished", "SELECT status FROM pdr_model_jobs WHERE id = 7");
+	t_sql_eq(db, "0", "SELECT count(*) FROM jobpub_leases");
+	t_sql_eq(db, "1", "SELECT count(*) FROM jobpub_attempts");
+	jp_catalog_close(c);
+}
+END_TEST
+
 /* Issue 13, defect 3: a failed re-publish of a published job (a conflict: the local file
  * changed) leaves the row published, its columns and files as they were; only the attempt
  * says it failed, and why. */
@@ -1567,6 +1619,7 @@ catalog_suite(void)
 	tcase_add_test(tc, test_record_failure_keeps_columns);
 	tcase_add_test(tc, test_record_failure_own_new_job);
 	tcase_add_test(tc, test_record_failure_published_stays);
+	tcase_add_test(tc, test_begin_oom_changes_nothing);
 	tcase_add_test(tc, test_record_failure_not_published_marks);
 	tcase_add_test(tc, test_record_success_replaces_files);
 	tcase_add_test(tc, test_record_injection_verbatim);
