@@ -282,6 +282,22 @@ EOF
 	assert_grep 'job 4248: user .*: publish still running after [0-9]+ s: handed off' "$T/log"
 }
 
+# At the publish limit jobpub gets SIGTERM and time to roll back and record it (its clean-up
+# is bounded to 65 s): no SIGKILL in the middle of it (was: SIGKILL 10 s after the SIGTERM).
+term_rollback() {
+	make_job 4252
+	cat >"$T/bin/rollback-jobpub" <<'EOF'
+#!/bin/sh
+trap 'sleep 12; echo "jobpub: job 4252: interrupted: rolled back" >&2; exit 75' TERM
+sleep 60 &
+wait
+EOF
+	chmod 755 "$T/bin/rollback-jobpub"
+	epilog JOBPUB="$T/bin/rollback-jobpub" JOBPUB_EPILOG_TIMEOUT=30 JOBPUB_PUBLISH_TIMEOUT=1
+	assert_grep 'job 4252: jobpub: job 4252: interrupted: rolled back' "$T/log"
+	assert_grep 'job 4252: user .*: not published: stopped at the publish limit of 1 s \(exit 124, timed out, 1[0-9] s\)' "$T/log"
+}
+
 # The job's user runs the publish: `id -u` inside is the user's, never root's.
 runs_as_user() {
 	make_job 4249
@@ -351,6 +367,7 @@ run_case foreign_entry
 run_case writable_entry
 run_case no_syslog
 run_case time_limit
+run_case term_rollback
 run_case runs_as_user
 run_case bad_environment
 run_case not_root_other_user
