@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,16 @@ say(const char *msg)
 }
 
 static volatile sig_atomic_t first_signal, cleaning_up;
+static volatile long cleanup_t0; /* CLOCK_MONOTONIC seconds when the clean-up began */
+
+static long
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+	return (long)ts.tv_sec;
+}
 /* A republish child: its parent passes on every SIGINT/SIGTERM it gets, so a Ctrl-C (sent to the
  * whole process group) or a Slurm signal (sent to every process of the job) arrives twice, once
  * directly and once from the parent.  The n-th signal is the larger of the two counts. */
@@ -129,7 +140,13 @@ on_stop_signal(int sig, siginfo_t *si, void *uc)
 	}
 	first_signal = sig;
 	jp_publish_interrupt(sig);
-	alarm(JP_STOP_BOUND_S);
+	if (cleaning_up) {
+		/* Already rolling back an ordinary failure: the clean-up's bound, from its start. */
+		long left = JP_CLEANUP_BOUND_S - (mono_s() - cleanup_t0);
+		alarm(left > 0 ? (unsigned)left : 1);
+	} else {
+		alarm(JP_STOP_BOUND_S);
+	}
 }
 
 void
@@ -168,10 +185,12 @@ jp_cmd_signals_child(void)
 void
 jp_cmd_stop_cleanup(void)
 {
-	if (first_signal == 0 || cleaning_up)
+	if (cleaning_up)
 		return;
+	cleanup_t0 = mono_s();
 	cleaning_up = 1;
-	alarm(JP_CLEANUP_BOUND_S);
+	if (first_signal != 0)
+		alarm(JP_CLEANUP_BOUND_S);
 }
 
 void

@@ -69,9 +69,10 @@ void jp_cmd_signals_early(void);
  * counts once; a signal for the child is its own (the parent's handler is gone). */
 void jp_cmd_signals_child(void);
 
-/* A stopping command has reached its clean-up (a publish's roll back: one request per staged
- * file, which may be many), which ends by itself: the bound becomes JP_CLEANUP_BOUND_S from
- * now.  Nothing before a signal. */
+/* A command has reached its clean-up (a publish's roll back: one request per staged file,
+ * which may be many), which ends by itself: after a signal, the bound becomes
+ * JP_CLEANUP_BOUND_S from now; before one (the roll back of an ordinary failure), a signal that
+ * comes during the clean-up gets JP_CLEANUP_BOUND_S from its start, not JP_STOP_BOUND_S. */
 void jp_cmd_stop_cleanup(void);
 
 /* For a command that does not check the stop flag (stops = 0): SIGINT, SIGTERM and SIGPIPE

@@ -1121,7 +1121,9 @@ failed:
 		jp_error_clear(err);
 		r = check_interrupt(err);
 	}
-	if (interrupted && cleanup_hook != NULL)
+	/* Every rollback, not only a signal's: a signal that comes during the rollback of an
+	 * ordinary failure must not cut it short with the bound of a publish that did not stop. */
+	if (cleanup_hook != NULL)
 		cleanup_hook();
 	rollback(&R);
 	{

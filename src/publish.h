@@ -95,8 +95,9 @@ void jp_publish_interrupt(int sig);
 /* 1 when jp_publish_interrupt was called. */
 int jp_publish_interrupted(void);
 
-/* fn is called when a publish stopped by jp_publish_interrupt begins its roll back (the
- * command line gives its clean-up a bound of its own).  NULL: nothing. */
+/* fn is called when a publish begins its roll back, after a failure or a stop by
+ * jp_publish_interrupt (the command line gives its clean-up a bound of its own, also when the
+ * signal comes during it).  NULL: nothing. */
 void jp_publish_set_cleanup_hook(void (*fn)(void));
 
 #endif

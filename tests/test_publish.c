@@ -396,6 +396,26 @@ START_TEST(test_conflict_other_size)
 }
 END_TEST
 
+/* The clean-up hook (the CLI's 60 s clean-up bound) is called when any rollback begins, not
+ * only a signal's: a SIGTERM during the rollback of an ordinary failure must get that bound. */
+static int cleanup_calls;
+
+static void
+count_cleanup(void)
+{
+	cleanup_calls++;
+}
+
+START_TEST(test_cleanup_hook_on_failure)
+{
+	cleanup_calls = 0;
+	jp_publish_set_cleanup_hook(count_cleanup);
+	check_conflict("somebody else's file, longer\n");
+	jp_publish_set_cleanup_hook(NULL);
+	ck_assert_int_eq(cleanup_calls, 1);
+}
+END_TEST
+
 START_TEST(test_conflict_same_size)
 {
 	check_conflict("CHEM CHECK\n"); /* 11 bytes like ours */
@@ -1120,6 +1140,7 @@ publish_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_conflict_other_size);
 	tcase_add_test(tc, test_conflict_same_size);
+	tcase_add_test(tc, test_cleanup_hook_on_failure);
 	tcase_add_test(tc, test_conflict_after_partial_publish_keeps_status_columns);
 	tcase_add_test(tc, test_conflict_overwrite);
 	suite_add_tcase(s, tc);
