@@ -63,6 +63,25 @@ if [ -n "${ASAN_OPTIONS:-}" ] || [ -n "${UBSAN_OPTIONS:-}" ]; then
 	export ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
+# JOBPUB_WRAPPER (make check-valgrind sets it): a command line every jobpub of the test runs
+# under, e.g. "valgrind --tool=memcheck ...".  $JOBPUB becomes a script that runs the real
+# program so.  Under valgrind each process writes its report to $T/valgrind.PID, and the script
+# fails when one counts an error (leaks of the kinds given to --errors-for-leak-kinds
+# included).
+VG_LOG=
+if [ -n "${JOBPUB_WRAPPER:-}" ]; then
+	mkdir "$T/wrapper"
+	case $JOBPUB_WRAPPER in
+	valgrind*) VG_LOG=$T/valgrind ;;
+	esac
+	{
+		echo '#!/bin/sh'
+		printf 'exec %s %s %s "$@"\n' "$JOBPUB_WRAPPER" "${VG_LOG:+--log-file=$VG_LOG.%p}" "'$JOBPUB'"
+	} >"$T/wrapper/jobpub"
+	chmod 0755 "$T/wrapper/jobpub"
+	JOBPUB=$T/wrapper/jobpub
+fi
+
 cleanup() {
 	local p f san=0
 	for p in $BG_PIDS; do
@@ -73,6 +92,15 @@ cleanup() {
 		for f in "$SAN_LOG".*; do
 			[ -e "$f" ] || continue
 			printf 'FAIL: %s: a sanitizer report (%s):\n' "$TEST_NAME" "${f##*/}" >&2
+			cat -- "$f" >&2
+			san=1
+		done
+	fi
+	if [ -n "$VG_LOG" ]; then
+		for f in "$VG_LOG".*; do
+			[ -e "$f" ] || continue
+			grep -q 'ERROR SUMMARY: [1-9]' "$f" || continue
+			printf 'FAIL: %s: valgrind found errors (%s):\n' "$TEST_NAME" "${f##*/}" >&2
 			cat -- "$f" >&2
 			san=1
 		done
