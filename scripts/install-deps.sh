@@ -5,7 +5,8 @@
 # munge and Slurm run the private one-node cluster of the real-Slurm tests (tests/slurm-start.sh,
 # own key, socket, ports and configuration; the system's services are not used).
 # clang-14 and libclang-rt-14-dev build the fuzz targets (--enable-fuzzing), lcov the coverage
-# report (--enable-coverage).
+# report (--enable-coverage), valgrind `make check-valgrind` (gcc brings libasan8 and libubsan1
+# for --enable-sanitizers).
 set -eu
 
 PKGS="gcc make autoconf automake pkg-config
@@ -14,7 +15,7 @@ PKGS="gcc make autoconf automake pkg-config
       sqlite3 python3 time ca-certificates libarchive-tools zstd openssh-server openssh-client
       curl openssl ceph-mon ceph-osd radosgw ceph-common
       munge slurmctld slurmd slurm-client
-      clang-14 libclang-rt-14-dev lcov"
+      clang-14 libclang-rt-14-dev lcov valgrind"
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 missing=

@@ -51,10 +51,11 @@ start_sshd "$T/sshd"
 # to reach the server's files: $T (mode 0700 from mktemp) becomes traversable, not listable.
 chmod 0711 "$T"
 
-# A ~200 MiB file of real data (not a sparse hole: a hole would upload nothing slow enough).
+# A ~200 MiB file of real data (not a sparse hole: a hole would upload nothing slow enough);
+# 200/SLOW MiB under valgrind, where time limits are SLOW times longer (lib.sh).
 BIG=$T/big.dat
-BIGSIZE=$((200 * 1024 * 1024))
-head -c "$BIGSIZE" /dev/urandom >"$BIG" || hard_error "cannot write 200 MiB into $T"
+BIGSIZE=$((200 * 1024 * 1024 / SLOW))
+head -c "$BIGSIZE" /dev/urandom >"$BIG" || hard_error "cannot write $((BIGSIZE >> 20)) MiB into $T"
 [ "$(stat -c %b "$BIG")" -ge $((BIGSIZE / 512)) ] || hard_error "$BIG is sparse"
 
 # ---- per case -----------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ use_job() {
 
 # pub [OPTION]...: publishes job 1 of the current job; a hang ends as exit 124 after 60 s.
 pub() {
-	timeout -k 5 60 "$JOBPUB" publish --job 1 --manifest "$JMAN" --workdir "$JW" --db "$JDB" "$@"
+	timeout -k 5 $((60 * SLOW)) "$JOBPUB" publish --job 1 --manifest "$JMAN" --workdir "$JW" --db "$JDB" "$@"
 }
 
 # pub_bg [OPTION]...: the same in the background (jobpub itself, so that signals reach it), its
@@ -216,7 +217,7 @@ wait_pub() {
 	t0=$(date +%s)
 	while kill -0 "$PUB" 2>/dev/null; do
 		i=$((i + 1))
-		if [ "$i" -gt $(($1 * 20)) ]; then
+		if [ "$i" -gt $(($1 * SLOW * 20)) ]; then
 			show "$T/pub.err"
 			fail "publish still running after $1 s"
 		fi
@@ -616,7 +617,7 @@ kill_mid_upload() {
 		[ -z "$tmpf" ] || break
 		kill -0 "$PUB" 2>/dev/null || { show "$T/pub.err"; fail "publish ended before big.dat was staged"; }
 		i=$((i + 1))
-		[ "$i" -lt 1500 ] || fail "no temporary big.dat on the server after 30 s"
+		[ "$i" -lt $((1500 * SLOW)) ] || fail "no temporary big.dat on the server after $((30 * SLOW)) s"
 		sleep 0.02
 	done
 	kill -STOP "$PUB"
@@ -726,7 +727,7 @@ connection_cut() {
 	check_all 75 "$SD" some
 	t0=$(date +%s)
 	expect_rc 75 pub --identity "$SSH_KEY" --known-hosts "$HOME/.ssh/relay_known_hosts" --retries 2
-	[ $(($(date +%s) - t0)) -le 30 ] || fail "--retries 2 through a cutting relay took $(($(date +%s) - t0)) s"
+	[ $(($(date +%s) - t0)) -le $((30 * SLOW)) ] || fail "--retries 2 through a cutting relay took $(($(date +%s) - t0)) s"
 	check_all 75 "$SD" some
 }
 
@@ -742,7 +743,7 @@ connection_stall() {
 		--stall 3 --timeout 5 --retries 1
 	wait_pub 40
 	[ "$PUB_RC" -eq 75 ] || { show "$T/pub.err"; fail "stalled connection: exit $PUB_RC, expected 75"; }
-	[ "$PUB_SECS" -le 15 ] || fail "stalled connection: gave up after $PUB_SECS s, expected <= 15"
+	[ "$PUB_SECS" -le $((15 * SLOW)) ] || fail "stalled connection: gave up after $PUB_SECS s, expected <= 15"
 	assert_grep '^jobpub: ' "$T/pub.err"
 	check_all 75 "$SD" some
 }
@@ -758,7 +759,7 @@ connection_stall_default_timeout() {
 	pub_bg --identity "$SSH_KEY" --known-hosts "$HOME/.ssh/relay_known_hosts" --stall 3 --retries 0
 	wait_pub 20
 	[ "$PUB_RC" -eq 75 ] || { show "$T/pub.err"; fail "stalled connection: exit $PUB_RC, expected 75"; }
-	[ "$PUB_SECS" -le 10 ] || fail "--stall 3: gave up after $PUB_SECS s, expected <= 10"
+	[ "$PUB_SECS" -le $((10 * SLOW)) ] || fail "--stall 3: gave up after $PUB_SECS s, expected <= 10"
 	check_all 75 "$SD" some
 }
 
@@ -889,12 +890,12 @@ republish_with_identity() {
 	expect_rc 64 "$JOBPUB" republish --db "$JDB" --timeout soon
 	expect_rc 64 "$JOBPUB" republish --db "$JDB" --part-size 1k
 	log_mark
-	expect_rc 77 timeout -k 5 60 "$JOBPUB" republish --db "$JDB"
+	expect_rc 77 timeout -k 5 $((60 * SLOW)) "$JOBPUB" republish --db "$JDB"
 	assert_grep '^job 1: failed \(exit 77\)' "$OUT"
 	assert_no_login
 	assert_eq "$(row_status "$JDB" runs)" failed_storage "status after republish without a key"
 	log_mark
-	expect_rc 0 timeout -k 5 60 "$JOBPUB" republish --db "$JDB" --identity "$SSH_KEY" \
+	expect_rc 0 timeout -k 5 $((60 * SLOW)) "$JOBPUB" republish --db "$JDB" --identity "$SSH_KEY" \
 		--known-hosts "$SSHD_KNOWN_HOSTS" --timeout 20 --stall 20 --retries 1
 	assert_grep '^job 1: published$' "$OUT"
 	assert_key_used "$SSH_KEY"

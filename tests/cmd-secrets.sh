@@ -189,10 +189,10 @@ EOF
 
 # ---- jobs ---------------------------------------------------------------------------------------
 # make_job NAME DEST: $T/jobs/NAME, row 1 'running' in table runs, out/small.txt and out/big.dat
-# (48 MiB of random data, so that a publish lasts long enough to be watched), published to
-# DEST/NAME/. Sets J JW JDB JMAN.
+# (48 MiB of random data, so that a publish lasts long enough to be watched; 48/SLOW MiB under
+# valgrind, lib.sh), published to DEST/NAME/. Sets J JW JDB JMAN.
 BIG=$T/big.dat
-head -c $((48 * 1024 * 1024)) /dev/urandom >"$BIG" || hard_error "cannot write 48 MiB into $T"
+head -c $((48 * 1024 * 1024 / SLOW)) /dev/urandom >"$BIG" || hard_error "cannot write 48 MiB into $T"
 make_job() {
 	J=$T/jobs/$1
 	JW=$J/work
@@ -218,7 +218,7 @@ outputs:
 EOF
 }
 pub() {
-	timeout -k 5 300 "$JOBPUB" publish --job 1 --manifest "$JMAN" --workdir "$JW" --db "$JDB" "$@"
+	timeout -k 5 $((300 * SLOW)) "$JOBPUB" publish --job 1 --manifest "$JMAN" --workdir "$JW" --db "$JDB" "$@"
 }
 
 start sshd-start.sh "$SSHD"

@@ -68,11 +68,16 @@ fi
 # program so.  Under valgrind each process writes its report to $T/valgrind.PID, and the script
 # fails when one counts an error (leaks of the kinds given to --errors-for-leak-kinds
 # included).
+#
+# SLOW: how many times slower than natively jobpub runs here: 1, or under valgrind
+# $JOBPUB_SLOW (default 10).  Tests multiply their time limits by it, and may divide the size
+# of files that are big only to make an upload last (valgrind runs jobpub at a few MB/s).
 VG_LOG=
+SLOW=1
 if [ -n "${JOBPUB_WRAPPER:-}" ]; then
 	mkdir "$T/wrapper"
 	case $JOBPUB_WRAPPER in
-	valgrind*) VG_LOG=$T/valgrind ;;
+	valgrind*) VG_LOG=$T/valgrind SLOW=${JOBPUB_SLOW:-10} ;;
 	esac
 	{
 		echo '#!/bin/sh'
