@@ -841,6 +841,24 @@ open_catalog(struct run *R, struct jp_error *err)
 	 * exist is an error (66), never created. */
 	if (o->dry_run && !R->m->external && stat(o->db, &sb) != 0)
 		return jp_manifest_check_job(R->m, o->job, o->sets, o->n_sets, NULL, o->dest, err);
+	/* Own table, no catalogue yet: the job's row is the one a new catalogue gives it.  What
+	 * needs the row (${row.*} in the manifest and the destination) is checked against such a
+	 * catalogue in memory first, so that a usage error creates no file. */
+	if (!o->dry_run && !R->m->external && stat(o->db, &sb) != 0 && errno == ENOENT) {
+		struct jp_catalog *mem = NULL;
+		struct jp_row *row = NULL;
+
+		if ((r = jp_catalog_open(":memory:", 0, 0, &mem, err)) != JP_OK)
+			return r;
+		if ((r = jp_job_prepare(mem, R->m, o->job, o->sets, o->n_sets, o->dest, &row,
+		                        err)) == JP_OK)
+			r = jp_check_destination(R->m, o->job, o->sets, o->n_sets, o->dest, row,
+			                         &R->dopts, err);
+		jp_row_free(row);
+		jp_catalog_close(mem);
+		if (r != JP_OK)
+			return r;
+	}
 	jp_catalog_set_default_stop(jp_publish_interrupted);
 	current_run = R;
 	jp_dest_set_stop(readback_tick);

@@ -57,7 +57,30 @@ bad_mapping_changes_nothing() {
 	assert_absent "$MARCHIVE"
 }
 
+# Own table mode: a usage error found with the job's row (${row.*} in --dest) creates no
+# catalogue either.
+own_table_usage_error() {
+	write_manifest "$T/own2.yaml" <<EOT
+outputs:
+  - name: result
+    path: out/result.txt
+    to: result.txt
+EOT
+	expect_rc 64 "$JOBPUB" publish --job 7 --manifest "$T/own2.yaml" --workdir "$MJOB" \
+		--db "$T/new7.db" --dest 'ftp://x/${row.status}'
+	assert_grep 'row.status' "$ERR"
+	assert_absent "$T/new7.db"
+	expect_rc 64 "$JOBPUB" publish --job 7 --manifest "$T/own2.yaml" --workdir "$MJOB" \
+		--db "$T/new7.db" --dest "file://$T/\${row.nosuch}"
+	assert_absent "$T/new7.db"
+	# and the same command with a good destination creates it
+	expect_rc 0 "$JOBPUB" publish --job 7 --manifest "$T/own2.yaml" --workdir "$MJOB" \
+		--db "$T/new7.db" --dest "file://$T/own2/\${job}"
+	[ -f "$T/new7.db" ] || fail "no catalogue after a good publish"
+}
+
 run_case external_missing
+run_case own_table_usage_error
 run_case own_table_creates
 run_case no_jobs_table_in_external
 run_case bad_mapping_changes_nothing
