@@ -26,6 +26,8 @@ cat >"$T/bin/logger" <<EOF
 #!/bin/sh
 # fake logger: \$FAKE_LOGGER_FAIL makes it fail as when /dev/log is missing
 [ -z "\${FAKE_LOGGER_FAIL:-}" ] || { echo 'logger: socket /dev/log: No such file or directory' >&2; exit 1; }
+# \$FAKE_LOGGER_SLOW: seconds each line takes, as with a syslog that does not answer
+[ -z "\${FAKE_LOGGER_SLOW:-}" ] || sleep "\$FAKE_LOGGER_SLOW"
 printf '%s\n' "\$*" >>"$T/syslog"
 EOF
 chmod 755 "$T/bin/logger"
@@ -298,6 +300,25 @@ EOF
 	assert_grep 'job 4252: user .*: not published: stopped at the publish limit of 1 s \(exit 124, timed out, 1[0-9] s\)' "$T/log"
 }
 
+# A small Slurm limit and a syslog that takes 3 s a line: the epilog still returns within the
+# limit (was: the hand-off line's `timeout 5 logger` ran after the deadline, past the limit,
+# and slurmd would drain the node); the log file has the line.
+small_limit_slow_syslog() {
+	make_job 4253
+	cat >"$T/bin/slow-jobpub2" <<'EOF'
+#!/bin/sh
+exec sleep 30
+EOF
+	chmod 755 "$T/bin/slow-jobpub2"
+	start=$(date +%s%3N)
+	epilog JOBPUB="$T/bin/slow-jobpub2" JOBPUB_EPILOG_SLURM_TIMEOUT=5 JOBPUB_PUBLISH_TIMEOUT=3 \
+		FAKE_LOGGER_SLOW=3
+	took=$(($(date +%s%3N) - start))
+	[ "$took" -lt 5000 ] || fail "the epilog took $took ms under a Slurm limit of 5 s"
+	assert_grep 'job 4253: user .*: publish still running after [0-9]+ s: handed off' \
+		"$T/eplog/epilog.log"
+}
+
 # The job's user runs the publish: `id -u` inside is the user's, never root's.
 runs_as_user() {
 	make_job 4249
@@ -368,6 +389,7 @@ run_case writable_entry
 run_case no_syslog
 run_case time_limit
 run_case term_rollback
+run_case small_limit_slow_syslog
 run_case runs_as_user
 run_case bad_environment
 run_case not_root_other_user
