@@ -43,12 +43,20 @@ if [ "$(id -u)" = 0 ]; then
 	# A publish the epilog handed off may still run as the user (userdel refuses then): its
 	# processes, found by uid in /proc (only this test's user), are killed first.
 	kill_user() {
-		local f u p
-		for f in /proc/[0-9]*/status; do
-			u=$(sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' "$f" 2>/dev/null) || continue
-			[ "$u" = "$TUID" ] || continue
-			p=${f#/proc/}
-			kill -KILL "${p%/status}" 2>/dev/null || true
+		local f u p i=0 left
+		while :; do
+			left=
+			for f in /proc/[0-9]*/status; do
+				u=$(sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' "$f" 2>/dev/null) || continue
+				[ "$u" = "$TUID" ] || continue
+				grep -q '^State:[[:space:]]*Z' "$f" 2>/dev/null && continue
+				p=${f#/proc/}
+				kill -KILL "${p%/status}" 2>/dev/null || true
+				left=1
+			done
+			[ -n "$left" ] && [ "$i" -lt 50 ] || break
+			i=$((i + 1))
+			sleep 0.1
 		done
 	}
 	trap 'kill_user; userdel -r "$TUSER" >/dev/null 2>&1 || true; cleanup' EXIT

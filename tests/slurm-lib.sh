@@ -47,15 +47,24 @@ slurm_cleanup() {
 	cleanup
 }
 # pkill_user_procs: SIGKILL to the processes of the test user (by uid, from /proc: only the
-# user this test created).
+# user this test created), then waits (5 s at most) until they are gone: userdel refuses a
+# user with processes.
 pkill_user_procs() {
-	local f p u
-	for f in /proc/[0-9]*/status; do
-		u=$(sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' "$f" 2>/dev/null) || continue
-		[ "$u" = "$SUID" ] || continue
-		p=${f#/proc/}
-		p=${p%/status}
-		kill -KILL "$p" 2>/dev/null || true
+	local f p u i=0 left
+	while :; do
+		left=
+		for f in /proc/[0-9]*/status; do
+			u=$(sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' "$f" 2>/dev/null) || continue
+			[ "$u" = "$SUID" ] || continue
+			grep -q '^State:[[:space:]]*Z' "$f" 2>/dev/null && continue
+			p=${f#/proc/}
+			p=${p%/status}
+			kill -KILL "$p" 2>/dev/null || true
+			left=1
+		done
+		[ -n "$left" ] && [ "$i" -lt 50 ] || break
+		i=$((i + 1))
+		sleep 0.1
 	done
 }
 trap slurm_cleanup EXIT
