@@ -362,6 +362,12 @@ jp_upload_etag(const struct jp_upload *u)
 	return u->etag;
 }
 
+int
+jp_upload_committed(const struct jp_upload *u)
+{
+	return u->committed;
+}
+
 struct jp_dest *
 jp_upload_dest(const struct jp_upload *u)
 {

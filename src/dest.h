@@ -116,6 +116,8 @@ void jp_upload_free(struct jp_upload *u); /* aborts first if still staged; u may
 const char *jp_upload_key(const struct jp_upload *u);
 /* The committed object's ETag, "" where the store has none. */
 const char *jp_upload_etag(const struct jp_upload *u);
+/* 1 when the final name holds the upload's data, even if the commit then reported an error. */
+int jp_upload_committed(const struct jp_upload *u);
 /* The destination (connection) the upload was staged on. */
 struct jp_dest *jp_upload_dest(const struct jp_upload *u);
 

@@ -564,8 +564,13 @@ commit_one(struct worker *w, struct pfile *f, struct jp_error *err)
 
 	if (f->identical || f->up == NULL || jp_upload_dest(f->up) != w->dest)
 		return JP_OK;
-	if ((r = jp_upload_commit(f->up, R->o->overwrite, &exists, &f->replaced, err)) != JP_OK)
+	if ((r = jp_upload_commit(f->up, R->o->overwrite, &exists, &f->replaced, err)) != JP_OK) {
+		/* A failure after the rename (chmod, out of memory): the final name holds our data,
+		 * and the rollback must remove it like any committed file. */
+		if (jp_upload_committed(f->up))
+			f->committed = 1;
 		return r;
+	}
 	if (exists) {
 		/* Someone created the name since the precheck. */
 		f->etag[0] = '\0';
