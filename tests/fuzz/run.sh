@@ -70,14 +70,19 @@ for t in $TARGETS; do
 	regress=
 	[ -d "$SRCDIR/tests/fuzz/regressions/$t" ] && regress=$SRCDIR/tests/fuzz/regressions/$t
 	start=$(date +%s)
+	# The target's files (fz_dir) go to a directory of its own: libFuzzer ends the process
+	# without running atexit handlers, so they are removed here.
+	tmp=$BUILDDIR/tests/fuzz/tmp/$t
+	rm -rf "$tmp" && mkdir -p "$tmp"
 	rc=0
 	unwind=
 	[ "$t" != known_hosts ] || unwind=:fast_unwind_on_malloc=0
 	# shellcheck disable=SC2086
-	ASAN_OPTIONS=$ASAN_OPTIONS$unwind "$BUILDDIR/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout=10 \
+	TMPDIR=$tmp ASAN_OPTIONS=$ASAN_OPTIONS$unwind "$BUILDDIR/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout=10 \
 		-rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$art/" \
 		$dict "$work" "$SRCDIR/tests/fuzz/corpus/$t" $regress >"$log" 2>&1 || rc=$?
 	took=$(( $(date +%s) - start ))
+	rm -rf "$tmp"
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	corpus=$(find "$work" -type f | wc -l)
 	crashes=$(( $(find "$art" -type f ! -name '.*' | wc -l) - before ))
