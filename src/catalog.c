@@ -1025,6 +1025,25 @@ jp_catalog_job_leased(struct jp_catalog *c, const char *job)
 	return lease_live(c, "job = ?", job);
 }
 
+int
+jp_catalog_published_since(struct jp_catalog *c, const char *job, const char *since)
+{
+	sqlite3_stmt *st = NULL;
+	struct jp_error e;
+	int yes;
+
+	jp_error_clear(&e);
+	if (c == NULL || c->version == 0 ||
+	    prepare(c, "SELECT 1 FROM jobpub_attempts WHERE job = ? AND outcome = 'published'"
+	               " AND (?2 IS NULL OR started_at >= ?2) LIMIT 1", &st, &e) != JP_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	bind_text(st, 2, since);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
 /* jobpub's own table gets the job's row on first use; external rows must already exist. */
 static int
 ensure_own_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,

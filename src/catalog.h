@@ -140,6 +140,11 @@ int jp_catalog_lease_since(struct jp_catalog *c, time_t t);
 int jp_catalog_token_leased(struct jp_catalog *c, const char *token);
 /* The same for a job (for republish: a job left "publishing" by a killed publisher). */
 int jp_catalog_job_leased(struct jp_catalog *c, const char *job);
+/* 1 when an attempt of job that started at or after since (ISO time; NULL: ever) published it:
+ * the request of a spool entry created at since is done, whatever later attempts did (a failed
+ * re-publish leaves the published files in place).  0 also when that cannot be read, or c is
+ * NULL (no catalogue). */
+int jp_catalog_published_since(struct jp_catalog *c, const char *job, const char *since);
 
 struct jp_attr; /* validate.h */
 

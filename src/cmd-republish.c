@@ -84,6 +84,7 @@ struct pick {
 	struct jp_catalog *cat;
 	const char *status;      /* NULL: any */
 	int orphans;             /* also jobs left "publishing" by a publisher that is gone */
+	int overwrite;           /* --overwrite: a published job's entry is not done */
 	char **jobs;             /* NULL-terminated, or NULL: all */
 	char since[32];          /* "" or an ISO time */
 	struct todo {
@@ -264,6 +265,11 @@ select_entry(void *arg, const char *key, const struct jp_spool_entry *e,
 	    (strcmp(last->outcome, "published") == 0 ||
 	     (strcmp(last->outcome, "running") == 0 && jp_catalog_job_leased(p->cat, e->job))))
 		return 0; /* done since, or under way: `jobpub spool --clean` removes done ones */
+	/* Published since, then a later attempt failed (the local file changed: a conflict): the
+	 * published files stay, the request is done; retrying it would fail forever.  Unless new
+	 * content is wanted (--overwrite). */
+	if (!p->overwrite && jp_catalog_published_since(p->cat, e->job, e->created))
+		return 0;
 	{
 		char state[128];
 		slurm_state(key, state, sizeof(state));
@@ -537,6 +543,7 @@ cmd_republish(int argc, char **argv)
 	p.status = status ? status : jobs ? NULL : JP_STATUS_FAILED;
 	/* By default a job whose publisher was killed (SIGKILL, a node crash) counts as failed. */
 	p.orphans = status == NULL && jobs == NULL;
+	p.overwrite = o.overwrite;
 	db = jp_cmd_db(db);
 	o.db = db;
 	jp_log_setup(JP_LOG_TEXT, -1, NULL);

@@ -24,8 +24,7 @@ static int cmd_spool(int argc, char **argv);
 
 const struct jp_cmd jp_cmd_spool = {
 	.name = "spool",
-	.summary = "List the spool's entries (jobs that asked to be published) with their state; "
-	           "clean the published ones.",
+	.summary = "List the spool's entries with their state; clean the published ones.",
 	.usage = "jobpub spool [--spool DIR] [--json] [--clean]",
 	.options =
 		"      --spool DIR           the spool directory (default: $JOBPUB_SPOOL, else\n"
@@ -34,10 +33,11 @@ const struct jp_cmd jp_cmd_spool = {
 		"      --json                one JSON document on stdout instead of lines\n"
 		"      --clean               remove the entries whose job is published\n"
 		"  -h, --help                this help\n"
-		"States, from the entry's catalogue: pending (not published yet: no attempt, or one\n"
-		"older than the entry), publishing, failed (the last attempt failed), published;\n"
-		"invalid: the entry cannot be read (the line says why).  Exit 0, or 74/77 when the\n"
-		"spool cannot be listed.\n",
+		"States, from the entry's catalogue: pending (not published yet: no attempt, or\n"
+		"one older than the entry), publishing (a live publisher holds the job's lease),\n"
+		"failed (the last attempt failed, or its publisher is gone), published (also when\n"
+		"a later attempt failed: the files stay published); invalid: the entry cannot be\n"
+		"read (the line says why).  Exit 0, or 74/77 when the spool cannot be listed.\n",
 	.exec = cmd_spool,
 };
 
@@ -79,23 +79,32 @@ state_of(const struct jp_spool_entry *e, char *note, size_t len)
 		snprintf(note, len, "no catalogue recorded");
 		return st;
 	}
-	if (jp_catalog_open(e->db, 2000, 1, &cat, &err) != JP_OK ||
+	/* A catalogue jobpub never wrote lists no attempts: the job is simply pending. */
+	if (jp_catalog_open(e->db, 2000, JP_CATALOG_READONLY, &cat, &err) != JP_OK ||
 	    jp_catalog_jobs(cat, find_job, &f, &err) != JP_OK) {
-		/* A catalogue jobpub never wrote has no attempts: the job is simply pending. */
-		if (strstr(err.msg, "no such table") == NULL)
-			snprintf(note, len, "catalogue not readable: %s", err.msg);
+		snprintf(note, len, "catalogue not readable: %s", err.msg);
 		jp_catalog_close(cat);
 		return st;
 	}
-	jp_catalog_close(cat);
 	/* An attempt older than the entry is of an earlier request (the job enqueued again). */
 	if (!f.found || (e->created != NULL && strcmp(f.started, e->created) < 0))
-		return st;
-	if (strcmp(f.outcome, "published") == 0)
-		return "published";
-	if (strcmp(f.outcome, "running") == 0)
-		return "publishing";
-	return "failed";
+		st = "pending";
+	else if (strcmp(f.outcome, "published") == 0)
+		st = "published";
+	else if (jp_catalog_published_since(cat, e->job, e->created)) {
+		/* Published, then a later attempt failed (a conflict): the files stay published and
+		 * the request is done; `republish --overwrite` is for new content. */
+		snprintf(note, len, "a later attempt %s", f.outcome);
+		st = "published";
+	} else if (strcmp(f.outcome, "running") == 0 && jp_catalog_job_leased(cat, e->job))
+		st = "publishing";
+	else if (strcmp(f.outcome, "running") == 0) {
+		snprintf(note, len, "its publisher is gone");
+		st = "failed";
+	} else
+		st = "failed";
+	jp_catalog_close(cat);
+	return st;
 }
 
 static void

@@ -136,9 +136,46 @@ typo_db() {
 }
 
 enqueue 1 slurm-77
+# A job published, then re-published with a changed local file (a conflict, 69): the job stays
+# published, so its entry is done: "published", removed by --clean, not retried by republish
+# (which would fail forever) unless --overwrite asks for the new content.
+published_then_failed() {
+	make_mini
+	rm -rf "$SP"
+	enqueue 1 slurm-80
+	expect_rc 0 publish_mini
+	printf 'changed\n' >"$MJOB/out/result.txt"
+	expect_rc 69 publish_mini
+	expect_rc 0 "$JOBPUB" spool --spool "$SP"
+	assert_grep '^slurm-80: job 1 published \([0-9]+s old\) in .*: a later attempt failed' "$OUT"
+	expect_rc 0 "$JOBPUB" republish --db "$MDB" --spool "$SP" --dry-run
+	assert_grep '^republish: 0 jobs$' "$OUT"
+	expect_rc 0 "$JOBPUB" republish --db "$MDB" --spool "$SP" --dry-run --overwrite
+	assert_grep '^job 1: would republish \(status spooled as slurm-80\) ' "$OUT"
+	expect_rc 0 "$JOBPUB" spool --spool "$SP" --clean
+	assert_grep '^slurm-80: job 1 published .*; removed$' "$OUT"
+	assert_absent "$SP/slurm-80.json"
+}
+
+# An attempt still "running" whose publisher is gone (no live lease: SIGKILL, a node crash) is
+# not "publishing": it is failed, and says why.
+dead_publisher() {
+	make_mini
+	rm -rf "$SP"
+	enqueue 1 slurm-81
+	expect_rc 66 publish_mini --manifest "$MMAN" --workdir "$T/nowhere"
+	sql "$MDB" "INSERT INTO jobpub_attempts (job, token, started_at, job_table, id_column,
+		status_column, outcome) VALUES ('1', 'deadbeef', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),
+		'runs', 'id', 'status', 'running')"
+	expect_rc 0 "$JOBPUB" spool --spool "$SP"
+	assert_grep '^slurm-81: job 1 failed \([0-9]+s old\) in .*: its publisher is gone$' "$OUT"
+}
+
 run_case no_catalogue_yet
 run_case typo_db
 run_case listing
 run_case locked_then_republish
 run_case clean
+run_case published_then_failed
+run_case dead_publisher
 finish
