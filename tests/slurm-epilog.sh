@@ -386,6 +386,22 @@ spool_pattern() {
 	assert_absent "$T/spool/$TUSER/4303.json"
 }
 
+# The wrapper leaves JOBPUB_SPOOL unset, the job exported the node-local spool of doc/slurm.md:
+# the epilog finds the entry there (was: "did not ask to be published", at info), publishes
+# it, and warns that the wrapper should set JOBPUB_SPOOL.
+node_spool_unset() {
+	[ -n "$ROOT" ] || return 0 # the non-root run sets JOBPUB_SPOOL for every case
+	mkdir -p "$T/node"
+	chmod 755 "$T/node"
+	install -d -m 0700 -o "$TUID" -g "$TGID" "$T/node/$TUSER"
+	USPOOL=$T/node/$TUSER
+	make_job 4254
+	epilog JOBPUB="$T/bin/jobpub" JOBPUB_EPILOG_NODE_SPOOL="$T/node"
+	assert_grep "daemon\.warning -- job 4254: user $TUSER: the entry is in the node-local spool $T/node/$TUSER, but the epilog's JOBPUB_SPOOL is not set \(set JOBPUB_SPOOL=$T/node/%u" "$T/log"
+	assert_eq "$(status_of 4254)" published "status"
+	assert_absent "$T/node/$TUSER/4254.json"
+}
+
 "$JOBPUB" publish --help | grep -q -- '--spool' || fail "jobpub publish has no --spool option"
 run_case published
 run_case jobpub_on_path
@@ -402,4 +418,5 @@ run_case runs_as_user
 run_case bad_environment
 run_case not_root_other_user
 run_case spool_pattern
+run_case node_spool_unset
 finish
