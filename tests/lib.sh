@@ -366,10 +366,21 @@ alive() {
 
 # case_bg PID: a background process started inside a run_case function: killed when the case
 # ends, however it ends (the exit of a case's subshell does not run the script's cleanup).  Only
-# for use inside a case: it sets the subshell's EXIT trap.
+# for use inside a case: it sets the subshell's EXIT trap.  A PID is killed only while it is
+# still a child of the case's shell: one the case has already waited for may have been reused
+# by an unrelated process (pid_max is 32768 on some machines), a test server's among them.
 case_bg() {
 	CASE_PIDS="${CASE_PIDS:-} $1"
-	trap 'for p in $CASE_PIDS; do kill -KILL "$p" 2>/dev/null || true; done' EXIT
+	CASE_SELF=$(exec sh -c 'echo $PPID')
+	trap 'for p in $CASE_PIDS; do
+		[ "$(ppid_of "$p")" = "$CASE_SELF" ] && kill -KILL "$p" 2>/dev/null
+	done; true' EXIT
+}
+
+# ppid_of PID: the parent PID of PID (empty when PID does not exist).  The fields are read after
+# the command name, which may hold spaces and parentheses.
+ppid_of() {
+	sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2
 }
 
 # wait_until PID WHAT CMD...: polls CMD every 10 ms until it succeeds; fails when PID (a
