@@ -349,6 +349,17 @@ fail:
 	return r;
 }
 
+/* A write transaction on a current schema: every change to the catalogue starts here. */
+static int
+begin_write(struct jp_catalog *c, struct jp_error *err)
+{
+	int r;
+
+	if ((r = ensure_schema(c, err)) != JP_OK)
+		return r;
+	return exec(c, "BEGIN IMMEDIATE", err, "begin");
+}
+
 int
 jp_catalog_open(const char *path, int timeout_ms, int mode, struct jp_catalog **out,
                 struct jp_error *err)
@@ -861,7 +872,7 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	if (a->overwrite && t->published_status != NULL &&
 	    (restore = strdup(t->published_status)) == NULL)
 		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
-	if ((r = ensure_schema(c, err)) != JP_OK || (r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK) {
+	if ((r = begin_write(c, err)) != JP_OK) {
 		free(restore);
 		return r;
 	}
@@ -1339,7 +1350,7 @@ jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t, con
 	char who[300];
 	int r;
 
-	if ((r = ensure_schema(c, err)) != JP_OK || (r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
+	if ((r = begin_write(c, err)) != JP_OK)
 		return r;
 	/* A publisher that lost its lease (it expired and another took the job over) records
 	 * nothing: the job is the other publisher's now. */
@@ -1370,7 +1381,7 @@ jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, con
 	char who[300];
 	int ours;
 
-	if ((r = ensure_schema(c, err)) != JP_OK || (r = exec(c, "BEGIN IMMEDIATE", err, "begin")) != JP_OK)
+	if ((r = begin_write(c, err)) != JP_OK)
 		return r;
 	/* Only the attempt is ended when another publisher has the job now, or when the job is
 	 * published and this attempt changed nothing of it. */
