@@ -131,41 +131,18 @@ out:
 static char *
 absolute_db(const char *db, struct jp_error *err)
 {
-	char *copy, *slash, *dir, *out;
-	const char *base;
+	char *out = jp_db_abspath(db);
 
-	if ((out = realpath(db, NULL)) != NULL)
+	if (out != NULL)
 		return out;
-	if (errno != ENOENT) {
-		jp_error_set(err, JP_E_IOERR, "--db %s: %s", db, strerror(errno));
-		return NULL;
-	}
-	if ((copy = strdup(db)) == NULL) {
-		jp_error_set(err, JP_E_SOFTWARE, "out of memory");
-		return NULL;
-	}
-	slash = strrchr(copy, '/');
-	if (slash == NULL) {
-		base = copy;
-		dir = realpath(".", NULL);
-	} else {
-		*slash = '\0';
-		base = slash + 1;
-		dir = realpath(copy[0] != '\0' ? copy : "/", NULL);
-	}
-	if (dir == NULL || base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+	if (errno == ENOENT || errno == EINVAL)
 		jp_error_set(err, JP_E_NOINPUT, "--db %s: %s", db,
-		             dir == NULL ? "its directory does not exist" : "not a file name");
-		free(dir);
-		free(copy);
-		return NULL;
-	}
-	out = jp_asprintf("%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", base);
-	if (out == NULL)
+		             errno == ENOENT ? "its directory does not exist" : "not a file name");
+	else if (errno == ENOMEM)
 		jp_error_set(err, JP_E_SOFTWARE, "out of memory");
-	free(dir);
-	free(copy);
-	return out;
+	else
+		jp_error_set(err, JP_E_IOERR, "--db %s: %s", db, strerror(errno));
+	return NULL;
 }
 
 static int

@@ -238,7 +238,7 @@ select_entry(void *arg, const char *key, const struct jp_spool_entry *e,
 	}
 	if (e->db == NULL)
 		return 0;
-	real = realpath(e->db, NULL);
+	real = jp_db_abspath(e->db);
 	same = strcmp(real != NULL ? real : e->db, p->db_real) == 0;
 	free(real);
 	if (!same)
@@ -565,20 +565,8 @@ cmd_republish(int argc, char **argv)
 	}
 	/* The spool's entries for this catalogue (not with --status: they have none yet). */
 	spooldir = opt_spool != NULL ? strdup(opt_spool) : jp_spool_dir();
-	if ((db_real = realpath(db, NULL)) == NULL) {
-		/* Not there yet: its directory's real path and its name, as enqueue records it. */
-		const char *slash = strrchr(db, '/');
-		char *dir = slash == NULL ? realpath(".", NULL)
-		            : slash == db ? strdup("/") : strndup(db, (size_t)(slash - db));
-		char *rdir = dir != NULL && slash != NULL ? realpath(dir, NULL) : dir;
-
-		if (rdir != NULL)
-			db_real = jp_asprintf("%s%s%s", rdir, strcmp(rdir, "/") == 0 ? "" : "/",
-			                      slash != NULL ? slash + 1 : db);
-		if (rdir != dir)
-			free(rdir);
-		free(dir);
-	}
+	/* As enqueue records it (the catalogue may not exist yet). */
+	db_real = jp_db_abspath(db);
 	if (spooldir != NULL && status == NULL) {
 		p.db_real = db_real != NULL ? db_real : db;
 		p.spooldir = spooldir;

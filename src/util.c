@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,38 @@ jp_asprintf(const char *fmt, ...)
 	n = vasprintf(&s, fmt, ap);
 	va_end(ap);
 	return n < 0 ? NULL : s;
+}
+
+char *
+jp_db_abspath(const char *db)
+{
+	char *copy, *slash, *dir, *out;
+	const char *base;
+	int e;
+
+	if ((out = realpath(db, NULL)) != NULL || errno != ENOENT)
+		return out;
+	if ((copy = strdup(db)) == NULL)
+		return NULL;
+	if ((slash = strrchr(copy, '/')) == NULL) {
+		base = copy;
+		dir = realpath(".", NULL);
+	} else {
+		*slash = '\0';
+		base = slash + 1;
+		dir = realpath(copy[0] != '\0' ? copy : "/", NULL);
+	}
+	e = errno;
+	if (dir != NULL && (base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0))
+		e = EINVAL;
+	else if (dir != NULL && (out = jp_asprintf("%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/",
+	                                         base)) == NULL)
+		e = ENOMEM;
+	free(dir);
+	free(copy);
+	if (out == NULL)
+		errno = e;
+	return out;
 }
 
 int

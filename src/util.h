@@ -16,6 +16,13 @@ struct jp_kv {
 /* malloc'd printf; NULL when out of memory.  Caller frees. */
 char *jp_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The absolute path of a catalogue that may not exist yet: realpath() of it when it exists,
+ * else the real path of its directory and its name.  Spool entries record this and republish
+ * compares it, so every command must compute it the same way.  malloc'd; NULL with errno set:
+ * ENOENT its directory does not exist, EINVAL not a file name ("", ".", ".."), ENOMEM, or what
+ * realpath() says. */
+char *jp_db_abspath(const char *db);
+
 /* 1 when s is an identifier: [A-Za-z_][A-Za-z0-9_]*, at most 64 bytes.  Used for SQL names and
  * template variable names; anything else from a manifest is refused before it reaches SQL. */
 int jp_is_identifier(const char *s);

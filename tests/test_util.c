@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +381,45 @@ START_TEST(test_unhex)
 }
 END_TEST
 
+/* jp_db_abspath: a catalogue that exists or not, relative or absolute, is named the same. */
+START_TEST(test_db_abspath)
+{
+	char *dir = t_tempdir(), *real = realpath(dir, NULL), *p, *want, *old = getcwd(NULL, 0);
+
+	ck_assert_ptr_nonnull(real);
+	t_write_str(dir, "cat.db", "x");
+	ck_assert_int_eq(chdir(dir), 0);
+	want = jp_asprintf("%s/cat.db", real);
+	p = jp_db_abspath("cat.db");
+	ck_assert_str_eq(p, want);
+	free(p);
+	p = jp_db_abspath("./sub/../cat.db"); /* sub does not exist */
+	ck_assert_ptr_null(p);
+	free(want);
+	want = jp_asprintf("%s/new.db", real);
+	p = jp_db_abspath("new.db");
+	ck_assert_str_eq(p, want);
+	free(p);
+	p = jp_db_abspath(want);
+	ck_assert_str_eq(p, want);
+	free(p);
+	errno = 0;
+	ck_assert_ptr_null(jp_db_abspath("no/such/dir/x.db"));
+	ck_assert_int_eq(errno, ENOENT);
+	p = jp_db_abspath("/");
+	ck_assert_str_eq(p, "/"); /* exists */
+	free(p);
+	errno = 0;
+	ck_assert_ptr_null(jp_db_abspath("gone/.."));
+	ck_assert_int_eq(chdir(old), 0);
+	free(want);
+	free(old);
+	free(real);
+	t_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -420,6 +461,7 @@ main(void)
 	tcase_add_test(tc, test_sha256_free_paths);
 	tcase_add_test(tc, test_backoff);
 	tcase_add_test(tc, test_unhex);
+	tcase_add_test(tc, test_db_abspath);
 	suite_add_tcase(s, tc);
 
 	return t_run(s);
