@@ -106,17 +106,7 @@ const struct jp_cmd jp_cmd_publish = {
 		"      --overwrite           replace remote files that hold different content\n"
 		"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
 		"      --parallel N          transfer N files at once, over N connections (default 4)\n"
-		"      --retries N           retry a file N times after a transient failure (default 3)\n"
-		"      --timeout SECONDS     network: connect and per-operation limit (default 30)\n"
-		"      --stall SECONDS       network: fail a transfer that moves nothing this long\n"
-		"                            (default 60)\n"
-		"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n"
-		"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n"
-		"      --accept-new-host-key add an unknown SSH host key (never a changed one)\n"
-		"      --s3-endpoint URL     S3 endpoint, overriding the manifest's (default\n"
-		"                            $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS's)\n"
-		"      --part-size SIZE      S3 multipart part size (default 16MiB; grown so 10,000\n"
-		"                            parts hold the file)\n"
+		JP_CMD_CONN_HELP
 		"      --lease DURATION      how long the job's lease lasts unrenewed (default 1h)\n"
 		"      --log-format text|json  json: one JSON object per event on stderr\n"
 		"  -q, --quiet               errors only\n"
@@ -141,14 +131,7 @@ cmd_publish(int argc, char **argv)
 		{"db-timeout", required_argument, NULL, 'T'},
 		{"log-format", required_argument, NULL, 'L'},
 		{"parallel", required_argument, NULL, 'P'},
-		{"retries", required_argument, NULL, 'R'},
-		{"timeout", required_argument, NULL, 't'},
-		{"stall", required_argument, NULL, 'S'},
-		{"identity", required_argument, NULL, 'i'},
-		{"known-hosts", required_argument, NULL, 'K'},
-		{"accept-new-host-key", no_argument, NULL, 'A'},
-		{"s3-endpoint", required_argument, NULL, 'U'},
-		{"part-size", required_argument, NULL, 'Z'},
+		JP_CMD_CONN_LONGOPTS,
 		{"spool", no_argument, NULL, 'Q'},
 		{"lease", required_argument, NULL, 'E'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -197,27 +180,6 @@ cmd_publish(int argc, char **argv)
 			if ((o.parallel = jp_cmd_count(optarg, 1, 64)) < 0)
 				return jp_cmd_usage_error(c, "--parallel %s: expected 1 to 64", optarg);
 			break;
-		case 'R':
-			if ((o.retries = jp_cmd_count(optarg, 0, 100)) < 0)
-				return jp_cmd_usage_error(c, "--retries %s: expected 0 to 100", optarg);
-			break;
-		case 't':
-			if ((o.timeout_ms = jp_cmd_timeout_ms(optarg)) <= 0)
-				return jp_cmd_usage_error(c, "--timeout %s: expected seconds", optarg);
-			break;
-		case 'S':
-			if ((o.stall_ms = jp_cmd_timeout_ms(optarg)) <= 0)
-				return jp_cmd_usage_error(c, "--stall %s: expected seconds", optarg);
-			break;
-		case 'i': o.identity = optarg; break;
-		case 'K': o.known_hosts = optarg; break;
-		case 'A': o.accept_new_host_key = 1; break;
-		case 'U': o.s3_endpoint = optarg; break;
-		case 'Z':
-			if (jp_parse_size(optarg, &o.part_size) != 0 || o.part_size < (5ULL << 20) ||
-			    o.part_size > (5ULL << 30))
-				return jp_cmd_usage_error(c, "--part-size %s: expected 5MiB to 5GiB", optarg);
-			break;
 		case 'Q': use_spool = 1; break;
 		case 'E':
 			if ((o.lease_s = (int)jp_cmd_duration(optarg)) <= 0)
@@ -236,8 +198,10 @@ cmd_publish(int argc, char **argv)
 			jp_sets_free(&sets);
 			return 0;
 		default:
+			if ((rc = jp_cmd_conn_opt(c, ch, optarg, &o)) > 0)
+				break;
 			jp_sets_free(&sets);
-			return jp_cmd_getopt_error(c, ch, argv);
+			return rc < 0 ? 64 : jp_cmd_getopt_error(c, ch, argv);
 		}
 	}
 	if (optind < argc) {

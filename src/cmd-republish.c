@@ -60,16 +60,7 @@ const struct jp_cmd jp_cmd_republish = {
 		"                            ~/.local/state/jobpub/spool)\n"
 		"An attempt records no credential or connection setting: give them again, as to\n"
 		"publish (they apply to every job republished):\n"
-		"      --retries N           retry a file N times after a transient failure (default 3)\n"
-		"      --timeout SECONDS     network: connect and per-operation limit (default 30)\n"
-		"      --stall SECONDS       network: fail a transfer that moves nothing this long\n"
-		"                            (default 60)\n"
-		"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n"
-		"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n"
-		"      --accept-new-host-key add an unknown SSH host key (never a changed one)\n"
-		"      --s3-endpoint URL     S3 endpoint, overriding the manifest's (default\n"
-		"                            $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS's)\n"
-		"      --part-size SIZE      S3 multipart part size (default 16MiB)\n"
+		JP_CMD_CONN_HELP
 		"  -h, --help                this help\n"
 		"Also publishes the jobs of this catalogue that have a spool entry and are not\n"
 		"published (unless --status is given): those whose row could not even be marked.  A\n"
@@ -429,14 +420,7 @@ cmd_republish(int argc, char **argv)
 		{"json", no_argument, NULL, 'J'},
 		{"db-timeout", required_argument, NULL, 'T'},
 		{"spool", required_argument, NULL, 'Q'},
-		{"retries", required_argument, NULL, 'R'},
-		{"timeout", required_argument, NULL, 't'},
-		{"stall", required_argument, NULL, 'W'},
-		{"identity", required_argument, NULL, 'i'},
-		{"known-hosts", required_argument, NULL, 'K'},
-		{"accept-new-host-key", no_argument, NULL, 'A'},
-		{"s3-endpoint", required_argument, NULL, 'U'},
-		{"part-size", required_argument, NULL, 'Z'},
+		JP_CMD_CONN_LONGOPTS,
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -448,7 +432,7 @@ cmd_republish(int argc, char **argv)
 	const char *db = NULL, *status = NULL, *opt_spool = NULL;
 	char **jobs = NULL, *spooldir = NULL, *db_real = NULL;
 	size_t n_jobs = 0, i, next = 0, running = 0, ok = 0, failed = 0;
-	int ch, parallel = 1, dry = 0, first_rc = 0, json = 0, no_db = 0;
+	int ch, r, parallel = 1, dry = 0, first_rc = 0, json = 0, no_db = 0;
 	int results[2] = {-1, -1};
 	FILE *rfp = NULL;
 	struct jp_json j;
@@ -502,37 +486,12 @@ cmd_republish(int argc, char **argv)
 				return jp_cmd_usage_error(c, "--db-timeout %s: expected seconds", optarg);
 			}
 			break;
-		case 'R':
-			if ((o.retries = jp_cmd_count(optarg, 0, 100)) < 0) {
-				free(jobs);
-				return jp_cmd_usage_error(c, "--retries %s: expected 0 to 100", optarg);
-			}
-			break;
-		case 't':
-			if ((o.timeout_ms = jp_cmd_timeout_ms(optarg)) <= 0) {
-				free(jobs);
-				return jp_cmd_usage_error(c, "--timeout %s: expected seconds", optarg);
-			}
-			break;
-		case 'W':
-			if ((o.stall_ms = jp_cmd_timeout_ms(optarg)) <= 0) {
-				free(jobs);
-				return jp_cmd_usage_error(c, "--stall %s: expected seconds", optarg);
-			}
-			break;
-		case 'i': o.identity = optarg; break;
-		case 'K': o.known_hosts = optarg; break;
-		case 'A': o.accept_new_host_key = 1; break;
-		case 'U': o.s3_endpoint = optarg; break;
-		case 'Z':
-			if (jp_parse_size(optarg, &o.part_size) != 0 || o.part_size < (5ULL << 20) ||
-			    o.part_size > (5ULL << 30)) {
-				free(jobs);
-				return jp_cmd_usage_error(c, "--part-size %s: expected 5MiB to 5GiB", optarg);
-			}
-			break;
 		case 'h': free(jobs); jp_cmd_print_help(c, stdout); return 0;
-		default: free(jobs); return jp_cmd_getopt_error(c, ch, argv);
+		default:
+			if ((r = jp_cmd_conn_opt(c, ch, optarg, &o)) > 0)
+				break;
+			free(jobs);
+			return r < 0 ? 64 : jp_cmd_getopt_error(c, ch, argv);
 		}
 	}
 	if (optind < argc) {

@@ -389,3 +389,33 @@ jp_cmd_dest_cache_free(struct jp_dest_cache *c)
 	free(c->codes);
 	memset(c, 0, sizeof(*c));
 }
+
+int
+jp_cmd_conn_opt(const struct jp_cmd *c, int ch, const char *arg, struct jp_publish_opts *o)
+{
+	switch (ch) {
+	case JP_OPT_RETRIES:
+		if ((o->retries = jp_cmd_count(arg, 0, 100)) < 0)
+			return jp_cmd_usage_error(c, "--retries %s: expected 0 to 100", arg), -1;
+		return 1;
+	case JP_OPT_TIMEOUT:
+		if ((o->timeout_ms = jp_cmd_timeout_ms(arg)) <= 0)
+			return jp_cmd_usage_error(c, "--timeout %s: expected seconds", arg), -1;
+		return 1;
+	case JP_OPT_STALL:
+		if ((o->stall_ms = jp_cmd_timeout_ms(arg)) <= 0)
+			return jp_cmd_usage_error(c, "--stall %s: expected seconds", arg), -1;
+		return 1;
+	case JP_OPT_IDENTITY: o->identity = arg; return 1;
+	case JP_OPT_KNOWN_HOSTS: o->known_hosts = arg; return 1;
+	case JP_OPT_ACCEPT_NEW_HOST_KEY: o->accept_new_host_key = 1; return 1;
+	case JP_OPT_S3_ENDPOINT: o->s3_endpoint = arg; return 1;
+	case JP_OPT_PART_SIZE:
+		if (jp_parse_size(arg, &o->part_size) != 0 || o->part_size < (5ULL << 20) ||
+		    o->part_size > (5ULL << 30))
+			return jp_cmd_usage_error(c, "--part-size %s: expected 5MiB to 5GiB", arg), -1;
+		return 1;
+	default:
+		return 0;
+	}
+}

@@ -22,6 +22,49 @@ struct jp_cmd {
 	                        (publish.h); 0: they keep their default action (see below) */
 };
 
+/*
+ * The connection options publish and republish share (an attempt records none of them, so
+ * republish is given them again): their getopt_long entries, their --help lines and their
+ * parsing.  Codes above any character, so that neither command's short codes clash.
+ */
+enum {
+	JP_OPT_RETRIES = 0x100,
+	JP_OPT_TIMEOUT,
+	JP_OPT_STALL,
+	JP_OPT_IDENTITY,
+	JP_OPT_KNOWN_HOSTS,
+	JP_OPT_ACCEPT_NEW_HOST_KEY,
+	JP_OPT_S3_ENDPOINT,
+	JP_OPT_PART_SIZE,
+};
+#define JP_CMD_CONN_LONGOPTS \
+	{"retries", required_argument, NULL, JP_OPT_RETRIES}, \
+	{"timeout", required_argument, NULL, JP_OPT_TIMEOUT}, \
+	{"stall", required_argument, NULL, JP_OPT_STALL}, \
+	{"identity", required_argument, NULL, JP_OPT_IDENTITY}, \
+	{"known-hosts", required_argument, NULL, JP_OPT_KNOWN_HOSTS}, \
+	{"accept-new-host-key", no_argument, NULL, JP_OPT_ACCEPT_NEW_HOST_KEY}, \
+	{"s3-endpoint", required_argument, NULL, JP_OPT_S3_ENDPOINT}, \
+	{"part-size", required_argument, NULL, JP_OPT_PART_SIZE}
+#define JP_CMD_CONN_HELP \
+	"      --retries N           retry a file N times after a transient failure (default 3)\n" \
+	"      --timeout SECONDS     network: connect and per-operation limit (default 30)\n" \
+	"      --stall SECONDS       network: fail a transfer that moves nothing this long\n" \
+	"                            (default 60)\n" \
+	"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n" \
+	"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n" \
+	"      --accept-new-host-key add an unknown SSH host key (never a changed one)\n" \
+	"      --s3-endpoint URL     S3 endpoint, overriding the manifest's (default\n" \
+	"                            $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS's)\n" \
+	"      --part-size SIZE      S3 multipart part size (default 16MiB; grown so 10,000\n" \
+	"                            parts hold the file)\n"
+
+struct jp_publish_opts;
+
+/* Sets o from connection option ch (one of JP_OPT_*) and its value arg.  1: done; 0: ch is not
+ * a connection option; -1: a bad value, the usage error already printed (exit 64). */
+int jp_cmd_conn_opt(const struct jp_cmd *c, int ch, const char *arg, struct jp_publish_opts *o);
+
 extern const struct jp_cmd jp_cmd_enqueue;
 extern const struct jp_cmd jp_cmd_publish;
 extern const struct jp_cmd jp_cmd_status;
