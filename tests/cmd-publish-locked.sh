@@ -9,38 +9,6 @@ need mkfifo date awk
 JOBPUB_SPOOL=$T/spool
 export JOBPUB_SPOOL
 
-# hold_lock DB: another sqlite3 process takes an exclusive lock on DB and keeps it until
-# release_lock.  Returns once the lock is held.
-hold_lock() {
-	mkfifo "$T/lockfifo"
-	sqlite3 -batch -bail "$1" <"$T/lockfifo" >"$T/lock.out" 2>&1 &
-	LOCKER=$!
-	bg_started "$LOCKER"
-	exec 3>"$T/lockfifo"
-	printf '.timeout 5000\nBEGIN EXCLUSIVE;\nSELECT count(*) FROM sqlite_master;\nSELECT %s;\n' \
-		"'lock-held'" >&3
-	i=0
-	until grep -q '^lock-held$' "$T/lock.out"; do
-		i=$((i + 1))
-		if [ "$i" -ge 500 ] || ! kill -0 "$LOCKER" 2>/dev/null; then
-			show "$T/lock.out"
-			hard_error "could not lock $1 from another process"
-		fi
-		sleep 0.01
-	done
-	# Check from a third process that the lock is really there.
-	if sqlite3 -batch -cmd '.timeout 0' "$1" 'BEGIN IMMEDIATE; ROLLBACK;' >/dev/null 2>&1; then
-		hard_error "$1 is not locked although the other process holds BEGIN EXCLUSIVE"
-	fi
-}
-
-release_lock() {
-	printf 'COMMIT;\n.quit\n' >&3
-	exec 3>&-
-	wait "$LOCKER" || fail "the locking sqlite3 failed: $(cat "$T/lock.out")"
-	rm -f "$T/lockfifo"
-}
-
 now() {
 	date +%s.%N
 }

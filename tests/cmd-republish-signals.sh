@@ -31,28 +31,6 @@ failed_jobs() {
 	sql "$DB" "PRAGMA journal_mode = WAL" >/dev/null
 }
 
-hold_lock() {
-	rm -f "$T/lockfifo"
-	mkfifo "$T/lockfifo"
-	sqlite3 -batch -bail "$DB" <"$T/lockfifo" >"$T/lock.out" 2>&1 &
-	LOCKER=$!
-	case_bg "$LOCKER"
-	exec 3>"$T/lockfifo"
-	printf 'BEGIN EXCLUSIVE;\nSELECT count(*) FROM sqlite_master;\nSELECT %s;\n' "'lock-held'" >&3
-	i=0
-	until grep -q '^lock-held$' "$T/lock.out"; do
-		i=$((i + 1))
-		[ "$i" -lt 500 ] || hard_error "could not lock $DB"
-		sleep 0.01
-	done
-}
-
-release_lock() {
-	printf 'COMMIT;\n.quit\n' >&3
-	exec 3>&-
-	wait "$LOCKER" || true
-}
-
 # children PID: the child processes of PID, in the order they were started.
 children() {
 	for c in $(cat "/proc/$1/task/$1/children" 2>/dev/null); do
@@ -66,7 +44,8 @@ two_children() {
 
 start_republish() {
 	failed_jobs
-	hold_lock
+	hold_lock "$DB"
+	case_bg "$LOCKER"
 	"$JOBPUB" republish --db "$DB" --parallel 2 --db-timeout 30 >"$OUT" 2>"$ERR" &
 	RP=$!
 	case_bg "$RP"
