@@ -490,15 +490,26 @@ class S3Backend(Backend):
 
     def revive(self):
         """radosgw again; if the cluster itself is stuck, a new one (same keys and port)."""
-        try:
-            os.kill(self.rgw_pid(), signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
-        p = sh(["radosgw", "-c", self.e["CEPH_CONF"], "-n", "client.rgw.jobpub"])
-        for _ in range(200):
-            if p.returncode == 0 and self.healthy():
-                return
-            time.sleep(0.1)
+        def alive(name):
+            try:
+                with open(os.path.join(self.dir, "run", name + ".pid")) as f:
+                    return os.path.exists("/proc/%d" % int(f.read().strip()))
+            except (OSError, ValueError):
+                return False
+        if alive("mon.a") and alive("osd.0"):
+            try:
+                os.kill(self.rgw_pid(), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+            try:
+                p = sh(["radosgw", "-c", self.e["CEPH_CONF"], "-n", "client.rgw.jobpub"],
+                       timeout=30)
+                for _ in range(200):
+                    if p.returncode == 0 and self.healthy():
+                        return
+                    time.sleep(0.1)
+            except subprocess.TimeoutExpired:
+                pass
         self.stop()
         self.start()
     def net_opts(self):
