@@ -446,8 +446,11 @@ load_outputs(struct loader *L, struct fy_node *key, struct fy_node *seq)
 	if (m->n_outputs == 0)
 		return lerr(L, key, "outputs: the list is empty%s%s", "", "");
 	m->outputs = calloc(m->n_outputs, sizeof(*m->outputs));
-	if (m->outputs == NULL)
+	if (m->outputs == NULL) {
+		/* jp_manifest_free walks n_outputs entries of outputs. */
+		m->n_outputs = 0;
 		return jp_error_set(L->err, JP_E_SOFTWARE, "manifest: out of memory");
+	}
 	for (i = 0; (item = fy_node_sequence_iterate(seq, &it)) != NULL; i++)
 		if ((r = load_output(L, item, &m->outputs[i])) != JP_OK)
 			return r;

@@ -253,6 +253,31 @@ expect_rc 0 pub --overwrite
 get conflict/c.txt "$T/got"
 cmp -s "$JW/out/c.txt" "$T/got" || fail "--overwrite did not replace the object"
 
+# ---- 4a. verify and gc after the fact: a changed object, a stray temporary, a foreign object ----
+# verify --deep reads the object back: same size, other bytes is "content differs"; a deleted
+# object is "missing".  gc lists a temporary name nobody leases and deletes it only with
+# --apply; an object no job records is reported, never deleted.
+printf 'OURS\n' >"$T/same-size"
+s3curl PUT /conflict/c.txt -T "$T/same-size" -f >/dev/null || fail "PUT same-size"
+expect_rc 0 "$JOBPUB" verify --db "$JDB" --s3-endpoint "$RGW_ENDPOINT" 1
+expect_rc 1 "$JOBPUB" verify --deep --db "$JDB" --s3-endpoint "$RGW_ENDPOINT" 1
+assert_grep 'c.txt.*content differs' "$OUT"
+s3curl DELETE /conflict/c.txt -f >/dev/null || fail "DELETE c.txt"
+expect_rc 1 "$JOBPUB" verify --deep --db "$JDB" --s3-endpoint "$RGW_ENDPOINT" 1
+assert_grep 'c.txt.*missing' "$OUT"
+printf 'stray\n' >"$T/stray"
+s3curl PUT /conflict/.jobpub-0123456789abcdef.c.txt -T "$T/stray" -f >/dev/null || fail "PUT temporary"
+s3curl PUT /conflict/foreign.txt -T "$T/stray" -f >/dev/null || fail "PUT foreign"
+expect_rc 0 "$JOBPUB" gc --db "$JDB" --s3-endpoint "$RGW_ENDPOINT" --older-than 0s
+assert_grep 'temporary.*\.jobpub-0123456789abcdef\.c\.txt.*would delete' "$OUT"
+assert_grep 'unreferenced.*foreign\.txt' "$OUT"
+assert_grep 'missing.*conflict/c\.txt' "$OUT"
+expect_rc 0 "$JOBPUB" gc --db "$JDB" --s3-endpoint "$RGW_ENDPOINT" --older-than 0s --apply
+assert_grep 'temporary.*deleted' "$OUT"
+keys conflict/ >"$T/keys"
+assert_no_grep '\.jobpub-' "$T/keys"
+assert_grep '^conflict/foreign\.txt$' "$T/keys"
+
 # ---- 4b. a full store: the bucket's quota refuses a part (69, like ENOSPC) -----------------------
 make_job full
 head -c $((3 * 1024 * 1024)) /dev/urandom >"$JW/out/big.bin"
