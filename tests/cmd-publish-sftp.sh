@@ -641,6 +641,22 @@ kill_mid_upload() {
 		diff "$T/temps-after-kill" "$T/temps-after-republish" >&2 || true
 		fail "the re-publish left temporary files of its own"
 	}
+	# gc over SFTP: the stranded temporaries are listed, and deleted only with --apply; then
+	# verify --deep reads the files back and finds one changed on the server.
+	expect_rc 0 "$JOBPUB" gc --db "$JDB" --dest "$DEST" --older-than 0s --identity "$SSH_KEY" \
+		--known-hosts "$SSHD_KNOWN_HOSTS"
+	assert_grep '^  temporary +sftp://.*\.jobpub-.*would delete' "$OUT"
+	temps_below "$SD" >"$T/temps-after-gc"
+	cmp -s "$T/temps-after-kill" "$T/temps-after-gc" || fail "gc without --apply deleted something"
+	expect_rc 0 "$JOBPUB" gc --db "$JDB" --dest "$DEST" --older-than 0s --apply \
+		--identity "$SSH_KEY" --known-hosts "$SSHD_KNOWN_HOSTS"
+	assert_grep '^  temporary +sftp://.*\.jobpub-.*deleted' "$OUT"
+	temps_below "$SD" >"$T/temps-after-gc"
+	[ ! -s "$T/temps-after-gc" ] || { show "$T/temps-after-gc"; fail "gc --apply left temporaries"; }
+	expect_rc 0 "$JOBPUB" verify --deep --db "$JDB" --identity "$SSH_KEY" --known-hosts "$SSHD_KNOWN_HOSTS"
+	printf 'RESULT of kl\nconverged after 12 iterations\n' >"$SD/results/kl/result.txt"
+	expect_rc 1 "$JOBPUB" verify --deep --db "$JDB" --identity "$SSH_KEY" --known-hosts "$SSHD_KNOWN_HOSTS"
+	assert_grep 'result.txt.*content differs' "$OUT"
 }
 
 # The server killed (listener and sessions, SIGKILL) as soon as the first connection has logged
