@@ -833,6 +833,27 @@ jp_job_prepare(struct jp_catalog *c, const struct jp_manifest *m, const char *jo
 	return jp_manifest_check_job(m, job, sets, n_sets, *row, dest_override, err);
 }
 
+/* Own table, in a catalogue jobpub has not written yet: preparing it creates jobpub's tables
+ * (and the file).  The job's row is then the one any new catalogue gives it, so what needs the
+ * row (${row.*} in the manifest and the destination) is checked against such a catalogue in
+ * memory first: a usage error creates and changes nothing. */
+static int
+row_checks_first(struct run *R, struct jp_error *err)
+{
+	const struct jp_publish_opts *o = R->o;
+	struct jp_catalog *mem = NULL;
+	struct jp_row *row = NULL;
+	int r;
+
+	if ((r = jp_catalog_open(":memory:", 0, 0, &mem, err)) != JP_OK)
+		return r;
+	if ((r = jp_job_prepare(mem, R->m, o->job, o->sets, o->n_sets, o->dest, &row, err)) == JP_OK)
+		r = jp_check_destination(R->m, o->job, o->sets, o->n_sets, o->dest, row, &R->dopts, err);
+	jp_row_free(row);
+	jp_catalog_close(mem);
+	return r;
+}
+
 /* Catalogue and job row: everything the plan needs to know about the job.  A dry run reads a
  * catalogue that exists and never creates one. */
 static int
@@ -846,24 +867,10 @@ open_catalog(struct run *R, struct jp_error *err)
 	 * exist is an error (66), never created. */
 	if (o->dry_run && !R->m->external && stat(o->db, &sb) != 0)
 		return jp_manifest_check_job(R->m, o->job, o->sets, o->n_sets, NULL, o->dest, err);
-	/* Own table, no catalogue yet: the job's row is the one a new catalogue gives it.  What
-	 * needs the row (${row.*} in the manifest and the destination) is checked against such a
-	 * catalogue in memory first, so that a usage error creates no file. */
-	if (!o->dry_run && !R->m->external && stat(o->db, &sb) != 0 && errno == ENOENT) {
-		struct jp_catalog *mem = NULL;
-		struct jp_row *row = NULL;
-
-		if ((r = jp_catalog_open(":memory:", 0, 0, &mem, err)) != JP_OK)
-			return r;
-		if ((r = jp_job_prepare(mem, R->m, o->job, o->sets, o->n_sets, o->dest, &row,
-		                        err)) == JP_OK)
-			r = jp_check_destination(R->m, o->job, o->sets, o->n_sets, o->dest, row,
-			                         &R->dopts, err);
-		jp_row_free(row);
-		jp_catalog_close(mem);
-		if (r != JP_OK)
-			return r;
-	}
+	/* Own table, no catalogue yet: see row_checks_first. */
+	if (!o->dry_run && !R->m->external && stat(o->db, &sb) != 0 && errno == ENOENT &&
+	    (r = row_checks_first(R, err)) != JP_OK)
+		return r;
 	jp_catalog_set_default_stop(jp_publish_interrupted);
 	current_run = R;
 	jp_dest_set_stop(readback_tick);
@@ -871,6 +878,10 @@ open_catalog(struct run *R, struct jp_error *err)
 	                         (o->dry_run ? JP_CATALOG_READONLY : 0) |
 	                             (R->m->external ? JP_CATALOG_EXISTING : 0),
 	                         &R->cat, err)) != JP_OK)
+		return r;
+	/* A database jobpub has not written yet (its tables and the jobs table are made now). */
+	if (!o->dry_run && !R->m->external && jp_catalog_empty(R->cat) &&
+	    (r = row_checks_first(R, err)) != JP_OK)
 		return r;
 	return jp_job_prepare(R->cat, R->m, o->job, o->sets, o->n_sets, o->dest, &R->row, err);
 }

@@ -73,6 +73,12 @@ EOT
 	expect_rc 64 "$JOBPUB" publish --job 7 --manifest "$T/own2.yaml" --workdir "$MJOB" \
 		--db "$T/new7.db" --dest "file://$T/\${row.nosuch}"
 	assert_absent "$T/new7.db"
+	# an existing database jobpub has not written yet keeps its bytes
+	sql "$T/other.db" "CREATE TABLE other (x)"
+	cp "$T/other.db" "$T/other.before"
+	expect_rc 64 "$JOBPUB" publish --job 7 --manifest "$T/own2.yaml" --workdir "$MJOB" \
+		--db "$T/other.db" --dest 'ftp://x/${row.status}'
+	cmp -s "$T/other.db" "$T/other.before" || fail "a usage error changed $T/other.db"
 	# and the same command with a good destination creates it
 	expect_rc 0 "$JOBPUB" publish --job 7 --manifest "$T/own2.yaml" --workdir "$MJOB" \
 		--db "$T/new7.db" --dest "file://$T/own2/\${job}"
