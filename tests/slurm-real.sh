@@ -190,7 +190,7 @@ $(run_line 16)"
 	scancel "$SJOB"
 	wait_gone
 	assert_node_ok
-	assert_grep "warning: job $SJOB: user $SUSER: the job uses jobpub \(Slurm comment 'jobpub'\) but has no spool entry $USPOOL/$SJOB\.json: it ended before its \`jobpub enqueue\` ran" "$ELOG"
+	assert_grep "warning: job $SJOB: user $SUSER: the job uses jobpub \(Slurm comment 'jobpub'\) but has no spool entry $USPOOL/$SJOB\.json( or /var/spool/jobpub/$SUSER/$SJOB\.json)?: it ended before its \`jobpub enqueue\` ran" "$ELOG"
 	assert_eq "$(row_of 16)" running "status of a job that never enqueued"
 	# A job without the comment is no one's concern: info.
 	job_script 19 "true"
