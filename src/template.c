@@ -30,9 +30,12 @@ jp_row_free(struct jp_row *row)
 
 	if (row == NULL)
 		return;
+	/* Either array may be missing: a row whose allocation failed half way (n already set). */
 	for (i = 0; i < row->n; i++) {
-		free(row->names[i]);
-		free(row->values[i]);
+		if (row->names != NULL)
+			free(row->names[i]);
+		if (row->values != NULL)
+			free(row->values[i]);
 	}
 	free(row->names);
 	free(row->values);
