@@ -789,6 +789,20 @@ lease_ok(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, con
 	return id;
 }
 
+/* job published (two files) as a successful publish leaves it. */
+static void
+published_ok(struct jp_catalog *c, const struct jp_jobtable *t, const char *job)
+{
+	struct jp_outcome ok = {"published", 0, NULL, 10, 2, 1, NULL, 0};
+	struct jp_error err;
+	int64_t id = lease_ok(c, t, job, "tok1", 0);
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_catalog_record_success(c, t, job, id, t->published_status, two_files, 2, &ok, &err);
+	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+}
+
 /* strdup() of this very string fails (out of memory); any other goes to libc's. */
 static const char *strdup_fails_for;
 
@@ -813,20 +827,16 @@ START_TEST(test_begin_oom_changes_nothing)
 	static const char finished[] = "finished";
 	const struct jp_jobtable pub = {"pdr_model_jobs", "id", "status", 1, finished};
 	struct jp_catalog *c = open_ok(1000);
-	struct jp_outcome ok = {"published", 0, NULL, 10, 2, 1, NULL, 0};
 	struct jp_attempt a = {"7", "tok2", "node17", 4242, "/m/manifest.yaml", "/w/job",
 	                       "file:///archive", NULL, 1};
 	struct jp_error err;
 	char took[256];
-	int64_t id1, id2 = -1;
+	int64_t id2 = -1;
 	int r;
 
 	make_pdr_table();
 	prepare_ok(c, &pub, two_cols, 2);
-	id1 = lease_ok(c, &pub, "7", "tok1", 0);
-	jp_error_clear(&err);
-	r = jp_catalog_record_success(c, &pub, "7", id1, "finished", two_files, 2, &ok, &err);
-	ck_assert_msg(r == JP_OK, "%d %s", err.code, err.msg);
+	published_ok(c, &pub, "7");
 	jp_error_clear(&err);
 	strdup_fails_for = finished;
 	r = jp_catalog_begin(c, &pub, &a, 3600, &id2, took, sizeof(took), &err);
