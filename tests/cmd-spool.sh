@@ -63,7 +63,8 @@ locked_then_republish() {
 }
 
 # A published job's entry left behind (published by hand) is "published", and --clean
-# removes it; a failed job's is "failed" and stays; an unreadable entry is "invalid".
+# removes it; a failed job's (one never published) is "failed" and stays; an unreadable entry
+# is "invalid".
 clean() {
 	sleep 1 # times have a resolution of one second
 	enqueue 1 slurm-78
@@ -84,10 +85,12 @@ clean() {
 	expect_rc 0 "$JOBPUB" republish --db "$MDB" --spool "$SP" --dry-run
 	assert_grep 'garbage\.json' "$ERR"
 	rm "$SP/garbage.json"
-	# A failed job: its entry stays.
+	# A failed job (never published: a job published before keeps its status, and its entry is
+	# done, see published_then_failed): its entry stays.
+	make_mini
 	rm "$MJOB/out/data.bin"
 	enqueue 1 slurm-79
-	expect_rc 66 env JOBPUB_SPOOL="$SP" "$JOBPUB" publish --spool --job slurm-79 --overwrite
+	expect_rc 66 env JOBPUB_SPOOL="$SP" "$JOBPUB" publish --spool --job slurm-79
 	expect_rc 0 "$JOBPUB" spool --spool "$SP" --clean
 	assert_grep '^slurm-79: job 1 failed ' "$OUT"
 	[ -f "$SP/slurm-79.json" ] || fail "--clean removed a failed job's entry"
