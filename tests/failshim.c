@@ -50,7 +50,7 @@ static unsigned long calls[F_N];
 static unsigned long fail_at[F_N]; /* 0: never */
 static int fail_errno[F_N];
 static unsigned long fired[F_N];
-static int state; /* 0: environment not read yet, 1: reading it, 2: ready */
+static int state; /* 0: environment not read yet, 1: reading it, 2: ready, 3: exiting */
 static uintptr_t exe_lo, exe_hi; /* the program's loaded segments, with JP_FAIL_SCOPE=exe */
 
 static int exe_range(struct dl_phdr_info *info, size_t size, void *data)
@@ -126,6 +126,14 @@ static void setup(void)
 	}
 }
 
+/* Registered before any library's exit handler (at the first call seen), so it runs after
+ * them but before the destructors: nothing fails from then on.  A coverage build's libgcov,
+ * linked into the program, allocates while it writes its counters and does not check. */
+static void exiting(void)
+{
+	state = 3;
+}
+
 /* 1 when this call of F, made from CALLER, must fail (errno is then set). */
 #define hit(f) hit_from((f), __builtin_return_address(0))
 static int hit_from(int f, void *caller)
@@ -137,8 +145,11 @@ static int hit_from(int f, void *caller)
 			return 0;
 		state = 1;
 		setup();
+		atexit(exiting);
 		state = 2;
 	}
+	if (state == 3)
+		return 0;
 	if (exe_hi != 0 && ((uintptr_t)caller < exe_lo || (uintptr_t)caller >= exe_hi))
 		return 0;
 	n = __atomic_add_fetch(&calls[f], 1, __ATOMIC_RELAXED);
