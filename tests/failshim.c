@@ -51,7 +51,9 @@ static unsigned long fail_at[F_N]; /* 0: never */
 static int fail_errno[F_N];
 static unsigned long fired[F_N];
 static int state; /* 0: environment not read yet, 1: reading it, 2: ready, 3: exiting */
-static uintptr_t exe_lo, exe_hi; /* the program's loaded segments, with JP_FAIL_SCOPE=exe */
+static uintptr_t exe_lo, exe_hi; /* the program's loaded segments */
+static int exe_only;              /* JP_FAIL_SCOPE=exe: fail only the program's own calls */
+static int exit_hooked;           /* exiting() registered from the program's first call */
 
 static int exe_range(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -97,8 +99,8 @@ static void setup(void)
 {
 	const char *p = getenv("JP_FAIL"), *scope = getenv("JP_FAIL_SCOPE");
 
-	if (scope && strcmp(scope, "exe") == 0)
-		dl_iterate_phdr(exe_range, NULL);
+	exe_only = scope && strcmp(scope, "exe") == 0;
+	dl_iterate_phdr(exe_range, NULL);
 
 	while (p && *p) {
 		const char *e = strchr(p, ','), *c1, *c2;
@@ -126,9 +128,12 @@ static void setup(void)
 	}
 }
 
-/* Registered before any library's exit handler (at the first call seen), so it runs after
- * them but before the destructors: nothing fails from then on.  A coverage build's libgcov,
- * linked into the program, allocates while it writes its counters and does not check. */
+/* Nothing fails once the program exits: a coverage build's libgcov, linked into the program,
+ * allocates while it writes its counters (a destructor run by _dl_fini) and does not check.
+ * Exit handlers run in the reverse order of their registration, and _dl_fini is registered by
+ * __libc_start_main before the program's constructors: registered at the first call made from
+ * the program itself, exiting() runs before _dl_fini.  (Registered at the very first call seen,
+ * possibly a library constructor's before __libc_start_main, it would run after it.) */
 static void exiting(void)
 {
 	state = 3;
@@ -140,18 +145,22 @@ static int hit_from(int f, void *caller)
 {
 	unsigned long n;
 
+	if (state == 3) /* exiting: checked first, or the branch below would arm the shim again */
+		return 0;
 	if (state != 2) {
 		if (state == 1)
 			return 0;
 		state = 1;
 		setup();
-		atexit(exiting);
 		state = 2;
 	}
-	if (state == 3)
-		return 0;
-	if (exe_hi != 0 && ((uintptr_t)caller < exe_lo || (uintptr_t)caller >= exe_hi))
-		return 0;
+	if ((uintptr_t)caller < exe_lo || (uintptr_t)caller >= exe_hi) {
+		if (exe_only)
+			return 0;
+	} else if (!exit_hooked) {
+		exit_hooked = 1;
+		atexit(exiting);
+	}
 	n = __atomic_add_fetch(&calls[f], 1, __ATOMIC_RELAXED);
 	if (fail_at[f] != 0 && n == fail_at[f]) {
 		fired[f] = n;
