@@ -30,11 +30,7 @@ mkdir -p "$HOME"
 unset SSH_AUTH_SOCK
 trap 'sh "$TESTS_DIR/sshd-stop.sh" "$T/sshd" KILL >/dev/null 2>&1 || true; cleanup' EXIT
 chmod 0711 "$T"
-rc=0
-sh "$TESTS_DIR/sshd-start.sh" "$T/sshd" >"$T/sshd-start.log" 2>&1 || rc=$?
-[ "$rc" -ne 99 ] || hard_error "sshd-start.sh: a tool is missing"
-[ "$rc" -eq 0 ] || { show "$T/sshd-start.log"; hard_error "sshd-start.sh failed"; }
-. "$T/sshd/env"
+start_sshd "$T/sshd"
 make_mini
 SD=$SSHD_ROOT/never
 expect_rc 0 publish_mini --dest "sftp://$SSH_USER@127.0.0.1:$SSHD_PORT$SD" --identity "$SSH_KEY" \

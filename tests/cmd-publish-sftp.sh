@@ -27,14 +27,6 @@ export HOME="$T/home-main"
 mkdir -p "$HOME"
 
 # ---- the server ---------------------------------------------------------------------------------
-# start_sshd DIR: starts (or restarts) the sshd of DIR and sources DIR/env.
-start_sshd() {
-	local rc=0
-	sh "$TESTS_DIR/sshd-start.sh" "$1" >"$T/sshd-start.log" 2>&1 || rc=$?
-	[ "$rc" -ne 99 ] || { show "$T/sshd-start.log"; hard_error "sshd-start.sh: a tool is missing"; }
-	[ "$rc" -eq 0 ] || { show "$T/sshd-start.log"; hard_error "sshd-start.sh $1 failed"; }
-	. "$1/env"
-}
 
 # Every sshd below $T is stopped on exit, before lib.sh's cleanup removes $T.
 stop_all_sshd() {

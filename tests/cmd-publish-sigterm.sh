@@ -29,8 +29,10 @@ SIZE=$((1024 * 1024 * 1024)) # 1 GiB: > 1 s to publish here, and real data (not 
 make_mini
 head -c "$SIZE" /dev/zero >"$MJOB/out/big.dat" || hard_error "cannot write a 1 GiB file in $T"
 [ "$(stat -c %b "$MJOB/out/big.dat")" -ge $((SIZE / 512)) ] || hard_error "big.dat is sparse"
-write_manifest "$MMAN" <<EOF
-destination: $MURL
+# big_manifest FILE DEST: the manifest of the big job (a small file and big.dat) to DEST.
+big_manifest() {
+	write_manifest "$1" <<EOF
+destination: $2
 catalog:
   table: runs
   id-column: id
@@ -45,6 +47,8 @@ outputs:
     to: big/big.dat
     column: data_url
 EOF
+}
+big_manifest "$MMAN" "$MURL"
 
 # start_publish: runs the publish in the background, its pid in PUB.
 start_publish() {
@@ -205,33 +209,11 @@ assert_absent "$MARCHIVE" # stopped before the destination was opened
 invariants --dest "$MURL"
 
 # ---- over sftp:// ----
-start_sshd() {
-	local rc=0
-	sh "$TESTS_DIR/sshd-start.sh" "$1" >"$T/sshd-start.log" 2>&1 || rc=$?
-	[ "$rc" -ne 99 ] || { show "$T/sshd-start.log"; hard_error "sshd-start.sh: a tool is missing"; }
-	[ "$rc" -eq 0 ] || { show "$T/sshd-start.log"; hard_error "sshd-start.sh $1 failed"; }
-	. "$1/env"
-}
 trap '[ ! -f "$T/sshd/sshd.pid" ] || sh "$TESTS_DIR/sshd-stop.sh" "$T/sshd" KILL >/dev/null 2>&1 || true; cleanup' EXIT
 start_sshd "$T/sshd"
 
 # A manifest for the big file.
-write_manifest "$T/big.yaml" <<EOF
-destination: x
-catalog:
-  table: runs
-  id-column: id
-  status-column: status
-outputs:
-  - name: result
-    path: out/result.txt
-    to: results/result.txt
-    column: result_url
-  - name: big
-    path: out/big.dat
-    to: big/big.dat
-    column: data_url
-EOF
+big_manifest "$T/big.yaml" x
 
 # sftp_job DIR PORT KNOWN_HOSTS: the big job again, to sftp://127.0.0.1:PORT/DIR.
 sftp_job() {

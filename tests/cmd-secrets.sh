@@ -37,15 +37,6 @@ stop_servers() {
 }
 trap 'stop_servers; cleanup' EXIT
 
-# start SCRIPT DIR: runs tests/SCRIPT DIR (99: a tool is missing) and sources DIR/env.
-start() {
-	local rc=0
-	sh "$TESTS_DIR/$1" "$2" >"$T/$1.log" 2>&1 || rc=$?
-	[ "$rc" -ne 99 ] || { show "$T/$1.log"; hard_error "$1: a program is missing"; }
-	[ "$rc" -eq 0 ] || { show "$T/$1.log"; hard_error "$1 $2 failed"; }
-	. "$2/env"
-}
-
 # ---- the secrets --------------------------------------------------------------------------------
 SECRETS=$T/secrets
 rand() {
@@ -221,8 +212,8 @@ pub() {
 	timeout -k 5 $((300 * SLOW)) "$JOBPUB" publish --job 1 --manifest "$JMAN" --workdir "$JW" --db "$JDB" "$@"
 }
 
-start sshd-start.sh "$SSHD"
-start rgw-start.sh "$RGWD"
+start_server sshd-start.sh "$SSHD"
+start_server rgw-start.sh "$RGWD"
 {
 	cat "$SSH_KEY_PASSPHRASE_FILE"
 	printf '%s\n' "$RGW_SECRET_KEY" "$TOKEN" "$WRONG_SECRET"

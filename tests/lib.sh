@@ -391,6 +391,22 @@ release_lock() {
 	rm -f "$T/lockfifo"
 }
 
+# ---- test servers ------------------------------------------------------------------------------
+# start_server SCRIPT DIR: runs tests/SCRIPT DIR (a server start script: exit 99 when a program
+# is missing) and sources DIR/env, the server's settings.
+start_server() {
+	local rc=0
+	sh "$TESTS_DIR/$1" "$2" >"$T/$1.log" 2>&1 || rc=$?
+	[ "$rc" -ne 99 ] || { show "$T/$1.log"; hard_error "$1: a program is missing"; }
+	[ "$rc" -eq 0 ] || { show "$T/$1.log"; hard_error "$1 $2 failed"; }
+	. "$2/env"
+}
+
+# start_sshd DIR: starts (or restarts) the test sshd of DIR and sources DIR/env.
+start_sshd() {
+	start_server sshd-start.sh "$1"
+}
+
 # ---- background publishes ----------------------------------------------------------------------
 # alive PID: PID is a running process (not ended, not a zombie waiting to be reaped).
 alive() {
