@@ -285,11 +285,19 @@ EOF
 	# Slurm's limit (here given, else from scontrol show config) bounds the wait: 5 s minus a
 	# margin of 3 s.
 	start=$(date +%s)
-	epilog JOBPUB="$T/bin/slow-jobpub" JOBPUB_EPILOG_SLURM_TIMEOUT=5 JOBPUB_PUBLISH_TIMEOUT=2
+	# The publish limit (4 s) is longer than the wait (2 s): with equal limits the publish could
+	# end at its limit before the epilog stops waiting (a race seen in CI).
+	epilog JOBPUB="$T/bin/slow-jobpub" JOBPUB_EPILOG_SLURM_TIMEOUT=5 JOBPUB_PUBLISH_TIMEOUT=4
 	took=$(($(date +%s) - start))
 	[ "$took" -lt 5 ] || fail "the epilog took $took s under a Slurm limit of 5 s"
 	assert_grep "job 4248: publishing .*epilog waits [12] s \(Slurm's epilog limit: 5 s\)" "$T/log"
 	assert_grep 'job 4248: user .*: publish still running after [0-9]+ s: handed off' "$T/log"
+	i=0
+	until grep -q 'job 4248: user .*: not published: stopped at the publish limit of 4 s (exit 124' "$T/syslog"; do
+		i=$((i + 1))
+		[ "$i" -lt 200 ] || { show "$T/syslog"; fail "no outcome of the second handed-off publish"; }
+		sleep 0.1
+	done
 }
 
 # At the publish limit jobpub gets SIGTERM and time to roll back and record it (its clean-up
