@@ -35,9 +35,9 @@ const struct jp_cmd jp_cmd_enqueue = {
 		"  -m, --manifest FILE       the job's manifest (YAML), checked now\n"
 		"  -w, --workdir DIR         the job's work directory (may not exist yet: it must\n"
 		"                            when the job ends)\n"
-		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+		JP_CMD_HELP_DB
 		"                            (must exist when the manifest names catalog.table)\n"
-		"      --dest URL            destination, overriding the manifest's (also $JOBPUB_DEST)\n"
+		JP_CMD_HELP_DEST
 		"      --set NAME=VALUE      a value for ${NAME} in the manifest; repeatable\n"
 		"      --spool DIR           the spool directory (default: $JOBPUB_SPOOL, else\n"
 		"                            /var/spool/jobpub for root, else\n"
@@ -45,7 +45,7 @@ const struct jp_cmd jp_cmd_enqueue = {
 		"      --key KEY             file the entry under KEY (default: $SLURM_JOB_ID when set,\n"
 		"                            else the job's ID): what `publish --spool --job KEY` and\n"
 		"                            the Slurm epilog ask for\n"
-		"  -h, --help                this help\n",
+		JP_CMD_HELP_HELP,
 	.exec = cmd_enqueue,
 };
 
@@ -210,15 +210,15 @@ static int
 cmd_enqueue(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"job", required_argument, NULL, 'j'},
+		JP_CMD_OPT_JOB,
 		{"manifest", required_argument, NULL, 'm'},
 		{"workdir", required_argument, NULL, 'w'},
-		{"db", required_argument, NULL, 'D'},
-		{"dest", required_argument, NULL, 'd'},
+		JP_CMD_OPT_DB,
+		JP_CMD_OPT_DEST,
 		{"set", required_argument, NULL, 's'},
 		{"spool", required_argument, NULL, 'S'},
 		{"key", required_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},
+		JP_CMD_OPT_HELP,
 		{NULL, 0, NULL, 0},
 	};
 	const struct jp_cmd *c = &jp_cmd_enqueue;

@@ -29,13 +29,13 @@ const struct jp_cmd jp_cmd_gc = {
 	         "                 [--identity FILE] [--known-hosts FILE] [--timeout SECONDS]\n"
 	         "                 [--s3-endpoint URL]",
 	.options =
-		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+		JP_CMD_HELP_DB
 		"      --dest URL            look only here (default: every destination the catalogue knows)\n"
 		"      --older-than DURATION only temporary files older than this (default 24h; 90s, 15m, 2d)\n"
 		"      --apply               delete them (default: only list)\n"
-		"      --json                one JSON document on stdout\n"
+		JP_CMD_HELP_JSON
 		JP_CMD_NET_HELP
-		"  -h, --help                this help\n"
+		JP_CMD_HELP_HELP
 		"Also reports catalogue rows whose files are missing and files no row references;\n"
 		"those are never deleted.\n",
 	.exec = cmd_gc,
@@ -303,12 +303,12 @@ static int
 cmd_gc(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"db", required_argument, NULL, 'D'},
-		{"dest", required_argument, NULL, 'd'},
+		JP_CMD_OPT_DB,
+		JP_CMD_OPT_DEST,
 		{"older-than", required_argument, NULL, 'o'},
 		{"apply", no_argument, NULL, 'a'},
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
+		JP_CMD_OPT_JSON,
+		JP_CMD_OPT_HELP,
 		JP_CMD_NET_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};

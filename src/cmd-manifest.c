@@ -28,8 +28,8 @@ const struct jp_cmd jp_cmd_manifest = {
 		"      --set NAME=VALUE      a value for ${NAME}; repeatable\n"
 		"  -j, --job ID              the job, for ${job} and, with --db, ${row.COLUMN}\n"
 		"      --db FILE             read the job's row and check the catalog: section against it\n"
-		"      --dest URL            destination, overriding the manifest's (also $JOBPUB_DEST)\n"
-		"  -h, --help                this help\n",
+		JP_CMD_HELP_DEST
+		JP_CMD_HELP_HELP,
 	.exec = cmd_manifest,
 };
 
@@ -94,10 +94,10 @@ cmd_manifest(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"workdir", required_argument, NULL, 'w'},
 		{"set", required_argument, NULL, 's'},
-		{"job", required_argument, NULL, 'j'},
-		{"db", required_argument, NULL, 'D'},
-		{"dest", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
+		JP_CMD_OPT_JOB,
+		JP_CMD_OPT_DB,
+		JP_CMD_OPT_DEST,
+		JP_CMD_OPT_HELP,
 		{NULL, 0, NULL, 0},
 	};
 	const struct jp_cmd *c = &jp_cmd_manifest;

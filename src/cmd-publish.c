@@ -99,19 +99,19 @@ const struct jp_cmd jp_cmd_publish = {
 		"                            job's spool entry ($JOBPUB_SPOOL); removed once published\n"
 		"  -m, --manifest FILE       the job's manifest (YAML)\n"
 		"  -w, --workdir DIR         the job's work directory (default: the current directory)\n"
-		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
-		"      --dest URL            destination, overriding the manifest's (also $JOBPUB_DEST)\n"
+		JP_CMD_HELP_DB
+		JP_CMD_HELP_DEST
 		"      --set NAME=VALUE      a value for ${NAME} in the manifest; repeatable\n"
 		"  -n, --dry-run             check everything and print the plan; change nothing\n"
 		"      --overwrite           replace remote files that hold different content\n"
-		"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
+		JP_CMD_HELP_DB_TIMEOUT
 		"      --parallel N          transfer N files at once, over N connections (default 4)\n"
 		JP_CMD_CONN_HELP
 		"      --lease DURATION      how long the job's lease lasts unrenewed (default 1h)\n"
 		"      --log-format text|json  json: one JSON object per event on stderr\n"
 		"  -q, --quiet               errors only\n"
 		"  -v, --verbose             one line per file\n"
-		"  -h, --help                this help\n",
+		JP_CMD_HELP_HELP,
 	.exec = cmd_publish,
 	.stops = 1,
 };
@@ -120,15 +120,15 @@ static int
 cmd_publish(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"job", required_argument, NULL, 'j'},
+		JP_CMD_OPT_JOB,
 		{"manifest", required_argument, NULL, 'm'},
 		{"workdir", required_argument, NULL, 'w'},
-		{"db", required_argument, NULL, 'D'},
-		{"dest", required_argument, NULL, 'd'},
+		JP_CMD_OPT_DB,
+		JP_CMD_OPT_DEST,
 		{"set", required_argument, NULL, 's'},
 		{"dry-run", no_argument, NULL, 'n'},
 		{"overwrite", no_argument, NULL, 'O'},
-		{"db-timeout", required_argument, NULL, 'T'},
+		JP_CMD_OPT_DB_TIMEOUT,
 		{"log-format", required_argument, NULL, 'L'},
 		{"parallel", required_argument, NULL, 'P'},
 		JP_CMD_CONN_LONGOPTS,
@@ -136,7 +136,7 @@ cmd_publish(int argc, char **argv)
 		{"lease", required_argument, NULL, 'E'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
+		JP_CMD_OPT_HELP,
 		{NULL, 0, NULL, 0},
 	};
 	const struct jp_cmd *c = &jp_cmd_publish;
@@ -173,8 +173,8 @@ cmd_publish(int argc, char **argv)
 			}
 			break;
 		case 'T':
-			if ((o.db_timeout_ms = jp_cmd_timeout_ms(optarg)) < 0)
-				return jp_cmd_usage_error(c, "--db-timeout %s: expected seconds", optarg);
+			if (jp_cmd_db_timeout(c, optarg, &o.db_timeout_ms) != 0)
+				return 64;
 			break;
 		case 'P':
 			if ((o.parallel = jp_cmd_count(optarg, 1, 64)) < 0)

@@ -41,7 +41,7 @@ const struct jp_cmd jp_cmd_republish = {
 	         "                        [--known-hosts FILE] [--accept-new-host-key]\n"
 	         "                        [--s3-endpoint URL] [--part-size SIZE]",
 	.options =
-		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+		JP_CMD_HELP_DB
 		"      --status STATUS       jobs whose status is STATUS (default failed_storage, and\n"
 		"                            publishing when its publisher is gone; with --job, any\n"
 		"                            status unless --status is given)\n"
@@ -54,14 +54,14 @@ const struct jp_cmd jp_cmd_republish = {
 		"                            with a conflict (exit 69)\n"
 		"  -n, --dry-run             list the jobs; publish nothing\n"
 		"      --json                one JSON document on stdout instead of lines\n"
-		"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
+		JP_CMD_HELP_DB_TIMEOUT
 		"      --spool DIR           the spool whose entries are jobs to publish too (default:\n"
 		"                            $JOBPUB_SPOOL, else /var/spool/jobpub for root, else\n"
 		"                            ~/.local/state/jobpub/spool)\n"
 		"An attempt records no credential or connection setting: give them again, as to\n"
 		"publish (they apply to every job republished):\n"
 		JP_CMD_CONN_HELP
-		"  -h, --help                this help\n"
+		JP_CMD_HELP_HELP
 		"Also publishes the jobs of this catalogue that have a spool entry and are not\n"
 		"published (unless --status is given): those whose row could not even be marked.  A\n"
 		"job published removes its spool entry.  A catalogue that does not exist is 66 when\n"
@@ -410,18 +410,18 @@ static int
 cmd_republish(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"db", required_argument, NULL, 'D'},
+		JP_CMD_OPT_DB,
 		{"status", required_argument, NULL, 's'},
-		{"job", required_argument, NULL, 'j'},
+		JP_CMD_OPT_JOB,
 		{"since", required_argument, NULL, 'S'},
 		{"parallel", required_argument, NULL, 'P'},
 		{"dry-run", no_argument, NULL, 'n'},
 		{"overwrite", no_argument, NULL, 'O'},
-		{"json", no_argument, NULL, 'J'},
-		{"db-timeout", required_argument, NULL, 'T'},
+		JP_CMD_OPT_JSON,
+		JP_CMD_OPT_DB_TIMEOUT,
 		{"spool", required_argument, NULL, 'Q'},
 		JP_CMD_CONN_LONGOPTS,
-		{"help", no_argument, NULL, 'h'},
+		JP_CMD_OPT_HELP,
 		{NULL, 0, NULL, 0},
 	};
 	const struct jp_cmd *c = &jp_cmd_republish;
@@ -481,9 +481,9 @@ cmd_republish(int argc, char **argv)
 		case 'O': o.overwrite = 1; break;
 		case 'J': json = 1; break;
 		case 'T':
-			if ((o.db_timeout_ms = jp_cmd_timeout_ms(optarg)) < 0) {
+			if (jp_cmd_db_timeout(c, optarg, &o.db_timeout_ms) != 0) {
 				free(jobs);
-				return jp_cmd_usage_error(c, "--db-timeout %s: expected seconds", optarg);
+				return 64;
 			}
 			break;
 		case 'h': free(jobs); jp_cmd_print_help(c, stdout); return 0;

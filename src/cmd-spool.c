@@ -32,7 +32,7 @@ const struct jp_cmd jp_cmd_spool = {
 		"                            ~/.local/state/jobpub/spool)\n"
 		"      --json                one JSON document on stdout instead of lines\n"
 		"      --clean               remove the entries whose job is published\n"
-		"  -h, --help                this help\n"
+		JP_CMD_HELP_HELP
 		"States, from the entry's catalogue: pending (not published yet: no attempt, or\n"
 		"one older than the entry), publishing (a live publisher holds the job's lease),\n"
 		"failed (the last attempt failed, or its publisher is gone), published (also when\n"
@@ -197,9 +197,9 @@ cmd_spool(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"spool", required_argument, NULL, 'S'},
-		{"json", no_argument, NULL, 'J'},
+		JP_CMD_OPT_JSON,
 		{"clean", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},
+		JP_CMD_OPT_HELP,
 		{NULL, 0, NULL, 0},
 	};
 	const struct jp_cmd *c = &jp_cmd_spool;

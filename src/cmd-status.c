@@ -19,9 +19,9 @@ const struct jp_cmd jp_cmd_status = {
 	.summary = "Show a job's status, published files and attempts; without ID, jobs per status.",
 	.usage = "jobpub status [--db FILE] [--json] [ID]",
 	.options =
-		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
-		"      --json                one JSON document on stdout\n"
-		"  -h, --help                this help\n",
+		JP_CMD_HELP_DB
+		JP_CMD_HELP_JSON
+		JP_CMD_HELP_HELP,
 	.exec = cmd_status,
 };
 
@@ -228,9 +228,9 @@ static int
 cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"db", required_argument, NULL, 'D'},
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
+		JP_CMD_OPT_DB,
+		JP_CMD_OPT_JSON,
+		JP_CMD_OPT_HELP,
 		{NULL, 0, NULL, 0},
 	};
 	const struct jp_cmd *c = &jp_cmd_status;

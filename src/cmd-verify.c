@@ -22,11 +22,11 @@ const struct jp_cmd jp_cmd_verify = {
 	.usage = "jobpub verify [--db FILE] [--deep] [--json] [--identity FILE] [--known-hosts FILE]\n"
 	         "                     [--timeout SECONDS] [--s3-endpoint URL] [ID]...",
 	.options =
-		"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+		JP_CMD_HELP_DB
 		"      --deep                read every file back and compare its SHA-256\n"
-		"      --json                one JSON document on stdout\n"
+		JP_CMD_HELP_JSON
 		JP_CMD_NET_HELP
-		"  -h, --help                this help\n"
+		JP_CMD_HELP_HELP
 		"Without ID, every job with published files.  Exit 0: all as recorded; 1: some file\n"
 		"missing or different; other codes: a destination could not be checked.\n",
 	.exec = cmd_verify,
@@ -138,10 +138,10 @@ static int
 cmd_verify(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"db", required_argument, NULL, 'D'},
+		JP_CMD_OPT_DB,
 		{"deep", no_argument, NULL, 'd'},
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
+		JP_CMD_OPT_JSON,
+		JP_CMD_OPT_HELP,
 		JP_CMD_NET_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};

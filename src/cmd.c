@@ -272,6 +272,14 @@ jp_cmd_timeout_ms(const char *arg)
 	return (int)(v * 1000);
 }
 
+int
+jp_cmd_db_timeout(const struct jp_cmd *c, const char *arg, int *ms)
+{
+	if ((*ms = jp_cmd_timeout_ms(arg)) < 0)
+		return jp_cmd_usage_error(c, "--db-timeout %s: expected seconds", arg);
+	return 0;
+}
+
 long
 jp_cmd_duration(const char *arg)
 {

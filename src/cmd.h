@@ -136,6 +136,31 @@ struct jp_sets {
 int jp_sets_add(const struct jp_cmd *c, struct jp_sets *s, char *arg);
 void jp_sets_free(struct jp_sets *s);
 
+/*
+ * Options several commands share, with their help lines, defined once: the getopt_long entry
+ * (JP_CMD_OPT_*, each command's switch handles its code) and the --help line (JP_CMD_HELP_*).
+ * --job's entry is shared; its help line says what the job is to each command.
+ */
+#define JP_CMD_OPT_DB {"db", required_argument, NULL, 'D'}
+#define JP_CMD_OPT_DB_TIMEOUT {"db-timeout", required_argument, NULL, 'T'}
+#define JP_CMD_OPT_DEST {"dest", required_argument, NULL, 'd'}
+#define JP_CMD_OPT_JOB {"job", required_argument, NULL, 'j'}
+#define JP_CMD_OPT_JSON {"json", no_argument, NULL, 'J'}
+#define JP_CMD_OPT_HELP {"help", no_argument, NULL, 'h'}
+#define JP_CMD_HELP_DB \
+	"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+#define JP_CMD_HELP_DB_TIMEOUT \
+	"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
+#define JP_CMD_HELP_DEST \
+	"      --dest URL            destination, overriding the manifest's (also $JOBPUB_DEST)\n"
+#define JP_CMD_HELP_JSON \
+	"      --json                one JSON document on stdout\n"
+#define JP_CMD_HELP_HELP \
+	"  -h, --help                this help\n"
+
+/* --db-timeout's value into *ms.  0, or the usage error printed and 64. */
+int jp_cmd_db_timeout(const struct jp_cmd *c, const char *arg, int *ms);
+
 /* The catalogue path: the option when given, else $JOBPUB_DB, else ./jobpub.db. */
 const char *jp_cmd_db(const char *opt);
 
