@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "template.h"
+#include "row.h"
 
 #define JP_SCHEMA_VERSION 5
 #define JP_STATUS_FAILED "failed_storage"

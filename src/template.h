@@ -15,14 +15,8 @@
 
 #include <stddef.h>
 
+#include "row.h"
 #include "util.h"
-
-/* A catalogue row as text.  values[i] is NULL for SQL NULL.  Built by catalog.c. */
-struct jp_row {
-	size_t n;
-	char **names;
-	char **values;
-};
 
 struct jp_vars {
 	const char *job;         /* NULL: ${job} is an error */
@@ -43,9 +37,5 @@ struct jp_vars {
  */
 char *jp_template_expand(const char *tmpl, const struct jp_vars *v, char *why, size_t whylen,
                          size_t *off);
-
-/* Value of column `name` in row: sets *found; returns NULL for absent or SQL NULL. */
-const char *jp_row_get(const struct jp_row *row, const char *name, int *found);
-void jp_row_free(struct jp_row *row);
 
 #endif

@@ -230,39 +230,6 @@ START_TEST(test_short_why)
 }
 END_TEST
 
-/* ---- rows ---- */
-
-START_TEST(test_row_get)
-{
-	int found = -1;
-
-	ck_assert_str_eq(jp_row_get(&row, "model_job_name", &found), "100_40_10_20_00");
-	ck_assert_int_eq(found, 1);
-	ck_assert_ptr_null(jp_row_get(&row, "nullcol", &found));
-	ck_assert_int_eq(found, 1);
-	ck_assert_ptr_null(jp_row_get(&row, "absent", &found));
-	ck_assert_int_eq(found, 0);
-	ck_assert_ptr_null(jp_row_get(NULL, "model_job_name", &found));
-	ck_assert_int_eq(found, 0);
-}
-END_TEST
-
-START_TEST(test_row_free)
-{
-	struct jp_row *r = calloc(1, sizeof(*r));
-
-	r->n = 2;
-	r->names = calloc(2, sizeof(char *));
-	r->values = calloc(2, sizeof(char *));
-	r->names[0] = strdup("a");
-	r->values[0] = strdup("1");
-	r->names[1] = strdup("b");
-	r->values[1] = NULL;
-	jp_row_free(r); /* valgrind checks nothing leaks */
-	jp_row_free(NULL);
-}
-END_TEST
-
 int
 main(void)
 {
@@ -284,11 +251,6 @@ main(void)
 	tcase_add_test(tc, test_unavailable_builtins);
 	tcase_add_test(tc, test_row_errors);
 	tcase_add_test(tc, test_short_why);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("row");
-	tcase_add_test(tc, test_row_get);
-	tcase_add_test(tc, test_row_free);
 	suite_add_tcase(s, tc);
 
 	return t_run(s);
