@@ -255,7 +255,7 @@ gc_one(struct gc *g, struct jp_dest_cache *cache, const struct jp_dest_opts *o)
 	jp_error_clear(&e);
 	if (g->j == NULL)
 		printf("%s:\n", g->url);
-	if ((g->d = jp_cmd_dest(cache, g->url, o, &e)) == NULL ||
+	if ((g->d = jp_dest_cache_get(cache, g->url, o, &e)) == NULL ||
 	    jp_catalog_files(g->cat, NULL, collect_file, g, &e) != JP_OK ||
 	    jp_dest_list(g->d, "", visit, g, &e) != JP_OK) {
 		jp_log_error("%s: %s", g->url, e.msg);
@@ -398,7 +398,7 @@ out:
 	for (i = 0; i < u.n; i++)
 		free(u.v[i]);
 	free(u.v);
-	jp_cmd_dest_cache_free(&cache);
+	jp_dest_cache_free(&cache);
 	jp_catalog_close(g.cat);
 	return rc;
 }

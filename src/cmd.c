@@ -346,58 +346,6 @@ jp_cmd_job_ok(const char *id)
 	return 1;
 }
 
-struct jp_dest *
-jp_cmd_dest(struct jp_dest_cache *c, const char *url, const struct jp_dest_opts *o,
-            struct jp_error *err)
-{
-	struct jp_dest *d = NULL;
-	struct jp_error e;
-	size_t i;
-
-	for (i = 0; i < c->n; i++)
-		if (strcmp(c->urls[i], url) == 0) {
-			if (c->dests[i] == NULL)
-				jp_error_set(err, c->codes[i], "%s", c->errors[i]);
-			return c->dests[i];
-		}
-	jp_error_clear(&e);
-	jp_dest_open(url, o, &d, &e);
-	c->urls = realloc(c->urls, (c->n + 1) * sizeof(*c->urls));
-	c->dests = realloc(c->dests, (c->n + 1) * sizeof(*c->dests));
-	c->errors = realloc(c->errors, (c->n + 1) * sizeof(*c->errors));
-	c->codes = realloc(c->codes, (c->n + 1) * sizeof(*c->codes));
-	if (!c->urls || !c->dests || !c->errors || !c->codes) {
-		jp_dest_close(d);
-		jp_error_set(err, JP_E_SOFTWARE, "out of memory");
-		return NULL;
-	}
-	c->urls[c->n] = strdup(url);
-	c->dests[c->n] = d;
-	c->errors[c->n] = strdup(e.msg);
-	c->codes[c->n] = e.code;
-	c->n++;
-	if (d == NULL)
-		jp_error_set(err, e.code, "%s", e.msg);
-	return d;
-}
-
-void
-jp_cmd_dest_cache_free(struct jp_dest_cache *c)
-{
-	size_t i;
-
-	for (i = 0; i < c->n; i++) {
-		jp_dest_close(c->dests[i]);
-		free(c->urls[i]);
-		free(c->errors[i]);
-	}
-	free(c->urls);
-	free(c->dests);
-	free(c->errors);
-	free(c->codes);
-	memset(c, 0, sizeof(*c));
-}
-
 int
 jp_cmd_conn_opt(const struct jp_cmd *c, int ch, const char *arg, struct jp_publish_opts *o)
 {

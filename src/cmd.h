@@ -188,19 +188,6 @@ struct jp_dest_opts;
 	"                            else AWS's for the region)\n"
 int jp_cmd_net_option(const struct jp_cmd *c, int ch, const char *arg, struct jp_dest_opts *o);
 
-/* Destinations opened once per command run (verify, gc visit many files of few places). */
-struct jp_dest_cache {
-	size_t n;
-	char **urls;
-	struct jp_dest **dests; /* NULL where the open failed */
-	char **errors;          /* the open's error message, repeated for each of its files */
-	int *codes;
-};
-/* The open destination for url, or NULL with the (remembered) reason on err. */
-struct jp_dest *jp_cmd_dest(struct jp_dest_cache *c, const char *url,
-                            const struct jp_dest_opts *o, struct jp_error *err);
-void jp_cmd_dest_cache_free(struct jp_dest_cache *c);
-
 /* Parses a whole number in [min, max]; -1 when invalid. */
 int jp_cmd_count(const char *arg, int min, int max);
 

@@ -491,3 +491,55 @@ jp_dest_list(struct jp_dest *d, const char *prefix, jp_list_fn fn, void *arg,
 		                    d->be->name);
 	return d->be->list(d, prefix, fn, arg, err);
 }
+
+struct jp_dest *
+jp_dest_cache_get(struct jp_dest_cache *c, const char *url, const struct jp_dest_opts *o,
+                  struct jp_error *err)
+{
+	struct jp_dest *d = NULL;
+	struct jp_error e;
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		if (strcmp(c->urls[i], url) == 0) {
+			if (c->dests[i] == NULL)
+				jp_error_set(err, c->codes[i], "%s", c->errors[i]);
+			return c->dests[i];
+		}
+	jp_error_clear(&e);
+	jp_dest_open(url, o, &d, &e);
+	c->urls = realloc(c->urls, (c->n + 1) * sizeof(*c->urls));
+	c->dests = realloc(c->dests, (c->n + 1) * sizeof(*c->dests));
+	c->errors = realloc(c->errors, (c->n + 1) * sizeof(*c->errors));
+	c->codes = realloc(c->codes, (c->n + 1) * sizeof(*c->codes));
+	if (!c->urls || !c->dests || !c->errors || !c->codes) {
+		jp_dest_close(d);
+		jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		return NULL;
+	}
+	c->urls[c->n] = strdup(url);
+	c->dests[c->n] = d;
+	c->errors[c->n] = strdup(e.msg);
+	c->codes[c->n] = e.code;
+	c->n++;
+	if (d == NULL)
+		jp_error_set(err, e.code, "%s", e.msg);
+	return d;
+}
+
+void
+jp_dest_cache_free(struct jp_dest_cache *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		jp_dest_close(c->dests[i]);
+		free(c->urls[i]);
+		free(c->errors[i]);
+	}
+	free(c->urls);
+	free(c->dests);
+	free(c->errors);
+	free(c->codes);
+	memset(c, 0, sizeof(*c));
+}

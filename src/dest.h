@@ -154,4 +154,20 @@ typedef int (*jp_list_fn)(void *arg, const char *key, const struct jp_stat *st);
 int jp_dest_list(struct jp_dest *d, const char *prefix, jp_list_fn fn, void *arg,
                  struct jp_error *err);
 
+/* Destinations opened once and kept, for what visits many files in few places (verify, gc).
+ * An open that failed is remembered too: its reason is given again for each later file. */
+struct jp_dest_cache {
+	size_t n;
+	char **urls;
+	struct jp_dest **dests; /* NULL where the open failed */
+	char **errors;          /* the open's error message */
+	int *codes;
+};
+/* The open destination for url (opened with o on first use), or NULL with the remembered
+ * reason on err.  c starts zeroed. */
+struct jp_dest *jp_dest_cache_get(struct jp_dest_cache *c, const char *url,
+                                  const struct jp_dest_opts *o, struct jp_error *err);
+/* Closes every destination; c is zeroed again. */
+void jp_dest_cache_free(struct jp_dest_cache *c);
+
 #endif
