@@ -34,7 +34,7 @@ jp_cmd_print_overview(FILE *fp)
 	            "66 input missing (required output, manifest, work directory, catalogue, spool\n"
 	            "entry), 69 storage refused (conflict, no space), 70 internal,\n"
 	            "74 local I/O, 75 temporary (retry later), 77 permission denied, 78 configuration.\n"
-	            "See jobpub(1).\n");
+	            "See jobpub(1), and jobpub-COMMAND(1) for each command.\n");
 }
 
 static int

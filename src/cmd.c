@@ -45,6 +45,11 @@ jp_cmd_print_help(const struct jp_cmd *c, FILE *fp)
 	fprintf(fp, "usage: %s\n\n%s\n", c->usage, c->summary);
 	if (c->options != NULL && c->options[0] != '\0')
 		fprintf(fp, "\n%s", c->options);
+	/* The page that says the rest (doc/jobpub-NAME.1; help is described in jobpub(1)). */
+	if (c == &jp_cmd_help)
+		fputs("\nSee jobpub(1).\n", fp);
+	else
+		fprintf(fp, "\nSee jobpub-%s(1).\n", c->name);
 }
 
 int
