@@ -119,7 +119,7 @@ exit_66_documented() {
 	expect_rc 0 "$JOBPUB" --help
 	assert_grep '^66 input missing \(required output, manifest, work directory, catalogue, spool$' "$OUT"
 	tr '\n' ' ' <"$TOP_SRCDIR/README.md" >"$T/readme"
-	assert_grep '66 input missing \(a required output, the manifest, the work directory, no spool entry for the job, or the catalogue where it must exist' "$T/readme"
+	assert_grep '\| 66 \| input missing \(a required output, the manifest, the work directory, no spool entry for the job, or the catalogue where it must exist' "$T/readme"
 	tr '\n' ' ' <"$TOP_SRCDIR/doc/jobpub.1" >"$T/man"
 	assert_grep '^.* \.B 66 Input missing: a required output .*no spool entry for the job; the catalogue where it must exist' "$T/man"
 	# What they say is what the code does.
