@@ -1,10 +1,14 @@
 #!/bin/sh
 # Help and usage: `jobpub --help`, `jobpub help CMD` and `jobpub CMD --help` show the same
 # usage string that usage errors print; --version prints the version; unknown commands and
-# options and a missing --job exit 64 with the usage on stderr.
+# options and a missing --job exit 64 with the usage on stderr.  doc/jobpub-CMD.1 against --help:
+# tests/cmd-manpages.sh.
 . "$(dirname "$0")/lib.sh"
 
-COMMANDS="publish status manifest help"
+# Every command `jobpub help` lists (a new command is checked without editing this list).
+COMMANDS=$("$JOBPUB" help | awk '/^Commands:/ { on = 1; next } on && /^$/ { exit }
+	on && /^  jobpub / { print $2 }')
+[ -n "$COMMANDS" ] || hard_error "no command in the list of 'jobpub help'"
 
 # usage_of CMD: the usage block of `jobpub help CMD` (from "usage:" to the first empty line).
 usage_of() {
