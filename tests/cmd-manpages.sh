@@ -3,7 +3,8 @@
 # doc/jobpub-COMMAND.1, installed (Makefile.am), listed in jobpub(1) and named by its --help;
 # each page's SYNOPSIS is the command's usage string and its OPTIONS are the options its --help
 # lists, no more, no fewer; jobpub(1)'s SYNOPSIS is the overview's usage; every page renders
-# without a groff warning.  A change on either side alone fails here.
+# without a groff warning; --help, jobpub(1) and the README list the same exit codes.  A change
+# on either side alone fails here.
 . "$(dirname "$0")/lib.sh"
 
 need groff awk sed tr sort
@@ -121,8 +122,27 @@ renders_without_warnings() {
 	done
 }
 
+# The exit codes: those `jobpub --help` lists are in jobpub(1)'s EXIT STATUS and in the README's
+# table, and those two list the same codes (the README's table is the contract).
+exit_codes_agree() {
+	"$JOBPUB" --help | awk '/^Exit codes/ { on = 1 } on' | tr '\n' ' ' |
+		grep -oE '(: |, )[0-9]+ [a-z]' | grep -oE '[0-9]+' | sort -n >"$T/codes.help"
+	render "$DOC/jobpub.1" | section 'EXIT STATUS' |
+		sed -En 's/^       ([0-9]+)( .*)?$/\1/p' | sort -n >"$T/codes.man"
+	sed -En 's/^\| ([0-9]+) \|.*/\1/p' "$TOP_SRCDIR/README.md" | sort -n >"$T/codes.readme"
+	[ "$(wc -l <"$T/codes.help")" -ge 10 ] || fail "too few exit codes found in 'jobpub --help'"
+	cmp -s "$T/codes.man" "$T/codes.readme" || {
+		diff "$T/codes.man" "$T/codes.readme" >&2 || true
+		fail "jobpub(1) EXIT STATUS and the README's exit-code table list different codes"
+	}
+	comm -23 "$T/codes.help" "$T/codes.man" >"$T/codes.missing"
+	[ ! -s "$T/codes.missing" ] ||
+		fail "exit codes of 'jobpub --help' missing from jobpub(1): $(tr '\n' ' ' <"$T/codes.missing")"
+}
+
 run_case synopsis_is_usage
 run_case options_are_documented
 run_case pages_are_linked_and_installed
 run_case renders_without_warnings
+run_case exit_codes_agree
 finish
