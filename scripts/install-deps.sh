@@ -6,7 +6,8 @@
 # own key, socket, ports and configuration; the system's services are not used).
 # clang-14 and libclang-rt-14-dev build the fuzz targets (--enable-fuzzing), lcov the coverage
 # report (--enable-coverage), valgrind `make check-valgrind` (gcc brings libasan8 and libubsan1
-# for --enable-sanitizers).
+# for --enable-sanitizers).  groff-base renders the man pages for tests/cmd-manpages.sh (not in
+# a minimal Debian 12 image, which has no man-db).
 set -eu
 
 PKGS="gcc make autoconf automake pkg-config
@@ -15,7 +16,7 @@ PKGS="gcc make autoconf automake pkg-config
       sqlite3 python3 time ca-certificates libarchive-tools zstd openssh-server openssh-client
       curl openssl ceph-mon ceph-osd radosgw ceph-common
       munge slurmctld slurmd slurm-client
-      clang-14 libclang-rt-14-dev lcov valgrind"
+      clang-14 libclang-rt-14-dev lcov valgrind groff-base"
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 missing=
