@@ -1,6 +1,7 @@
 #!/bin/sh
 # The man pages against the program: every command `jobpub help` lists has its page
-# doc/jobpub-COMMAND.1, installed (Makefile.am), listed in jobpub(1) and named by its --help;
+# doc/jobpub-COMMAND.1, installed (Makefile.am), listed in jobpub(1) with its summary and named by
+# its --help;
 # each page's SYNOPSIS is the command's usage string and its OPTIONS are the options its --help
 # lists, no more, no fewer; jobpub(1)'s SYNOPSIS is the overview's usage; every page renders
 # without a groff warning; --help, jobpub(1) and the README list the same exit codes.  A change
@@ -102,6 +103,16 @@ pages_are_linked_and_installed() {
 		assert_grep "^See jobpub-$c\\(1\\)\\.$" "$OUT"
 		section COMMANDS <"$T/jobpub.txt" >"$T/commands"
 		assert_grep "^       jobpub-$c\\(1\\)$" "$T/commands"
+		# ... with the summary `jobpub help` shows (its `quotes` are roff's fonts there).
+		awk -v c="$c" '$1 == "jobpub" && $2 == c { on = 1; next }
+			on && /^      [^ ]/ { print; exit }' "$T/overview" | tr -d '`' | squeeze >"$T/sum.help"
+		awk -v t="       jobpub-$c(1)" '$0 == t { on = 1; next } on { print; exit }' \
+			"$T/commands" | squeeze >"$T/sum.man"
+		[ -s "$T/sum.help" ] || fail "no summary of $c in 'jobpub help'"
+		cmp -s "$T/sum.help" "$T/sum.man" || {
+			printf 'jobpub help: %s\njobpub(1):   %s\n' "$(cat "$T/sum.help")" "$(cat "$T/sum.man")" >&2
+			fail "jobpub(1) COMMANDS: the summary of $c differs from 'jobpub help'"
+		}
 		section 'SEE ALSO' <"$T/jobpub.txt" >"$T/seealso"
 		assert_grep "jobpub-$c\\(1\\)" "$T/seealso"
 	done
