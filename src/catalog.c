@@ -1,8 +1,11 @@
 /*
- * catalog.c - the SQLite catalogue.
+ * catalog.c - the catalogue's domain logic: jobpub's tables and their versions, the job
+ * table's checks, attempts, leases and status transitions.  It speaks SQL with `?`
+ * placeholders and asks its engine (catalog-engine.h; catalog-sqlite.c) for everything a
+ * dialect does differently; no engine's API is called here.
  *
- * Identifiers from the manifest reach SQL only after jp_is_identifier() and a check against
- * PRAGMA table_info, and always double-quoted; every value is bound.
+ * Identifiers from the manifest reach SQL only after jp_is_identifier(), a check against the
+ * table's real columns, and the engine's quote_ident(); every value is bound.
  */
 #include "config.h"
 
@@ -10,25 +13,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
+#include "catalog-engine.h"
 #include "catalog.h"
 #include "util.h"
 #include "validate.h"
 
 struct jp_catalog {
-	sqlite3 *db;
-	char *path;
+	const struct jp_catalog_engine *eng;
+	struct jp_cat_conn *conn;
+	char *path;          /* the location as given, for messages */
 	int readonly;
 	int timeout_ms;
-	int (*stop)(void);   /* asked while waiting for a lock */
-	int64_t busy_since;  /* start of the current wait, ms */
 	char *lease_token;   /* given back by the records */
 	int version;         /* schema version as opened (a reader may see an older one) */
 	int keep_status;     /* the job is published: a failure leaves its row alone */
@@ -42,125 +41,118 @@ static int ensure_own_row(struct jp_catalog *, const struct jp_jobtable *, const
 static int update_row(struct jp_catalog *, const struct jp_jobtable *, const char *, const char *,
                       const struct jp_file_rec *, size_t, int, struct jp_error *);
 
-/* jobpub's own job table, made by the first publish that uses it (jp_catalog_prepare): a
- * catalogue whose manifest names another table never gets it.  Catalogues made before schema
- * 5 got it from the first migration. */
-static const char own_table_sql[] =
-	"CREATE TABLE IF NOT EXISTS jobs ("
-	" id TEXT PRIMARY KEY NOT NULL,"
-	" status TEXT,"
-	" created_at TEXT NOT NULL,"
-	" updated_at TEXT NOT NULL)";
+/* ---- engines ---- */
 
-/* Forward migrations: entry i takes the schema from version i to i+1. */
-static const char *const migrations[] = {
-	"CREATE TABLE jobpub_attempts ("
-	" id INTEGER PRIMARY KEY,"
-	" job TEXT NOT NULL,"
-	" token TEXT NOT NULL,"
-	" started_at TEXT NOT NULL,"
-	" finished_at TEXT,"
-	" host TEXT,"
-	" pid INTEGER,"
-	" manifest TEXT,"
-	" workdir TEXT,"
-	" destination TEXT,"
-	" sets TEXT,"
-	" job_table TEXT NOT NULL,"
-	" id_column TEXT NOT NULL,"
-	" status_column TEXT NOT NULL,"
-	" outcome TEXT NOT NULL DEFAULT 'running',"
-	" exit_code INTEGER,"
-	" error_class TEXT,"
-	" message TEXT,"
-	" bytes INTEGER,"
-	" files INTEGER,"
-	" duration_ms INTEGER);"
-	"CREATE INDEX jobpub_attempts_job ON jobpub_attempts(job, id);"
-	"CREATE TABLE jobpub_files ("
-	" job TEXT NOT NULL,"
-	" output TEXT NOT NULL,"
-	" column_name TEXT,"
-	" local_path TEXT NOT NULL,"
-	" remote_url TEXT NOT NULL,"
-	" size INTEGER NOT NULL,"
-	" sha256 TEXT NOT NULL,"
-	" published_at TEXT NOT NULL,"
-	" attempt INTEGER NOT NULL,"
-	" PRIMARY KEY (job, remote_url));",
-	/* 2: directory archives and HDF5 attributes */
-	"ALTER TABLE jobpub_files ADD COLUMN entries INTEGER;"
-	"CREATE TABLE jobpub_attributes ("
-	" job TEXT NOT NULL,"
-	" output TEXT NOT NULL,"
-	" name TEXT NOT NULL,"
-	" value TEXT,"
-	" PRIMARY KEY (job, output, name));",
-	/* 3: one publisher per job; where each file is, for verify and gc */
-	"ALTER TABLE jobpub_files ADD COLUMN destination TEXT;"
-	"ALTER TABLE jobpub_files ADD COLUMN key TEXT;"
-	"CREATE TABLE jobpub_leases ("
-	" job TEXT PRIMARY KEY NOT NULL,"
-	" host TEXT NOT NULL,"
-	" pid INTEGER NOT NULL,"
-	" token TEXT NOT NULL,"
-	" since TEXT NOT NULL,"
-	" expires INTEGER NOT NULL,"
-	" attempt INTEGER);",
-	/* 4: object stores' ETags, so an unchanged object is known without reading it back */
-	"ALTER TABLE jobpub_files ADD COLUMN etag TEXT;",
-	/* 5: who holds a lease, beyond host name and pid (see owner_gone) */
-	"ALTER TABLE jobpub_leases ADD COLUMN boot_id TEXT;"
-	"ALTER TABLE jobpub_leases ADD COLUMN start_time INTEGER;",
+/* The registry: a new engine is one file and one line here. */
+static const struct jp_catalog_engine *const engines[] = {
+	&jp_catalog_sqlite,
 };
 
-/* Class of a failed SQLite call: a lock that outlived the busy timeout is worth a retry. */
-static int
-db_class(int rc)
+#define N_ENGINES (sizeof(engines) / sizeof(engines[0]))
+
+/* Length of loc's "SCHEME:" prefix when it has the form of one (RFC 3986: a letter, then
+ * letters, digits, '+', '-', '.'), else 0. */
+static size_t
+scheme_len(const char *loc)
 {
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return JP_E_TEMPFAIL;
-	case SQLITE_CANTOPEN:
-	case SQLITE_PERM:
-	case SQLITE_READONLY:
-	case SQLITE_AUTH:
-		return JP_E_CONFIG;
-	case SQLITE_NOTADB:
-	case SQLITE_CORRUPT:
-		return JP_E_DATA;
-	case SQLITE_NOMEM:
-		return JP_E_SOFTWARE;
-	default:
-		return JP_E_IOERR;
+	size_t i = 0;
+
+	if (!((loc[0] >= 'a' && loc[0] <= 'z') || (loc[0] >= 'A' && loc[0] <= 'Z')))
+		return 0;
+	while ((loc[i] >= 'a' && loc[i] <= 'z') || (loc[i] >= 'A' && loc[i] <= 'Z') ||
+	       (loc[i] >= '0' && loc[i] <= '9') || loc[i] == '+' || loc[i] == '-' || loc[i] == '.')
+		i++;
+	return loc[i] == ':' ? i : 0;
+}
+
+const struct jp_catalog_engine *
+jp_catalog_engine_for(const char *loc)
+{
+	size_t n = scheme_len(loc), i;
+	const char *const *s;
+
+	/* "SCHEME:" for a scheme an engine claims is that engine's URL. */
+	for (i = 0; n > 0 && i < N_ENGINES; i++)
+		for (s = engines[i]->schemes; s != NULL && *s != NULL; s++)
+			if (strlen(*s) == n && strncasecmp(*s, loc, n) == 0)
+				return engines[i];
+	/* "SCHEME://" is a URL nobody claims; anything else ("my:cat.db" too) is a file. */
+	if (n > 0 && strncmp(loc + n, "://", 3) == 0)
+		return NULL;
+	for (i = 0; i < N_ENGINES; i++)
+		if (engines[i]->plain_paths)
+			return engines[i];
+	return NULL;
+}
+
+int
+jp_catalog_location_check(const char *loc, struct jp_error *err)
+{
+	char list[128] = "";
+	size_t i, n;
+	const char *const *s;
+
+	if (loc != NULL && loc[0] != '\0' && jp_catalog_engine_for(loc) != NULL)
+		return JP_OK;
+	if (loc == NULL || loc[0] == '\0')
+		return jp_error_set(err, JP_E_CONFIG, "catalog: no catalogue named (an empty --db)");
+	for (i = 0; i < N_ENGINES; i++)
+		for (s = engines[i]->schemes; s != NULL && *s != NULL; s++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s:",
+			         list[0] ? ", " : "", *s);
+	n = scheme_len(loc);
+	return jp_error_set(err, JP_E_CONFIG,
+	                    "catalog: %s: no catalogue engine for scheme '%.*s' (supported: %s, or a "
+	                    "file path)",
+	                    loc, (int)n, loc, list);
+}
+
+const char *
+jp_catalog_default_location(void)
+{
+	return "jobpub.db";
+}
+
+int
+jp_catalog_exists(const char *loc, char *why, size_t whylen)
+{
+	const struct jp_catalog_engine *e = jp_catalog_engine_for(loc);
+
+	if (e == NULL) {
+		snprintf(why, whylen, "no catalogue engine for this scheme");
+		return -1;
 	}
+	return e->exists(loc, why, whylen);
 }
 
-/* sqlite3_busy_timeout() with a way out: a SIGTERM must not wait for the timeout. */
-static int
-busy_wait(void *arg, int count)
+char *
+jp_catalog_locator_canonical(const char *loc)
 {
-	struct jp_catalog *c = arg;
-	int64_t now = jp_now_ms(), left;
+	const struct jp_catalog_engine *e = jp_catalog_engine_for(loc);
 
-	if (count == 0)
-		c->busy_since = now;
-	if (c->stop != NULL && c->stop())
-		return 0;
-	left = c->timeout_ms - (now - c->busy_since);
-	if (left <= 0)
-		return 0;
-	usleep((useconds_t)(left < 10 ? left : 10) * 1000);
-	return 1;
+	if (e == NULL) {
+		errno = EPROTONOSUPPORT;
+		return NULL;
+	}
+	return e->canonical(loc);
 }
+
+int
+jp_catalog_locator_absolute(const char *loc)
+{
+	const struct jp_catalog_engine *e = jp_catalog_engine_for(loc);
+
+	return e != NULL && e->absolute(loc);
+}
+
+/* ---- errors and the engine's calls ---- */
 
 static int (*default_stop)(void);
 
 void
 jp_catalog_set_stop(struct jp_catalog *c, int (*stop)(void))
 {
-	c->stop = stop;
+	c->conn->stop = stop;
 }
 
 void
@@ -169,46 +161,96 @@ jp_catalog_set_default_stop(int (*stop)(void))
 	default_stop = stop;
 }
 
+/* The engine's failure r (its message on the connection) as the catalogue's error: a lock that
+ * outlived the timeout, or a wait that stop() ended, is worth a retry. */
 static int
-db_error(struct jp_catalog *c, int rc, struct jp_error *err, const char *what)
+db_error(struct jp_catalog *c, int r, struct jp_error *err, const char *what)
 {
-	if (((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) && c->stop != NULL &&
-	    c->stop())
+	if (r == JP_RETRY && c->conn->stop != NULL && c->conn->stop())
 		return jp_error_set(err, JP_E_TEMPFAIL,
 		                    "catalog: %s: %s: interrupted while waiting for the lock", c->path,
 		                    what);
-	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+	if (r == JP_RETRY) {
 		c->busy = 1;
 		return jp_error_set(err, JP_E_TEMPFAIL,
 		                    "catalog: %s: %s: database is locked by another process (waited %d "
 		                    "ms; --db-timeout sets the limit)",
 		                    c->path, what, c->timeout_ms);
 	}
-	return jp_error_set(err, db_class(rc), "catalog: %s: %s: %s", c->path, what,
-	                    c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+	return jp_error_set(err, c->conn->err.code ? c->conn->err.code : JP_E_IOERR,
+	                    "catalog: %s: %s: %s", c->path, what, c->conn->err.msg);
+}
+
+/* Out of memory while reading rows: as the engine would say it. */
+static int
+oom(struct jp_catalog *c)
+{
+	jp_error_clear(&c->conn->err);
+	return jp_error_set(&c->conn->err, JP_E_SOFTWARE, "out of memory");
 }
 
 static int
 exec(struct jp_catalog *c, const char *sql, struct jp_error *err, const char *what)
 {
-	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+	int r = c->eng->exec(c->conn, sql);
 
-	return rc == SQLITE_OK ? JP_OK : db_error(c, rc, err, what);
+	return r == JP_OK ? JP_OK : db_error(c, r, err, what);
+}
+
+/* A transaction that holds the write lock from its start. */
+static int
+begin(struct jp_catalog *c, struct jp_error *err, const char *what)
+{
+	int r = c->eng->begin(c->conn, 1);
+
+	return r == JP_OK ? JP_OK : db_error(c, r, err, what);
 }
 
 static int
-prepare(struct jp_catalog *c, const char *sql, sqlite3_stmt **st, struct jp_error *err)
+commit(struct jp_catalog *c, struct jp_error *err, const char *what)
 {
-	int rc = sqlite3_prepare_v2(c->db, sql, -1, st, NULL);
+	int r = c->eng->commit(c->conn);
 
-	return rc == SQLITE_OK ? JP_OK : db_error(c, rc, err, "prepare");
+	return r == JP_OK ? JP_OK : db_error(c, r, err, what);
+}
+
+static int
+prepare(struct jp_catalog *c, const char *sql, struct jp_cat_stmt **st, struct jp_error *err)
+{
+	int r = c->eng->prepare(c->conn, sql, st);
+
+	return r == JP_OK ? JP_OK : db_error(c, r, err, "prepare");
+}
+
+/* Prepares the engine's INSERT of cols into table that replaces (or keeps) a row with the same
+ * key, the first n_key columns. */
+static int
+prepare_upsert(struct jp_catalog *c, const char *table, const char *const *cols, size_t n,
+               size_t n_key, enum jp_cat_conflict on_conflict, struct jp_cat_stmt **st,
+               struct jp_error *err)
+{
+	char *sql = c->eng->upsert_sql(table, cols, n, n_key, on_conflict);
+	int r;
+
+	if (sql == NULL)
+		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
+	r = prepare(c, sql, st, err);
+	free(sql);
+	return r;
+}
+
+/* Writes name quoted by the engine into out; its callers have checked it already. */
+static const char *
+quote(struct jp_catalog *c, const char *name, char *out, size_t len)
+{
+	return c->eng->quote_ident(name, out, len) == 0 ? out : NULL;
 }
 
 /* Binds a job ID: as an integer when it is one exactly in decimal (external tables key jobs by
  * INTEGER), else as text ("+5", "007" stay text).  Column affinity makes either match a TEXT
  * key. */
 static void
-bind_job(sqlite3_stmt *st, int i, const char *job)
+bind_job(struct jp_cat_stmt *st, int i, const char *job)
 {
 	char back[32];
 	char *end;
@@ -218,78 +260,29 @@ bind_job(sqlite3_stmt *st, int i, const char *job)
 	v = strtoll(job, &end, 10);
 	snprintf(back, sizeof(back), "%lld", v);
 	if (*job != '\0' && *end == '\0' && errno == 0 && strcmp(back, job) == 0)
-		sqlite3_bind_int64(st, i, v);
+		jp_cat_bind_int(st, i, v);
 	else
-		sqlite3_bind_text(st, i, job, -1, SQLITE_TRANSIENT);
-}
-
-static void
-bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s == NULL)
-		sqlite3_bind_null(st, i);
-	else
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+		jp_cat_bind_text(st, i, job);
 }
 
 /* Runs a statement that returns no rows and finalizes it. */
 static int
-step_done(struct jp_catalog *c, sqlite3_stmt *st, struct jp_error *err, const char *what)
+step_done(struct jp_catalog *c, struct jp_cat_stmt *st, struct jp_error *err, const char *what)
 {
-	int rc = sqlite3_step(st);
+	int rc = jp_cat_step(st);
 
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, what);
+	jp_cat_finalize(st);
+	return rc == JP_OK ? JP_OK : db_error(c, rc == JP_CAT_ROW ? JP_FAILED : rc, err, what);
 }
 
-/* WAL needs shared memory between processes, which network filesystems do not give. */
-static int
-wal_safe(const char *path)
-{
-	struct statfs sf;
-	char *dir = strdup(path), *slash;
-	int ok = 1;
-
-	if (dir == NULL)
-		return 0;
-	slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else if (slash != NULL)
-		*slash = '\0';
-	else
-		strcpy(dir, ".");
-	if (statfs(dir, &sf) == 0) {
-		switch ((unsigned long)sf.f_type) {
-		case 0x6969UL:     /* NFS */
-		case 0xFF534D42UL: /* CIFS */
-		case 0x0BD00BD0UL: /* Lustre */
-		case 0x47504653UL: /* GPFS */
-		case 0x65735546UL: /* FUSE */
-			ok = 0;
-		}
-	}
-	free(dir);
-	return ok;
-}
-
-/* PRAGMA user_version: jobpub's schema version, 0 when jobpub has not written here yet. */
+/* jobpub's schema version, 0 when jobpub has not written here yet. */
 static int
 read_version(struct jp_catalog *c, int *v, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc, r;
+	int r = c->eng->schema_version(c->conn, v);
 
-	*v = 0;
-	if ((r = prepare(c, "PRAGMA user_version", &st, err)) != JP_OK)
-		return r;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		*v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? JP_OK : db_error(c, rc, err, "read schema version");
+	return r == JP_OK ? JP_OK : db_error(c, r, err, "read schema version");
 }
-
-#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static int
 newer_schema(struct jp_catalog *c, int version, struct jp_error *err)
@@ -297,55 +290,50 @@ newer_schema(struct jp_catalog *c, int version, struct jp_error *err)
 	return jp_error_set(err, JP_E_CONFIG,
 	                    "catalog: %s: schema version %d is newer than this jobpub knows (%d); "
 	                    "upgrade jobpub",
-	                    c->path, version, N_MIGRATIONS);
+	                    c->path, version, JP_SCHEMA_VERSION);
 }
 
 /*
  * Brings jobpub's tables up to date before the first write of this connection.  The version
- * was read at open without a lock; only a catalogue that needs a migration is locked (BEGIN
- * IMMEDIATE), and the version is read again under the lock: another process may have migrated
- * it meanwhile.  A current catalogue costs no write lock: 50 publishers opening one catalogue
- * at once wait only for each other's short records.
+ * was read at open without a lock; only a catalogue that needs a migration is locked (a write
+ * transaction), and the version is read again under the lock: another process may have
+ * migrated it meanwhile.  A current catalogue costs no write lock: 50 publishers opening one
+ * catalogue at once wait only for each other's short records.
  */
 static int
 ensure_schema(struct jp_catalog *c, struct jp_error *err)
 {
-	const int n = N_MIGRATIONS;
-	sqlite3_stmt *st = NULL;
-	int version, r, i;
+	const int n = JP_SCHEMA_VERSION;
+	int version = 0, r, i;
 
 	if (c->readonly || c->version == n)
 		return JP_OK;
-	if ((r = exec(c, "BEGIN IMMEDIATE", err, "migrate")) != JP_OK)
+	if ((r = begin(c, err, "migrate")) != JP_OK)
 		return r;
-	if ((r = prepare(c, "PRAGMA user_version", &st, err)) != JP_OK)
+	if ((r = c->eng->schema_version(c->conn, &version)) != JP_OK) {
+		r = db_error(c, r, err, "migrate");
 		goto fail;
-	version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-	sqlite3_finalize(st);
+	}
 	if (version > n) {
 		r = newer_schema(c, version, err);
 		goto fail;
 	}
 	for (i = version; i < n; i++) {
-		char sql[64];
-
-		if ((r = exec(c, migrations[i], err, "migrate")) != JP_OK)
+		if ((r = exec(c, c->eng->migrations[i], err, "migrate")) != JP_OK)
 			goto fail;
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", i + 1);
-		if ((r = exec(c, sql, err, "migrate")) != JP_OK)
+		if ((r = c->eng->set_schema_version(c->conn, i + 1)) != JP_OK) {
+			r = db_error(c, r, err, "migrate");
 			goto fail;
+		}
 	}
-	if ((r = exec(c, "COMMIT", err, "migrate")) != JP_OK)
+	if ((r = commit(c, err, "migrate")) != JP_OK)
 		goto fail;
 	c->version = n;
-	/* WAL once the catalogue holds jobpub's tables (one we refuse stays as it was), set by
-	 * whoever migrates it.  Files are created by SQLite with the umask's mode: a catalogue is
-	 * shared with the project. */
-	if (version < n && wal_safe(c->path))
-		sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+	if (version < n && c->eng->migrated != NULL)
+		c->eng->migrated(c->conn, version);
 	return JP_OK;
 fail:
-	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	c->eng->rollback(c->conn);
 	return r;
 }
 
@@ -357,51 +345,71 @@ begin_write(struct jp_catalog *c, struct jp_error *err)
 
 	if ((r = ensure_schema(c, err)) != JP_OK)
 		return r;
-	return exec(c, "BEGIN IMMEDIATE", err, "begin");
+	return begin(c, err, "begin");
 }
 
 int
 jp_catalog_open(const char *path, int timeout_ms, int mode, struct jp_catalog **out,
                 struct jp_error *err)
 {
+	const struct jp_catalog_engine *eng;
 	struct jp_catalog *c;
-	struct stat sb;
-	int rc, r, flags, readonly = (mode & JP_CATALOG_READONLY) != 0;
+	struct jp_cat_open how;
+	struct jp_error e;
+	char why[256];
+	int r, readonly = (mode & JP_CATALOG_READONLY) != 0;
 
 	*out = NULL;
+	if ((r = jp_catalog_location_check(path, err)) != JP_OK)
+		return r;
+	eng = jp_catalog_engine_for(path);
+	/* Engines of a newer table than this catalog.c knows work as the version they offer. */
+	if (eng->iVersion < JP_CAT_ENGINE_V1 || eng->n_migrations != JP_SCHEMA_VERSION)
+		return jp_error_set(err, JP_E_SOFTWARE, "catalog: %s: engine %s does not fit",
+		                    path, eng->name);
 	/* A catalogue with someone else's job table is that project's database: a path that
 	 * names nothing is a mistake (a typo in --db), not a catalogue to create. */
-	if ((mode & JP_CATALOG_EXISTING) && stat(path, &sb) != 0)
+	if ((mode & JP_CATALOG_EXISTING) && eng->exists(path, why, sizeof(why)) != 1)
 		return jp_error_set(err, JP_E_NOINPUT,
 		                    "catalog: %s: %s (the manifest's catalog.table is an existing table, "
 		                    "so the catalogue must exist; check --db)",
-		                    path, strerror(errno));
-	if (readonly && stat(path, &sb) != 0)
-		return jp_error_set(err, JP_E_NOINPUT, "catalog: %s: %s", path, strerror(errno));
+		                    path, why);
+	if (readonly && eng->exists(path, why, sizeof(why)) != 1)
+		return jp_error_set(err, JP_E_NOINPUT, "catalog: %s: %s", path, why);
 	if ((c = calloc(1, sizeof(*c))) == NULL || (c->path = strdup(path)) == NULL) {
 		free(c);
 		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
 	}
+	c->eng = eng;
 	c->readonly = readonly;
 	c->timeout_ms = timeout_ms;
-	c->stop = default_stop;
-	flags = readonly                      ? SQLITE_OPEN_READONLY
-	        : (mode & JP_CATALOG_EXISTING) ? SQLITE_OPEN_READWRITE
-	                                       : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-	rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		r = db_error(c, rc, err, "open");
-		goto fail;
-	}
-	sqlite3_busy_handler(c->db, busy_wait, c);
-	sqlite3_extended_result_codes(c->db, 1);
+	how.flags = readonly                       ? JP_CAT_OPEN_READONLY
+	            : (mode & JP_CATALOG_EXISTING) ? JP_CAT_OPEN_NOCREATE
+	                                           : 0;
+	how.timeout_ms = timeout_ms;
+	how.stop = default_stop;
+	jp_error_clear(&e);
 	/* Only reads here, whatever the mode: "not a database" is found now, and the schema is
 	 * migrated (under a write lock) by the first write that needs it, never by a reader (a
 	 * dry run changes nothing: it reads what this version has). */
-	if ((r = exec(c, "SELECT count(*) FROM sqlite_schema", err, "open")) != JP_OK ||
-	    (r = read_version(c, &c->version, err)) != JP_OK)
+	if ((r = eng->open(path, &how, &c->conn, &e)) != JP_OK) {
+		if (r == JP_RETRY && default_stop != NULL && default_stop())
+			r = jp_error_set(err, JP_E_TEMPFAIL,
+			                 "catalog: %s: open: interrupted while waiting for the lock", path);
+		else if (r == JP_RETRY) {
+			c->busy = 1;
+			r = jp_error_set(err, JP_E_TEMPFAIL,
+			                 "catalog: %s: open: database is locked by another process (waited "
+			                 "%d ms; --db-timeout sets the limit)",
+			                 path, timeout_ms);
+		} else
+			r = jp_error_set(err, e.code ? e.code : JP_E_IOERR, "catalog: %s: open: %s", path,
+			                 e.msg);
 		goto fail;
-	if (!readonly && c->version > N_MIGRATIONS) {
+	}
+	if ((r = read_version(c, &c->version, err)) != JP_OK)
+		goto fail;
+	if (!readonly && c->version > JP_SCHEMA_VERSION) {
 		r = newer_schema(c, c->version, err);
 		goto fail;
 	}
@@ -417,7 +425,8 @@ jp_catalog_close(struct jp_catalog *c)
 {
 	if (c == NULL)
 		return;
-	sqlite3_close_v2(c->db);
+	if (c->conn != NULL)
+		c->eng->close(c->conn);
 	free(c->path);
 	free(c->lease_token);
 	free(c->restore_status);
@@ -442,41 +451,14 @@ jp_catalog_empty(const struct jp_catalog *c)
 	return c->version == 0;
 }
 
-/* Column names of table, via PRAGMA table_info (the table name is bound, not pasted). */
+/* Column names of table, as the engine reads them (the table name is bound, not pasted). */
 static int
 table_columns(struct jp_catalog *c, const char *table, char ***cols, size_t *n,
               struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	char **v = NULL;
-	size_t cnt = 0;
-	int rc, r;
+	int r = c->eng->table_columns(c->conn, table, cols, n);
 
-	*cols = NULL;
-	*n = 0;
-	if ((r = prepare(c, "SELECT name FROM pragma_table_info(?)", &st, err)) != JP_OK)
-		return r;
-	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char **nv = realloc(v, (cnt + 1) * sizeof(*v));
-		if (nv == NULL || (nv[cnt] = strdup((const char *)sqlite3_column_text(st, 0))) == NULL) {
-			v = nv ? nv : v;
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		v = nv;
-		cnt++;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		while (cnt > 0)
-			free(v[--cnt]);
-		free(v);
-		return db_error(c, rc, err, "table_info");
-	}
-	*cols = v;
-	*n = cnt;
-	return JP_OK;
+	return r == JP_OK ? JP_OK : db_error(c, r, err, "table_info");
 }
 
 static void
@@ -516,7 +498,7 @@ jp_catalog_prepare(struct jp_catalog *c, const struct jp_jobtable *t, const char
 		return JP_OK; /* no job has used jobpub's own table yet: rows of NULLs */
 	if (ncols == 0 && !t->external) {
 		if ((r = ensure_schema(c, err)) != JP_OK ||
-		    (r = exec(c, own_table_sql, err, "create table jobs")) != JP_OK ||
+		    (r = exec(c, c->eng->own_table, err, "create table jobs")) != JP_OK ||
 		    (r = table_columns(c, t->table, &cols, &ncols, err)) != JP_OK)
 			return r;
 	}
@@ -533,7 +515,7 @@ jp_catalog_prepare(struct jp_catalog *c, const struct jp_jobtable *t, const char
 	/* jobpub's own tables are made by the first write (jp_catalog_begin), after every check:
 	 * a manifest naming a wrong table or column changes nothing. */
 	for (i = 0; i < n; i++) {
-		char sql[256];
+		char sql[256], qt[80], qc[80];
 
 		if (!jp_is_identifier(columns[i])) {
 			r = jp_error_set(err, JP_E_DATA, "catalog: invalid column name");
@@ -548,10 +530,10 @@ jp_catalog_prepare(struct jp_catalog *c, const struct jp_jobtable *t, const char
 			                 columns[i]);
 			goto out;
 		}
-		snprintf(sql, sizeof(sql), "ALTER TABLE \"%s\" ADD COLUMN \"%s\" TEXT", t->table,
-		         columns[i]);
+		snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s TEXT",
+		         quote(c, t->table, qt, sizeof(qt)), quote(c, columns[i], qc, sizeof(qc)));
 		if ((r = exec(c, sql, err, "add column")) != JP_OK &&
-		    strstr(err->msg, "duplicate column") != NULL) {
+		    c->eng->duplicate_column(c->conn)) {
 			/* Another publisher added it at the same moment: that is what we wanted. */
 			jp_error_clear(err);
 			r = JP_OK;
@@ -568,33 +550,24 @@ out:
 static int
 table_exists(struct jp_catalog *c, const char *table)
 {
-	sqlite3_stmt *st = NULL;
-	int yes = 0;
-
-	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?",
-	                       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-		yes = sqlite3_step(st) == SQLITE_ROW;
-	}
-	sqlite3_finalize(st);
-	return yes;
+	return c->eng->table_exists(c->conn, table);
 }
 
 static char *
-dup_col(sqlite3_stmt *st, int i)
+dup_col(struct jp_cat_stmt *st, int i)
 {
-	const unsigned char *s = sqlite3_column_text(st, i);
+	const char *s = jp_cat_text(st, i);
 
-	return s ? strdup((const char *)s) : NULL;
+	return s ? strdup(s) : NULL;
 }
 
 int
 jp_catalog_load_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
                     struct jp_row **out, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	struct jp_row *row;
-	char sql[256];
+	char sql[256], qt[80], qi[80];
 	int rc, r, i;
 
 	*out = NULL;
@@ -605,39 +578,43 @@ jp_catalog_load_row(struct jp_catalog *c, const struct jp_jobtable *t, const cha
 		*out = row;
 		return JP_OK;
 	}
-	snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\" WHERE \"%s\" = ?", t->table, t->id_column);
+	if (quote(c, t->table, qt, sizeof(qt)) == NULL || quote(c, t->id_column, qi, sizeof(qi)) == NULL) {
+		r = jp_error_set(err, JP_E_DATA, "catalog: invalid table or column name");
+		goto fail;
+	}
+	snprintf(sql, sizeof(sql), "SELECT * FROM %s WHERE %s = ?", qt, qi);
 	if ((r = prepare(c, sql, &st, err)) != JP_OK)
 		goto fail;
 	bind_job(st, 1, job);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	rc = jp_cat_step(st);
+	if (rc != JP_CAT_ROW && rc != JP_OK) {
 		r = db_error(c, rc, err, "read job row");
 		goto fail;
 	}
-	row->n = (size_t)sqlite3_column_count(st);
+	row->n = (size_t)c->eng->column_count(st);
 	row->names = calloc(row->n + 1, sizeof(char *));
 	row->values = calloc(row->n + 1, sizeof(char *));
 	if (row->names == NULL || row->values == NULL)
 		goto nomem;
 	for (i = 0; i < (int)row->n; i++) {
-		if ((row->names[i] = strdup(sqlite3_column_name(st, i))) == NULL)
+		if ((row->names[i] = strdup(c->eng->column_name(st, i))) == NULL)
 			goto nomem;
-		if (rc == SQLITE_ROW && sqlite3_column_type(st, i) != SQLITE_NULL &&
+		if (rc == JP_CAT_ROW && !jp_cat_null(st, i) &&
 		    (row->values[i] = dup_col(st, i)) == NULL)
 			goto nomem;
 	}
-	if (rc == SQLITE_DONE && t->external) {
+	if (rc == JP_OK && t->external) {
 		r = jp_error_set(err, JP_E_DATA, "catalog: unknown job %s: no row with %s = %s in table %s",
 		                 job, t->id_column, job, t->table);
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	jp_cat_finalize(st);
 	*out = row;
 	return JP_OK;
 nomem:
 	r = jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
 fail:
-	sqlite3_finalize(st);
+	jp_cat_finalize(st);
 	jp_row_free(row);
 	return r;
 }
@@ -646,7 +623,7 @@ int
 jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
                          const struct jp_attempt *a, int64_t *id, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	char now[32];
 	int r;
 
@@ -659,22 +636,22 @@ jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
 	            &st, err);
 	if (r != JP_OK)
 		return r;
-	bind_text(st, 1, a->job);
-	bind_text(st, 2, a->token);
-	bind_text(st, 3, jp_now_iso(now, sizeof(now)));
-	bind_text(st, 4, a->host);
-	sqlite3_bind_int64(st, 5, a->pid);
-	bind_text(st, 6, a->manifest);
-	bind_text(st, 7, a->workdir);
-	bind_text(st, 8, a->destination);
-	bind_text(st, 9, a->sets_json);
-	bind_text(st, 10, t->table);
-	bind_text(st, 11, t->id_column);
-	bind_text(st, 12, t->status_column);
+	jp_cat_bind_text(st, 1, a->job);
+	jp_cat_bind_text(st, 2, a->token);
+	jp_cat_bind_text(st, 3, jp_now_iso(now, sizeof(now)));
+	jp_cat_bind_text(st, 4, a->host);
+	jp_cat_bind_int(st, 5, a->pid);
+	jp_cat_bind_text(st, 6, a->manifest);
+	jp_cat_bind_text(st, 7, a->workdir);
+	jp_cat_bind_text(st, 8, a->destination);
+	jp_cat_bind_text(st, 9, a->sets_json);
+	jp_cat_bind_text(st, 10, t->table);
+	jp_cat_bind_text(st, 11, t->id_column);
+	jp_cat_bind_text(st, 12, t->status_column);
 	/* A single INSERT is its own transaction; the busy timeout covers the wait for the lock. */
 	if ((r = step_done(c, st, err, "record attempt")) != JP_OK)
 		return r;
-	*id = sqlite3_last_insert_rowid(c->db);
+	*id = c->eng->last_id(c->conn);
 	return JP_OK;
 }
 
@@ -783,25 +760,25 @@ owner_cols(const struct jp_catalog *c)
 }
 
 static int
-owner_gone_at(sqlite3_stmt *st, int i)
+owner_gone_at(struct jp_cat_stmt *st, int i)
 {
-	return owner_gone((const char *)sqlite3_column_text(st, i), (long)sqlite3_column_int64(st, i + 1),
-	                  (const char *)sqlite3_column_text(st, i + 2),
-	                  sqlite3_column_type(st, i + 3) == SQLITE_NULL ? -1
-	                                                                : sqlite3_column_int64(st, i + 3));
+	return owner_gone((const char *)jp_cat_text(st, i), (long)jp_cat_int(st, i + 1),
+	                  (const char *)jp_cat_text(st, i + 2),
+	                  jp_cat_null(st, i + 3) ? -1
+	                                                                : jp_cat_int(st, i + 3));
 }
 
 /* The attempt that holds the lease, for people reading the table. */
 static int
 lease_attempt(struct jp_catalog *c, const char *job, int64_t attempt, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int r;
 
 	if ((r = prepare(c, "UPDATE jobpub_leases SET attempt = ? WHERE job = ?", &st, err)) != JP_OK)
 		return r;
-	sqlite3_bind_int64(st, 1, attempt);
-	sqlite3_bind_text(st, 2, job, -1, SQLITE_TRANSIENT);
+	jp_cat_bind_int(st, 1, attempt);
+	jp_cat_bind_text(st, 2, job);
 	return step_done(c, st, err, "take lease");
 }
 
@@ -814,7 +791,7 @@ static int
 job_published(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, int *yes,
               struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	struct jp_row *row = NULL;
 	const char *v;
 	int found, rc, r, n = 0;
@@ -834,32 +811,35 @@ job_published(struct jp_catalog *c, const struct jp_jobtable *t, const char *job
 	if ((r = prepare(c, "SELECT column_name, remote_url FROM jobpub_files WHERE job = ?", &st,
 	                 err)) != JP_OK)
 		goto out;
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *col = (const char *)sqlite3_column_text(st, 0);
-		const char *url = (const char *)sqlite3_column_text(st, 1);
+	jp_cat_bind_text(st, 1, job);
+	while ((rc = jp_cat_step(st)) == JP_CAT_ROW) {
+		const char *col = (const char *)jp_cat_text(st, 0);
+		const char *url = (const char *)jp_cat_text(st, 1);
 
 		n++;
 		if (col != NULL && ((v = jp_row_get(row, col, &found)) == NULL || url == NULL ||
 		                    strcmp(v, url) != 0))
 			break;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+	jp_cat_finalize(st);
+	if (rc != JP_OK && rc != JP_CAT_ROW)
 		r = db_error(c, rc, err, "read files");
 	else
-		*yes = rc == SQLITE_DONE && n > 0;
+		*yes = rc == JP_OK && n > 0;
 out:
 	jp_row_free(row);
 	return r;
 }
+
+static const char *const lease_cols[] = {"job",     "host",  "pid",     "token",
+                                         "since",   "expires", "boot_id", "start_time"};
 
 int
 jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct jp_attempt *a,
                  int lease_s, int64_t *id, char *took_over, size_t took_over_len,
                  struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	char now[32], *restore = NULL;
 	int r, rc, published = 0;
 
@@ -880,60 +860,59 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	if ((r = prepare(c, "SELECT since, expires, host, pid, boot_id, start_time"
 	                    " FROM jobpub_leases WHERE job = ?", &st, err)) != JP_OK)
 		goto fail;
-	sqlite3_bind_text(st, 1, a->job, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const char *since = (const char *)sqlite3_column_text(st, 0);
-		int64_t expires = sqlite3_column_int64(st, 1);
-		const char *host = (const char *)sqlite3_column_text(st, 2);
-		long pid = (long)sqlite3_column_int64(st, 3);
+	jp_cat_bind_text(st, 1, a->job);
+	rc = jp_cat_step(st);
+	if (rc == JP_CAT_ROW) {
+		const char *since = (const char *)jp_cat_text(st, 0);
+		int64_t expires = jp_cat_int(st, 1);
+		const char *host = (const char *)jp_cat_text(st, 2);
+		long pid = (long)jp_cat_int(st, 3);
 		int gone = owner_gone_at(st, 2), expired = expires < (int64_t)time(NULL);
 
 		if (!gone && !expired) {
 			r = jp_error_set(err, JP_E_TEMPFAIL, "job %s is being published by %s:%ld since %s",
 			                 a->job, host, pid, since);
-			sqlite3_finalize(st);
+			jp_cat_finalize(st);
 			goto fail;
 		}
 		snprintf(took_over, took_over_len, "%s:%ld since %s (%s)", host, pid, since,
 		         gone ? "that process is gone" : "the lease expired");
 		/* Its attempt will never end by itself: say what became of it. */
-		sqlite3_finalize(st);
+		jp_cat_finalize(st);
 		st = NULL;
 		if ((r = prepare(c, "UPDATE jobpub_attempts SET outcome = 'abandoned', finished_at = ?"
 		                    " WHERE job = ? AND outcome = 'running'", &st, err)) != JP_OK)
 			goto fail;
-		bind_text(st, 1, jp_now_iso(now, sizeof(now)));
-		sqlite3_bind_text(st, 2, a->job, -1, SQLITE_TRANSIENT);
+		jp_cat_bind_text(st, 1, jp_now_iso(now, sizeof(now)));
+		jp_cat_bind_text(st, 2, a->job);
 		r = step_done(c, st, err, "abandon attempt"); /* finalizes st */
 		st = NULL;
 		if (r != JP_OK)
 			goto fail;
-	} else if (rc != SQLITE_DONE) {
+	} else if (rc != JP_OK) {
 		r = db_error(c, rc, err, "read lease");
-		sqlite3_finalize(st);
+		jp_cat_finalize(st);
 		goto fail;
 	}
-	sqlite3_finalize(st);
-	r = prepare(c, "INSERT OR REPLACE INTO jobpub_leases (job, host, pid, token, since, expires,"
-	               " boot_id, start_time) VALUES (?,?,?,?,?,?,?,?)", &st, err);
+	jp_cat_finalize(st);
+	r = prepare_upsert(c, "jobpub_leases", lease_cols, 8, 1, JP_CAT_REPLACE, &st, err);
 	if (r != JP_OK)
 		goto fail;
-	sqlite3_bind_text(st, 1, a->job, -1, SQLITE_TRANSIENT);
-	bind_text(st, 2, a->host ? a->host : "?");
-	sqlite3_bind_int64(st, 3, a->pid);
-	bind_text(st, 4, a->token);
-	bind_text(st, 5, jp_now_iso(now, sizeof(now)));
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL) + lease_s);
+	jp_cat_bind_text(st, 1, a->job);
+	jp_cat_bind_text(st, 2, a->host ? a->host : "?");
+	jp_cat_bind_int(st, 3, a->pid);
+	jp_cat_bind_text(st, 4, a->token);
+	jp_cat_bind_text(st, 5, jp_now_iso(now, sizeof(now)));
+	jp_cat_bind_int(st, 6, (int64_t)time(NULL) + lease_s);
 	/* Who we are beyond host and pid, when the lease is this process's own (it always is for
 	 * a publish) and /proc says. */
 	if (a->pid == (long)getpid() && pid_scope()[0] != '\0') {
 		int zombie;
 		long long start = proc_start(a->pid, &zombie);
 
-		bind_text(st, 7, pid_scope());
+		jp_cat_bind_text(st, 7, pid_scope());
 		if (start > 0)
-			sqlite3_bind_int64(st, 8, start);
+			jp_cat_bind_int(st, 8, start);
 	}
 	/* A published job's row keeps saying so: its files stay what they are unless this
 	 * attempt may replace them. */
@@ -944,7 +923,7 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	     (r = update_row(c, t, a->job, JP_STATUS_PUBLISHING, NULL, 0, 0, err)) != JP_OK) ||
 	    (r = jp_catalog_attempt_begin(c, t, a, id, err)) != JP_OK ||
 	    (r = lease_attempt(c, a->job, *id, err)) != JP_OK ||
-	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK)
+	    (r = commit(c, err, "commit")) != JP_OK)
 		goto fail;
 	jp_catalog_set_lease_token(c, a->token);
 	c->keep_status = published && !a->overwrite;
@@ -955,7 +934,7 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 	free(restore);
 	return JP_OK;
 fail:
-	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	c->eng->rollback(c->conn);
 	free(restore);
 	return r;
 }
@@ -964,13 +943,13 @@ int
 jp_catalog_attempt_destination(struct jp_catalog *c, int64_t attempt, const char *dest,
                                struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int r;
 
 	if ((r = prepare(c, "UPDATE jobpub_attempts SET destination = ? WHERE id = ?", &st, err)) != JP_OK)
 		return r;
-	bind_text(st, 1, dest);
-	sqlite3_bind_int64(st, 2, attempt);
+	jp_cat_bind_text(st, 1, dest);
+	jp_cat_bind_int(st, 2, attempt);
 	return step_done(c, st, err, "record destination");
 }
 
@@ -978,15 +957,15 @@ int
 jp_catalog_renew(struct jp_catalog *c, const char *job, const char *token, int lease_s,
                  struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int r;
 
 	if ((r = prepare(c, "UPDATE jobpub_leases SET expires = ? WHERE job = ? AND token = ?", &st,
 	                 err)) != JP_OK)
 		return r;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL) + lease_s);
-	sqlite3_bind_text(st, 2, job, -1, SQLITE_TRANSIENT);
-	bind_text(st, 3, token);
+	jp_cat_bind_int(st, 1, (int64_t)time(NULL) + lease_s);
+	jp_cat_bind_text(st, 2, job);
+	jp_cat_bind_text(st, 3, token);
 	return step_done(c, st, err, "renew lease");
 }
 
@@ -995,7 +974,7 @@ jp_catalog_renew(struct jp_catalog *c, const char *job, const char *token, int l
 static int
 lease_live(struct jp_catalog *c, const char *where, const char *arg)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	char sql[256];
 	int live = 0;
 
@@ -1003,12 +982,12 @@ lease_live(struct jp_catalog *c, const char *where, const char *arg)
 		return 0; /* no lease table (an older catalogue, or none yet): nothing is leased */
 	snprintf(sql, sizeof(sql), "SELECT expires, %s FROM jobpub_leases WHERE %s", owner_cols(c),
 	         where);
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (c->eng->prepare(c->conn, sql, &st) != JP_OK)
 		return 0;
-	bind_text(st, 1, arg);
-	while (!live && sqlite3_step(st) == SQLITE_ROW)
-		live = sqlite3_column_int64(st, 0) >= (int64_t)time(NULL) && !owner_gone_at(st, 1);
-	sqlite3_finalize(st);
+	jp_cat_bind_text(st, 1, arg);
+	while (!live && jp_cat_step(st) == JP_CAT_ROW)
+		live = jp_cat_int(st, 0) >= (int64_t)time(NULL) && !owner_gone_at(st, 1);
+	jp_cat_finalize(st);
 	return live;
 }
 
@@ -1039,41 +1018,44 @@ jp_catalog_job_leased(struct jp_catalog *c, const char *job)
 int
 jp_catalog_published_since(struct jp_catalog *c, const char *job, const char *since)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	struct jp_error e;
 	int yes;
 
 	jp_error_clear(&e);
 	if (c == NULL || c->version == 0 ||
 	    prepare(c, "SELECT 1 FROM jobpub_attempts WHERE job = ? AND outcome = 'published'"
-	               " AND (?2 IS NULL OR started_at >= ?2) LIMIT 1", &st, &e) != JP_OK)
+	               " AND (? IS NULL OR started_at >= ?) LIMIT 1", &st, &e) != JP_OK)
 		return 0;
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-	bind_text(st, 2, since);
-	yes = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	jp_cat_bind_text(st, 1, job);
+	jp_cat_bind_text(st, 2, since);
+	jp_cat_bind_text(st, 3, since);
+	yes = jp_cat_step(st) == JP_CAT_ROW;
+	jp_cat_finalize(st);
 	return yes;
 }
+
+static const char *const own_cols[] = {"id", "status", "created_at", "updated_at"};
 
 /* jobpub's own table gets the job's row on first use; external rows must already exist. */
 static int
 ensure_own_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job,
                struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	char now[32];
 	int r;
 
 	if (t->external)
 		return JP_OK;
-	r = prepare(c, "INSERT OR IGNORE INTO jobs (id, status, created_at, updated_at) VALUES (?, NULL, ?, ?)",
-	            &st, err);
+	r = prepare_upsert(c, "jobs", own_cols, 4, 1, JP_CAT_IGNORE, &st, err);
 	if (r != JP_OK)
 		return r;
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	jp_cat_bind_text(st, 1, job);
 	jp_now_iso(now, sizeof(now));
-	bind_text(st, 2, now);
-	bind_text(st, 3, now);
+	jp_cat_bind_null(st, 2);
+	jp_cat_bind_text(st, 3, now);
+	jp_cat_bind_text(st, 4, now);
 	return step_done(c, st, err, "create job row");
 }
 
@@ -1081,7 +1063,7 @@ static int
 end_attempt(struct jp_catalog *c, int64_t attempt, const struct jp_outcome *o,
             struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	char now[32];
 	int r;
 
@@ -1094,16 +1076,16 @@ end_attempt(struct jp_catalog *c, int64_t attempt, const struct jp_outcome *o,
 	            &st, err);
 	if (r != JP_OK)
 		return r;
-	bind_text(st, 1, jp_now_iso(now, sizeof(now)));
-	bind_text(st, 2, o->outcome);
-	sqlite3_bind_int(st, 3, o->code);
-	bind_text(st, 4, o->code ? jp_class_name(o->code) : NULL);
-	bind_text(st, 5, o->message);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)o->bytes);
-	sqlite3_bind_int64(st, 7, (sqlite3_int64)o->files);
-	sqlite3_bind_int64(st, 8, o->duration_ms);
-	bind_text(st, 9, o->destination);
-	sqlite3_bind_int64(st, 10, attempt);
+	jp_cat_bind_text(st, 1, jp_now_iso(now, sizeof(now)));
+	jp_cat_bind_text(st, 2, o->outcome);
+	jp_cat_bind_int(st, 3, o->code);
+	jp_cat_bind_text(st, 4, o->code ? jp_class_name(o->code) : NULL);
+	jp_cat_bind_text(st, 5, o->message);
+	jp_cat_bind_int(st, 6, (int64_t)o->bytes);
+	jp_cat_bind_int(st, 7, (int64_t)o->files);
+	jp_cat_bind_int(st, 8, o->duration_ms);
+	jp_cat_bind_text(st, 9, o->destination);
+	jp_cat_bind_int(st, 10, attempt);
 	return step_done(c, st, err, "record attempt");
 }
 
@@ -1112,41 +1094,51 @@ static int
 update_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, const char *status,
            const struct jp_file_rec *files, size_t n, int require_row, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	size_t len, i;
-	char *sql, *p;
+	char *sql, *p, qt[80], qs[80], qi[80], q[80];
 	int r, k;
 
-	len = 128 + strlen(t->table) + strlen(t->status_column) + strlen(t->id_column);
+	if (quote(c, t->table, qt, sizeof(qt)) == NULL ||
+	    quote(c, t->status_column, qs, sizeof(qs)) == NULL ||
+	    quote(c, t->id_column, qi, sizeof(qi)) == NULL)
+		return jp_error_set(err, JP_E_DATA, "catalog: invalid table or column name");
+	len = 128 + strlen(qt) + strlen(qs) + strlen(qi);
 	for (i = 0; i < n; i++)
 		if (files[i].column != NULL)
-			len += strlen(files[i].column) + 16;
+			len += sizeof(q) + 8;
 	if ((sql = malloc(len)) == NULL)
 		return jp_error_set(err, JP_E_SOFTWARE, "catalog: out of memory");
-	p = sql + sprintf(sql, "UPDATE \"%s\" SET \"%s\" = ?", t->table, t->status_column);
-	for (i = 0; i < n; i++)
-		if (files[i].column != NULL)
-			p += sprintf(p, ", \"%s\" = ?", files[i].column);
+	p = sql + sprintf(sql, "UPDATE %s SET %s = ?", qt, qs);
+	for (i = 0; i < n; i++) {
+		if (files[i].column == NULL)
+			continue;
+		if (quote(c, files[i].column, q, sizeof(q)) == NULL) {
+			free(sql);
+			return jp_error_set(err, JP_E_DATA, "catalog: invalid column name");
+		}
+		p += sprintf(p, ", %s = ?", q);
+	}
 	if (!t->external)
 		p += sprintf(p, ", updated_at = ?");
-	sprintf(p, " WHERE \"%s\" = ?", t->id_column);
+	sprintf(p, " WHERE %s = ?", qi);
 	r = prepare(c, sql, &st, err);
 	free(sql);
 	if (r != JP_OK)
 		return r;
 	k = 1;
-	bind_text(st, k++, status);
+	jp_cat_bind_text(st, k++, status);
 	for (i = 0; i < n; i++)
 		if (files[i].column != NULL)
-			bind_text(st, k++, files[i].remote);
+			jp_cat_bind_text(st, k++, files[i].remote);
 	if (!t->external) {
 		char now[32];
-		bind_text(st, k++, jp_now_iso(now, sizeof(now)));
+		jp_cat_bind_text(st, k++, jp_now_iso(now, sizeof(now)));
 	}
 	bind_job(st, k, job);
 	if ((r = step_done(c, st, err, "update job row")) != JP_OK)
 		return r;
-	if (require_row && sqlite3_changes(c->db) != 1)
+	if (require_row && c->eng->changes(c->conn) != 1)
 		return jp_error_set(err, JP_E_DATA, "catalog: job %s: its row in %s disappeared", job,
 		                    t->table);
 	return JP_OK;
@@ -1156,41 +1148,42 @@ update_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, c
 static int
 delete_job_rows(struct jp_catalog *c, const char *sql, const char *job, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int r;
 
 	if ((r = prepare(c, sql, &st, err)) != JP_OK)
 		return r;
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	jp_cat_bind_text(st, 1, job);
 	return step_done(c, st, err, "replace files");
 }
+
+static const char *const attr_cols[] = {"job", "output", "name", "value"};
 
 static int
 insert_attrs(struct jp_catalog *c, const char *job, const struct jp_file_rec *f,
              struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	size_t i;
 	int r, rc;
 
 	if (f->n_attrs == 0)
 		return JP_OK;
-	r = prepare(c, "INSERT OR REPLACE INTO jobpub_attributes (job, output, name, value)"
-	               " VALUES (?,?,?,?)", &st, err);
+	r = prepare_upsert(c, "jobpub_attributes", attr_cols, 4, 3, JP_CAT_REPLACE, &st, err);
 	if (r != JP_OK)
 		return r;
 	for (i = 0; i < f->n_attrs; i++) {
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-		bind_text(st, 2, f->output);
-		bind_text(st, 3, f->attrs[i].name);
-		bind_text(st, 4, f->attrs[i].value);
-		if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
-			sqlite3_finalize(st);
+		jp_cat_reset(st);
+		jp_cat_bind_text(st, 1, job);
+		jp_cat_bind_text(st, 2, f->output);
+		jp_cat_bind_text(st, 3, f->attrs[i].name);
+		jp_cat_bind_text(st, 4, f->attrs[i].value);
+		if ((rc = jp_cat_step(st)) != JP_OK) {
+			jp_cat_finalize(st);
 			return db_error(c, rc, err, "record attribute");
 		}
 	}
-	sqlite3_finalize(st);
+	jp_cat_finalize(st);
 	return JP_OK;
 }
 
@@ -1198,7 +1191,7 @@ static int
 replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
               const struct jp_file_rec *files, size_t n, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	char now[32];
 	size_t i;
 	int r, rc;
@@ -1215,29 +1208,29 @@ replace_files(struct jp_catalog *c, const char *job, int64_t attempt,
 		return r;
 	jp_now_iso(now, sizeof(now));
 	for (i = 0; i < n; i++) {
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-		bind_text(st, 2, files[i].output);
-		bind_text(st, 3, files[i].column);
-		bind_text(st, 4, files[i].local);
-		bind_text(st, 5, files[i].remote);
-		sqlite3_bind_int64(st, 6, (sqlite3_int64)files[i].size);
-		bind_text(st, 7, files[i].sha256);
-		bind_text(st, 8, now);
-		sqlite3_bind_int64(st, 9, attempt);
+		jp_cat_reset(st);
+		jp_cat_bind_text(st, 1, job);
+		jp_cat_bind_text(st, 2, files[i].output);
+		jp_cat_bind_text(st, 3, files[i].column);
+		jp_cat_bind_text(st, 4, files[i].local);
+		jp_cat_bind_text(st, 5, files[i].remote);
+		jp_cat_bind_int(st, 6, (int64_t)files[i].size);
+		jp_cat_bind_text(st, 7, files[i].sha256);
+		jp_cat_bind_text(st, 8, now);
+		jp_cat_bind_int(st, 9, attempt);
 		if (files[i].entries > 0)
-			sqlite3_bind_int64(st, 10, (sqlite3_int64)files[i].entries);
+			jp_cat_bind_int(st, 10, (int64_t)files[i].entries);
 		else
-			sqlite3_bind_null(st, 10);
-		bind_text(st, 11, files[i].destination);
-		bind_text(st, 12, files[i].key);
-		bind_text(st, 13, files[i].etag);
-		if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
-			sqlite3_finalize(st);
+			jp_cat_bind_null(st, 10);
+		jp_cat_bind_text(st, 11, files[i].destination);
+		jp_cat_bind_text(st, 12, files[i].key);
+		jp_cat_bind_text(st, 13, files[i].etag);
+		if ((rc = jp_cat_step(st)) != JP_OK) {
+			jp_cat_finalize(st);
 			return db_error(c, rc, err, "record file");
 		}
 	}
-	sqlite3_finalize(st);
+	jp_cat_finalize(st);
 	for (i = 0; i < n; i++)
 		if ((r = insert_attrs(c, job, &files[i], err)) != JP_OK)
 			return r;
@@ -1255,25 +1248,24 @@ jp_catalog_set_lease_token(struct jp_catalog *c, const char *token)
 static int
 still_ours(struct jp_catalog *c, const char *job, char *who, size_t wholen)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int ours = 1;
 
 	if (c->lease_token == NULL)
 		return 1;
-	if (sqlite3_prepare_v2(c->db, "SELECT token, host, pid FROM jobpub_leases WHERE job = ?", -1,
-	                       &st, NULL) != SQLITE_OK)
+	if (c->eng->prepare(c->conn, "SELECT token, host, pid FROM jobpub_leases WHERE job = ?", &st) != JP_OK)
 		return 1;
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	jp_cat_bind_text(st, 1, job);
+	if (jp_cat_step(st) != JP_CAT_ROW) {
 		/* Only a publisher gives a lease back: whoever took ours over has finished. */
 		ours = 0;
 		snprintf(who, wholen, "another publisher, which has finished since");
-	} else if (strcmp((const char *)sqlite3_column_text(st, 0), c->lease_token) != 0) {
+	} else if (strcmp((const char *)jp_cat_text(st, 0), c->lease_token) != 0) {
 		ours = 0;
-		snprintf(who, wholen, "%s:%lld", (const char *)sqlite3_column_text(st, 1),
-		         (long long)sqlite3_column_int64(st, 2));
+		snprintf(who, wholen, "%s:%lld", (const char *)jp_cat_text(st, 1),
+		         (long long)jp_cat_int(st, 2));
 	}
-	sqlite3_finalize(st);
+	jp_cat_finalize(st);
 	return ours;
 }
 
@@ -1281,21 +1273,21 @@ int
 jp_catalog_claimed_elsewhere(struct jp_catalog *c, const char *job, const char *dest,
                              const char *key)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	char who[300];
 	int yes = 0;
 
 	if (!still_ours(c, job, who, sizeof(who)))
 		return 1;
 	if (c->version < 3 ||
-	    sqlite3_prepare_v2(c->db, "SELECT 1 FROM jobpub_files WHERE destination = ? AND key = ?"
-	                              " AND job <> ?", -1, &st, NULL) != SQLITE_OK)
+	    c->eng->prepare(c->conn, "SELECT 1 FROM jobpub_files WHERE destination = ? AND key = ?"
+	                              " AND job <> ?", &st) != JP_OK)
 		return 0;
-	bind_text(st, 1, dest);
-	bind_text(st, 2, key);
-	sqlite3_bind_text(st, 3, job, -1, SQLITE_TRANSIENT);
-	yes = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	jp_cat_bind_text(st, 1, dest);
+	jp_cat_bind_text(st, 2, key);
+	jp_cat_bind_text(st, 3, job);
+	yes = jp_cat_step(st) == JP_CAT_ROW;
+	jp_cat_finalize(st);
 	return yes;
 }
 
@@ -1303,25 +1295,25 @@ int
 jp_catalog_known_sha256(struct jp_catalog *c, const char *destination, const char *key,
                         const char *etag, char hex[65])
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int yes = 0;
 
 	if (c->version < 4 ||
-	    sqlite3_prepare_v2(c->db, "SELECT sha256 FROM jobpub_files WHERE destination = ? AND"
-	                              " key = ? AND etag = ? LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+	    c->eng->prepare(c->conn, "SELECT sha256 FROM jobpub_files WHERE destination = ? AND"
+	                              " key = ? AND etag = ? LIMIT 1", &st) != JP_OK)
 		return 0;
-	bind_text(st, 1, destination);
-	bind_text(st, 2, key);
-	bind_text(st, 3, etag);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		const char *v = (const char *)sqlite3_column_text(st, 0);
+	jp_cat_bind_text(st, 1, destination);
+	jp_cat_bind_text(st, 2, key);
+	jp_cat_bind_text(st, 3, etag);
+	if (jp_cat_step(st) == JP_CAT_ROW) {
+		const char *v = (const char *)jp_cat_text(st, 0);
 
 		if (v != NULL && strlen(v) == 64) {
 			memcpy(hex, v, 65);
 			yes = 1;
 		}
 	}
-	sqlite3_finalize(st);
+	jp_cat_finalize(st);
 	return yes;
 }
 
@@ -1329,15 +1321,15 @@ jp_catalog_known_sha256(struct jp_catalog *c, const char *destination, const cha
 static int
 release(struct jp_catalog *c, const char *job, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int r;
 
 	if (c->lease_token == NULL)
 		return JP_OK;
 	if ((r = prepare(c, "DELETE FROM jobpub_leases WHERE job = ? AND token = ?", &st, err)) != JP_OK)
 		return r;
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-	bind_text(st, 2, c->lease_token);
+	jp_cat_bind_text(st, 1, job);
+	jp_cat_bind_text(st, 2, c->lease_token);
 	return step_done(c, st, err, "release lease");
 }
 
@@ -1358,15 +1350,15 @@ jp_catalog_record_success(struct jp_catalog *c, const struct jp_jobtable *t, con
 		r = jp_error_set(err, JP_E_TEMPFAIL,
 		                 "catalog: job %s: the lease was taken over by %s; nothing recorded", job,
 		                 who);
-		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		c->eng->rollback(c->conn);
 		return r;
 	}
 	if ((r = ensure_own_row(c, t, job, err)) != JP_OK ||
 	    (r = update_row(c, t, job, published_status, files, n, 1, err)) != JP_OK ||
 	    (r = replace_files(c, job, attempt, files, n, err)) != JP_OK ||
 	    (r = end_attempt(c, attempt, o, err)) != JP_OK || (r = release(c, job, err)) != JP_OK ||
-	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK) {
-		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	    (r = commit(c, err, "commit")) != JP_OK) {
+		c->eng->rollback(c->conn);
 		return r;
 	}
 	return JP_OK;
@@ -1392,8 +1384,8 @@ jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, con
 	                                                                       : JP_STATUS_FAILED,
 	                             NULL, 0, 0, err)) != JP_OK) ||
 	    (r = end_attempt(c, attempt, o, err)) != JP_OK || (r = release(c, job, err)) != JP_OK ||
-	    (r = exec(c, "COMMIT", err, "commit")) != JP_OK) {
-		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	    (r = commit(c, err, "commit")) != JP_OK) {
+		c->eng->rollback(c->conn);
 		return r;
 	}
 	return JP_OK;
@@ -1402,9 +1394,9 @@ jp_catalog_record_failure(struct jp_catalog *c, const struct jp_jobtable *t, con
 /* ---- reading ---- */
 
 static int64_t
-col_int(sqlite3_stmt *st, int i)
+col_int(struct jp_cat_stmt *st, int i)
 {
-	return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+	return jp_cat_null(st, i) ? -1 : jp_cat_int(st, i);
 }
 
 void
@@ -1442,29 +1434,29 @@ jp_job_info_free(struct jp_job_info *ji)
 static void
 load_lease(struct jp_catalog *c, struct jp_job_info *ji, const char *job)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	char sql[256];
 
 	if (c->version < 3)
 		return;
 	snprintf(sql, sizeof(sql), "SELECT expires, %s, since FROM jobpub_leases WHERE job = ?",
 	         owner_cols(c));
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (c->eng->prepare(c->conn, sql, &st) != JP_OK)
 		return;
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) >= (int64_t)time(NULL) &&
+	jp_cat_bind_text(st, 1, job);
+	if (jp_cat_step(st) == JP_CAT_ROW && jp_cat_int(st, 0) >= (int64_t)time(NULL) &&
 	    !owner_gone_at(st, 1)) {
 		ji->lease_host = dup_col(st, 1);
-		ji->lease_pid = sqlite3_column_int64(st, 2);
+		ji->lease_pid = jp_cat_int(st, 2);
 		ji->lease_since = dup_col(st, 5);
 	}
-	sqlite3_finalize(st);
+	jp_cat_finalize(st);
 }
 
 static int
 load_attempts(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int rc, r;
 
 	if (c->version == 0)
@@ -1477,11 +1469,11 @@ load_attempts(struct jp_catalog *c, struct jp_job_info *ji, const char *job, str
 	            &st, err);
 	if (r != JP_OK)
 		return r;
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	jp_cat_bind_text(st, 1, job);
+	while ((rc = jp_cat_step(st)) == JP_CAT_ROW) {
 		struct jp_attempt_info *v = realloc(ji->attempts, (ji->n_attempts + 1) * sizeof(*v)), *a;
 		if (v == NULL) {
-			rc = SQLITE_NOMEM;
+			rc = oom(c);
 			break;
 		}
 		ji->attempts = v;
@@ -1509,14 +1501,14 @@ load_attempts(struct jp_catalog *c, struct jp_job_info *ji, const char *job, str
 		ji->id_column = dup_col(st, 17);
 		ji->status_column = dup_col(st, 18);
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, "read attempts");
+	jp_cat_finalize(st);
+	return rc == JP_OK ? JP_OK : db_error(c, rc, err, "read attempts");
 }
 
 static int
 load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int rc, r;
 
 	if (c->version == 0)
@@ -1540,11 +1532,11 @@ load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct
 	            &st, err);
 	if (r != JP_OK)
 		return r;
-	sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	jp_cat_bind_text(st, 1, job);
+	while ((rc = jp_cat_step(st)) == JP_CAT_ROW) {
 		struct jp_file_info *v = realloc(ji->files, (ji->n_files + 1) * sizeof(*v)), *f;
 		if (v == NULL) {
-			rc = SQLITE_NOMEM;
+			rc = oom(c);
 			break;
 		}
 		ji->files = v;
@@ -1561,8 +1553,8 @@ load_files(struct jp_catalog *c, struct jp_job_info *ji, const char *job, struct
 		f->key = dup_col(st, 9);
 		f->etag = dup_col(st, 10);
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, "read files");
+	jp_cat_finalize(st);
+	return rc == JP_OK ? JP_OK : db_error(c, rc, err, "read files");
 }
 
 int
@@ -1615,7 +1607,7 @@ fail:
 int
 jp_catalog_status_counts(struct jp_catalog *c, jp_count_fn fn, void *arg, struct jp_error *err)
 {
-	sqlite3_stmt *tabs = NULL, *st = NULL;
+	struct jp_cat_stmt *tabs = NULL, *st = NULL;
 	int rc, r;
 
 	/* The tables jobpub has published into, and its own. */
@@ -1626,32 +1618,31 @@ jp_catalog_status_counts(struct jp_catalog *c, jp_count_fn fn, void *arg, struct
 	            &tabs, err);
 	if (r != JP_OK)
 		return r;
-	while ((rc = sqlite3_step(tabs)) == SQLITE_ROW) {
-		const char *table = (const char *)sqlite3_column_text(tabs, 0);
-		const char *scol = (const char *)sqlite3_column_text(tabs, 1);
-		char sql[256];
+	while ((rc = jp_cat_step(tabs)) == JP_CAT_ROW) {
+		const char *table = (const char *)jp_cat_text(tabs, 0);
+		const char *scol = (const char *)jp_cat_text(tabs, 1);
+		char sql[256], qs[80], qt[80];
 
-		if (!jp_is_identifier(table) || !jp_is_identifier(scol))
+		if (quote(c, table, qt, sizeof(qt)) == NULL || quote(c, scol, qs, sizeof(qs)) == NULL)
 			continue;
 		snprintf(sql, sizeof(sql),
-		         "SELECT coalesce(\"%s\", '(none)'), count(*) FROM \"%s\" GROUP BY 1 ORDER BY 1",
-		         scol, table);
-		if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		         "SELECT coalesce(%s, '(none)'), count(*) FROM %s GROUP BY 1 ORDER BY 1", qs, qt);
+		if (c->eng->prepare(c->conn, sql, &st) != JP_OK)
 			continue; /* a table that was dropped since */
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			fn(arg, table, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE)
+		while ((rc = jp_cat_step(st)) == JP_CAT_ROW)
+			fn(arg, table, (const char *)jp_cat_text(st, 0), jp_cat_int(st, 1));
+		jp_cat_finalize(st);
+		if (rc != JP_OK)
 			break;
 	}
-	sqlite3_finalize(tabs);
-	return rc == SQLITE_DONE ? JP_OK : db_error(c, rc, err, "count jobs");
+	jp_cat_finalize(tabs);
+	return rc == JP_OK ? JP_OK : db_error(c, rc, err, "count jobs");
 }
 
 int
 jp_catalog_jobs(struct jp_catalog *c, jp_job_fn fn, void *arg, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int rc, r;
 
 	if (c->version == 0)
@@ -1665,7 +1656,7 @@ jp_catalog_jobs(struct jp_catalog *c, jp_job_fn fn, void *arg, struct jp_error *
 	            &st, err);
 	if (r != JP_OK)
 		return r;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = jp_cat_step(st)) == JP_CAT_ROW) {
 		struct jp_job_brief b;
 		struct jp_jobtable t;
 		struct jp_row *row = NULL;
@@ -1673,16 +1664,16 @@ jp_catalog_jobs(struct jp_catalog *c, jp_job_fn fn, void *arg, struct jp_error *
 		int found, stop;
 
 		memset(&b, 0, sizeof(b));
-		b.job = (const char *)sqlite3_column_text(st, 0);
-		b.table = (const char *)sqlite3_column_text(st, 1);
-		b.id_column = (const char *)sqlite3_column_text(st, 2);
-		b.status_column = (const char *)sqlite3_column_text(st, 3);
-		b.manifest = (const char *)sqlite3_column_text(st, 4);
-		b.workdir = (const char *)sqlite3_column_text(st, 5);
-		b.destination = (const char *)sqlite3_column_text(st, 6);
-		b.sets = (const char *)sqlite3_column_text(st, 7);
-		b.started_at = (const char *)sqlite3_column_text(st, 8);
-		b.outcome = (const char *)sqlite3_column_text(st, 9);
+		b.job = (const char *)jp_cat_text(st, 0);
+		b.table = (const char *)jp_cat_text(st, 1);
+		b.id_column = (const char *)jp_cat_text(st, 2);
+		b.status_column = (const char *)jp_cat_text(st, 3);
+		b.manifest = (const char *)jp_cat_text(st, 4);
+		b.workdir = (const char *)jp_cat_text(st, 5);
+		b.destination = (const char *)jp_cat_text(st, 6);
+		b.sets = (const char *)jp_cat_text(st, 7);
+		b.started_at = (const char *)jp_cat_text(st, 8);
+		b.outcome = (const char *)jp_cat_text(st, 9);
 		t.table = b.table;
 		t.id_column = b.id_column;
 		t.status_column = b.status_column;
@@ -1697,15 +1688,15 @@ jp_catalog_jobs(struct jp_catalog *c, jp_job_fn fn, void *arg, struct jp_error *
 		if (stop)
 			break;
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? JP_OK : db_error(c, rc, err, "list jobs");
+	jp_cat_finalize(st);
+	return rc == JP_OK || rc == JP_CAT_ROW ? JP_OK : db_error(c, rc, err, "list jobs");
 }
 
 int
 jp_catalog_files(struct jp_catalog *c, const char *job, jp_file_fn fn, void *arg,
                  struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int rc, r;
 
 	if (c->version == 0)
@@ -1714,43 +1705,44 @@ jp_catalog_files(struct jp_catalog *c, const char *job, jp_file_fn fn, void *arg
 	            c->version >= 4
 	                ? "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
 	                  " size, entries, destination, key, etag FROM jobpub_files"
-	                  " WHERE ?1 IS NULL OR job = ?1 ORDER BY job, remote_url"
+	                  " WHERE ? IS NULL OR job = ? ORDER BY job, remote_url"
 	                : c->version == 3
 	                ? "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
 	                  " size, entries, destination, key, NULL FROM jobpub_files"
-	                  " WHERE ?1 IS NULL OR job = ?1 ORDER BY job, remote_url"
+	                  " WHERE ? IS NULL OR job = ? ORDER BY job, remote_url"
 	                : "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
 	                  " size, NULL, NULL, NULL, NULL FROM jobpub_files"
-	                  " WHERE ?1 IS NULL OR job = ?1 ORDER BY job, remote_url",
+	                  " WHERE ? IS NULL OR job = ? ORDER BY job, remote_url",
 	            &st, err);
 	if (r != JP_OK)
 		return r;
-	bind_text(st, 1, job);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	jp_cat_bind_text(st, 1, job);
+	jp_cat_bind_text(st, 2, job);
+	while ((rc = jp_cat_step(st)) == JP_CAT_ROW) {
 		struct jp_file_info f;
 
-		f.output = (char *)sqlite3_column_text(st, 1);
-		f.column = (char *)sqlite3_column_text(st, 2);
-		f.local = (char *)sqlite3_column_text(st, 3);
-		f.remote = (char *)sqlite3_column_text(st, 4);
-		f.sha256 = (char *)sqlite3_column_text(st, 5);
-		f.published_at = (char *)sqlite3_column_text(st, 6);
+		f.output = (char *)jp_cat_text(st, 1);
+		f.column = (char *)jp_cat_text(st, 2);
+		f.local = (char *)jp_cat_text(st, 3);
+		f.remote = (char *)jp_cat_text(st, 4);
+		f.sha256 = (char *)jp_cat_text(st, 5);
+		f.published_at = (char *)jp_cat_text(st, 6);
 		f.size = col_int(st, 7);
 		f.entries = col_int(st, 8);
-		f.destination = (char *)sqlite3_column_text(st, 9);
-		f.key = (char *)sqlite3_column_text(st, 10);
-		f.etag = (char *)sqlite3_column_text(st, 11);
-		if (fn(arg, (const char *)sqlite3_column_text(st, 0), &f) != 0)
+		f.destination = (char *)jp_cat_text(st, 9);
+		f.key = (char *)jp_cat_text(st, 10);
+		f.etag = (char *)jp_cat_text(st, 11);
+		if (fn(arg, (const char *)jp_cat_text(st, 0), &f) != 0)
 			break;
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? JP_OK : db_error(c, rc, err, "list files");
+	jp_cat_finalize(st);
+	return rc == JP_OK || rc == JP_CAT_ROW ? JP_OK : db_error(c, rc, err, "list files");
 }
 
 int
 jp_catalog_destinations(struct jp_catalog *c, jp_url_fn fn, void *arg, struct jp_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct jp_cat_stmt *st = NULL;
 	int rc, r;
 
 	if (c->version == 0)
@@ -1765,12 +1757,12 @@ jp_catalog_destinations(struct jp_catalog *c, jp_url_fn fn, void *arg, struct jp
 	            &st, err);
 	if (r != JP_OK)
 		return r;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *u = (const char *)sqlite3_column_text(st, 0);
+	while ((rc = jp_cat_step(st)) == JP_CAT_ROW) {
+		const char *u = (const char *)jp_cat_text(st, 0);
 		/* A template recorded before destinations were expanded cannot be listed. */
 		if (strstr(u, "${") == NULL && fn(arg, u) != 0)
 			break;
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? JP_OK : db_error(c, rc, err, "list destinations");
+	jp_cat_finalize(st);
+	return rc == JP_OK || rc == JP_CAT_ROW ? JP_OK : db_error(c, rc, err, "list destinations");
 }

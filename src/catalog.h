@@ -1,8 +1,10 @@
 /*
- * catalog.h - the SQLite catalogue: jobpub's own tables and the job table it updates.
+ * catalog.h - the catalogue: jobpub's own tables and the job table it updates, in a database
+ * of one of the engines behind catalog-engine.h (SQLite: catalog-sqlite.c).
  *
- * jobpub owns these tables, created and migrated by the first write that needs them (PRAGMA
- * user_version; a catalogue jobpub has not written yet has version 0 and none of them):
+ * jobpub owns these tables, created and migrated by the first write that needs them (schema
+ * version, SQLite: PRAGMA user_version; a catalogue jobpub has not written yet has version 0
+ * and none of them):
  *   jobs               the job table used when the manifest names none (made by
  *                      jp_catalog_prepare, only for a manifest that names no table)
  *   jobpub_files       what each job has published (remote URL, size, SHA-256, entries, ...)
@@ -12,8 +14,9 @@
  *                      where the pid means that process: boot ID, PID namespace, start time)
  * and it updates a job table it may not own (pdr_run's pdr_model_jobs).  Table and column names
  * come from the manifest: they are checked against the real schema and quoted; values are
- * always bound.  Writes use BEGIN IMMEDIATE and a busy timeout; a catalogue that stays locked
- * past the timeout is JP_E_TEMPFAIL.
+ * always bound.  Writes take the write lock when they begin (SQLite: BEGIN IMMEDIATE) and wait
+ * for it up to a timeout; a catalogue that stays locked past the timeout is JP_E_TEMPFAIL
+ * (JP_RETRY).
  */
 #ifndef JP_CATALOG_H
 #define JP_CATALOG_H
@@ -47,8 +50,33 @@ struct jp_jobtable {
                                * (status, dry runs) */
 #define JP_CATALOG_EXISTING 2 /* the file must exist (a manifest naming an external table) */
 
+/* ---- where a catalogue is ----
+ *
+ * A catalogue is named by a location: a file path or "sqlite:PATH" / "sqlite:///PATH" is a
+ * SQLite file; "SCHEME://..." is the URL of the engine that claims SCHEME (catalog-engine.h).
+ * Nothing outside the catalogue looks inside a location. */
+
+/* The location used when none is given ("jobpub.db": a file in the current directory). */
+const char *jp_catalog_default_location(void);
+
+/* JP_OK when an engine claims loc; else 78 ("no catalogue engine for scheme 'x'"). */
+int jp_catalog_location_check(const char *loc, struct jp_error *err);
+
+/* 1 when the catalogue at loc exists, 0 when it certainly does not, -1 when that cannot be
+ * told (no engine, a permission error); why gets the reason when not 1. */
+int jp_catalog_exists(const char *loc, char *why, size_t whylen);
+
+/* The one spelling of loc every command computes alike (spool entries record it, republish
+ * compares it): for SQLite the absolute path, also of a file that does not exist yet.
+ * malloc'd; NULL with errno set: ENOENT its directory does not exist, EINVAL not a file name,
+ * EPROTONOSUPPORT no engine for its scheme, ENOMEM. */
+char *jp_catalog_locator_canonical(const char *loc);
+
+/* 1 when loc names the same catalogue from any directory (an absolute path, a URL). */
+int jp_catalog_locator_absolute(const char *loc);
+
 /*
- * Opens the catalogue at path.  Opening only reads: the schema version is read without a lock,
+ * Opens the catalogue at path (a location, see above).  Opening only reads: the schema version is read without a lock,
  * and the schema is migrated (under a write lock, re-checked) by the first write that needs it,
  * WAL then being enabled unless the file lives on a network filesystem.  Without a mode the
  * file is created when missing.  timeout_ms is the busy timeout.
