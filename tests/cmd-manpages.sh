@@ -1,11 +1,10 @@
 #!/bin/sh
 # The man pages against the program: every command `jobpub help` lists has its page
-# doc/jobpub-COMMAND.1, installed (Makefile.am), listed in jobpub(1) with its summary and named by
-# its --help;
-# each page's SYNOPSIS is the command's usage string and its OPTIONS are the options its --help
-# lists, no more, no fewer; jobpub(1)'s SYNOPSIS is the overview's usage; every page renders
-# without a groff warning; --help, jobpub(1) and the README list the same exit codes.  A change
-# on either side alone fails here.
+# doc/jobpub-COMMAND.1, installed (Makefile.am), listed in jobpub(1) with its summary and named
+# by its --help; each page's SYNOPSIS is the command's usage string and its OPTIONS are the
+# options its --help lists, no more, no fewer; jobpub(1)'s SYNOPSIS is the overview's usage;
+# every page renders without a groff warning; --help, jobpub(1) and the README list the same
+# exit codes.  A change on either side alone fails here.
 . "$(dirname "$0")/lib.sh"
 
 need groff awk sed tr sort
