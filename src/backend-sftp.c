@@ -1159,7 +1159,7 @@ sftp_commit(struct jp_upload *u, int overwrite, int *exists, int *replaced,
 			 * name, move ours in, delete the old.  Between the two renames the final name is
 			 * briefly absent, never partial. */
 			const char *b = strrchr(su->final, '/') + 1;
-			old = jp_asprintf("%.*s%sold-%s", (int)(b - su->final), su->final, JP_TMP_PREFIX,
+			old = jp_asprintf("%.*s%s%s", (int)(b - su->final), su->final, JP_TMP_DISPLACED,
 			                  strrchr(su->tmp, '/') + 1 + strlen(JP_TMP_PREFIX));
 			if (old == NULL)
 				return oom(err);

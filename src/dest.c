@@ -492,6 +492,20 @@ jp_dest_list(struct jp_dest *d, const char *prefix, jp_list_fn fn, void *arg,
 	return d->be->list(d, prefix, fn, arg, err);
 }
 
+enum jp_name_kind
+jp_tmp_name_kind(const char *base, char tok[17])
+{
+	size_t n = strlen(JP_TMP_PREFIX);
+
+	if (strncmp(base, JP_TMP_DISPLACED, strlen(JP_TMP_DISPLACED)) == 0)
+		return JP_NAME_DISPLACED;
+	if (strncmp(base, JP_TMP_PREFIX, n) != 0 || strspn(base + n, "0123456789abcdef") < 16)
+		return JP_NAME_OTHER;
+	memcpy(tok, base + n, 16);
+	tok[16] = '\0';
+	return JP_NAME_STAGED;
+}
+
 struct jp_dest *
 jp_dest_cache_get(struct jp_dest_cache *c, const char *url, const struct jp_dest_opts *o,
                   struct jp_error *err)

@@ -19,6 +19,19 @@
 #include "error.h"
 
 #define JP_TMP_PREFIX ".jobpub-"
+/* An --overwrite that cannot replace in one step (SFTP v3) moves the original aside as
+ * JP_TMP_DISPLACED + token + "." + base name until its own file is in: if the publisher dies
+ * between the two renames, that is the only copy.  Whoever reads the directory (through
+ * file:// as well as sftp://) must keep it. */
+#define JP_TMP_DISPLACED JP_TMP_PREFIX "old-"
+
+/* What a base name is by the naming above. */
+enum jp_name_kind {
+	JP_NAME_OTHER,     /* not one of jobpub's temporary names */
+	JP_NAME_STAGED,    /* JP_TMP_PREFIX + 16 hex digits (the token, copied to tok) + ... */
+	JP_NAME_DISPLACED, /* JP_TMP_DISPLACED + ...: an original moved aside */
+};
+enum jp_name_kind jp_tmp_name_kind(const char *base, char tok[17]);
 
 struct jp_dest;
 struct jp_upload;
