@@ -1,0 +1,954 @@
+/*
+ * test_backend_s3.c - unit tests of src/backend-s3.c, driven through the dest.h API (and the
+ * backend table of backend.h where dest.c guards a slot) against a private Ceph RADOS Gateway:
+ * tests/rgw-start.sh starts it once for the whole program, tests/rgw-stop.sh stops it by PID.
+ * As in tests/cmd-publish-s3.sh, a gateway that cannot be started is a hard error (99), not a
+ * skip.
+ *
+ * What the gateway does not do on demand (a 503 then success, a 200 with an <Error> body on
+ * CompleteMultipartUpload, 412/404 on Complete, an ETag or token changed on the way, listings
+ * cut short, a connection dropped before or during an answer, a stall) comes from
+ * tests/relay.py's http mode in front of it: real requests to the real gateway, their answers
+ * altered, refused or cut (each rule is documented in relay.py).  Every such test checks in the
+ * relay's log that its fault was injected.
+ *
+ * What is checked in the bucket is looked at with requests signed by libcurl itself (raw()),
+ * never with the code under test.
+ */
+#include "config.h"
+
+#include <curl/curl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "testlib.h"
+
+#include "backend.h"
+#include "dest.h"
+#include "error.h"
+#include "log.h"
+#include "util.h"
+
+#define TOKEN "0123456789abcdef"
+#define MIB (1024 * 1024)
+
+static pid_t main_pid;
+static char *work;               /* the program's temporary directory */
+static char rgw_dir[PATH_MAX];   /* the gateway's (rgw-start.sh DIR) */
+static char endpoint[128];       /* RGW_ENDPOINT */
+static char tls_endpoint[128];   /* RGW_TLS_ENDPOINT */
+static char rgw_port[16];
+static char rgw_ca[PATH_MAX];
+static char access_key[64], secret_key[128], bucket[64];
+
+/* ---- the gateway ---- */
+
+static void
+rgw_stop(void)
+{
+	char cmd[2 * PATH_MAX];
+
+	if (getpid() != main_pid || rgw_dir[0] == '\0') /* check's test processes exit too */
+		return;
+	snprintf(cmd, sizeof(cmd), "sh '%s/tests/rgw-stop.sh' '%s' >/dev/null 2>&1",
+	         JP_TEST_SRCDIR, rgw_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "test_backend_s3: rgw-stop.sh %s failed\n", rgw_dir);
+	rgw_dir[0] = '\0';
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	exit(1); /* runs rgw_stop */
+}
+
+/* Reads NAME='value' or NAME=value from the gateway's env file into buf. */
+static int
+env_value(const char *text, const char *name, char *buf, size_t len)
+{
+	size_t n = strlen(name);
+	const char *p = text;
+
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == text || p[-1] == '\n') && p[n] == '=') {
+			const char *v = p + n + 1, *e;
+
+			if (*v == '\'')
+				v++;
+			e = v + strcspn(v, "'\n");
+			if ((size_t)(e - v) >= len)
+				return -1;
+			memcpy(buf, v, (size_t)(e - v));
+			buf[e - v] = '\0';
+			return 0;
+		}
+		p += n;
+	}
+	return -1;
+}
+
+/* ---- the bucket as libcurl alone sees it ---- */
+
+struct buf {
+	char *p;
+	size_t len;
+};
+
+static size_t
+buf_add(char *data, size_t size, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	char *p = realloc(b->p, b->len + size * n + 1);
+
+	if (p == NULL)
+		return 0;
+	memcpy(p + b->len, data, size * n);
+	b->p = p;
+	b->len += size * n;
+	b->p[b->len] = '\0';
+	return size * n;
+}
+
+struct src {
+	const char *p;
+	size_t len, off;
+};
+
+static size_t
+src_read(char *data, size_t size, size_t n, void *arg)
+{
+	struct src *s = arg;
+	size_t k = size * n < s->len - s->off ? size * n : s->len - s->off;
+
+	memcpy(data, s->p + s->off, k);
+	s->off += k;
+	return k;
+}
+
+static struct curl_slist *raw_hdrs;
+
+static CURL *
+raw_handle(const char *method, const char *path, struct src *body, struct buf *out)
+{
+	CURL *h = curl_easy_init();
+	char url[1024], auth[256];
+
+	ck_assert_ptr_nonnull(h);
+	snprintf(url, sizeof(url), "%s/%s%s", endpoint, bucket, path);
+	snprintf(auth, sizeof(auth), "%s:%s", access_key, secret_key);
+	if (raw_hdrs == NULL)
+		raw_hdrs = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:s3");
+	curl_easy_setopt(h, CURLOPT_USERPWD, auth);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, raw_hdrs);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_add);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+	if (strcmp(method, "PUT") == 0) {
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, src_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, body);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body->len);
+	} else if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+	} else if (strcmp(method, "HEAD") == 0) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	}
+	return h;
+}
+
+/* One request on /BUCKET + path (path and query already encoded).  Returns the HTTP status;
+ * the body is in *out (free it) when out is not NULL. */
+static long
+raw(const char *method, const char *path, const void *data, size_t len, char **out)
+{
+	struct src s = {data, len, 0};
+	struct buf b = {NULL, 0};
+	CURL *h = raw_handle(method, path, &s, &b);
+	long status = 0;
+	CURLcode cc = curl_easy_perform(h);
+
+	ck_assert_msg(cc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(cc));
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(h);
+	if (out != NULL)
+		*out = b.p ? b.p : strdup("");
+	else
+		free(b.p);
+	return status;
+}
+
+/* n requests "METHOD /BUCKET/PREFIX%04u[QUERY]" with a small body (PUT), 16 at a time; each must
+ * answer 200. */
+static void
+raw_many(const char *method, const char *prefix, const char *query, unsigned n)
+{
+	CURLM *m = curl_multi_init();
+	CURL **hs = calloc(n, sizeof(*hs));
+	struct src *srcs = calloc(n, sizeof(*srcs));
+	struct buf *bufs = calloc(n, sizeof(*bufs));
+	unsigned next = 0, done = 0, i;
+	int running;
+
+	ck_assert(m != NULL && hs != NULL && srcs != NULL && bufs != NULL);
+	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 16L);
+	for (i = 0; i < n; i++) {
+		char path[512];
+
+		snprintf(path, sizeof(path), "/%s%04u%s", prefix, i, query);
+		srcs[i].p = strdup(path); /* the body: the object's own name */
+		srcs[i].len = strlen(path);
+		hs[i] = raw_handle(method, path, &srcs[i], &bufs[i]);
+	}
+	while (done < n) {
+		CURLMsg *msg;
+		int left;
+
+		while (next < n && next - done < 16)
+			curl_multi_add_handle(m, hs[next++]);
+		curl_multi_perform(m, &running);
+		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+			long status = 0;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+			ck_assert_msg(msg->data.result == CURLE_OK && status == 200, "%s %s*: %s, HTTP %ld",
+			              method, prefix, curl_easy_strerror(msg->data.result), status);
+			curl_multi_remove_handle(m, msg->easy_handle);
+			done++;
+		}
+		curl_multi_poll(m, NULL, 0, 100, NULL);
+	}
+	for (i = 0; i < n; i++) {
+		curl_easy_cleanup(hs[i]);
+		free((char *)srcs[i].p);
+		free(bufs[i].p);
+	}
+	curl_multi_cleanup(m);
+	free(hs);
+	free(srcs);
+	free(bufs);
+}
+
+/* Occurrences of needle in s. */
+static unsigned
+count_of(const char *s, const char *needle)
+{
+	unsigned n = 0;
+
+	while (s != NULL && (s = strstr(s, needle)) != NULL) {
+		n++;
+		s += strlen(needle);
+	}
+	return n;
+}
+
+/* The incomplete multipart uploads below prefix, as the gateway lists them (at most 1000). */
+static unsigned
+raw_uploads(const char *prefix)
+{
+	char path[512], *xml, *q = path;
+	unsigned n;
+
+	/* SigV4's canonical query, which curl 7.88 signs as given: '/' encoded. */
+	q += sprintf(q, "?prefix=");
+	for (; *prefix != '\0'; prefix++)
+		q += *prefix == '/' ? sprintf(q, "%%2F") : sprintf(q, "%c", *prefix);
+	sprintf(q, "&uploads=");
+	ck_assert_int_eq(raw("GET", path, NULL, 0, &xml), 200);
+	n = count_of(xml, "<Upload>");
+	free(xml);
+	return n;
+}
+
+/* The object's bytes (malloc'd, *len its size) or NULL when the gateway answers 404. */
+static char *
+raw_get(const char *key, size_t *len)
+{
+	char path[512], *data;
+	struct buf b = {NULL, 0};
+	struct src s = {NULL, 0, 0};
+	CURL *h;
+	long status = 0;
+
+	snprintf(path, sizeof(path), "/%s", key);
+	h = raw_handle("GET", path, &s, &b);
+	ck_assert_int_eq(curl_easy_perform(h), CURLE_OK);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(h);
+	if (status == 404) {
+		free(b.p);
+		return NULL;
+	}
+	ck_assert_msg(status == 200, "GET %s: HTTP %ld", key, status);
+	data = b.p ? b.p : strdup("");
+	*len = b.len;
+	return data;
+}
+
+static void
+raw_put(const char *key, const char *data)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "/%s", key);
+	ck_assert_int_eq(raw("PUT", path, data, strlen(data), NULL), 200);
+}
+
+/* ---- the relay (tests/relay.py http RULE...) ---- */
+
+static pid_t relay_pid;
+static char relay_url[64], relay_log[PATH_MAX];
+
+/* Starts relay.py in http mode with the rule words given (NULL-terminated); relay_url is its
+ * endpoint.  It dies with the test process (PR_SET_PDEATHSIG) if relay_stop is not reached. */
+static void
+relay_start(const char *word, ...)
+{
+	const char *argv[64];
+	char script[PATH_MAX], portfile[PATH_MAX];
+	size_t n = 0;
+	va_list ap;
+	int i;
+
+	snprintf(script, sizeof(script), "%s/tests/relay.py", JP_TEST_SRCDIR);
+	snprintf(portfile, sizeof(portfile), "%s/relay.%d.port", work, (int)getpid());
+	snprintf(relay_log, sizeof(relay_log), "%s/relay.%d.log", work, (int)getpid());
+	unlink(portfile);
+	argv[n++] = "python3";
+	argv[n++] = script;
+	argv[n++] = portfile;
+	argv[n++] = rgw_port;
+	argv[n++] = "http";
+	va_start(ap, word);
+	for (; word != NULL && n < 63; word = va_arg(ap, const char *))
+		argv[n++] = word;
+	va_end(ap);
+	argv[n] = NULL;
+	relay_pid = fork();
+	ck_assert_int_ge(relay_pid, 0);
+	if (relay_pid == 0) {
+		int fd = open(relay_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execvp("python3", (char *const *)argv);
+		_exit(127);
+	}
+	for (i = 0; i < 200; i++) {
+		char *port = t_read(work, strrchr(portfile, '/') + 1, NULL);
+
+		if (port != NULL && *port != '\0') {
+			snprintf(relay_url, sizeof(relay_url), "http://127.0.0.1:%d", atoi(port));
+			free(port);
+			return;
+		}
+		free(port);
+		usleep(25000);
+	}
+	ck_abort_msg("relay.py did not start: %s", t_read(work, strrchr(relay_log, '/') + 1, NULL));
+}
+
+static void
+relay_stop(void)
+{
+	if (relay_pid > 0) {
+		kill(relay_pid, SIGTERM);
+		waitpid(relay_pid, NULL, 0);
+	}
+	relay_pid = 0;
+}
+
+/* How many lines of the relay's log contain s ("inject refuse", "req GET"). */
+static unsigned
+relay_count(const char *s)
+{
+	char *text = t_read(work, strrchr(relay_log, '/') + 1, NULL);
+	unsigned n = count_of(text, s);
+
+	free(text);
+	return n;
+}
+
+/* ---- fixtures and helpers ---- */
+
+static struct jp_dest_opts opts;
+static struct jp_error err;
+static struct t_mem logmem; /* warnings of the backend */
+
+static void
+setup(void)
+{
+	memset(&opts, 0, sizeof(opts));
+	opts.timeout_ms = 10000;
+	opts.stall_ms = 10000;
+	opts.retries = -1; /* none, unless a test wants them */
+	opts.s3_endpoint = endpoint;
+	jp_error_clear(&err);
+	t_mem_open(&logmem);
+	jp_log_setup(JP_LOG_TEXT, 0, logmem.fp);
+}
+
+static void
+teardown(void)
+{
+	relay_stop();
+	jp_dest_set_stop(NULL);
+	jp_log_setup(JP_LOG_TEXT, 0, NULL);
+	t_mem_close(&logmem);
+}
+
+static struct jp_dest *
+open_at(const char *prefix)
+{
+	char url[256];
+	struct jp_dest *d = NULL;
+	int r;
+
+	snprintf(url, sizeof(url), "s3://%s/%s", bucket, prefix);
+	jp_error_clear(&err);
+	r = jp_dest_open(url, &opts, &d, &err);
+	ck_assert_msg(r == JP_OK, "open %s: %d %s", url, err.code, err.msg);
+	return d;
+}
+
+/* jp_dest_open's result for url; the error in err. */
+static int
+open_rc(const char *url)
+{
+	struct jp_dest *d = NULL;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_dest_open(url, &opts, &d, &err);
+	if (r == JP_OK)
+		jp_dest_close(d);
+	else
+		ck_assert_ptr_null(d);
+	return r;
+}
+
+static void
+sha_of(const void *data, size_t len, unsigned char sha[32])
+{
+	struct jp_sha256 h;
+
+	ck_assert_int_eq(jp_sha256_init(&h), 0);
+	jp_sha256_update(&h, data, len);
+	jp_sha256_final(&h, sha);
+}
+
+/* Stages key with data (written in pieces of chunk bytes) and finishes it. */
+static struct jp_upload *
+staged(struct jp_dest *d, const char *key, const void *data, size_t len, uint64_t hint,
+       size_t chunk)
+{
+	struct jp_upload *u = NULL;
+	unsigned char sha[32];
+	size_t off;
+	int r;
+
+	jp_error_clear(&err);
+	r = jp_dest_stage(d, key, TOKEN, hint, &u, &err);
+	ck_assert_msg(r == JP_OK, "stage %s: %s", key, err.msg);
+	for (off = 0; off < len; off += chunk) {
+		size_t n = len - off < chunk ? len - off : chunk;
+
+		r = jp_upload_write(u, (const char *)data + off, n, &err);
+		ck_assert_msg(r == JP_OK, "write %s: %s", key, err.msg);
+	}
+	sha_of(data, len, sha);
+	r = jp_upload_finish(u, len, sha, &err);
+	ck_assert_msg(r == JP_OK, "finish %s: %s", key, err.msg);
+	return u;
+}
+
+/* Stages, finishes and commits (no overwrite) key; returns the upload, committed. */
+static struct jp_upload *
+published(struct jp_dest *d, const char *key, const char *text)
+{
+	struct jp_upload *u = staged(d, key, text, strlen(text), strlen(text), 1 << 20);
+	int exists = -1, replaced = -1, r;
+
+	r = jp_upload_commit(u, 0, &exists, &replaced, &err);
+	ck_assert_msg(r == JP_OK, "commit %s: %s", key, err.msg);
+	ck_assert_int_eq(exists, 0);
+	ck_assert(jp_upload_committed(u));
+	return u;
+}
+
+/* Asserts that the gateway holds exactly text under key (NULL: no object). */
+static void
+assert_object(const char *key, const char *text)
+{
+	size_t len = 0;
+	char *got = raw_get(key, &len);
+
+	if (text == NULL) {
+		ck_assert_msg(got == NULL, "%s should not exist, holds '%s'", key, got);
+		return;
+	}
+	ck_assert_msg(got != NULL, "%s does not exist", key);
+	ck_assert_msg(len == strlen(text) && memcmp(got, text, len) == 0, "%s holds '%s', not '%s'",
+	              key, got, text);
+	free(got);
+}
+
+struct seen {
+	unsigned objects, uploads;
+	uint64_t bytes;
+	char first_upload[256], first_upload_id[256];
+};
+
+static int
+seen_add(void *arg, const char *key, const struct jp_stat *st)
+{
+	struct seen *s = arg;
+
+	if (st->upload != NULL) {
+		if (s->uploads++ == 0) {
+			snprintf(s->first_upload, sizeof(s->first_upload), "%s", key);
+			snprintf(s->first_upload_id, sizeof(s->first_upload_id), "%s", st->upload);
+		}
+	} else {
+		s->objects++;
+		s->bytes += st->size;
+	}
+	return 0;
+}
+
+static char *
+pattern(size_t len, unsigned seed)
+{
+	char *p = malloc(len);
+	size_t i;
+
+	ck_assert_ptr_nonnull(p);
+	for (i = 0; i < len; i++)
+		p[i] = (char)('a' + (i * 7 + seed + i / 4099) % 26);
+	return p;
+}
+
+/* ---- the tests ---- */
+
+/* A small object: staged, committed, found by stat (from the prefix's listing) and list, its
+ * SHA-256 from its metadata and read back; committed again over it with and without
+ * overwrite; removed. */
+START_TEST(test_small_object)
+{
+	struct jp_dest *d = open_at("small");
+	struct jp_upload *u;
+	struct jp_stat st;
+	struct seen seen = {0};
+	unsigned char sha[32], want[32];
+	int exists, replaced;
+
+	ck_assert_str_eq(jp_dest_backend(d), "s3");
+	ck_assert_int_eq(jp_dest_stat(d, "a.txt", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 0);
+	u = published(d, "a.txt", "hello");
+	ck_assert_str_ne(jp_upload_etag(u), "");
+	jp_upload_free(u);
+	assert_object("small/a.txt", "hello");
+
+	ck_assert_int_eq(jp_dest_stat(d, "a.txt", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 1);
+	ck_assert_int_eq(st.size, 5);
+	ck_assert_msg(st.mtime > time(NULL) - 600, "mtime %lld", (long long)st.mtime);
+	sha_of("hello", 5, want);
+	ck_assert_int_eq(jp_dest_digest(d, "a.txt", sha, &err), JP_OK);
+	ck_assert_mem_eq(sha, want, 32);
+	ck_assert_int_eq(jp_dest_hash(d, "a.txt", sha, &err), JP_OK);
+	ck_assert_mem_eq(sha, want, 32);
+	ck_assert_int_eq(jp_dest_list(d, "", seen_add, &seen, &err), JP_OK);
+	ck_assert_int_eq(seen.objects, 1);
+	ck_assert_int_eq(seen.bytes, 5);
+
+	/* Without overwrite, the HEAD before Complete finds it: nothing changes. */
+	u = staged(d, "a.txt", "other", 5, 5, 2);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	ck_assert_int_eq(exists, 1);
+	ck_assert(!jp_upload_committed(u));
+	ck_assert_int_eq(raw_uploads("small/"), 1);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	ck_assert_int_eq(raw_uploads("small/"), 0);
+	jp_upload_free(u);
+	assert_object("small/a.txt", "hello");
+
+	/* With it, replaced; a rollback keeps the new content (the old one is gone anyway). */
+	u = staged(d, "a.txt", "newer", 5, 5, 5);
+	ck_assert_int_eq(jp_upload_commit(u, 1, &exists, &replaced, &err), JP_OK);
+	ck_assert_int_eq(exists, 0);
+	ck_assert_int_eq(replaced, 1);
+	ck_assert_int_eq(jp_upload_uncommit(u, &err), JP_OK);
+	ck_assert_msg(strstr(t_mem_text(&logmem), "keeps the new content") != NULL, "log: %s",
+	              t_mem_text(&logmem));
+	jp_upload_free(u);
+	assert_object("small/a.txt", "newer");
+
+	ck_assert_int_eq(jp_dest_remove(d, "a.txt", &err), JP_OK);
+	assert_object("small/a.txt", NULL);
+	ck_assert_int_eq(jp_dest_remove(d, "a.txt", &err), JP_OK); /* gone already: fine */
+	ck_assert_int_eq(jp_dest_stat(d, "a.txt", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 0);
+	jp_dest_close(d);
+}
+END_TEST
+
+/* Parts of the smallest size, written in odd pieces, as a stream of unknown size and as a file
+ * of known size; the multipart object has no SHA-256 metadata, so digest reads it back; a
+ * rollback removes it. */
+START_TEST(test_multipart)
+{
+	size_t len = 11 * MIB + 123;
+	char *data = pattern(len, 3), *got;
+	struct jp_dest *d;
+	struct jp_upload *u;
+	unsigned char sha[32], want[32];
+	int exists, replaced;
+	size_t glen = 0;
+	const char *etag;
+
+	opts.part_size = 1; /* raised to the smallest S3 allows, 5 MiB */
+	d = open_at("multi");
+	u = staged(d, "stream.bin", data, len, UINT64_MAX, MIB + 7);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	etag = jp_upload_etag(u);
+	ck_assert_msg(strlen(etag) > 3 && strcmp(etag + strlen(etag) - 3, "-3\"") == 0,
+	              "ETag %s: not of 3 parts", etag);
+	jp_upload_free(u);
+	got = raw_get("multi/stream.bin", &glen);
+	ck_assert_msg(got != NULL && glen == len && memcmp(got, data, len) == 0,
+	              "multi/stream.bin differs (%zu bytes)", glen);
+	free(got);
+	sha_of(data, len, want);
+	ck_assert_int_eq(jp_dest_digest(d, "stream.bin", sha, &err), JP_OK);
+	ck_assert_mem_eq(sha, want, 32);
+
+	u = staged(d, "file.bin", data, len, len, 3 * MIB);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	ck_assert_int_eq(exists, 0);
+	ck_assert_int_eq(jp_upload_uncommit(u, &err), JP_OK);
+	ck_assert(!jp_upload_committed(u));
+	jp_upload_free(u);
+	ck_assert_ptr_null(raw_get("multi/file.bin", &glen));
+	ck_assert_int_eq(raw_uploads("multi/"), 0);
+	jp_dest_close(d);
+	free(data);
+}
+END_TEST
+
+/* An upload aborted while its parts are on the wire leaves nothing; one aborted before anything
+ * was sent needs no request; an empty object is one empty part. */
+START_TEST(test_abort_and_empty)
+{
+	size_t len = 12 * MIB;
+	char *data = pattern(len, 5);
+	struct jp_dest *d;
+	struct jp_upload *u = NULL;
+	int exists, replaced;
+	size_t glen = 1;
+	char *got;
+
+	opts.part_size = 5 * MIB;
+	d = open_at("abort");
+	ck_assert_int_eq(jp_dest_stage(d, "big.bin", TOKEN, len, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, data, len, &err), JP_OK); /* two parts out */
+	ck_assert_int_eq(raw_uploads("abort/"), 1);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	ck_assert_int_eq(raw_uploads("abort/"), 0);
+	ck_assert_ptr_null(raw_get("abort/big.bin", &glen));
+
+	ck_assert_int_eq(jp_dest_stage(d, "never.bin", TOKEN, 10, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, "0123456789", 10, &err), JP_OK); /* kept for finish */
+	ck_assert_int_eq(raw_uploads("abort/"), 0);
+	jp_upload_free(u); /* aborts */
+
+	u = staged(d, "empty", "", 0, 0, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	jp_upload_free(u);
+	got = raw_get("abort/empty", &glen);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_int_eq(glen, 0);
+	free(got);
+	jp_dest_close(d);
+	free(data);
+}
+END_TEST
+
+/* Calls out of order, which dest.c passes on or guards: a commit before anything was sent, a
+ * finish whose size is not what was sent (the backend's own check, called directly). */
+START_TEST(test_misuse)
+{
+	struct jp_dest *d = open_at("misuse");
+	struct jp_upload *u = NULL;
+	unsigned char sha[32] = {0};
+	int exists, replaced;
+
+	ck_assert_int_eq(jp_dest_stage(d, "x", TOKEN, 3, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_SOFTWARE);
+	ck_assert_msg(strstr(err.msg, "before it was staged") != NULL, "%s", err.msg);
+	jp_upload_free(u);
+
+	ck_assert_int_eq(jp_dest_stage(d, "y", TOKEN, 3, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, "abc", 3, &err), JP_OK);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_backend_s3.finish(u, 4, sha, &err), JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "sent 3 bytes of 4") != NULL, "%s", err.msg);
+	jp_upload_free(u);
+	ck_assert_int_eq(raw_uploads("misuse/"), 0);
+	jp_dest_close(d);
+}
+END_TEST
+
+/* Credentials, bucket, endpoint and CA settings that are wrong: refused at open with the class
+ * the CLI exits with and the server's reason. */
+START_TEST(test_open_errors)
+{
+	char url[256], ca[PATH_MAX];
+
+	snprintf(url, sizeof(url), "s3://%s/x", bucket);
+	setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value", 1);
+	ck_assert_int_eq(open_rc(url), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	ck_assert_msg(strstr(err.msg, "SignatureDoesNotMatch") != NULL &&
+	              strstr(err.msg, "check the access key") != NULL &&
+	              strstr(err.msg, "wrong-secret-value") == NULL, "%s", err.msg);
+	setenv("AWS_SECRET_ACCESS_KEY", secret_key, 1);
+	setenv("AWS_ACCESS_KEY_ID", "NOSUCHKEY0000000000", 1);
+	ck_assert_int_eq(open_rc(url), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	ck_assert_msg(strstr(err.msg, "InvalidAccessKeyId") != NULL, "%s", err.msg);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	ck_assert_int_eq(open_rc(url), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "no credentials") != NULL, "%s", err.msg);
+	setenv("AWS_ACCESS_KEY_ID", access_key, 1);
+
+	ck_assert_int_eq(open_rc("s3://no-such-bucket-here/x"), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_msg(strstr(err.msg, "NoSuchBucket: bucket 'no-such-bucket-here' does not exist at "
+	                              "http://127.0.0.1:") != NULL, "%s", err.msg);
+	ck_assert_int_eq(open_rc("s3://No_Such/x"), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_CONFIG);
+	snprintf(url, sizeof(url), "s3://%s/a/../b", bucket);
+	ck_assert_int_eq(open_rc(url), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_CONFIG);
+
+	snprintf(url, sizeof(url), "s3://%s/x", bucket);
+	opts.s3_endpoint = "ftp://127.0.0.1/";
+	ck_assert_int_eq(open_rc(url), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_CONFIG);
+	/* Nobody listens: a transient failure, not retried here (retries < 0). */
+	opts.s3_endpoint = "http://127.0.0.1:1";
+	ck_assert_int_eq(open_rc(url), JP_RETRY);
+	ck_assert_int_eq(err.code, JP_E_TEMPFAIL);
+
+	/* The endpoint from the environment, S3's own variable first. */
+	opts.s3_endpoint = NULL;
+	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1", 1);
+	setenv("AWS_ENDPOINT_URL_S3", endpoint, 1);
+	ck_assert_int_eq(open_rc(url), JP_OK);
+	unsetenv("AWS_ENDPOINT_URL_S3");
+	ck_assert_int_eq(open_rc(url), JP_RETRY);
+	setenv("AWS_ENDPOINT_URL", endpoint, 1);
+	ck_assert_int_eq(open_rc(url), JP_OK);
+	ck_assert_int_eq(jp_dest_check_settings(url, &opts, &err), JP_OK);
+	setenv("AWS_ENDPOINT_URL", "gopher://x", 1);
+	ck_assert_int_eq(jp_dest_check_settings(url, &opts, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_CONFIG);
+	unsetenv("AWS_ENDPOINT_URL");
+
+	/* TLS: the gateway's certificate is from a private CA. */
+	opts.s3_endpoint = tls_endpoint;
+	ck_assert_int_eq(open_rc(url), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	ck_assert_msg(strstr(err.msg, "AWS_CA_BUNDLE may name a CA file") != NULL, "%s", err.msg);
+	snprintf(ca, sizeof(ca), "%s/no-such-ca.pem", work);
+	setenv("AWS_CA_BUNDLE", ca, 1);
+	ck_assert_int_eq(open_rc(url), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "AWS_CA_BUNDLE=") != NULL, "%s", err.msg);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_check_settings(url, &opts, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_CONFIG);
+	setenv("AWS_CA_BUNDLE", rgw_ca, 1);
+	ck_assert_int_eq(open_rc(url), JP_OK);
+	unsetenv("AWS_CA_BUNDLE");
+}
+END_TEST
+
+/* The region and the addressing style come from the options, then the environment, then the
+ * profile's config; the gateway accepts any region, so each open must simply work. */
+START_TEST(test_region_sources)
+{
+	char url[256], conf[PATH_MAX];
+	FILE *fp;
+
+	snprintf(url, sizeof(url), "s3://%s", bucket);
+	opts.s3_region = "eu-central-1";
+	opts.s3_path_style = 1;
+	ck_assert_int_eq(open_rc(url), JP_OK);
+	opts.s3_region = NULL;
+	opts.s3_path_style = 0;
+	setenv("AWS_REGION", "eu-west-3", 1);
+	ck_assert_int_eq(open_rc(url), JP_OK);
+	unsetenv("AWS_REGION");
+	setenv("AWS_DEFAULT_REGION", "ap-south-1", 1);
+	ck_assert_int_eq(open_rc(url), JP_OK);
+	unsetenv("AWS_DEFAULT_REGION");
+	snprintf(conf, sizeof(conf), "%s/aws-config", work);
+	fp = fopen(conf, "w");
+	ck_assert_ptr_nonnull(fp);
+	fprintf(fp, "[default]\nregion = sa-east-1\n");
+	fclose(fp);
+	setenv("AWS_CONFIG_FILE", conf, 1);
+	ck_assert_int_eq(open_rc(url), JP_OK);
+	unsetenv("AWS_CONFIG_FILE");
+	/* A bucket at the top, no prefix: keys are not prefixed. */
+	{
+		struct jp_dest *d = open_at("");
+		struct jp_upload *u = published(d, "top-level.txt", "top");
+
+		jp_upload_free(u);
+		assert_object("top-level.txt", "top");
+		ck_assert_int_eq(jp_dest_remove(d, "top-level.txt", &err), JP_OK);
+		jp_dest_close(d);
+	}
+}
+END_TEST
+
+/* More than 1000 objects and more than 1000 incomplete uploads below a prefix: the listings
+ * come in pages (continuation token; key and upload-id markers), and none is lost. */
+START_TEST(test_listing_pages)
+{
+	struct jp_dest *d;
+	struct seen seen = {0};
+	struct jp_stat st;
+	char key[64];
+
+	raw_many("PUT", "pages/o", "", 1001);
+	raw_many("POST", "pages/u/", "?uploads=", 1001);
+	d = open_at("pages");
+	ck_assert_int_eq(jp_dest_list(d, "", seen_add, &seen, &err), JP_OK);
+	ck_assert_int_eq(seen.objects, 1001);
+	ck_assert_int_eq(seen.uploads, 1001);
+	ck_assert_int_eq(seen.bytes, 1001 * strlen("/pages/o0000"));
+	/* stat reads the prefix's two pages once, then answers from them. */
+	ck_assert_int_eq(jp_dest_stat(d, "o1000", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 1);
+	ck_assert_int_eq(st.size, strlen("/pages/o1000"));
+	ck_assert_int_eq(jp_dest_stat(d, "o1001", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 0);
+
+	/* gc's way to drop one of the uploads. */
+	ck_assert_int_eq(jp_dest_abort_upload(d, seen.first_upload, seen.first_upload_id, &err), JP_OK);
+	memset(&seen, 0, sizeof(seen));
+	ck_assert_int_eq(jp_dest_list(d, "u/", seen_add, &seen, &err), JP_OK);
+	ck_assert_int_eq(seen.objects, 0);
+	ck_assert_int_eq(seen.uploads, 1000);
+	snprintf(key, sizeof(key), "%s", seen.first_upload);
+	ck_assert_str_ne(key, "");
+	jp_dest_close(d);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite *s = suite_create("backend_s3");
+	TCase *tc = tcase_create("rgw");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_small_object);
+	tcase_add_test(tc, test_multipart);
+	tcase_add_test(tc, test_abort_and_empty);
+	tcase_add_test(tc, test_misuse);
+	tcase_add_test(tc, test_open_errors);
+	tcase_add_test(tc, test_region_sources);
+	tcase_add_test(tc, test_listing_pages);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	char tmpl[PATH_MAX], cmd[4 * PATH_MAX], *env;
+	const char *base = getenv("TMPDIR");
+	int rc;
+
+	main_pid = getpid();
+	snprintf(tmpl, sizeof(tmpl), "%s/jobpub-s3test.XXXXXX", base && *base ? base : "/tmp");
+	if ((work = mkdtemp(tmpl)) == NULL) {
+		perror("mkdtemp");
+		return 99;
+	}
+	snprintf(rgw_dir, sizeof(rgw_dir), "%s/rgw", work);
+	atexit(rgw_stop);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	signal(SIGHUP, on_signal);
+	/* Small objects only: a small memstore. */
+	snprintf(cmd, sizeof(cmd),
+	         "RGW_MEMSTORE_BYTES=1073741824 sh '%s/tests/rgw-start.sh' '%s' >'%s/rgw-start.log' 2>&1",
+	         JP_TEST_SRCDIR, rgw_dir, work);
+	rc = system(cmd);
+	if (rc != 0) {
+		snprintf(cmd, sizeof(cmd), "cat '%s/rgw-start.log' >&2", work);
+		if (system(cmd) != 0)
+			fprintf(stderr, "test_backend_s3: no log\n");
+		fprintf(stderr, "test_backend_s3: rgw-start.sh failed (%d): a hard error, as in "
+		                "cmd-publish-s3.sh\n", rc);
+		t_rmtree(work);
+		return 99;
+	}
+	env = t_read(rgw_dir, "env", NULL);
+	if (env == NULL || env_value(env, "RGW_ENDPOINT", endpoint, sizeof(endpoint)) != 0 ||
+	    env_value(env, "RGW_TLS_ENDPOINT", tls_endpoint, sizeof(tls_endpoint)) != 0 ||
+	    env_value(env, "RGW_PORT", rgw_port, sizeof(rgw_port)) != 0 ||
+	    env_value(env, "RGW_CA", rgw_ca, sizeof(rgw_ca)) != 0 ||
+	    env_value(env, "RGW_ACCESS_KEY", access_key, sizeof(access_key)) != 0 ||
+	    env_value(env, "RGW_SECRET_KEY", secret_key, sizeof(secret_key)) != 0 ||
+	    env_value(env, "RGW_BUCKET", bucket, sizeof(bucket)) != 0) {
+		fprintf(stderr, "test_backend_s3: %s/env is incomplete\n", rgw_dir);
+		free(env);
+		return 99;
+	}
+	free(env);
+	/* The credentials of the gateway's user, and nothing of the caller's AWS setup. */
+	{
+		static const char *const drop[] = {
+			"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
+			"AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+			"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CA_BUNDLE"};
+		size_t i;
+
+		for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+			unsetenv(drop[i]);
+	}
+	setenv("HOME", work, 1);
+	setenv("AWS_ACCESS_KEY_ID", access_key, 1);
+	setenv("AWS_SECRET_ACCESS_KEY", secret_key, 1);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = t_run(suite());
+	rgw_stop();
+	t_rmtree(work);
+	return rc;
+}
