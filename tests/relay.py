@@ -18,9 +18,10 @@ to every connection on its own (a client that reconnects meets the same fault ag
             answer bodies by Content-Length or chunked, interim 1xx answers passed on) that
             changes the answers of chosen requests: server misbehaviour a real server does not
             produce on demand.  Each RULE is ACTION N RE [ARG...]: it applies to the first N
-            requests (all of them when N is 0), counted over every connection, whose request
-            line ("PUT /bucket/key?partNumber=1&uploadId=... HTTP/1.1") matches the regular
-            expression RE; the first rule that matches and has count left wins.  ACTIONs:
+            requests (all of them when N is 0; N written K+M: the M after the first K, which
+            pass), counted over every connection, whose request line ("PUT
+            /bucket/key?partNumber=1&uploadId=... HTTP/1.1") matches the regular expression RE;
+            the first rule that matches and has count left wins.  ACTIONs:
               refuse STATUS CODE  the request never reaches the server; the relay answers STATUS
                                   with an S3 error body <Error><Code>CODE</Code>... (a front end
                                   refusing: 503 SlowDown, 500 InternalError; 200 with an <Error>
@@ -42,6 +43,8 @@ to every connection on its own (a client that reconnects meets the same fault ag
                                   are passed on, then both connections are closed
               stallbody K         the same, but then nothing more crosses and both connections
                                   stay open (silence)
+              mute                the request goes to the server, which does it; nothing of
+                                  its answer comes back, and both connections stay open
             Every request line is written to stdout as "req LINE", every rule applied as
             "inject ACTION LINE" (flushed at once), so a test can check its fault happened.
 Runs until killed, and never longer than 120 s.  Python 3 standard library only.
@@ -140,7 +143,7 @@ class Conn:
 
 # ---- http mode ----
 
-ARGC = {"refuse": 2, "replace": 2, "sub": 2, "close": 0, "cutbody": 1, "stallbody": 1}
+ARGC = {"refuse": 2, "replace": 2, "sub": 2, "close": 0, "cutbody": 1, "stallbody": 1, "mute": 0}
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
            412: "Precondition Failed", 500: "Internal Server Error", 503: "Service Unavailable"}
 out_lock = threading.Lock()
@@ -154,8 +157,8 @@ def say(*words):
 
 
 class Rule:
-    def __init__(self, action, count, regex, args):
-        self.action, self.left, self.regex, self.args = action, count, regex, args
+    def __init__(self, action, skip, count, regex, args):
+        self.action, self.skip, self.left, self.regex, self.args = action, skip, count, regex, args
         self.every = count == 0
 
 
@@ -166,10 +169,11 @@ def parse_rules(argv):
         if action not in ARGC or i + 3 + ARGC[action] > len(argv):
             usage()
         try:
-            count = int(argv[i + 1])
+            skip, _, count = argv[i + 1].rpartition("+")
+            skip, count = int(skip or "0"), int(count)
         except ValueError:
             usage()
-        if count < 0:
+        if count < 0 or skip < 0:
             usage()
         args = [a.encode() for a in argv[i + 3:i + 3 + ARGC[action]]]
         if action in ("refuse", "replace"):
@@ -178,7 +182,7 @@ def parse_rules(argv):
             args[0] = int(args[0])
         elif action == "sub":
             args[0] = re.compile(args[0])
-        rules.append(Rule(action, count, re.compile(argv[i + 2].encode()), args))
+        rules.append(Rule(action, skip, count, re.compile(argv[i + 2].encode()), args))
         i += 3 + ARGC[action]
     return rules
 
@@ -190,6 +194,9 @@ def pick(rules, line):
     with rules_lock:
         for r in rules:
             if (r.every or r.left > 0) and r.regex.search(line):
+                if r.skip > 0:
+                    r.skip -= 1
+                    return None
                 if not r.every:
                     r.left -= 1
                 return r
@@ -378,6 +385,9 @@ def http_conn(client, server, rules, keep):
                     body = dechunk(raw) if te is not None and b"chunked" in te.lower() else raw
                     pat, repl = rule.args
                     client.sendall(with_length(pat.sub(repl, ahead), pat.sub(repl, body), method))
+            elif action == "mute":
+                keep.append((client, server))
+                return  # the answer stays in the server's socket; silence both ways
             else:  # cutbody, stallbody
                 client.sendall(ahead)
                 left = rule.args[0]

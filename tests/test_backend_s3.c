@@ -19,6 +19,7 @@
 
 #include <curl/curl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/prctl.h>
@@ -31,6 +32,7 @@
 #include "dest.h"
 #include "error.h"
 #include "log.h"
+#include "s3.h"
 #include "util.h"
 
 #define TOKEN "0123456789abcdef"
@@ -387,6 +389,7 @@ relay_count(const char *s)
 
 static struct jp_dest_opts opts;
 static struct jp_error err;
+static const char *stop_after; /* see stop_when() */
 static struct t_mem logmem; /* warnings of the backend */
 
 static void
@@ -397,6 +400,7 @@ setup(void)
 	opts.stall_ms = 10000;
 	opts.retries = -1; /* none, unless a test wants them */
 	opts.s3_endpoint = endpoint;
+	stop_after = NULL;
 	jp_error_clear(&err);
 	t_mem_open(&logmem);
 	jp_log_setup(JP_LOG_TEXT, 0, logmem.fp);
@@ -540,6 +544,63 @@ pattern(size_t len, unsigned seed)
 	for (i = 0; i < len; i++)
 		p[i] = (char)('a' + (i * 7 + seed + i / 4099) % 26);
 	return p;
+}
+
+/* A regular expression (or any string) built with printf: from a pool of 32, so that a test
+ * can build all its relay rules in one call. */
+static const char *
+fmt(const char *f, ...)
+{
+	static char pool[32][512];
+	static unsigned next;
+	char *p = pool[next++ % 32];
+	va_list ap;
+
+	va_start(ap, f);
+	vsnprintf(p, sizeof(pool[0]), f, ap);
+	va_end(ap);
+	return p;
+}
+
+/* The stop hook (a signal, as a publish sees it): says stop once the relay's log holds
+ * stop_count lines with stop_after, and stop_delay_ms more have passed. */
+static unsigned stop_count = 1;
+static int64_t stop_delay_ms, stop_seen_at;
+
+static int
+stop_when(void)
+{
+	if (stop_after == NULL)
+		return 0;
+	if (stop_seen_at == 0) {
+		if (relay_count(stop_after) < stop_count)
+			return 0;
+		stop_seen_at = jp_now_ms();
+	}
+	return jp_now_ms() - stop_seen_at >= stop_delay_ms;
+}
+
+static void
+stop_on(const char *line, unsigned count, int64_t delay_ms)
+{
+	stop_after = line;
+	stop_count = count;
+	stop_delay_ms = delay_ms;
+	stop_seen_at = 0;
+	jp_dest_set_stop(stop_when);
+}
+
+static void
+assert_log(const char *s)
+{
+	ck_assert_msg(strstr(t_mem_text(&logmem), s) != NULL, "no '%s' in the log: %s", s,
+	              t_mem_text(&logmem));
+}
+
+static void
+assert_err(const char *s)
+{
+	ck_assert_msg(strstr(err.msg, s) != NULL, "no '%s' in the error: %s", s, err.msg);
 }
 
 /* ---- the tests ---- */
@@ -868,6 +929,474 @@ START_TEST(test_listing_pages)
 }
 END_TEST
 
+/* Transient failures that go away: a part refused (503 SlowDown), a part's kept-alive
+ * connection dropped before its answer, the HEAD before Complete failing (500), a Complete
+ * answered 200 with an <Error> body (as S3 may): each is tried again and the object is whole. */
+START_TEST(test_transient_failures)
+{
+	size_t len = 11 * MIB, glen = 0;
+	char *data = pattern(len, 7), *got;
+	struct jp_dest *d;
+	struct jp_upload *u;
+	int exists, replaced;
+
+	relay_start("refuse", "1", fmt("^PUT /%s/retry/f[?]partNumber=1&", bucket), "503", "SlowDown",
+	            "close", "1", fmt("^PUT /%s/retry/f[?]partNumber=2&", bucket),
+	            "replace", "1", fmt("^HEAD /%s/retry/f ", bucket), "500", "InternalError",
+	            "refuse", "1", fmt("^POST /%s/retry/f[?]uploadId=", bucket), "200", "InternalError",
+	            NULL);
+	opts.s3_endpoint = relay_url;
+	opts.retries = 2;
+	opts.part_size = 5 * MIB;
+	d = open_at("retry");
+	u = staged(d, "f", data, len, len, MIB);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	ck_assert_int_eq(exists, 0);
+	ck_assert(jp_upload_committed(u));
+	jp_upload_free(u);
+	ck_assert_int_eq(relay_count("inject refuse PUT"), 1);
+	ck_assert_int_eq(relay_count("inject close PUT"), 1);
+	ck_assert_int_eq(relay_count("inject replace HEAD"), 1);
+	ck_assert_int_eq(relay_count("inject refuse POST"), 1);
+	ck_assert_int_eq(relay_count("req POST /jobpub-test/retry/f?uploadId="), 2);
+	assert_log("(part 1): server error; sending it again");
+	got = raw_get("retry/f", &glen);
+	ck_assert_msg(got != NULL && glen == len && memcmp(got, data, len) == 0, "retry/f differs");
+	free(got);
+	ck_assert_int_eq(raw_uploads("retry/"), 0);
+	jp_dest_close(d);
+	free(data);
+}
+END_TEST
+
+/* What CompleteMultipartUpload may answer besides 200: 404 NoSuchUpload or 412 after the
+ * server did it (a retried Complete: our object is there, so it is ours), 412 because another
+ * object came first (not ours: exists), 404 with nothing there (gone), 200 with a permanent
+ * <Error>, 409, an ETag other than the object's, an ETag that is the object's but written
+ * otherwise (W/, upper case), and an object whose token is not ours afterwards. */
+START_TEST(test_complete_answers)
+{
+	struct jp_dest *d;
+	struct jp_upload *u;
+	int exists, replaced, r;
+	unsigned char md5[16], md5s[1][16];
+	char etag[64], upper[64], *p;
+	size_t glen = 0;
+
+	/* The ETag the gateway gives "same" as a one-part object. */
+	EVP_Digest("same", 4, md5, NULL, EVP_md5(), NULL);
+	memcpy(md5s[0], md5, 16);
+	jp_s3_multipart_etag((const unsigned char(*)[16])md5s, 1, etag, sizeof(etag));
+	snprintf(upper, sizeof(upper), "W/%s", etag);
+	for (p = upper; *p; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	relay_start(
+		"replace", "1", fmt("^POST /%s/cmp/done404[?]uploadId=", bucket), "404", "NoSuchUpload",
+		"replace", "1", fmt("^POST /%s/cmp/done412[?]uploadId=", bucket), "412", "PreconditionFailed",
+		"refuse", "1", fmt("^POST /%s/cmp/first412[?]uploadId=", bucket), "412", "PreconditionFailed",
+		"refuse", "1", fmt("^POST /%s/cmp/gone404[?]uploadId=", bucket), "404", "NoSuchUpload",
+		"refuse", "1", fmt("^POST /%s/cmp/bad200[?]uploadId=", bucket), "200", "AccessDenied",
+		"refuse", "1", fmt("^POST /%s/cmp/c409[?]uploadId=", bucket), "409", "ConditionalRequestConflict",
+		"sub", "1", fmt("^POST /%s/cmp/etag[?]uploadId=", bucket), "<ETag>[^<]*</ETag>",
+		"<ETag>&quot;00000000000000000000000000000000-1&quot;</ETag>",
+		"sub", "1", fmt("^POST /%s/cmp/same[?]uploadId=", bucket), "<ETag>[^<]*</ETag>",
+		fmt("<ETag>%s</ETag>", upper),
+		"sub", "0", fmt("^HEAD /%s/cmp/other ", bucket), "(?i)x-amz-meta-jobpub-token: [0-9a-f]+",
+		"x-amz-meta-jobpub-token: ffffffffffffffff", NULL);
+	opts.s3_endpoint = relay_url;
+	d = open_at("cmp");
+
+	u = staged(d, "done404", "a", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	ck_assert(jp_upload_committed(u));
+	ck_assert_str_ne(jp_upload_etag(u), "");
+	jp_upload_free(u);
+	assert_object("cmp/done404", "a");
+
+	u = staged(d, "done412", "b", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	ck_assert_int_eq(exists, 0);
+	ck_assert(jp_upload_committed(u));
+	jp_upload_free(u);
+	assert_object("cmp/done412", "b");
+
+	u = staged(d, "first412", "c", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	ck_assert_int_eq(exists, 1);
+	ck_assert(!jp_upload_committed(u));
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	assert_object("cmp/first412", NULL);
+
+	u = staged(d, "gone404", "d", 1, 1, 1);
+	r = jp_upload_commit(u, 0, &exists, &replaced, &err);
+	ck_assert_int_eq(r, JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	assert_err("the upload is gone (NoSuchUpload)");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	assert_object("cmp/gone404", NULL);
+
+	u = staged(d, "bad200", "e", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	assert_err("500 AccessDenied");
+	assert_err("not allowed this request");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+
+	u = staged(d, "c409", "f", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	assert_err("409 ConditionalRequestConflict");
+	jp_error_clear(&err);
+	jp_upload_free(u); /* aborts */
+
+	/* Our token, another ETag than Complete told: not recorded, and the rollback removes it. */
+	u = staged(d, "etag", "g", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	assert_err("carries this attempt's token but ETag");
+	ck_assert(!jp_upload_committed(u));
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	assert_object("cmp/etag", NULL);
+
+	u = staged(d, "same", "same", 4, 4, 4);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	ck_assert(jp_upload_committed(u));
+	jp_upload_free(u);
+
+	/* Another token on the key after our Complete: someone else's object; the rollback leaves
+	 * it alone. */
+	u = staged(d, "other", "h", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	assert_err("was written by someone else while we committed it");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	assert_object("cmp/other", "h");
+
+	ck_assert_int_eq(relay_count("inject"), 8 + 2); /* eight Completes, the two HEADs of "other" */
+	ck_assert_int_eq(raw_uploads("cmp/"), 0);
+	ck_assert_ptr_null(raw_get("cmp/c409", &glen));
+	jp_dest_close(d);
+}
+END_TEST
+
+/* Rolling back a commit: another writer's object put over ours since stays; a HEAD that fails
+ * leaves the question open (warning, error); an abort whose DELETE and HEAD both fail reports
+ * the worse. */
+START_TEST(test_rollback_failures)
+{
+	struct jp_dest *d;
+	struct jp_upload *u;
+	int exists, replaced, r;
+
+	relay_start("refuse", "2+1", fmt("^HEAD /%s/rb/headfail ", bucket), "403", "AccessDenied",
+	            "refuse", "1", fmt("^POST /%s/rb/both[?]uploadId=", bucket), "503", "SlowDown",
+	            "refuse", "1", fmt("^DELETE /%s/rb/both[?]uploadId=", bucket), "500", "InternalError",
+	            "refuse", "1+1", fmt("^HEAD /%s/rb/both ", bucket), "403", "AccessDenied", NULL);
+	opts.s3_endpoint = relay_url;
+	d = open_at("rb");
+
+	u = published(d, "theirs", "ours");
+	raw_put("rb/theirs", "theirs");
+	ck_assert_int_eq(jp_upload_uncommit(u, &err), JP_OK);
+	assert_log("rb/theirs kept: another writer's object replaced ours since the commit");
+	jp_upload_free(u);
+	assert_object("rb/theirs", "theirs");
+
+	u = published(d, "headfail", "x");
+	ck_assert_int_eq(jp_upload_uncommit(u, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	assert_err("403 Forbidden"); /* a HEAD's answer has no body, hence no code */
+	assert_log("rb/headfail may hold this attempt's data");
+	ck_assert(jp_upload_committed(u));
+	jp_upload_free(u);
+	assert_object("rb/headfail", "x");
+
+	/* The Complete fails (503, no retries): the key's state is unknown, so abort also looks. */
+	u = staged(d, "both", "y", 1, 1, 1);
+	r = jp_upload_commit(u, 0, &exists, &replaced, &err);
+	ck_assert_int_eq(r, JP_RETRY);
+	assert_err("SlowDown");
+	jp_error_clear(&err);
+	r = jp_upload_abort(u, &err);
+	ck_assert_int_eq(r, JP_FAILED); /* the HEAD's 403, worse than the DELETE's 500 */
+	assert_err("abort upload");
+	assert_err("500 InternalError");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK); /* the relay lets it through now */
+	jp_upload_free(u);
+	ck_assert_int_eq(relay_count("inject"), 4);
+	ck_assert_int_eq(raw_uploads("rb/"), 0);
+	assert_object("rb/both", NULL);
+	jp_dest_close(d);
+}
+END_TEST
+
+/* Permanent refusals: a part (400), an initiation answered without UploadId, a DELETE (500, no
+ * retries), a HEAD (403 without a body). */
+START_TEST(test_permanent_failures)
+{
+	size_t len = 6 * MIB;
+	char *data = pattern(len, 9);
+	struct jp_dest *d;
+	struct jp_upload *u = NULL;
+	unsigned char sha[32];
+	struct jp_stat st;
+	int r;
+
+	relay_start("refuse", "1", fmt("^PUT /%s/pf/part[?]partNumber=2&", bucket), "400", "InvalidDigest",
+	            "sub", "1", fmt("^POST /%s/pf/noid[?]uploads=", bucket), "<UploadId>[^<]*</UploadId>", "",
+	            "refuse", "0", fmt("^DELETE /%s/pf/keep ", bucket), "500", "InternalError",
+	            "refuse", "0", fmt("^HEAD /%s/pf/keep ", bucket), "403", "AccessDenied", NULL);
+	opts.s3_endpoint = relay_url;
+	opts.part_size = 5 * MIB;
+	d = open_at("pf");
+
+	ck_assert_int_eq(jp_dest_stage(d, "part", TOKEN, len, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, data, len, &err), JP_OK);
+	sha_of(data, len, sha);
+	r = jp_upload_finish(u, len, sha, &err);
+	ck_assert_int_eq(r, JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	assert_err("(part 2): 400 InvalidDigest");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+
+	ck_assert_int_eq(jp_dest_stage(d, "noid", TOKEN, 1, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, "z", 1, &err), JP_OK);
+	sha_of("z", 1, sha);
+	ck_assert_int_eq(jp_upload_finish(u, 1, sha, &err), JP_FAILED);
+	assert_err("no UploadId in the answer");
+	jp_error_clear(&err);
+	jp_upload_free(u);
+
+	raw_put("pf/keep", "kept");
+	ck_assert_int_eq(jp_dest_remove(d, "keep", &err), JP_RETRY);
+	assert_err("DELETE s3://jobpub-test/pf/keep: 500 InternalError");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_digest(d, "keep", sha, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	assert_err("403 Forbidden");
+	assert_object("pf/keep", "kept");
+	/* The listing says it exists, with the size a HEAD could not tell. */
+	ck_assert_int_eq(jp_dest_stat(d, "keep", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 1);
+	ck_assert_int_eq(st.size, 4);
+	ck_assert_int_eq(relay_count("inject refuse PUT"), 1);
+	ck_assert_int_eq(relay_count("inject sub POST"), 1);
+	jp_dest_close(d);
+	free(data);
+}
+END_TEST
+
+/* Listings the gateway cuts short: truncated without a continuation token (stat then asks key
+ * by key; a full listing fails), more than two pages (stat asks key by key), truncated uploads
+ * without markers, an empty answer, XML without its closing tags. */
+START_TEST(test_listing_faults)
+{
+	struct jp_dest *d;
+	struct jp_stat st;
+	struct seen seen = {0};
+	/* ListObjectsV2 of the prefix (not open's, which has max-keys), any page */
+	const char *objs = fmt("^GET /%s[?][^ ]*list-type=2&prefix=lf%%2F", bucket);
+
+	raw_put("lf/a", "aa");
+	raw_put("lf/b", "bbb");
+	relay_start("sub", "2", objs, "<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated>",
+	            "sub", "2", objs, "<IsTruncated>false</IsTruncated>",
+	            "<IsTruncated>true</IsTruncated><NextContinuationToken>lf/zz</NextContinuationToken>",
+	            "sub", "1", objs, "(?s)<[?]xml.*", "",
+	            "sub", "1", objs, "</Contents>", "",
+	            "sub", "1", fmt("^GET /%s[?]prefix=lf%%2F&uploads=", bucket),
+	            "<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated>", NULL);
+	opts.s3_endpoint = relay_url;
+	d = open_at("lf");
+	/* 1: truncated, no token: key by key. */
+	ck_assert_int_eq(jp_dest_stat(d, "b", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 1);
+	ck_assert_int_eq(st.size, 3);
+	ck_assert_int_eq(relay_count("req HEAD /jobpub-test/lf/b "), 1);
+	/* 2: the same for a full listing is an error. */
+	ck_assert_int_eq(jp_dest_list(d, "", seen_add, &seen, &err), JP_FAILED);
+	assert_err("the listing is truncated and has no continuation token");
+	jp_error_clear(&err);
+	jp_dest_close(d);
+	/* 3, 4: two pages that say there is more: key by key. */
+	d = open_at("lf");
+	ck_assert_int_eq(jp_dest_stat(d, "a", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 1);
+	ck_assert_int_eq(st.size, 2);
+	ck_assert_int_eq(relay_count("req GET /jobpub-test?continuation-token=lf%2Fzz&"), 1);
+	ck_assert_int_eq(relay_count("req HEAD /jobpub-test/lf/a "), 1);
+	/* 5: an empty answer. */
+	ck_assert_int_eq(jp_dest_list(d, "", seen_add, &seen, &err), JP_FAILED);
+	assert_err("empty answer");
+	jp_error_clear(&err);
+	/* 6: elements without their end: nothing read from them. */
+	memset(&seen, 0, sizeof(seen));
+	ck_assert_int_eq(jp_dest_list(d, "", seen_add, &seen, &err), JP_FAILED);
+	assert_err("the listing is truncated and has no next markers");
+	ck_assert_int_eq(seen.objects, 0);
+	ck_assert_int_eq(relay_count("inject sub"), 7);
+	jp_dest_close(d);
+}
+END_TEST
+
+/* Reading back: an answer cut mid-body is not tried again once bytes went to the caller (a
+ * listing is); an error answer larger than the backend keeps; a reader that says stop; a
+ * stalled answer ends by the stall rule. */
+static int
+sink_stop(void *arg, const void *buf, size_t len)
+{
+	(void)arg;
+	(void)buf;
+	(void)len;
+	return 1;
+}
+
+START_TEST(test_read_faults)
+{
+	size_t len = 5 * MIB;
+	char *data = pattern(len, 11);
+	struct jp_dest *d;
+	struct jp_upload *u;
+	unsigned char sha[32];
+	struct seen seen = {0};
+	int exists, replaced;
+	int64_t t0;
+
+	relay_start("cutbody", "1", fmt("^GET /%s/rd/big ", bucket), "100000",
+	            "cutbody", "1", fmt("^GET /%s[?]list-type=2&prefix=rd%%2F ", bucket), "10",
+	            "sub", "1", fmt("^GET /%s/rd/big ", bucket), "^HTTP/1.1 200 OK", "HTTP/1.1 500 Internal Server Error",
+	            "stallbody", "1", fmt("^GET /%s/rd/big ", bucket), "1000", NULL);
+	opts.s3_endpoint = endpoint;
+	opts.part_size = 5 * MIB;
+	d = open_at("rd");
+	u = staged(d, "big", data, len, len, MIB);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	jp_upload_free(u);
+	jp_dest_close(d);
+
+	opts.s3_endpoint = relay_url;
+	opts.retries = 1;
+	opts.stall_ms = 1000;
+	d = open_at("rd");
+	ck_assert_int_eq(jp_dest_hash(d, "big", sha, &err), JP_RETRY);
+	assert_err("GET s3://jobpub-test/rd/big");
+	ck_assert_int_eq(relay_count("req GET /jobpub-test/rd/big "), 1);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_list(d, "", seen_add, &seen, &err), JP_OK);
+	ck_assert_int_eq(seen.objects, 1);
+	ck_assert_int_eq(relay_count("inject cutbody GET /jobpub-test?list-type"), 1);
+	opts.retries = -1;
+	jp_dest_close(d);
+	d = open_at("rd");
+	ck_assert_int_eq(jp_dest_hash(d, "big", sha, &err), JP_RETRY);
+	ck_assert_int_eq(relay_count("inject sub GET /jobpub-test/rd/big "), 1);
+	jp_error_clear(&err);
+	t0 = jp_now_ms();
+	ck_assert_int_eq(jp_dest_hash(d, "big", sha, &err), JP_RETRY);
+	assert_err("(--timeout, --stall)");
+	ck_assert_msg(jp_now_ms() - t0 < 8000, "the stall rule took %lld ms", (long long)(jp_now_ms() - t0));
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_backend_s3.read(d, "big", sink_stop, NULL, &err), JP_RETRY);
+	assert_err("GET s3://jobpub-test/rd/big: stopped");
+	jp_dest_close(d);
+	free(data);
+}
+END_TEST
+
+/* A signal (the stop hook) during a retry's pause, while a request waits, while parts are on
+ * the wire (full window, finish), and after a Complete was refused: each call ends at once
+ * with 75, and the clean-up afterwards leaves nothing. */
+START_TEST(test_stop)
+{
+	size_t len = 26 * MIB;
+	char *data = pattern(len, 13);
+	struct jp_dest *d;
+	struct jp_upload *u = NULL;
+	unsigned char sha[32];
+	int exists, replaced, r;
+	size_t off;
+
+	relay_start("refuse", "0", fmt("^HEAD /%s/stop/pause ", bucket), "503", "SlowDown",
+	            "mute", "0", fmt("^GET /%s/stop/wait ", bucket),
+	            "mute", "0", fmt("^PUT /%s/stop/window[?]", bucket),
+	            "mute", "0", fmt("^PUT /%s/stop/fin[?]", bucket),
+	            "refuse", "1", fmt("^POST /%s/stop/c503[?]uploadId=", bucket), "503", "SlowDown",
+	            "refuse", "1", fmt("^POST /%s/stop/c200[?]uploadId=", bucket), "200", "InternalError",
+	            NULL);
+	opts.s3_endpoint = relay_url;
+	opts.retries = 5;
+	opts.part_size = 5 * MIB;
+	d = open_at("stop");
+
+	stop_on("inject refuse HEAD", 1, 150);
+	ck_assert_int_eq(jp_dest_digest(d, "pause", sha, &err), JP_RETRY);
+	assert_err("HEAD s3://jobpub-test/stop/pause: 503 error");
+	ck_assert_int_eq(relay_count("inject refuse HEAD"), 1); /* no second try */
+	jp_error_clear(&err);
+
+	stop_on("inject mute GET", 1, 0);
+	ck_assert_int_eq(jp_dest_hash(d, "wait", sha, &err), JP_RETRY);
+	assert_err("GET s3://jobpub-test/stop/wait: interrupted");
+	jp_error_clear(&err);
+
+	/* Four parts out and unanswered, the fifth full. */
+	stop_on("inject mute PUT /jobpub-test/stop/window", 4, 0);
+	ck_assert_int_eq(jp_dest_stage(d, "window", TOKEN, len, &u, &err), JP_OK);
+	for (r = JP_OK, off = 0; off < len && r == JP_OK; off += MIB)
+		r = jp_upload_write(u, data + off, MIB, &err);
+	ck_assert_int_eq(r, JP_RETRY);
+	assert_err("stop/window: interrupted");
+	jp_error_clear(&err);
+	jp_dest_set_stop(NULL);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+
+	stop_on("inject mute PUT /jobpub-test/stop/fin", 2, 0);
+	ck_assert_int_eq(jp_dest_stage(d, "fin", TOKEN, 7 * MIB, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, data, 7 * MIB, &err), JP_OK);
+	sha_of(data, 7 * MIB, sha);
+	ck_assert_int_eq(jp_upload_finish(u, 7 * MIB, sha, &err), JP_RETRY);
+	assert_err("stop/fin: interrupted");
+	jp_error_clear(&err);
+	jp_dest_set_stop(NULL);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+
+	/* A Complete refused while a signal is pending is not tried again. */
+	u = staged(d, "c503", "x", 1, 1, 1);
+	stop_on("inject refuse POST /jobpub-test/stop/c503", 1, 0);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_RETRY);
+	assert_err("SlowDown");
+	jp_error_clear(&err);
+	jp_dest_set_stop(NULL);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	u = staged(d, "c200", "x", 1, 1, 1);
+	stop_on("inject refuse POST /jobpub-test/stop/c200", 1, 0);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_RETRY);
+	assert_err("500 InternalError");
+	jp_error_clear(&err);
+	jp_dest_set_stop(NULL);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	ck_assert_int_eq(relay_count("req POST /jobpub-test/stop/c503?uploadId"), 1);
+	ck_assert_int_eq(relay_count("req POST /jobpub-test/stop/c200?uploadId"), 1);
+	ck_assert_int_eq(raw_uploads("stop/"), 0);
+	jp_dest_close(d);
+	free(data);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -883,6 +1412,13 @@ suite(void)
 	tcase_add_test(tc, test_open_errors);
 	tcase_add_test(tc, test_region_sources);
 	tcase_add_test(tc, test_listing_pages);
+	tcase_add_test(tc, test_transient_failures);
+	tcase_add_test(tc, test_complete_answers);
+	tcase_add_test(tc, test_rollback_failures);
+	tcase_add_test(tc, test_permanent_failures);
+	tcase_add_test(tc, test_listing_faults);
+	tcase_add_test(tc, test_read_faults);
+	tcase_add_test(tc, test_stop);
 	suite_add_tcase(s, tc);
 	return s;
 }
