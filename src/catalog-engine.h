@@ -72,6 +72,10 @@ struct jp_catalog_engine {
 
 	/* ---- locations (no connection) ---- */
 
+	/* 0 when loc is a well-formed location for this engine; else -1 and why says what is
+	 * wrong with it (reported as a configuration error, 78). */
+	int (*check)(const char *loc, char *why, size_t whylen);
+
 	/* Does the database at loc exist?  1 yes, 0 certainly not (ENOENT), -1 cannot tell; why
 	 * gets the reason when not 1 (strerror's words for SQLite). */
 	int (*exists)(const char *loc, char *why, size_t whylen);

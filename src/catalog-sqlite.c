@@ -120,6 +120,15 @@ sq_file(const char *loc)
 }
 
 static int
+sq_check(const char *loc, char *why, size_t whylen)
+{
+	if (sq_file(loc) != NULL)
+		return 0;
+	snprintf(why, whylen, "a sqlite: URL names a file: sqlite:///PATH or sqlite:PATH, no host");
+	return -1;
+}
+
+static int
 sq_exists(const char *loc, char *why, size_t whylen)
 {
 	const char *path = sq_file(loc);
@@ -576,6 +585,7 @@ const struct jp_catalog_engine jp_catalog_sqlite = {
 	.name = "sqlite",
 	.schemes = sq_schemes,
 	.plain_paths = 1,
+	.check = sq_check,
 	.exists = sq_exists,
 	.canonical = sq_canonical,
 	.absolute = sq_absolute,

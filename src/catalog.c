@@ -88,14 +88,15 @@ jp_catalog_engine_for(const char *loc)
 int
 jp_catalog_location_check(const char *loc, struct jp_error *err)
 {
-	char list[128] = "";
+	const struct jp_catalog_engine *e = jp_catalog_engine_for(loc);
+	char list[128] = "", why[256];
 	size_t i, n;
 	const char *const *s;
 
-	if (loc != NULL && loc[0] != '\0' && jp_catalog_engine_for(loc) != NULL)
+	if (e != NULL && e->check(loc, why, sizeof(why)) == 0)
 		return JP_OK;
-	if (loc == NULL || loc[0] == '\0')
-		return jp_error_set(err, JP_E_CONFIG, "catalog: no catalogue named (an empty --db)");
+	if (e != NULL)
+		return jp_error_set(err, JP_E_CONFIG, "catalog: %s: %s", loc, why);
 	for (i = 0; i < N_ENGINES; i++)
 		for (s = engines[i]->schemes; s != NULL && *s != NULL; s++)
 			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s:",

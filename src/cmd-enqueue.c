@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "cmd.h"
 #include "log.h"
 #include "manifest.h"
@@ -126,16 +127,18 @@ out:
 	return out;
 }
 
-/* The catalogue may not exist before the first publish: realpath of its directory, then its
- * name. */
+/* The catalogue may not exist before the first publish: for a file, realpath of its
+ * directory, then its name (jp_catalog_locator_canonical). */
 static char *
 absolute_db(const char *db, struct jp_error *err)
 {
-	char *out = jp_db_abspath(db);
+	char *out = jp_catalog_locator_canonical(db);
 
 	if (out != NULL)
 		return out;
-	if (errno == ENOENT || errno == EINVAL)
+	if (errno == EPROTONOSUPPORT)
+		jp_catalog_location_check(db, err);
+	else if (errno == ENOENT || errno == EINVAL)
 		jp_error_set(err, JP_E_NOINPUT, "--db %s: %s", db,
 		             errno == ENOENT ? "its directory does not exist" : "not a file name");
 	else if (errno == ENOMEM)

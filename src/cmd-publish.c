@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "cmd.h"
 #include "log.h"
 #include "publish.h"
@@ -45,7 +46,7 @@ queue_unrecorded(const struct jp_publish_opts *o)
 	e.job = (char *)o->job;
 	e.manifest = realpath(o->manifest, NULL);
 	e.workdir = realpath(o->workdir != NULL ? o->workdir : ".", NULL);
-	e.db = jp_db_abspath(o->db); /* as enqueue records it */
+	e.db = jp_catalog_locator_canonical(o->db); /* as enqueue records it */
 	e.dest = (char *)o->dest;
 	e.sets = (struct jp_kv *)o->sets;
 	e.n_sets = o->n_sets;

@@ -229,7 +229,7 @@ select_entry(void *arg, const char *key, const struct jp_spool_entry *e,
 	}
 	if (e->db == NULL)
 		return 0;
-	real = jp_db_abspath(e->db);
+	real = jp_catalog_locator_canonical(e->db);
 	same = strcmp(real != NULL ? real : e->db, p->db_real) == 0;
 	free(real);
 	if (!same)
@@ -525,7 +525,7 @@ cmd_republish(int argc, char **argv)
 	/* The spool's entries for this catalogue (not with --status: they have none yet). */
 	spooldir = opt_spool != NULL ? strdup(opt_spool) : jp_spool_dir();
 	/* As enqueue records it (the catalogue may not exist yet). */
-	db_real = jp_db_abspath(db);
+	db_real = jp_catalog_locator_canonical(db);
 	if (spooldir != NULL && status == NULL) {
 		p.db_real = db_real != NULL ? db_real : db;
 		p.spooldir = spooldir;

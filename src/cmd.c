@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "cmd.h"
 #include "dest.h"
 #include "publish.h"
@@ -263,7 +264,7 @@ jp_cmd_db(const char *opt)
 
 	if (opt != NULL)
 		return opt;
-	return env != NULL && env[0] != '\0' ? env : "jobpub.db";
+	return env != NULL && env[0] != '\0' ? env : jp_catalog_default_location();
 }
 
 int

@@ -860,15 +860,18 @@ static int
 open_catalog(struct run *R, struct jp_error *err)
 {
 	const struct jp_publish_opts *o = R->o;
-	struct stat sb;
+	char why[256];
 	int r;
 
+	/* A location no engine claims is no catalogue to leave out of a dry run. */
+	if ((r = jp_catalog_location_check(o->db, err)) != JP_OK)
+		return r;
 	/* A manifest naming an external table needs that table's catalogue: one that does not
 	 * exist is an error (66), never created. */
-	if (o->dry_run && !R->m->external && stat(o->db, &sb) != 0)
+	if (o->dry_run && !R->m->external && jp_catalog_exists(o->db, why, sizeof(why)) != 1)
 		return jp_manifest_check_job(R->m, o->job, o->sets, o->n_sets, NULL, o->dest, err);
 	/* Own table, no catalogue yet: see row_checks_first. */
-	if (!o->dry_run && !R->m->external && stat(o->db, &sb) != 0 && errno == ENOENT &&
+	if (!o->dry_run && !R->m->external && jp_catalog_exists(o->db, why, sizeof(why)) == 0 &&
 	    (r = row_checks_first(R, err)) != JP_OK)
 		return r;
 	jp_catalog_set_default_stop(jp_publish_interrupted);

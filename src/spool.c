@@ -25,6 +25,7 @@
 #include <libfyaml.h>
 
 #include "json.h"
+#include "catalog.h"
 #include "spool.h"
 
 #define ENTRY_MAX (1024 * 1024) /* a real entry is a few hundred bytes */
@@ -194,7 +195,7 @@ write_entry(const char *dir, const struct jp_spool_entry *e, int exclusive, stru
 		return jp_error_set(err, JP_E_DATA, "spool: job ID '%s' cannot name a spool entry",
 		                   e->job != NULL ? e->job : "");
 	if (e->manifest == NULL || e->manifest[0] != '/' || e->workdir == NULL ||
-	    e->workdir[0] != '/' || (e->db != NULL && e->db[0] != '/'))
+	    e->workdir[0] != '/' || (e->db != NULL && !jp_catalog_locator_absolute(e->db)))
 		return jp_error_set(err, JP_E_DATA, "spool: job %s: manifest, workdir and db must be "
 		                    "absolute paths", e->job);
 	if (!utf8_ok(e->manifest) || !utf8_ok(e->workdir) || (e->db && !utf8_ok(e->db)) ||
@@ -530,7 +531,7 @@ parse_entry(struct reader *R, FILE *fp, const char *job, uid_t owner, struct jp_
 		r = rerr(R, at[1], "manifest: '%s' is not an absolute path", e->manifest);
 	else if (e->workdir[0] != '/')
 		r = rerr(R, at[2], "workdir: '%s' is not an absolute path", e->workdir);
-	else if (e->db != NULL && e->db[0] != '/')
+	else if (e->db != NULL && !jp_catalog_locator_absolute(e->db))
 		r = rerr(R, at[3], "db: '%s' is not an absolute path", e->db);
 	else if (e->dest != NULL && e->dest[0] == '\0')
 		r = rerr(R, at[4], "dest: empty (use null for the manifest's)");

@@ -16,9 +16,10 @@ struct jp_kv {
 /* malloc'd printf; NULL when out of memory.  Caller frees. */
 char *jp_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* The absolute path of a catalogue that may not exist yet: realpath() of it when it exists,
- * else the real path of its directory and its name.  Spool entries record this and republish
- * compares it, so every command must compute it the same way.  malloc'd; NULL with errno set:
+/* The absolute path of a file that may not exist yet: realpath() of it when it exists, else
+ * the real path of its directory and its name.  The SQLite catalogue's canonical location
+ * (jp_catalog_locator_canonical): spool entries record it and republish compares it, so every
+ * command must compute it the same way.  malloc'd; NULL with errno set:
  * ENOENT its directory does not exist, EINVAL not a file name ("", ".", ".."), ENOMEM, or what
  * realpath() says. */
 char *jp_db_abspath(const char *db);

@@ -109,6 +109,7 @@ START_TEST(test_open_url_with_host)
 	struct jp_cat_open how = {0, 1000, NULL};
 	struct jp_cat_conn *c = NULL;
 	struct jp_error e;
+	char why[128];
 	int r;
 
 	jp_error_clear(&e);
@@ -117,6 +118,12 @@ START_TEST(test_open_url_with_host)
 	ck_assert_int_eq(e.code, JP_E_CONFIG);
 	ck_assert_ptr_null(c);
 	ck_assert_msg(strstr(e.msg, "no host") != NULL, "%s", e.msg);
+	ck_assert_int_eq(E->check("sqlite://node1/tmp/x.db", why, sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "no host") != NULL, "%s", why);
+	ck_assert_int_eq(E->check("sqlite:///tmp/x.db", why, sizeof(why)), 0);
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_catalog_location_check("sqlite://node1/tmp/x.db", &e), JP_FAILED);
+	ck_assert_int_eq(e.code, JP_E_CONFIG);
 	ck_assert_int_eq(E->absolute("sqlite://node1/tmp/x.db"), 0);
 	errno = 0;
 	ck_assert_ptr_null(E->canonical("sqlite://node1/tmp/x.db"));
@@ -145,7 +152,9 @@ START_TEST(test_unknown_scheme)
 	ck_assert_int_eq(errno, EPROTONOSUPPORT);
 	ck_assert_int_eq(jp_catalog_locator_absolute("postgresql://node1/jobs"), 0);
 	jp_error_clear(&err);
-	ck_assert_int_eq(jp_catalog_location_check("", &err), JP_FAILED);
+	ck_assert_int_eq(jp_catalog_location_check("sqlite:x.db", &err), JP_OK);
+	ck_assert_int_eq(jp_catalog_location_check("x:y.db", &err), JP_OK);
+	ck_assert_int_eq(jp_catalog_location_check("x://y.db", &err), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_CONFIG);
 }
 END_TEST
