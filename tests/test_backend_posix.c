@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdint.h>
@@ -979,6 +980,574 @@ START_TEST(test_symlink_swap_race)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- injected failures
+ *
+ * This program's own definitions of these libc functions take precedence over libc's for the
+ * calls libjobpub makes (tests/failshim.c does the same to the jobpub program).  They pass
+ * every call on to libc, except one armed with inject(): the next call whose path (or, for a
+ * descriptor, the name it is open on) contains `match` fails with `err`, once.  Two can be
+ * armed at a time, for the failures that come in pairs. */
+enum fn { F_RENAMEAT2 = 1, F_LINKAT, F_UNLINKAT, F_RENAMEAT, F_WRITE, F_FSYNC, F_CLOSE, F_FCHMOD,
+          F_READ, F_OPENAT, F_MKDIRAT, F_MKDIR };
+static struct armed {
+	enum fn fn;
+	int err;
+	const char *match;
+	int fired;
+} inj[2];
+
+static void
+inject(int slot, enum fn fn, int err, const char *match)
+{
+	inj[slot].fn = fn;
+	inj[slot].err = err;
+	inj[slot].match = match;
+	inj[slot].fired = 0;
+}
+
+static void
+inject_none(void)
+{
+	memset(inj, 0, sizeof(inj));
+}
+
+/* 1 (errno set) when this call must fail. */
+static int
+fails(enum fn fn, const char *path, int fd)
+{
+	char link[64], name[PATH_MAX];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (inj[i].fn != fn || inj[i].fired)
+			continue;
+		if (path == NULL) {
+			ssize_t n;
+
+			snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+			if ((n = readlink(link, name, sizeof(name) - 1)) < 0)
+				continue;
+			name[n] = '\0';
+			path = name;
+		}
+		if (strstr(path, inj[i].match) == NULL)
+			continue;
+		inj[i].fired = 1;
+		errno = inj[i].err;
+		return 1;
+	}
+	return 0;
+}
+
+#define REAL(name) \
+	static __typeof__(&name) real; \
+	if (real == NULL) \
+		*(void **)&real = dlsym(RTLD_NEXT, #name)
+
+int
+renameat2(int a, const char *from, int b, const char *to, unsigned int flags)
+{
+	REAL(renameat2);
+	return fails(F_RENAMEAT2, from, -1) ? -1 : real(a, from, b, to, flags);
+}
+
+int
+linkat(int a, const char *from, int b, const char *to, int flags)
+{
+	REAL(linkat);
+	return fails(F_LINKAT, from, -1) ? -1 : real(a, from, b, to, flags);
+}
+
+int
+unlinkat(int d, const char *path, int flags)
+{
+	REAL(unlinkat);
+	return fails(F_UNLINKAT, path, -1) ? -1 : real(d, path, flags);
+}
+
+int
+renameat(int a, const char *from, int b, const char *to)
+{
+	REAL(renameat);
+	return fails(F_RENAMEAT, from, -1) ? -1 : real(a, from, b, to);
+}
+
+ssize_t
+write(int fd, const void *buf, size_t len)
+{
+	REAL(write);
+	return fails(F_WRITE, NULL, fd) ? -1 : real(fd, buf, len);
+}
+
+ssize_t
+read(int fd, void *buf, size_t len)
+{
+	REAL(read);
+	return fails(F_READ, NULL, fd) ? -1 : real(fd, buf, len);
+}
+
+int
+fsync(int fd)
+{
+	REAL(fsync);
+	return fails(F_FSYNC, NULL, fd) ? -1 : real(fd);
+}
+
+/* As Linux's close, a failing one still closes the descriptor. */
+int
+close(int fd)
+{
+	int f;
+
+	REAL(close);
+	f = fails(F_CLOSE, NULL, fd);
+	if (real(fd) != 0)
+		return -1;
+	if (f)
+		errno = inj[0].fn == F_CLOSE ? inj[0].err : inj[1].err;
+	return f ? -1 : 0;
+}
+
+int
+fchmod(int fd, mode_t mode)
+{
+	REAL(fchmod);
+	return fails(F_FCHMOD, NULL, fd) ? -1 : real(fd, mode);
+}
+
+int
+openat(int d, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	REAL(openat);
+	if (flags & O_CREAT) {
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	return fails(F_OPENAT, path, -1) ? -1 : real(d, path, flags, mode);
+}
+
+int
+mkdirat(int d, const char *path, mode_t mode)
+{
+	REAL(mkdirat);
+	return fails(F_MKDIRAT, path, -1) ? -1 : real(d, path, mode);
+}
+
+int
+mkdir(const char *path, mode_t mode)
+{
+	REAL(mkdir);
+	return fails(F_MKDIR, path, -1) ? -1 : real(path, mode);
+}
+
+/* Filesystems without RENAME_NOREPLACE (renameat2 fails with EINVAL, ENOSYS or ENOTSUP):
+ * commit falls back to link + unlink, which refuses an existing name just the same. */
+START_TEST(test_commit_without_renameat2)
+{
+	static const int errs[] = {EINVAL, ENOSYS, ENOTSUP};
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u;
+	struct jp_error err;
+	char key[32], *back, *fin;
+	int exists, replaced, i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(key, sizeof(key), "fb/f%d", i);
+		u = stage_data(d, key, "fallback", 8);
+		inject(0, F_RENAMEAT2, errs[i], TOKEN);
+		jp_error_clear(&err);
+		ck_assert_msg(jp_upload_commit(u, 0, &exists, &replaced, &err) == JP_OK, "%s",
+		              err.msg);
+		ck_assert_int_eq(inj[0].fired, 1);
+		ck_assert_int_eq(exists, 0);
+		ck_assert_int_eq(jp_upload_committed(u), 1);
+		jp_upload_free(u);
+		snprintf(key, sizeof(key), "dest/fb/f%d", i);
+		back = t_read(dir, key, NULL);
+		ck_assert_str_eq(back, "fallback");
+		free(back);
+		fin = t_path(dir, key);
+		ck_assert_msg(mode_of(fin) == 0644, "published mode %o", (unsigned)mode_of(fin));
+		free(fin);
+	}
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+
+	/* an existing name: link() says EEXIST, nothing is replaced without overwrite */
+	u = stage_data(d, "fb/f0", "second", 6);
+	inject(0, F_RENAMEAT2, EINVAL, TOKEN);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	ck_assert_int_eq(exists, 1);
+	ck_assert_int_eq(replaced, 0);
+	ck_assert_int_eq(jp_upload_committed(u), 0);
+	back = t_read(dir, "dest/fb/f0", NULL);
+	ck_assert_str_eq(back, "fallback");
+	free(back);
+	/* and with overwrite it is replaced */
+	inject(0, F_RENAMEAT2, EINVAL, TOKEN);
+	ck_assert_int_eq(jp_upload_commit(u, 1, &exists, &replaced, &err), JP_OK);
+	ck_assert_int_eq(replaced, 1);
+	back = t_read(dir, "dest/fb/f0", NULL);
+	ck_assert_str_eq(back, "second");
+	free(back);
+	jp_upload_free(u);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	inject_none();
+	jp_dest_close(d);
+}
+END_TEST
+
+/* The fallback's unlink of the temporary fails: the new final name is taken back, so the name
+ * and the temporary are as before the commit (which fails), and abort removes the temporary. */
+START_TEST(test_commit_fallback_unlink_fails)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u = stage_data(d, "fb/f", "data", 4);
+	struct jp_error err;
+	int exists, replaced;
+
+	inject(0, F_RENAMEAT2, ENOSYS, TOKEN);
+	inject(1, F_UNLINKAT, EIO, TOKEN);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	ck_assert_int_eq(inj[1].fired, 1);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_msg(strstr(err.msg, "posix: rename to ") != NULL &&
+	                  strstr(err.msg, "/dest/fb/f: Input/output error") != NULL,
+	              "%s", err.msg);
+	ck_assert_int_eq(exists, 0);
+	ck_assert_int_eq(jp_upload_committed(u), 0);
+	ck_assert(!t_exists(dir, "dest/fb/f"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 1);
+	jp_upload_free(u);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	inject_none();
+	jp_dest_close(d);
+}
+END_TEST
+
+/* A rename that fails for another reason than an existing name, with and without overwrite,
+ * and a mode change that fails after the rename: the first leave the final name as it was;
+ * the last leaves the file committed (and says so), only its mode is wrong. */
+START_TEST(test_commit_errors)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u;
+	struct jp_error err;
+	int exists, replaced;
+	char *back;
+
+	u = stage_data(d, "e/f", "new", 3);
+	inject(0, F_RENAMEAT2, EIO, TOKEN);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_msg(strstr(err.msg, "/dest/e/f: Input/output error") != NULL, "%s", err.msg);
+	ck_assert(!t_exists(dir, "dest/e/f"));
+	jp_upload_free(u);
+
+	put(d, "e/f", "old");
+	u = stage_data(d, "e/f", "new", 3);
+	inject(0, F_RENAMEAT, EXDEV, TOKEN);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_commit(u, 1, &exists, &replaced, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_int_eq(replaced, 0);
+	back = t_read(dir, "dest/e/f", NULL);
+	ck_assert_str_eq(back, "old");
+	free(back);
+	jp_upload_free(u);
+
+	u = stage_data(d, "e/g", "new", 3);
+	inject(0, F_FCHMOD, EPERM, "dest/e/g"); /* renamed by then */
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	ck_assert_int_eq(inj[0].fired, 1);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	ck_assert_msg(strstr(err.msg, "posix: chmod ") != NULL, "%s", err.msg);
+	ck_assert_int_eq(jp_upload_committed(u), 1);
+	ck_assert_msg(mode_of(back = dpath("e/g")) == 0600, "mode %o", (unsigned)mode_of(back));
+	free(back);
+	jp_upload_free(u);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	inject_none();
+	jp_dest_close(d);
+}
+END_TEST
+
+/* Writes interrupted by a signal are retried; a failed write, fsync or close fails the upload,
+ * and so do calls out of order. */
+START_TEST(test_write_finish_errors)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u;
+	struct jp_error err;
+	unsigned char sha[32];
+	int exists, replaced;
+	char *back;
+
+	sha256_of("abcdef", 6, sha);
+	u = stage_ok(d, "w/f");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_SOFTWARE);
+	ck_assert_msg(strstr(err.msg, ": commit before finish") != NULL, "%s", err.msg);
+	inject(0, F_WRITE, EINTR, TOKEN);
+	ck_assert_int_eq(jp_upload_write(u, "abcdef", 6, &err), JP_OK);
+	ck_assert_int_eq(inj[0].fired, 1);
+	ck_assert_int_eq(jp_upload_finish(u, 6, sha, &err), JP_OK);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_finish(u, 6, sha, &err), JP_FAILED);
+	ck_assert_msg(strstr(err.msg, ": finished twice") != NULL, "%s", err.msg);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	jp_upload_free(u);
+	back = t_read(dir, "dest/w/f", NULL);
+	ck_assert_str_eq(back, "abcdef");
+	free(back);
+
+	u = stage_ok(d, "w/g");
+	inject(0, F_WRITE, ENOSPC, TOKEN);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_write(u, "abcdef", 6, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_msg(strstr(err.msg, "posix: write ") != NULL &&
+	                  strstr(err.msg, ": No space left on device") != NULL,
+	              "%s", err.msg);
+	jp_upload_free(u);
+
+	u = stage_ok(d, "w/h");
+	ck_assert_int_eq(jp_upload_write(u, "abcdef", 6, &err), JP_OK);
+	inject(0, F_FSYNC, EIO, TOKEN);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_finish(u, 6, sha, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_msg(strstr(err.msg, ": Input/output error") != NULL, "%s", err.msg);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	jp_upload_free(u);
+
+	u = stage_ok(d, "w/i");
+	ck_assert_int_eq(jp_upload_write(u, "abcdef", 6, &err), JP_OK);
+	inject(0, F_CLOSE, EIO, TOKEN);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_finish(u, 6, sha, &err), JP_FAILED);
+	ck_assert_int_eq(inj[0].fired, 1);
+	ck_assert_msg(strstr(err.msg, "posix: close ") != NULL, "%s", err.msg);
+	jp_upload_free(u);
+	ck_assert(!t_exists(dir, "dest/w/g") && !t_exists(dir, "dest/w/h") &&
+	          !t_exists(dir, "dest/w/i"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	inject_none();
+	jp_dest_close(d);
+}
+END_TEST
+
+/* The temporary cannot be removed: abort says so (jobpub gc finds it later). */
+START_TEST(test_abort_unlink_fails)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u = stage_ok(d, "a/f");
+	struct jp_error err;
+
+	inject(0, F_UNLINKAT, EACCES, TOKEN);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	ck_assert_msg(strstr(err.msg, "posix: cannot remove ") != NULL, "%s", err.msg);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 1);
+	jp_upload_free(u); /* aborted already: nothing more is tried */
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 1);
+	inject_none();
+	jp_dest_close(d);
+}
+END_TEST
+
+/* Staging where a directory cannot be made or opened, or the temporary cannot be created:
+ * each is an error naming the path, and leaves no temporary. */
+START_TEST(test_stage_errors)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_upload *u = (struct jp_upload *)1;
+	struct jp_error err;
+	char *root = dpath(""), *moved = t_path(dir, "moved");
+
+	inject(0, F_MKDIRAT, EDQUOT, "newdir");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_stage(d, "newdir/f", TOKEN, 1, &u, &err), JP_FAILED);
+	ck_assert_ptr_null(u);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_msg(strstr(err.msg, "posix: cannot create directory ") != NULL &&
+	                  strstr(err.msg, "/dest/newdir: Disk quota exceeded") != NULL,
+	              "%s", err.msg);
+
+	ck_assert_int_eq(mkdir(root = (free(root), dpath("closed")), 0755), 0);
+	inject(0, F_OPENAT, EACCES, "closed");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_stage(d, "closed/f", TOKEN, 1, &u, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	ck_assert_msg(strstr(err.msg, "/dest/closed: Permission denied") != NULL, "%s", err.msg);
+
+	inject(0, F_OPENAT, EROFS, TOKEN);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_stage(d, "closed/f", TOKEN, 1, &u, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_msg(strstr(err.msg, "posix: cannot create ") != NULL &&
+	                  strstr(err.msg, "Read-only file system") != NULL,
+	              "%s", err.msg);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	inject_none();
+
+	/* the destination's own directory is gone, a file in its place */
+	free(root);
+	root = t_path(dir, "dest");
+	ck_assert_int_eq(rename(root, moved), 0);
+	t_write_str(dir, "dest", "not a directory\n");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_stage(d, "f", TOKEN, 1, &u, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_msg(strstr(err.msg, ": Not a directory") != NULL, "%s", err.msg);
+	jp_dest_close(d);
+	free(root);
+	free(moved);
+}
+END_TEST
+
+/* Destinations that cannot be made, or whose path cannot be resolved; readers of a destination
+ * that was never made find it empty. */
+START_TEST(test_open_errors)
+{
+	struct jp_dest_opts ro = {0};
+	struct jp_dest *d = (struct jp_dest *)1;
+	struct jp_error err;
+	struct jp_stat st;
+	struct seen s;
+	char *url;
+
+	ck_assert(asprintf(&url, "%s/made/here", dir) > 0);
+	inject(0, F_MKDIR, EROFS, "made");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_open(url, &ro, &d, &err), JP_FAILED);
+	ck_assert_ptr_null(d);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_msg(strstr(err.msg, "posix: cannot create directory ") != NULL &&
+	                  strstr(err.msg, "Read-only file system") != NULL,
+	              "%s", err.msg);
+	ck_assert(!t_exists(dir, "made"));
+	inject_none();
+
+	ro.readonly = 1;
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_open(url, &ro, &d, &err), JP_OK);
+	ck_assert(!t_exists(dir, "made"));
+	ck_assert_int_eq(jp_dest_stat(d, "a/b", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 0);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(jp_dest_list(d, "", list_cb, &s, &err), JP_OK);
+	ck_assert_int_eq(s.n, 0);
+	ck_assert_int_eq(jp_dest_remove(d, "a/b", &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_NONE);
+	jp_dest_close(d);
+	free(url);
+
+	/* a reader whose path goes through a file: an error, not "empty" */
+	t_write_str(dir, "file", "x\n");
+	ck_assert(asprintf(&url, "file://%s/file/sub", dir) > 0);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_open(url, &ro, &d, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_msg(strstr(err.msg, "/file/sub: Not a directory") != NULL, "%s", err.msg);
+	free(url);
+}
+END_TEST
+
+/* Reading, stat, remove and list on what the filesystem refuses: a directory under a file's
+ * name, a symbolic link, a name too long, a loop of links, a failed read. */
+START_TEST(test_object_errors)
+{
+	struct jp_dest *d = open_dest();
+	unsigned char got[32];
+	struct jp_error err;
+	struct jp_stat st;
+	struct seen s;
+	char *p, longname[300];
+
+	put(d, "dir/f", "content");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_digest(d, "dir", got, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_msg(strstr(err.msg, "posix: read ") != NULL &&
+	                  strstr(err.msg, "/dest/dir: Is a directory") != NULL,
+	              "%s", err.msg);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_remove(d, "dir", &err), JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "posix: cannot remove ") != NULL, "%s", err.msg);
+	ck_assert(t_exists(dir, "dest/dir/f"));
+
+	ck_assert_int_eq(symlink("f", p = dpath("dir/link")), 0);
+	free(p);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_digest(d, "dir/link", got, &err), JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "/dest/dir/link (a symbolic link): Too many levels of "
+	                              "symbolic links") != NULL,
+	              "%s", err.msg);
+
+	inject(0, F_READ, EIO, "dest/dir/f");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_digest(d, "dir/f", got, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_msg(strstr(err.msg, "/dest/dir/f: Input/output error") != NULL, "%s", err.msg);
+	inject(0, F_READ, EINTR, "dest/dir/f");
+	ck_assert_int_eq(jp_dest_digest(d, "dir/f", got, &err), JP_OK);
+	ck_assert_int_eq(inj[0].fired, 1);
+	inject_none();
+
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_stat(d, longname, &st, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	ck_assert_msg(strstr(err.msg, ": File name too long") != NULL, "%s", err.msg);
+
+	ck_assert_int_eq(symlink("loop", p = dpath("loop")), 0);
+	free(p);
+	memset(&s, 0, sizeof(s));
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_list(d, "loop/sub", list_cb, &s, &err), JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "posix: cannot list ") != NULL &&
+	                  strstr(err.msg, "/dest/loop/sub: Too many levels of symbolic links") != NULL,
+	              "%s", err.msg);
+	ck_assert_int_eq(s.n, 0);
+	jp_dest_close(d);
+}
+END_TEST
+
+/* A directory that received a commit and is gone by the sync: the sync fails, naming it. */
+START_TEST(test_sync_directory_gone)
+{
+	struct jp_dest *d = open_dest();
+	struct jp_error err;
+	char *f = dpath("gone/f"), *g = dpath("gone");
+
+	put(d, "gone/f", "x");
+	put(d, "kept", "y");
+	ck_assert_int_eq(unlink(f), 0);
+	ck_assert_int_eq(rmdir(g), 0);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_sync(d, &err), JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "posix: fsync ") != NULL &&
+	                  strstr(err.msg, "/dest/gone: No such file or directory") != NULL,
+	              "%s", err.msg);
+	/* what was to sync is forgotten either way: the next sync has nothing left to fail on */
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_sync(d, &err), JP_OK);
+	jp_dest_close(d);
+	free(f);
+	free(g);
+}
+END_TEST
+
 static Suite *
 backend_posix_suite(void)
 {
@@ -1022,6 +1591,19 @@ backend_posix_suite(void)
 	tcase_add_test(tc, test_stat_remove);
 	tcase_add_test(tc, test_digest);
 	tcase_add_test(tc, test_list);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("injected");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_commit_without_renameat2);
+	tcase_add_test(tc, test_commit_fallback_unlink_fails);
+	tcase_add_test(tc, test_commit_errors);
+	tcase_add_test(tc, test_write_finish_errors);
+	tcase_add_test(tc, test_abort_unlink_fails);
+	tcase_add_test(tc, test_stage_errors);
+	tcase_add_test(tc, test_open_errors);
+	tcase_add_test(tc, test_object_errors);
+	tcase_add_test(tc, test_sync_directory_gone);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("permissions");

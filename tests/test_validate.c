@@ -333,6 +333,272 @@ START_TEST(test_checks_the_descriptor_not_the_name)
 }
 END_TEST
 
+/* Creates dir/rel with root attributes of every kind read_attr meets: variable-length strings
+ * (scalar and an array holding a NULL), arrays of fixed strings, integers and floats, and the
+ * classes it refuses (compound, enum, array, opaque). */
+static void
+make_attr_kinds(const char *rel)
+{
+	char *path = t_path(dir, rel);
+	hsize_t three[1] = {3}, two[1] = {2};
+	hid_t f, sp, s3, s2, vs, fs, a, ct, et, at, ot;
+	const char *one = "kosma-tau 3.1";
+	const char *many[3] = {"alpha", NULL, "gamma"};
+	long long iv[3] = {-7, 0, 9000000000LL};
+	double dv[2] = {0.25, -1e300};
+	struct { int a; double b; } cv = {1, 2.0};
+	int ev = 1, av[2] = {1, 2};
+	unsigned char ov[4] = {1, 2, 3, 4};
+
+	f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+	ck_assert_int_ge(f, 0);
+	sp = H5Screate(H5S_SCALAR);
+	s3 = H5Screate_simple(1, three, NULL);
+	s2 = H5Screate_simple(1, two, NULL);
+	vs = H5Tcopy(H5T_C_S1);
+	H5Tset_size(vs, H5T_VARIABLE);
+	a = H5Acreate2(f, "vlen", vs, sp, H5P_DEFAULT, H5P_DEFAULT);
+	ck_assert_int_ge(H5Awrite(a, vs, &one), 0);
+	H5Aclose(a);
+	a = H5Acreate2(f, "vlen_list", vs, s3, H5P_DEFAULT, H5P_DEFAULT);
+	ck_assert_int_ge(H5Awrite(a, vs, many), 0);
+	H5Aclose(a);
+	fs = H5Tcopy(H5T_C_S1);
+	H5Tset_size(fs, 4);
+	a = H5Acreate2(f, "fixed_list", fs, s2, H5P_DEFAULT, H5P_DEFAULT);
+	ck_assert_int_ge(H5Awrite(a, fs, "ab\0\0wxyz"), 0);
+	H5Aclose(a);
+	a = H5Acreate2(f, "ints", H5T_STD_I64LE, s3, H5P_DEFAULT, H5P_DEFAULT);
+	ck_assert_int_ge(H5Awrite(a, H5T_NATIVE_LLONG, iv), 0);
+	H5Aclose(a);
+	a = H5Acreate2(f, "floats", H5T_IEEE_F64LE, s2, H5P_DEFAULT, H5P_DEFAULT);
+	ck_assert_int_ge(H5Awrite(a, H5T_NATIVE_DOUBLE, dv), 0);
+	H5Aclose(a);
+	ct = H5Tcreate(H5T_COMPOUND, sizeof(cv));
+	H5Tinsert(ct, "a", HOFFSET(__typeof__(cv), a), H5T_NATIVE_INT);
+	H5Tinsert(ct, "b", HOFFSET(__typeof__(cv), b), H5T_NATIVE_DOUBLE);
+	a = H5Acreate2(f, "compound", ct, sp, H5P_DEFAULT, H5P_DEFAULT);
+	ck_assert_int_ge(H5Awrite(a, ct, &cv), 0);
+	H5Aclose(a);
+	et = H5Tenum_create(H5T_NATIVE_INT);
+	H5Tenum_insert(et, "converged", &ev);
+	a = H5Acreate2(f, "enum", et, sp, H5P_DEFAULT, H5P_DEFAULT);
+	ck_assert_int_ge(H5Awrite(a, et, &ev), 0);
+	H5Aclose(a);
+	at = H5Tarray_create2(H5T_NATIVE_INT, 1, two);
+	a = H5Acreate2(f, "array", at, sp, H5P_DEFAULT, H5P_DEFAULT);
+	ck_assert_int_ge(H5Awrite(a, at, av), 0);
+	H5Aclose(a);
+	ot = H5Tcreate(H5T_OPAQUE, 4);
+	a = H5Acreate2(f, "opaque", ot, sp, H5P_DEFAULT, H5P_DEFAULT);
+	ck_assert_int_ge(H5Awrite(a, ot, ov), 0);
+	H5Aclose(a);
+	H5Tclose(ot);
+	H5Tclose(at);
+	H5Tclose(et);
+	H5Tclose(ct);
+	H5Tclose(fs);
+	H5Tclose(vs);
+	H5Sclose(s2);
+	H5Sclose(s3);
+	H5Sclose(sp);
+	ck_assert_int_ge(H5Fclose(f), 0);
+	free(path);
+}
+
+START_TEST(test_attribute_kinds)
+{
+	static const char *const names[] = {"vlen", "vlen_list", "fixed_list", "ints", "floats"};
+	static const char *const expect[] = {"kosma-tau 3.1", "alpha,,gamma", "ab,wxyz",
+	                                     "-7,0,9000000000", "0.25,-1.0000000000000001e+300"};
+	static const char *const refused[] = {"compound", "enum", "array", "opaque"};
+	struct jp_attr *attrs = NULL;
+	struct jp_error err;
+	enum jp_check found;
+	char msg[256];
+	size_t i;
+
+	make_attr_kinds("k.h5");
+	ck_assert_msg(run_attrs("k.h5", JP_CHECK_AUTO, names, 5, &attrs, &found, &err) == JP_OK,
+	              "%s", err.msg);
+	for (i = 0; i < 5; i++) {
+		ck_assert_str_eq(attrs[i].name, names[i]);
+		ck_assert_str_eq(attrs[i].value, expect[i]);
+	}
+	jp_attrs_free(attrs, 5);
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		const char *one[2] = {"vlen", refused[i]};
+
+		attrs = (struct jp_attr *)1;
+		ck_assert_int_eq(run_attrs("k.h5", JP_CHECK_AUTO, one, 2, &attrs, &found, &err),
+		                 JP_FAILED);
+		ck_assert_int_eq(err.code, JP_E_DATA);
+		snprintf(msg, sizeof(msg), "k.h5: attribute '%s' is not a string, integer or float",
+		         refused[i]);
+		ck_assert_str_eq(err.msg, msg);
+		ck_assert_ptr_null(attrs); /* the first one, read, is freed with the rest */
+	}
+}
+END_TEST
+
+/* Offset of the first occurrence of the 4 bytes sig in dir/rel, or -1. */
+static off_t
+find_bytes(const char *rel, const char *sig)
+{
+	size_t len = 0;
+	char *data = t_read(dir, rel, &len), *p;
+	off_t off = -1;
+
+	for (p = data; p + 4 <= data + len; p++)
+		if (memcmp(p, sig, 4) == 0) {
+			off = p - data;
+			break;
+		}
+	free(data);
+	return off;
+}
+
+/* A variable-length string lives in the file's global heap, read only when the value is: a
+ * damaged heap leaves the attribute found but unreadable. */
+START_TEST(test_attribute_unreadable)
+{
+	static const char *const names[] = {"ints", "vlen"};
+	char *path = t_path(dir, "u.h5");
+	struct jp_attr *attrs = NULL;
+	struct jp_error err;
+	enum jp_check found;
+	off_t heap;
+	int fd;
+
+	make_attr_kinds("u.h5");
+	ck_assert_int_gt(heap = find_bytes("u.h5", "GCOL"), 0);
+	ck_assert_int_ge(fd = open(path, O_WRONLY), 0);
+	ck_assert_int_eq(pwrite(fd, "XXXX", 4, heap), 4);
+	close(fd);
+	ck_assert_int_eq(run_attrs("u.h5", JP_CHECK_AUTO, names, 2, &attrs, &found, &err),
+	                 JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_str_eq(err.msg, "u.h5: attribute 'vlen' cannot be read");
+	ck_assert_ptr_null(attrs);
+	free(path);
+}
+END_TEST
+
+/* Superblocks the hand-written reader gives up on go to HDF5, which refuses them; one cut short
+ * is reported as truncated before HDF5 sees it. */
+START_TEST(test_odd_superblocks)
+{
+	static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+	unsigned char b[256];
+	struct jp_error err;
+	enum jp_check found;
+
+	memset(b, 0, sizeof(b));
+	memcpy(b, sig, 8);
+	b[8] = 9; /* a superblock version from the future */
+	t_write(dir, "v9.h5", b, sizeof(b));
+	ck_assert_int_eq(run("v9.h5", JP_CHECK_AUTO, &found, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_msg(strncmp(err.msg, "v9.h5: invalid HDF5 file: ", 26) == 0, "%s", err.msg);
+	ck_assert_int_eq(found, JP_CHECK_HDF5);
+
+	b[8] = 0;
+	b[13] = 1; /* offsets of one byte: not a size the format allows */
+	t_write(dir, "soa.h5", b, sizeof(b));
+	ck_assert_int_eq(run("soa.h5", JP_CHECK_HDF5, &found, &err), JP_FAILED);
+	ck_assert_msg(strncmp(err.msg, "soa.h5: invalid HDF5 file: ", 27) == 0, "%s", err.msg);
+
+	/* version 2 with 8-byte offsets: the EOF address ends at byte 36; the file at 30 */
+	b[8] = 2;
+	b[9] = 8;
+	t_write(dir, "short.h5", b, 30);
+	ck_assert_int_eq(run("short.h5", JP_CHECK_AUTO, &found, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	ck_assert_str_eq(err.msg,
+	                 "short.h5: truncated HDF5 file (superblock incomplete, file size 30)");
+}
+END_TEST
+
+/* Superblock version 1 (written when the chunk B-tree's K is not the default) keeps the
+ * addresses 4 bytes further on: its EOF address must still be read right. */
+START_TEST(test_superblock_v1)
+{
+	char *path = t_path(dir, "v1.h5");
+	hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), f;
+	unsigned char ver;
+	struct jp_error err;
+	enum jp_check found;
+	struct stat sb;
+	int fd;
+
+	H5Pset_istore_k(fcpl, 64);
+	ck_assert_int_ge(f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), 0);
+	H5Fclose(f);
+	H5Pclose(fcpl);
+	ck_assert_int_ge(fd = open(path, O_RDONLY), 0);
+	ck_assert_int_eq(pread(fd, &ver, 1, 8), 1);
+	close(fd);
+	ck_assert_int_eq(ver, 1);
+	ck_assert_msg(run("v1.h5", JP_CHECK_HDF5, &found, &err) == JP_OK, "%s", err.msg);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(truncate(path, sb.st_size - 1), 0);
+	ck_assert_int_eq(run("v1.h5", JP_CHECK_HDF5, &found, &err), JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "v1.h5: truncated HDF5 file (EOF address") != NULL, "%s",
+	              err.msg);
+	free(path);
+}
+END_TEST
+
+/* A descriptor that cannot be read (or is not open) is an I/O error, not a verdict on the
+ * file. */
+START_TEST(test_descriptor_errors)
+{
+	char *path;
+	struct jp_error err;
+	enum jp_check found;
+	int fd;
+
+	make_h5("w.h5", 0, 0);
+	path = t_path(dir, "w.h5");
+	ck_assert_int_ge(fd = open(path, O_WRONLY), 0);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_validate(fd, "w.h5", JP_CHECK_AUTO, NULL, 0, NULL, &found, &err),
+	                 JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_str_eq(err.msg, "w.h5: read: Bad file descriptor");
+	close(fd);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_validate(fd, "w.h5", JP_CHECK_HDF5, NULL, 0, NULL, &found, &err),
+	                 JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_str_eq(err.msg, "w.h5: Bad file descriptor");
+	free(path);
+}
+END_TEST
+
+/* Attributes are asked of HDF5 files only: of an HDF4 file or a file without a signature they
+ * are an error, whatever the check says. */
+START_TEST(test_attributes_need_hdf5)
+{
+	static const unsigned char h4[8] = {0x0e, 0x03, 0x13, 0x01, 0, 0x10, 0, 0};
+	static const char *const names[] = {"n_surface"};
+	struct jp_attr *attrs = NULL;
+	struct jp_error err;
+	enum jp_check found;
+
+	t_write(dir, "f.hdf", h4, sizeof(h4));
+	t_write_str(dir, "TEXTOUT", "plain text\n");
+	ck_assert_int_eq(run_attrs("f.hdf", JP_CHECK_AUTO, names, 1, &attrs, &found, &err),
+	                 JP_FAILED);
+	ck_assert_str_eq(err.msg, "f.hdf: attributes: only HDF5 files have them here");
+	ck_assert_int_eq(found, JP_CHECK_NONE);
+	ck_assert_int_eq(run_attrs("TEXTOUT", JP_CHECK_NONE, names, 1, &attrs, &found, &err),
+	                 JP_FAILED);
+	ck_assert_str_eq(err.msg, "TEXTOUT: not an HDF5 file (no superblock signature)");
+	ck_assert_ptr_null(attrs);
+}
+END_TEST
+
 START_TEST(test_parse)
 {
 	ck_assert_int_eq(jp_check_parse("auto"), JP_CHECK_AUTO);
@@ -341,6 +607,8 @@ START_TEST(test_parse)
 	ck_assert_int_eq(jp_check_parse("none"), JP_CHECK_NONE);
 	ck_assert_int_eq(jp_check_parse("HDF5"), -1);
 	ck_assert_str_eq(jp_check_name(JP_CHECK_HDF4), "hdf4");
+	ck_assert_str_eq(jp_check_name(JP_CHECK_AUTO), "auto");
+	ck_assert_str_eq(jp_check_name((enum jp_check)(JP_CHECK_HDF4 + 1)), "?");
 }
 END_TEST
 
@@ -359,6 +627,12 @@ main(void)
 	tcase_add_test(tc, test_auto_by_extension);
 	tcase_add_test(tc, test_attributes);
 	tcase_add_test(tc, test_checks_the_descriptor_not_the_name);
+	tcase_add_test(tc, test_attribute_kinds);
+	tcase_add_test(tc, test_attribute_unreadable);
+	tcase_add_test(tc, test_odd_superblocks);
+	tcase_add_test(tc, test_superblock_v1);
+	tcase_add_test(tc, test_descriptor_errors);
+	tcase_add_test(tc, test_attributes_need_hdf5);
 	tcase_add_test(tc, test_parse);
 	suite_add_tcase(s, tc);
 	return t_run(s);
