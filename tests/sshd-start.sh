@@ -1,11 +1,11 @@
 #!/bin/sh
 # sshd-start.sh DIR - starts a private OpenSSH sshd for the SFTP tests, as root or not.
 #
-# Everything lives in DIR (created if needed): its own ed25519 host key, authorized_keys, config,
-# pid file and log.  It listens on 127.0.0.1 and a free high port only, never reads /etc/ssh and
-# never uses port 22.  The sftp subsystem is internal-sftp with DIR/root as start directory and
-# no chroot, so that the absolute path DIR/root/x is what sftp://user@127.0.0.1:PORT/DIR/root/x
-# names.
+# Everything lives in DIR (created if needed): its own host key (ed25519 unless told),
+# authorized_keys, config, pid file and log.  It listens on 127.0.0.1 and a free high port only,
+# never reads /etc/ssh and never uses port 22.  The sftp subsystem is internal-sftp with DIR/root
+# as start directory and no chroot, so that the absolute path DIR/root/x is what
+# sftp://user@127.0.0.1:PORT/DIR/root/x names.
 #
 # DIR/env (sourceable) then describes it:
 #   SSHD_DIR SSHD_PORT SSHD_PID SSHD_LOG SSHD_ROOT  the server, its log and its start directory
@@ -21,8 +21,15 @@
 #                       (mode 0600) holding the passphrase on one line
 #   SSH_KEY_WRONG       an ed25519 key that is not authorized
 #   SSH_KEY_RSA         an authorized RSA key (libssh2 1.10 signs with SHA-1, which sshd refuses)
+#   SSHD_HOSTKEY_TYPE   the type of the one host key the server offers (see below)
 # Run again on the same DIR (after sshd-stop.sh), it reuses the keys and tries the same port
 # first.  Exit 0 once the port answers, 99 when sshd or ssh-keygen is missing, 1 otherwise.
+#
+# SSHD_HOSTKEY_TYPE (environment) chooses that host key: ed25519 (the default), rsa, ecdsa
+# (nistp256), ecdsa384, ecdsa521 or dsa; the server offers no other, so a client meets exactly
+# that type.  For rsa and dsa the server also offers the SHA-1 signatures ssh-rsa / ssh-dss
+# (HostKeyAlgorithms +...), all that libssh2 1.10 can verify: an old server's set-up.  Each type
+# has its own key file in DIR, so DIR can be restarted with another type and back.
 set -eu
 
 die() {
@@ -70,14 +77,28 @@ chmod 0711 "$DIR"
 mkdir -p "$DIR/root"
 chmod 0755 "$DIR/root"
 
-# newkey FILE [PASSPHRASE]: an ed25519 key pair, unless it already exists.
+# newkey FILE [PASSPHRASE]: a key pair of type KEYTYPE (ssh-keygen -t words; default ed25519),
+# unless it already exists.
 newkey() {
 	[ -f "$1" ] && [ -f "$1.pub" ] && return 0
 	rm -f "$1" "$1.pub"
-	ssh-keygen -q -t "${KEYTYPE:-ed25519}" -N "${2:-}" -C "jobpub-test-${1##*/}" -f "$1" >/dev/null ||
+	ssh-keygen -q -t ${KEYTYPE:-ed25519} -N "${2:-}" -C "jobpub-test-${1##*/}" -f "$1" >/dev/null ||
 		die "ssh-keygen failed for $1"
 }
-newkey "$DIR/ssh_host_ed25519_key"
+HOSTKEY_TYPE=${SSHD_HOSTKEY_TYPE:-ed25519}
+HOSTKEY_ALGS=
+case $HOSTKEY_TYPE in
+ed25519) KEYTYPE=ed25519 ;;
+rsa) KEYTYPE=rsa HOSTKEY_ALGS='HostKeyAlgorithms +ssh-rsa' ;;
+dsa) KEYTYPE=dsa HOSTKEY_ALGS='HostKeyAlgorithms +ssh-dss' ;;
+ecdsa) KEYTYPE=ecdsa ;;
+ecdsa384 | ecdsa521) KEYTYPE="ecdsa -b ${HOSTKEY_TYPE#ecdsa}" ;;
+*) die "SSHD_HOSTKEY_TYPE '$HOSTKEY_TYPE': ed25519, rsa, ecdsa, ecdsa384, ecdsa521 or dsa" ;;
+esac
+SCANTYPE=${KEYTYPE%% *}
+HOSTKEY=$DIR/ssh_host_${HOSTKEY_TYPE}_key
+newkey "$HOSTKEY"
+KEYTYPE=ed25519
 newkey "$DIR/other_host_key"
 newkey "$DIR/id_ed25519"
 newkey "$DIR/id_wrong"
@@ -116,7 +137,8 @@ write_config() {
 	cat >"$DIR/sshd_config" <<EOF
 # Written by tests/sshd-start.sh; nothing from /etc/ssh is read.
 ListenAddress 127.0.0.1:$1
-HostKey $DIR/ssh_host_ed25519_key
+HostKey $HOSTKEY
+$HOSTKEY_ALGS
 PidFile $DIR/sshd.pid
 AuthorizedKeysFile $DIR/authorized_keys
 UsePAM no
@@ -175,10 +197,10 @@ while [ ! -s "$DIR/sshd.pid" ]; do
 	sleep 0.1
 done
 pid=$(cat "$DIR/sshd.pid")
-hostkey=$(cut -d' ' -f1,2 "$DIR/ssh_host_ed25519_key.pub")
+hostkey=$(cut -d' ' -f1,2 "$HOSTKEY.pub")
 i=0
 while :; do
-	if ssh-keyscan -T 2 -t ed25519 -p "$port" 127.0.0.1 2>/dev/null | grep -qF "$hostkey"; then
+	if ssh-keyscan -T 2 -t "$SCANTYPE" -p "$port" 127.0.0.1 2>/dev/null | grep -qF "$hostkey"; then
 		break
 	fi
 	kill -0 "$pid" 2>/dev/null || die "sshd (pid $pid) exited; see $DIR/sshd.log"
@@ -204,7 +226,8 @@ SSHD_ROOT='$DIR/root'
 SSHD_AS_ROOT=$AS_ROOT
 SSH_USER='$USER_NAME'
 SSHD_ALT_USER='$ALT_USER'
-SSHD_HOSTKEY_PUB='$DIR/ssh_host_ed25519_key.pub'
+SSHD_HOSTKEY_PUB='$HOSTKEY.pub'
+SSHD_HOSTKEY_TYPE=$HOSTKEY_TYPE
 SSHD_KNOWN_HOSTS='$DIR/known_hosts'
 SSHD_KNOWN_HOSTS_HASHED='$DIR/known_hosts_hashed'
 SSHD_KNOWN_HOSTS_CHANGED='$DIR/known_hosts_changed'
