@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -444,14 +445,39 @@ transport_failed(struct sftp_dest *d)
 	}
 }
 
+/*
+ * Does an agent listen on path?  Asked before libssh2 is: when its connect fails, libssh2 1.10
+ * closes the descriptor, then closes it again on disconnect and free (the second close may hit
+ * a descriptor another lane opened meanwhile), and leaves "failed closing the agent socket" on
+ * the session, which read as the SSH connection failing: a stale SSH_AUTH_SOCK made every
+ * login fail with 75 without trying the default key files.
+ */
+static int
+agent_reachable(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	int fd, ok;
+
+	if (len == 0 || len >= sizeof(a.sun_path) ||
+	    (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0;
+	memcpy(a.sun_path, path, len + 1);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
 static int
 try_agent(struct sftp_dest *d, FILE *tried, int *rsa)
 {
 	struct libssh2_agent_publickey *id = NULL, *prev = NULL;
+	const char *sock = getenv("SSH_AUTH_SOCK");
 	LIBSSH2_AGENT *agent;
 	int rc = -1, n = 0;
 
-	if (getenv("SSH_AUTH_SOCK") == NULL || (agent = libssh2_agent_init(d->session)) == NULL)
+	if (sock == NULL || !agent_reachable(sock) ||
+	    (agent = libssh2_agent_init(d->session)) == NULL)
 		return -1;
 	if (libssh2_agent_connect(agent) == 0 && libssh2_agent_list_identities(agent) == 0) {
 		while (libssh2_agent_get_identity(agent, &id, prev) == 0) {
@@ -616,10 +642,18 @@ connect_session(struct sftp_dest *d, struct jp_error *err)
 		return r;
 	if (libssh2_session_handshake(d->session, d->sock) != 0) {
 		char *msg = NULL;
-		libssh2_session_last_error(d->session, &msg, NULL, 0);
+		/* No algorithm in common (a server with only a DSA host key, say) fails the same way
+		 * every time: not worth retrying (it was 75). */
+		int kex = libssh2_session_last_error(d->session, &msg, NULL, 0) ==
+		          LIBSSH2_ERROR_KEX_FAILURE;
+
 		d->broken = 1;
-		return jp_error_set(err, JP_E_TEMPFAIL, NAME ": SSH handshake with %s port %d failed: %s",
-		                    d->hostname, d->port, msg ? msg : "?");
+		return jp_error_set(err, kex ? JP_E_UNAVAILABLE : JP_E_TEMPFAIL,
+		                    NAME ": SSH handshake with %s port %d failed: %s%s", d->hostname,
+		                    d->port, msg ? msg : "?",
+		                    kex ? " (no key exchange, host key, cipher or MAC algorithm in "
+		                          "common; host keys accepted: ed25519, ecdsa, rsa)"
+		                        : "");
 	}
 	if ((r = check_host_key(d, err)) != JP_OK || (r = authenticate(d, err)) != JP_OK)
 		return r;
