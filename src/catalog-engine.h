@@ -109,6 +109,9 @@ struct jp_catalog_engine {
 	void (*bind_text)(struct jp_cat_stmt *st, int i, const char *s);
 	void (*bind_int)(struct jp_cat_stmt *st, int i, int64_t v);
 	void (*bind_null)(struct jp_cat_stmt *st, int i);
+	/* Binds a job ID compared with a job table's id column, whose type the manifest's table
+	 * chose (pdr_run keys jobs by INTEGER, jobpub's own table by TEXT). */
+	void (*bind_key)(struct jp_cat_stmt *st, int i, const char *job);
 	/* JP_CAT_ROW, JP_OK when done, or a severity (the statement may be reset and run again). */
 	int (*step)(struct jp_cat_stmt *st);
 	void (*reset)(struct jp_cat_stmt *st);   /* to run again with new values */

@@ -341,6 +341,24 @@ sq_bind_null(struct jp_cat_stmt *st, int i)
 	sqlite3_bind_null(SQ(st), i);
 }
 
+/* As an integer when the ID is one exactly in decimal, else as text ("+5", "007" stay text):
+ * column affinity makes either match a TEXT key, and an INTEGER key needs the integer. */
+static void
+sq_bind_key(struct jp_cat_stmt *st, int i, const char *job)
+{
+	char back[32];
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(job, &end, 10);
+	snprintf(back, sizeof(back), "%lld", v);
+	if (*job != '\0' && *end == '\0' && errno == 0 && strcmp(back, job) == 0)
+		sqlite3_bind_int64(SQ(st), i, v);
+	else
+		sqlite3_bind_text(SQ(st), i, job, -1, SQLITE_TRANSIENT);
+}
+
 static int
 sq_step(struct jp_cat_stmt *st)
 {
@@ -599,6 +617,7 @@ const struct jp_catalog_engine jp_catalog_sqlite = {
 	.bind_text = sq_bind_text,
 	.bind_int = sq_bind_int,
 	.bind_null = sq_bind_null,
+	.bind_key = sq_bind_key,
 	.step = sq_step,
 	.reset = sq_reset,
 	.column_count = sq_column_count,

@@ -247,25 +247,6 @@ quote(struct jp_catalog *c, const char *name, char *out, size_t len)
 	return c->eng->quote_ident(name, out, len) == 0 ? out : NULL;
 }
 
-/* Binds a job ID: as an integer when it is one exactly in decimal (external tables key jobs by
- * INTEGER), else as text ("+5", "007" stay text).  Column affinity makes either match a TEXT
- * key. */
-static void
-bind_job(struct jp_cat_stmt *st, int i, const char *job)
-{
-	char back[32];
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(job, &end, 10);
-	snprintf(back, sizeof(back), "%lld", v);
-	if (*job != '\0' && *end == '\0' && errno == 0 && strcmp(back, job) == 0)
-		jp_cat_bind_int(st, i, v);
-	else
-		jp_cat_bind_text(st, i, job);
-}
-
 /* Runs a statement that returns no rows and finalizes it. */
 static int
 step_done(struct jp_catalog *c, struct jp_cat_stmt *st, struct jp_error *err, const char *what)
@@ -475,7 +456,7 @@ has_col(char **cols, size_t n, const char *name)
 {
 	size_t i;
 
-	/* SQLite matches column names case-insensitively; so do we. */
+	/* SQLite (and MariaDB) match column names case-insensitively; so do we. */
 	for (i = 0; i < n; i++)
 		if (strcasecmp(cols[i], name) == 0)
 			return 1;
@@ -586,7 +567,7 @@ jp_catalog_load_row(struct jp_catalog *c, const struct jp_jobtable *t, const cha
 	snprintf(sql, sizeof(sql), "SELECT * FROM %s WHERE %s = ?", qt, qi);
 	if ((r = prepare(c, sql, &st, err)) != JP_OK)
 		goto fail;
-	bind_job(st, 1, job);
+	c->eng->bind_key(st, 1, job);
 	rc = jp_cat_step(st);
 	if (rc != JP_CAT_ROW && rc != JP_OK) {
 		r = db_error(c, rc, err, "read job row");
@@ -1136,7 +1117,7 @@ update_row(struct jp_catalog *c, const struct jp_jobtable *t, const char *job, c
 		char now[32];
 		jp_cat_bind_text(st, k++, jp_now_iso(now, sizeof(now)));
 	}
-	bind_job(st, k, job);
+	c->eng->bind_key(st, k, job);
 	if ((r = step_done(c, st, err, "update job row")) != JP_OK)
 		return r;
 	if (require_row && c->eng->changes(c->conn) != 1)

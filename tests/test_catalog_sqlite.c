@@ -268,6 +268,48 @@ START_TEST(test_statements)
 }
 END_TEST
 
+/* The first column of "SELECT name FROM table WHERE id = ?" with job bound by bind_key. */
+static char *
+name_for(struct jp_cat_conn *c, const char *sql, const char *job)
+{
+	struct jp_cat_stmt *st = NULL;
+	char *v = NULL;
+
+	ck_assert_int_eq(E->prepare(c, sql, &st), JP_OK);
+	E->bind_key(st, 1, job);
+	if (jp_cat_step(st) == JP_CAT_ROW)
+		v = strdup(jp_cat_text(st, 0));
+	jp_cat_finalize(st);
+	return v;
+}
+
+/* A job ID matches an INTEGER key as a number and a TEXT key as written ("007" is not "7"). */
+START_TEST(test_bind_key)
+{
+	struct jp_cat_conn *c = conn_open(db, 0, 1000, NULL);
+	char *v;
+
+	exec_ok(c, "CREATE TABLE ti (id INTEGER PRIMARY KEY, name TEXT);"
+	           "INSERT INTO ti VALUES (7, 'seven');"
+	           "CREATE TABLE tt (id TEXT PRIMARY KEY, name TEXT);"
+	           "INSERT INTO tt VALUES ('7', 'text seven'), ('007', 'bond'), ('+5', 'plus five')");
+	v = name_for(c, "SELECT name FROM ti WHERE id = ?", "7");
+	ck_assert_str_eq(v, "seven");
+	free(v);
+	v = name_for(c, "SELECT name FROM tt WHERE id = ?", "7");
+	ck_assert_str_eq(v, "text seven");
+	free(v);
+	v = name_for(c, "SELECT name FROM tt WHERE id = ?", "007");
+	ck_assert_str_eq(v, "bond");
+	free(v);
+	v = name_for(c, "SELECT name FROM tt WHERE id = ?", "+5");
+	ck_assert_str_eq(v, "plus five");
+	free(v);
+	ck_assert_ptr_null(name_for(c, "SELECT name FROM ti WHERE id = ?", "99999999999999999999"));
+	E->close(c);
+}
+END_TEST
+
 /* Transactions: a rollback undoes, a commit keeps. */
 START_TEST(test_transactions)
 {
@@ -514,6 +556,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_statements);
 	tcase_add_test(tc, test_transactions);
+	tcase_add_test(tc, test_bind_key);
 	tcase_add_test(tc, test_quote_ident);
 	tcase_add_test(tc, test_upsert);
 	suite_add_tcase(s, tc);
