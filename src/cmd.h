@@ -148,7 +148,8 @@ void jp_sets_free(struct jp_sets *s);
 #define JP_CMD_OPT_JSON {"json", no_argument, NULL, 'J'}
 #define JP_CMD_OPT_HELP {"help", no_argument, NULL, 'h'}
 #define JP_CMD_HELP_DB \
-	"      --db FILE             the SQLite catalogue (default: $JOBPUB_DB, else ./jobpub.db)\n"
+	"      --db FILE             the catalogue: a SQLite file or sqlite:FILE (default: $JOBPUB_DB,\n" \
+	"                            else ./jobpub.db)\n"
 #define JP_CMD_HELP_DB_TIMEOUT \
 	"      --db-timeout SECONDS  how long to wait for a locked catalogue (default 30)\n"
 #define JP_CMD_HELP_DEST \
@@ -161,7 +162,8 @@ void jp_sets_free(struct jp_sets *s);
 /* --db-timeout's value into *ms.  0, or the usage error printed and 64. */
 int jp_cmd_db_timeout(const struct jp_cmd *c, const char *arg, int *ms);
 
-/* The catalogue path: the option when given, else $JOBPUB_DB, else ./jobpub.db. */
+/* The catalogue's location: the option when given, else $JOBPUB_DB, else
+ * jp_catalog_default_location() (./jobpub.db). */
 const char *jp_cmd_db(const char *opt);
 
 /* Parses --db-timeout SECONDS into milliseconds; -1 when invalid. */
