@@ -6,8 +6,10 @@
  */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -759,6 +761,239 @@ START_TEST(test_open_archive_dir_swapped)
 }
 END_TEST
 
+/* ---- races and errors at the exact moment ----
+ *
+ * This program's own openat and fstatat take precedence over libc's for the calls libjobpub
+ * makes.  Armed with at_call(), the next call on the name `name` (a last path component) first
+ * runs `action` (the file replaced or removed, a symlink swapped in: what another process could
+ * do at that moment), or fails with `fail_errno`; then, unless failed, makes the real call. */
+enum { AT_OPENAT = 1, AT_FSTATAT };
+static struct {
+	int at, fail_errno, fired;
+	const char *name;
+	void (*action)(void);
+} race;
+
+static void
+at_call(int at, const char *name, void (*action)(void), int fail_errno)
+{
+	race.at = at;
+	race.name = name;
+	race.action = action;
+	race.fail_errno = fail_errno;
+	race.fired = 0;
+}
+
+/* 1 when this call must fail (errno set). */
+static int
+race_point(int at, const char *name)
+{
+	if (race.at != at || race.fired || strcmp(name, race.name) != 0)
+		return 0;
+	race.fired = 1;
+	if (race.action != NULL)
+		race.action();
+	if (race.fail_errno == 0)
+		return 0;
+	errno = race.fail_errno;
+	return 1;
+}
+
+int
+openat(int d, const char *path, int flags, ...)
+{
+	static int (*real)(int, const char *, int, ...);
+	mode_t mode = 0;
+	va_list ap;
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "openat");
+	if (flags & O_CREAT) {
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	return race_point(AT_OPENAT, path) ? -1 : real(d, path, flags, mode);
+}
+
+int
+fstatat(int d, const char *path, struct stat *sb, int flags)
+{
+	static int (*real)(int, const char *, struct stat *, int);
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "fstatat");
+	return race_point(AT_FSTATAT, path) ? -1 : real(d, path, sb, flags);
+}
+
+/* out/f.txt replaced by another file of the same size (a new inode). */
+static void
+replace_file(void)
+{
+	char *from = t_path(job, "out/f.txt.new"), *to = t_path(job, "out/f.txt");
+
+	job_file("out/f.txt.new", "other!!");
+	ck_assert_int_eq(rename(from, to), 0);
+	free(from);
+	free(to);
+}
+
+static void
+remove_file(void)
+{
+	char *f = t_path(job, "out/f.txt");
+
+	ck_assert_int_eq(unlink(f), 0);
+	free(f);
+}
+
+/* out/f.txt becomes a symlink to a file inside the job directory. */
+static void
+swap_in_symlink(void)
+{
+	char *f = t_path(job, "out/f.txt");
+
+	job_file("out/g.txt", "inside!");
+	ck_assert_int_eq(unlink(f), 0);
+	ck_assert_int_eq(symlink("g.txt", f), 0);
+	free(f);
+}
+
+/* Between realpath() and the plan's own look (fstatat) or open (openat), the file is removed,
+ * replaced, or swapped for a symlink: the plan fails saying so, nothing is planned. */
+START_TEST(test_plan_races)
+{
+	static const struct {
+		int at;
+		void (*action)(void);
+		const char *why;
+	} cases[] = {
+		{AT_FSTATAT, remove_file, "removed, replaced, or a symbolic link swapped in"},
+		{AT_OPENAT, replace_file, "removed, replaced, or a symbolic link swapped in"},
+		{AT_FSTATAT, swap_in_symlink, "a symbolic link swapped in"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		job_file("out/f.txt", "inside!");
+		at_call(cases[i].at, "f.txt", cases[i].action, 0);
+		expect_fail(one_file, JP_E_IOERR,
+		            fmt("plan: output a: out/f.txt changed while being checked (%s)",
+		                cases[i].why));
+		ck_assert_int_eq(race.fired, 1);
+		jp_error_clear(&err);
+	}
+}
+END_TEST
+
+/* The file cannot be opened for a reason of its own: that reason is the error. */
+START_TEST(test_plan_open_refused)
+{
+	job_file("out/f.txt", "inside!");
+	at_call(AT_OPENAT, "f.txt", NULL, EACCES);
+	expect_fail(one_file, JP_E_IOERR, "plan: output a: out/f.txt: Permission denied");
+	ck_assert_int_eq(race.fired, 1);
+}
+END_TEST
+
+/* After the plan: replaced between the look and the open (a new inode), removed, or the open
+ * refused; only running out of memory is not an I/O error. */
+START_TEST(test_open_races)
+{
+	char buf[64];
+
+	job_file("out/f.txt", "inside!");
+	build_ok(one_file);
+	at_call(AT_OPENAT, "f.txt", replace_file, 0);
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
+	ck_assert_int_eq(race.fired, 1);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_str_eq(err.msg, "out/f.txt changed since it was checked (removed, replaced, or a "
+	                          "symbolic link swapped in); it is not published");
+
+	build_ok(one_file);
+	at_call(AT_OPENAT, "f.txt", NULL, EACCES);
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_str_eq(err.msg, "out/f.txt: Permission denied");
+	at_call(AT_OPENAT, "f.txt", NULL, ENOMEM);
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_SOFTWARE);
+	at_call(AT_FSTATAT, "f.txt", remove_file, 0);
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "out/f.txt changed since it was checked") == err.msg, "%s",
+	              err.msg);
+	/* and when nothing happens, it opens */
+	job_file("out/f.txt", "again!!");
+	build_ok(one_file);
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_OK);
+	ck_assert_str_eq(buf, "again!!");
+}
+END_TEST
+
+/* jp_plan_unchanged: what the descriptor holds now against the plan: the same file, the same
+ * file written since, a descriptor that is not open. */
+START_TEST(test_unchanged)
+{
+	const char *f = fmt("%s/out/f.txt", job);
+	int fd;
+
+	job_file("out/f.txt", "inside!");
+	build_ok(one_file);
+	ck_assert_int_ge(fd = open(f, O_RDWR), 0);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_plan_unchanged(&p->items[0], fd, &err), JP_OK);
+	ck_assert_int_eq(pwrite(fd, "more", 4, 7), 4);
+	ck_assert_int_eq(jp_plan_unchanged(&p->items[0], fd, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_str_eq(err.msg, "out/f.txt changed since it was checked (7 bytes then, 11 now, "
+	                          "modified since); is the job still writing it?");
+	close(fd);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_plan_unchanged(&p->items[0], fd, &err), JP_FAILED);
+	ck_assert_str_eq(err.msg, "out/f.txt: Bad file descriptor");
+}
+END_TEST
+
+/* Symbolic link loops: under a path (realpath fails), under a glob's directory (glob gives
+ * up), as the work directory itself. */
+START_TEST(test_link_loops)
+{
+	char *loop = t_path(root, "loop");
+
+	ck_assert_int_eq(symlink("loop", fmt("%s/loop", job)), 0);
+	expect_fail("destination: /archive\n"
+	            "outputs: [{name: a, path: loop/f, to: f}]\n",
+	            JP_E_IOERR, "plan: output a: loop/f: Too many levels of symbolic links");
+	jp_error_clear(&err);
+	expect_fail("destination: /archive\n"
+	            "outputs: [{name: g, glob: 'loop/*.OUT', to: 'x/${basename}'}]\n",
+	            JP_E_IOERR, "plan: output g: cannot read the directories of loop/*.OUT");
+	ck_assert_int_eq(symlink("loop", loop), 0);
+	in.workdir = loop;
+	jp_error_clear(&err);
+	expect_fail("destination: /archive\n"
+	            "outputs: [{name: a, path: f, to: f}]\n",
+	            JP_E_IOERR,
+	            fmt("plan: work directory %s: Too many levels of symbolic links", loop));
+	free(loop);
+}
+END_TEST
+
+/* The root directory as the work directory: names are relative to it like to any other. */
+START_TEST(test_workdir_root)
+{
+	in.workdir = "/";
+	build_ok("destination: /archive\n"
+	         "outputs: [{name: a, path: etc/passwd, to: passwd, check: none}]\n");
+	ck_assert_str_eq(p->workdir, "/");
+	ck_assert_uint_eq(p->n_items, 1);
+	ck_assert_str_eq(p->items[0].rel, "etc/passwd");
+	ck_assert_str_eq(p->items[0].abs, "/etc/passwd");
+	ck_assert_str_eq(p->items[0].key, "passwd");
+}
+END_TEST
+
 /* ---- destination ---- */
 
 START_TEST(test_dest_override)
@@ -871,6 +1106,16 @@ main(void)
 	tcase_add_test(tc, test_workdir_with_metacharacters);
 	tcase_add_test(tc, test_workdir_missing);
 	tcase_add_test(tc, test_workdir_not_a_directory);
+	tcase_add_test(tc, test_workdir_root);
+	tcase_add_test(tc, test_link_loops);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("races");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_plan_races);
+	tcase_add_test(tc, test_plan_open_refused);
+	tcase_add_test(tc, test_open_races);
+	tcase_add_test(tc, test_unchanged);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("destination");
