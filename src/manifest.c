@@ -83,8 +83,23 @@ static int
 lerr(struct loader *L, struct fy_node *at, const char *fmt, const char *a, const char *b)
 {
 	struct jp_str pos = {NULL, 0, 0};
+	struct fy_node *parent;
 
 	node_pos(at, &pos.line, &pos.col);
+	/* An empty value ("outputs:", a bare "-") has no token of its own: point at the key it is
+	 * the value of, or at the key of the nearest enclosing value that has one. */
+	for (; pos.line == 0 && at != NULL && (parent = fy_node_get_parent(at)) != NULL; at = parent) {
+		void *it = NULL;
+		struct fy_node_pair *p;
+
+		if (fy_node_get_type(parent) != FYNT_MAPPING)
+			continue;
+		while ((p = fy_node_mapping_iterate(parent, &it)) != NULL)
+			if (fy_node_pair_value(p) == at) {
+				node_pos(fy_node_pair_key(p), &pos.line, &pos.col);
+				break;
+			}
+	}
 	return jp_manifest_error(L->m, &pos, L->err, fmt, a, b);
 }
 

@@ -657,14 +657,55 @@ START_TEST(test_refusals)
 		 "verylongkeyverylongkeyverylongkeyverylongkeyverylongkeyverylongkey12345: 1\n",
 		 ":2:1: unknown key 'verylongkeyverylongkeyverylongkeyverylongkeyverylongkeyverylong' "
 		 "(expected destination, catalog, outputs, sftp, s3)"},
-		{"outputs:\n", ": outputs: expected a list of outputs"},
+		/* an empty value has no position of its own: its key's is given */
+		{"outputs:\n", ":1:1: outputs: expected a list of outputs"},
 		{"outputs: [{name: a, path: a, to: a}]\nsftp:\n",
-		 ": sftp: expected a mapping (identity, known-hosts)"},
+		 ":2:1: sftp: expected a mapping (identity, known-hosts)"},
+		{"catalog:\n", ":1:1: catalog: expected a mapping (table, id-column, status-column, "
+		                "published-status)"},
+		{"s3:\n", ":1:1: s3: expected a mapping (endpoint, region, path-style, part-size)"},
+		{"s3: {path-style: }\n", ":1:6: s3.path-style: expected true or false"},
+		{"outputs: [{name: a, path: a, to: a, required: }]\n",
+		 ":1:37: required: expected true or false"},
+		{"outputs: [{name: a, path: a, to: a, attributes: }]\n",
+		 ":1:37: attributes: expected a list of names, e.g. [n_surface, mass]"},
+		{"destination: /a\noutputs:\n  -\n",
+		 ":2:1: outputs: each entry must be a mapping (name, path or glob, to, column, "
+		 "required)"},
+		{"? destination\n", ":1:3: destination: empty value"},
+		{"outputs: [{name: a, path: a, to: a, attributes: [[x]]}]\n",
+		 ":1:51: attributes: expected a string"},
+		{"sftp: {identity: [x]}\n", ":1:19: sftp.identity: expected a string"},
+		{"s3: {part-size: [1]}\n", ":1:18: s3.part-size: expected a string"},
+		{"''\n", ": empty manifest"},
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		expect_error(cases[i].yaml, cases[i].where);
+}
+END_TEST
+
+/* jp_manifest_load_mem (the fuzz target's entry) has its own size check, before the parser. */
+START_TEST(test_too_large_in_memory)
+{
+	size_t len = JP_MANIFEST_MAX + 1;
+	char *text = malloc(len), want[JP_ERRMSG_MAX];
+
+	ck_assert_ptr_nonnull(text);
+	memset(text, '#', len);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_manifest_load_mem("big.yaml", text, len, &m, &err), JP_FAILED);
+	ck_assert_ptr_null(m);
+	ck_assert_int_eq(err.code, JP_E_DATA);
+	snprintf(want, sizeof(want), "big.yaml: larger than %d MiB: a manifest is a small text file",
+	         JP_MANIFEST_MAX >> 20);
+	ck_assert_str_eq(err.msg, want);
+	/* one byte less is read (and is nothing but a comment: empty) */
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_manifest_load_mem("big.yaml", text, len - 1, &m, &err), JP_FAILED);
+	ck_assert_msg(strstr(err.msg, "larger than") == NULL, "%s", err.msg);
+	free(text);
 }
 END_TEST
 
@@ -817,6 +858,7 @@ main(void)
 	tcase_add_test(tc, test_outputs_not_a_list);
 	tcase_add_test(tc, test_empty_value);
 	tcase_add_test(tc, test_refusals);
+	tcase_add_test(tc, test_too_large_in_memory);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bytes");
