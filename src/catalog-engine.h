@@ -122,10 +122,9 @@ struct jp_catalog_engine {
 	const char *(*column_text)(struct jp_cat_stmt *st, int i);
 	int64_t (*column_int)(struct jp_cat_stmt *st, int i);
 	void (*finalize)(struct jp_cat_stmt *st); /* st may be NULL */
-	/* Rows changed by the last statement run, and the id the last INSERT gave its row (an
-	 * engine whose database has no such call keeps it from a RETURNING it appends). */
+	/* Rows the last UPDATE or DELETE matched.  (A new row's id comes from INSERT ...
+	 * RETURNING, which every engine's database has.) */
 	int64_t (*changes)(struct jp_cat_conn *c);
-	int64_t (*last_id)(struct jp_cat_conn *c);
 
 	/* ---- identifiers and dialect ---- */
 

@@ -422,12 +422,6 @@ sq_changes(struct jp_cat_conn *c)
 	return sqlite3_changes(((struct sq_conn *)c)->db);
 }
 
-static int64_t
-sq_last_id(struct jp_cat_conn *c)
-{
-	return sqlite3_last_insert_rowid(((struct sq_conn *)c)->db);
-}
-
 /* ---- identifiers and dialect ---- */
 
 static int
@@ -627,7 +621,6 @@ const struct jp_catalog_engine jp_catalog_sqlite = {
 	.column_int = sq_column_int,
 	.finalize = sq_finalize,
 	.changes = sq_changes,
-	.last_id = sq_last_id,
 	.quote_ident = sq_quote_ident,
 	.upsert_sql = sq_upsert_sql,
 	.duplicate_column = sq_duplicate_column,

@@ -614,7 +614,7 @@ jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
 	r = prepare(c,
 	            "INSERT INTO jobpub_attempts (job, token, started_at, host, pid, manifest, workdir,"
 	            " destination, sets, job_table, id_column, status_column)"
-	            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+	            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
 	            &st, err);
 	if (r != JP_OK)
 		return r;
@@ -630,11 +630,14 @@ jp_catalog_attempt_begin(struct jp_catalog *c, const struct jp_jobtable *t,
 	jp_cat_bind_text(st, 10, t->table);
 	jp_cat_bind_text(st, 11, t->id_column);
 	jp_cat_bind_text(st, 12, t->status_column);
-	/* A single INSERT is its own transaction; the busy timeout covers the wait for the lock. */
-	if ((r = step_done(c, st, err, "record attempt")) != JP_OK)
-		return r;
-	*id = c->eng->last_id(c->conn);
-	return JP_OK;
+	/* A single INSERT is its own transaction; the busy timeout covers the wait for the lock.
+	 * RETURNING (SQLite 3.35, PostgreSQL, MariaDB 10.5) gives the id in every dialect. */
+	if ((r = jp_cat_step(st)) != JP_CAT_ROW) {
+		jp_cat_finalize(st);
+		return db_error(c, r == JP_OK ? JP_FAILED : r, err, "record attempt");
+	}
+	*id = jp_cat_int(st, 0);
+	return step_done(c, st, err, "record attempt");
 }
 
 /*

@@ -228,18 +228,24 @@ START_TEST(test_statements)
 	struct jp_cat_stmt *st = NULL;
 
 	exec_ok(c, "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT, n INTEGER)");
-	ck_assert_int_eq(E->prepare(c, "INSERT INTO t (s, n) VALUES (?, ?)", &st), JP_OK);
+	ck_assert_int_eq(E->prepare(c, "INSERT INTO t (s, n) VALUES (?, ?) RETURNING id", &st),
+	                 JP_OK);
 	jp_cat_bind_text(st, 1, "it's \"quoted\"; DROP TABLE t");
 	jp_cat_bind_int(st, 2, INT64_C(1) << 40);
+	ck_assert_int_eq(jp_cat_step(st), JP_CAT_ROW);
+	ck_assert_int_eq(jp_cat_int(st, 0), 1);
 	ck_assert_int_eq(jp_cat_step(st), JP_OK);
-	ck_assert_int_eq(E->last_id(c), 1);
-	ck_assert_int_eq(E->changes(c), 1);
 	jp_cat_reset(st);
 	jp_cat_bind_text(st, 1, NULL); /* NULL text is SQL NULL */
 	jp_cat_bind_null(st, 2);
+	ck_assert_int_eq(jp_cat_step(st), JP_CAT_ROW);
+	ck_assert_int_eq(jp_cat_int(st, 0), 2);
 	ck_assert_int_eq(jp_cat_step(st), JP_OK);
-	ck_assert_int_eq(E->last_id(c), 2);
 	jp_cat_finalize(st);
+	exec_ok(c, "UPDATE t SET s = s WHERE id > 0");
+	ck_assert_int_eq(E->changes(c), 2);
+	exec_ok(c, "UPDATE t SET s = s WHERE id > 5");
+	ck_assert_int_eq(E->changes(c), 0);
 
 	ck_assert_int_eq(E->prepare(c, "SELECT s, n FROM t ORDER BY id", &st), JP_OK);
 	ck_assert_int_eq(E->column_count(st), 2);
