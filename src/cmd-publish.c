@@ -11,73 +11,37 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "catalog.h"
 #include "cmd.h"
 #include "log.h"
 #include "publish.h"
 #include "spool.h"
+#include "spooled.h"
 #include "util.h"
 
 static int cmd_publish(int argc, char **argv);
 
 /*
  * A publish that could not even record its attempt (the catalogue stayed locked past
- * --db-timeout) leaves nothing in the catalogue for `republish` to find: the job's row keeps
- * its status and it has no attempt.  It leaves a spool entry instead, as `enqueue` would have
- * (republish takes this catalogue's entries whose row was never marked, and removes them once
- * published).  Best effort: a failure is only a warning.
- *
- * The spool is shared with `enqueue`, which files entries under Slurm job IDs: `<job>.json` may
- * hold another job's request (Slurm job 5 asking for catalogue job 1).  jp_spool_add never
- * replaces such an entry; the next free name `<job>~2.json`, `<job>~3.json`... is taken instead.
+ * --db-timeout) leaves nothing in the catalogue for `republish` to find.  It leaves a spool
+ * entry instead, as `enqueue` would have (spooled.h).  Best effort: a failure is only a
+ * warning.
  */
-#define QUEUE_TRIES 10
-
 static void
 queue_unrecorded(const struct jp_publish_opts *o)
 {
-	struct jp_spool_entry e;
 	struct jp_error err;
 	char *dir = jp_spool_dir(), *key = NULL;
-	int i, r = JP_FAILED;
 
-	memset(&e, 0, sizeof(e));
 	jp_error_clear(&err);
-	e.job = (char *)o->job;
-	e.manifest = realpath(o->manifest, NULL);
-	e.workdir = realpath(o->workdir != NULL ? o->workdir : ".", NULL);
-	e.db = jp_catalog_locator_canonical(o->db); /* as enqueue records it */
-	e.dest = (char *)o->dest;
-	e.sets = (struct jp_kv *)o->sets;
-	e.n_sets = o->n_sets;
-	e.uid = geteuid();
-	if (dir == NULL || e.manifest == NULL || e.workdir == NULL || e.db == NULL) {
-		jp_log_warn("job %s: not queued for `jobpub republish` either: %s", o->job,
-		            dir == NULL ? "out of memory" : strerror(errno));
-		goto out;
-	}
-	for (i = 1; i <= QUEUE_TRIES; i++) {
-		free(key);
-		key = i == 1 ? strdup(o->job) : jp_asprintf("%s~%d", o->job, i);
-		if (key == NULL || strlen(key) > 128)
-			break;
-		e.key = strcmp(key, o->job) == 0 ? NULL : key;
-		jp_error_clear(&err);
-		if ((r = jp_spool_add(dir, &e, &err)) == JP_OK || err.code != JP_E_UNAVAILABLE)
-			break;
-	}
-	if (r != JP_OK)
-		jp_log_warn("job %s: not queued for `jobpub republish` either: %s", o->job,
-		            key == NULL ? "out of memory" : err.msg);
+	if (dir == NULL)
+		jp_log_warn("job %s: not queued for `jobpub republish` either: out of memory", o->job);
+	else if (jp_spooled_queue(dir, o, &key, &err) != JP_OK)
+		jp_log_warn("job %s: not queued for `jobpub republish` either: %s", o->job, err.msg);
 	else
 		jp_log_warn("job %s: nothing recorded in the catalogue; queued in %s/%s.json for "
 		            "`jobpub republish`",
 		            o->job, dir, key);
-out:
 	free(key);
-	free(e.manifest);
-	free(e.workdir);
-	free(e.db);
 	free(dir);
 }
 
@@ -146,12 +110,13 @@ cmd_publish(int argc, char **argv)
 	enum jp_log_format fmt = JP_LOG_TEXT;
 	const char *db = NULL, *env;
 	struct jp_error err;
-	struct jp_spool_entry *entry = NULL;
+	struct jp_spooled spooled;
 	char *spooldir = NULL;
 	const char *spoolkey = NULL;
 	int ch, verbosity = 0, rc, use_spool = 0;
 
 	memset(&o, 0, sizeof(o));
+	memset(&spooled, 0, sizeof(spooled));
 	o.db_timeout_ms = 30000;
 	o.parallel = 4;
 	o.retries = 3;
@@ -218,58 +183,23 @@ cmd_publish(int argc, char **argv)
 	}
 	if (o.job != NULL && o.manifest == NULL)
 		use_spool = 1; /* --job alone: what the job script queued */
+	o.sets = sets.v;
+	o.n_sets = sets.n;
+	o.db = db;
 	if (use_spool && o.job != NULL && jp_cmd_job_ok(o.job)) {
 		struct jp_error e;
-		size_t i;
 
+		/* The entry may be filed under the Slurm job ID: the catalogue's ID is in it. */
+		spoolkey = o.job;
 		jp_error_clear(&e);
 		spooldir = jp_spool_dir();
-		if (spooldir == NULL || jp_spool_read(spooldir, o.job, &entry, &e) != JP_OK) {
+		if (spooldir == NULL || jp_spooled_take(spooldir, spoolkey, &o, &spooled, &e) != JP_OK) {
+			rc = spooldir ? e.code : 70;
 			jp_log_setup(fmt, verbosity, NULL);
 			jp_log_error("%s", spooldir ? e.msg : "out of memory");
 			jp_sets_free(&sets);
 			free(spooldir);
-			return spooldir ? e.code : 70;
-		}
-		/* Root never publishes a user's files: that is the epilog's job, as the user. */
-		if (geteuid() == 0 && entry->uid != 0) {
-			jp_log_setup(fmt, verbosity, NULL);
-			jp_log_error("job %s: the spool entry in %s belongs to uid %u: publish it as that "
-			             "user (the Slurm epilog does)",
-			             o.job, spooldir, (unsigned)entry->uid);
-			jp_spool_entry_free(entry);
-			jp_sets_free(&sets);
-			free(spooldir);
-			return 77;
-		}
-		/* The entry may be filed under the Slurm job ID: the catalogue's ID is in it. */
-		spoolkey = o.job;
-		o.job = entry->job;
-		/* What was given now beats what was queued. */
-		if (o.manifest == NULL)
-			o.manifest = entry->manifest;
-		if (o.workdir == NULL)
-			o.workdir = entry->workdir;
-		if (db == NULL)
-			db = entry->db;
-		if (o.dest == NULL)
-			o.dest = entry->dest;
-		for (i = 0; i < entry->n_sets; i++) {
-			size_t k;
-			for (k = 0; k < sets.n && strcmp(sets.v[k].name, entry->sets[i].name) != 0; k++)
-				;
-			if (k == sets.n) {
-				struct jp_kv *v = realloc(sets.v, (sets.n + 1) * sizeof(*v));
-				if (v == NULL) {
-					fputs("jobpub: out of memory\n", stderr);
-					jp_spool_entry_free(entry);
-					jp_sets_free(&sets);
-					free(spooldir);
-					return 70;
-				}
-				sets.v = v;
-				sets.v[sets.n++] = entry->sets[i];
-			}
+			return rc;
 		}
 	}
 	if (o.job == NULL || o.manifest == NULL) {
@@ -283,9 +213,7 @@ cmd_publish(int argc, char **argv)
 	}
 	if (o.dest == NULL && (env = getenv("JOBPUB_DEST")) != NULL && env[0] != '\0')
 		o.dest = env;
-	o.db = jp_cmd_db(db);
-	o.sets = sets.v;
-	o.n_sets = sets.n;
+	o.db = jp_cmd_db(o.db);
 	jp_log_setup(fmt, verbosity, NULL);
 
 	/* SIGINT/SIGTERM (caught since the start of main, jp_cmd_signals_early): stop at the next
@@ -295,9 +223,9 @@ cmd_publish(int argc, char **argv)
 	rc = jp_publish(&o, &err);
 	if (rc != 0)
 		jp_log_error("%s", err.msg);
-	if (rc != 0 && entry == NULL && !o.dry_run && jp_publish_unrecorded())
+	if (rc != 0 && spooled.entry == NULL && !o.dry_run && jp_publish_unrecorded())
 		queue_unrecorded(&o);
-	else if (rc == 0 && entry != NULL && !o.dry_run) {
+	else if (rc == 0 && spooled.entry != NULL && !o.dry_run) {
 		/* Published: the request is done.  A failed publish keeps it for the next try. */
 		struct jp_error e;
 		jp_error_clear(&e);
@@ -305,7 +233,7 @@ cmd_publish(int argc, char **argv)
 			jp_log_warn("%s", e.msg);
 	}
 	jp_sets_free(&sets);
-	jp_spool_entry_free(entry);
+	jp_spooled_free(&spooled);
 	free(spooldir);
 	return rc;
 }
