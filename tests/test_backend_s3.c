@@ -319,7 +319,7 @@ static char relay_url[64], relay_log[PATH_MAX];
 static void
 relay_start(const char *word, ...)
 {
-	const char *argv[64];
+	const char *argv[160];
 	char script[PATH_MAX], portfile[PATH_MAX];
 	size_t n = 0;
 	va_list ap;
@@ -335,7 +335,7 @@ relay_start(const char *word, ...)
 	argv[n++] = rgw_port;
 	argv[n++] = "http";
 	va_start(ap, word);
-	for (; word != NULL && n < 63; word = va_arg(ap, const char *))
+	for (; word != NULL && n < 159; word = va_arg(ap, const char *))
 		argv[n++] = word;
 	va_end(ap);
 	argv[n] = NULL;
@@ -799,6 +799,10 @@ START_TEST(test_open_errors)
 	ck_assert_int_eq(open_rc(url), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_CONFIG);
 	ck_assert_msg(strstr(err.msg, "no credentials") != NULL, "%s", err.msg);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_check_settings(url, &opts, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_CONFIG);
+	assert_err("no credentials");
 	setenv("AWS_ACCESS_KEY_ID", access_key, 1);
 
 	ck_assert_int_eq(open_rc("s3://no-such-bucket-here/x"), JP_FAILED);
@@ -881,6 +885,24 @@ START_TEST(test_region_sources)
 	setenv("AWS_CONFIG_FILE", conf, 1);
 	ck_assert_int_eq(open_rc(url), JP_OK);
 	unsetenv("AWS_CONFIG_FILE");
+	/* Slashes around the prefix do not count. */
+	{
+		struct jp_dest *d = open_at("/rs//");
+		struct jp_upload *u = published(d, "k", "v");
+
+		jp_upload_free(u);
+		assert_object("rs/k", "v");
+		jp_dest_close(d);
+	}
+	/* No endpoint at all: AWS's for the region, which does not know the gateway's keys (or
+	 * cannot be reached from here). */
+	opts.s3_endpoint = NULL;
+	opts.s3_region = "eu-north-1";
+	opts.timeout_ms = 3000;
+	ck_assert_int_ne(open_rc(url), JP_OK);
+	ck_assert_str_ne(err.msg, "");
+	opts.s3_endpoint = endpoint;
+	opts.s3_region = NULL;
 	/* A bucket at the top, no prefix: keys are not prefixed. */
 	{
 		struct jp_dest *d = open_at("");
@@ -945,7 +967,7 @@ START_TEST(test_transient_failures)
 	            "close", "1", fmt("^PUT /%s/retry/f[?]partNumber=2&", bucket),
 	            "replace", "1", fmt("^HEAD /%s/retry/f ", bucket), "500", "InternalError",
 	            "refuse", "1", fmt("^POST /%s/retry/f[?]uploadId=", bucket), "200", "InternalError",
-	            NULL);
+	            "close", "1", fmt("^PUT /%s/retry/seek[?]partNumber=1&", bucket), NULL);
 	opts.s3_endpoint = relay_url;
 	opts.retries = 2;
 	opts.part_size = 5 * MIB;
@@ -964,6 +986,13 @@ START_TEST(test_transient_failures)
 	got = raw_get("retry/f", &glen);
 	ck_assert_msg(got != NULL && glen == len && memcmp(got, data, len) == 0, "retry/f differs");
 	free(got);
+	/* One part, sent on the connection its initiation used: dropped before its answer, sent
+	 * again. */
+	u = staged(d, "seek", "rewound", 7, 7, 7);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
+	jp_upload_free(u);
+	assert_object("retry/seek", "rewound");
+	ck_assert_int_eq(relay_count("inject close PUT /jobpub-test/retry/seek"), 1);
 	ck_assert_int_eq(raw_uploads("retry/"), 0);
 	jp_dest_close(d);
 	free(data);
@@ -981,8 +1010,11 @@ START_TEST(test_complete_answers)
 	struct jp_upload *u;
 	int exists, replaced, r;
 	unsigned char md5[16], md5s[1][16];
-	char etag[64], upper[72], *p;
+	char etag[64], upper[72], longid[201], *p;
 	size_t glen = 0;
+
+	memset(longid, 'Q', 200);
+	longid[200] = '\0';
 
 	/* The ETag the gateway gives "same" as a one-part object. */
 	EVP_Digest("same", 4, md5, NULL, EVP_md5(), NULL);
@@ -1004,7 +1036,13 @@ START_TEST(test_complete_answers)
 		"sub", "1", fmt("^POST /%s/cmp/same[?]uploadId=", bucket), "<ETag>[^<]*</ETag>",
 		fmt("<ETag>%s</ETag>", upper),
 		"sub", "0", fmt("^HEAD /%s/cmp/other ", bucket), "(?i)x-amz-meta-jobpub-token: [0-9a-f]+",
-		"x-amz-meta-jobpub-token: ffffffffffffffff", NULL);
+		"x-amz-meta-jobpub-token: ffffffffffffffff",
+		"sub", "0", fmt("^HEAD /%s/cmp/same ", bucket), "(?i)(etag: )\"", "\\1W/\"",
+		"refuse", "1", fmt("^POST /%s/cmp/headfail[?]uploadId=", bucket), "404", "NoSuchUpload",
+		"refuse", "1+1", fmt("^HEAD /%s/cmp/headfail ", bucket), "403", "AccessDenied",
+		"sub", "1", fmt("^HEAD /%s/cmp/longid ", bucket),
+		"(?s)^HTTP/1.1 404 Not Found(.*)(?i:x-amz-request-id): [^\\r]*",
+		fmt("HTTP/1.1 403 Forbidden\\1x-amz-request-id: %s", longid), NULL);
 	opts.s3_endpoint = relay_url;
 	d = open_at("cmp");
 
@@ -1080,7 +1118,23 @@ START_TEST(test_complete_answers)
 	jp_upload_free(u);
 	assert_object("cmp/other", "h");
 
-	ck_assert_int_eq(relay_count("inject"), 8 + 2); /* eight Completes, the two HEADs of "other" */
+	/* The Complete answered 404 and the HEAD that should tell what happened refused. */
+	u = staged(d, "headfail", "i", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	assert_err("HEAD s3://jobpub-test/cmp/headfail: 403 Forbidden");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	assert_object("cmp/headfail", NULL);
+
+	/* A request id longer than the backend keeps is cut, not overflowed. */
+	ck_assert_int_eq(jp_dest_digest(d, "longid", (unsigned char[32]){0}, &err), JP_FAILED);
+	ck_assert_int_eq(count_of(err.msg, "Q"), 127);
+	jp_error_clear(&err);
+
+	/* eight Completes, the two HEADs of "other" and of "same", the headfail pair, longid */
+	ck_assert_int_eq(relay_count("inject"), 8 + 2 + 2 + 2 + 1);
 	ck_assert_int_eq(raw_uploads("cmp/"), 0);
 	ck_assert_ptr_null(raw_get("cmp/c409", &glen));
 	jp_dest_close(d);
@@ -1099,7 +1153,9 @@ START_TEST(test_rollback_failures)
 	relay_start("refuse", "2+1", fmt("^HEAD /%s/rb/headfail ", bucket), "403", "AccessDenied",
 	            "refuse", "1", fmt("^POST /%s/rb/both[?]uploadId=", bucket), "503", "SlowDown",
 	            "refuse", "1", fmt("^DELETE /%s/rb/both[?]uploadId=", bucket), "500", "InternalError",
-	            "refuse", "1+1", fmt("^HEAD /%s/rb/both ", bucket), "403", "AccessDenied", NULL);
+	            "refuse", "1+1", fmt("^HEAD /%s/rb/both ", bucket), "403", "AccessDenied",
+	            "refuse", "1", fmt("^HEAD /%s/rb/before ", bucket), "503", "SlowDown",
+	            "refuse", "1+1", fmt("^HEAD /%s/rb/after ", bucket), "503", "SlowDown", NULL);
 	opts.s3_endpoint = relay_url;
 	d = open_at("rb");
 
@@ -1132,7 +1188,26 @@ START_TEST(test_rollback_failures)
 	jp_error_clear(&err);
 	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK); /* the relay lets it through now */
 	jp_upload_free(u);
-	ck_assert_int_eq(relay_count("inject"), 4);
+	/* The HEAD before Complete fails: nothing was sent, the abort drops the upload. */
+	u = staged(d, "before", "b", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_RETRY);
+	assert_err("HEAD s3://jobpub-test/rb/before: 503");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	assert_object("rb/before", NULL);
+	/* The HEAD after Complete fails: our object may be there, and the abort removes it. */
+	u = staged(d, "after", "a", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_RETRY);
+	assert_err("HEAD s3://jobpub-test/rb/after: 503");
+	ck_assert(!jp_upload_committed(u));
+	jp_error_clear(&err);
+	assert_object("rb/after", "a");
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	assert_object("rb/after", NULL);
+
+	ck_assert_int_eq(relay_count("inject"), 6);
 	ck_assert_int_eq(raw_uploads("rb/"), 0);
 	assert_object("rb/both", NULL);
 	jp_dest_close(d);
@@ -1149,12 +1224,16 @@ START_TEST(test_permanent_failures)
 	struct jp_upload *u = NULL;
 	unsigned char sha[32];
 	struct jp_stat st;
+	size_t off;
 	int r;
 
 	relay_start("refuse", "1", fmt("^PUT /%s/pf/part[?]partNumber=2&", bucket), "400", "InvalidDigest",
 	            "sub", "1", fmt("^POST /%s/pf/noid[?]uploads=", bucket), "<UploadId>[^<]*</UploadId>", "",
 	            "refuse", "0", fmt("^DELETE /%s/pf/keep ", bucket), "500", "InternalError",
-	            "refuse", "0", fmt("^HEAD /%s/pf/keep ", bucket), "403", "AccessDenied", NULL);
+	            "refuse", "0", fmt("^HEAD /%s/pf/keep ", bucket), "403", "AccessDenied",
+	            "refuse", "1", fmt("^POST /%s/pf/initfail[?]uploads=", bucket), "403", "AccessDenied",
+	            "refuse", "1", fmt("^PUT /%s/pf/w[?]partNumber=1&", bucket), "400", "InvalidDigest",
+	            NULL);
 	opts.s3_endpoint = relay_url;
 	opts.part_size = 5 * MIB;
 	d = open_at("pf");
@@ -1190,7 +1269,33 @@ START_TEST(test_permanent_failures)
 	ck_assert_int_eq(jp_dest_stat(d, "keep", &st, &err), JP_OK);
 	ck_assert_int_eq(st.exists, 1);
 	ck_assert_int_eq(st.size, 4);
-	ck_assert_int_eq(relay_count("inject refuse PUT"), 1);
+	/* A multipart upload whose initiation is refused: the write that needs it fails. */
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_stage(d, "initfail", TOKEN, len, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, data, len, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	assert_err("initiate upload s3://jobpub-test/pf/initfail: 403 AccessDenied");
+	jp_error_clear(&err);
+	jp_upload_free(u);
+	/* A part refused while more is written: a later write tells, and so does finish. */
+	ck_assert_int_eq(jp_dest_stage(d, "w", TOKEN, len, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, data, 5 * MIB + 1, &err), JP_OK);
+	for (r = JP_OK, off = 5 * MIB + 1; r == JP_OK && off < len; off++) {
+		r = jp_upload_write(u, data + off, 1, &err);
+		usleep(2000);
+	}
+	ck_assert_int_eq(r, JP_FAILED);
+	assert_err("(part 1): 400 InvalidDigest");
+	jp_error_clear(&err);
+	sha_of(data, off, sha);
+	ck_assert_int_eq(jp_backend_s3.finish(u, off, sha, &err), JP_FAILED);
+	assert_err("(part 1): 400 InvalidDigest");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	ck_assert_int_eq(raw_uploads("pf/w"), 0);
+
+	ck_assert_int_eq(relay_count("inject refuse PUT"), 2);
 	ck_assert_int_eq(relay_count("inject sub POST"), 1);
 	jp_dest_close(d);
 	free(data);
@@ -1210,13 +1315,17 @@ START_TEST(test_listing_faults)
 
 	raw_put("lf/a", "aa");
 	raw_put("lf/b", "bbb");
+	raw_put("lg/x", "xx");
 	relay_start("sub", "2", objs, "<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated>",
 	            "sub", "2", objs, "<IsTruncated>false</IsTruncated>",
 	            "<IsTruncated>true</IsTruncated><NextContinuationToken>lf/zz</NextContinuationToken>",
 	            "sub", "1", objs, "(?s)<[?]xml.*", "",
 	            "sub", "1", objs, "</Contents>", "",
 	            "sub", "1", fmt("^GET /%s[?]prefix=lf%%2F&uploads=", bucket),
-	            "<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated>", NULL);
+	            "<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated>",
+	            "refuse", "1", fmt("^GET /%s[?][^ ]*list-type=2&prefix=lg%%2F", bucket), "503", "SlowDown",
+	            "sub", "1", fmt("^GET /%s[?][^ ]*list-type=2&prefix=lg%%2F", bucket),
+	            "<LastModified>[^<]*</LastModified>", "<LastModified>yesterday</LastModified>", NULL);
 	opts.s3_endpoint = relay_url;
 	d = open_at("lf");
 	/* 1: truncated, no token: key by key. */
@@ -1246,6 +1355,23 @@ START_TEST(test_listing_faults)
 	assert_err("the listing is truncated and has no next markers");
 	ck_assert_int_eq(seen.objects, 0);
 	ck_assert_int_eq(relay_count("inject sub"), 7);
+	jp_dest_close(d);
+	/* 7: the listing stat needs refused; then one with a time that is not one. */
+	d = open_at("lg");
+	ck_assert_int_eq(jp_dest_stat(d, "x", &st, &err), JP_RETRY);
+	assert_err("list s3://jobpub-test/lg/: 503 SlowDown");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_dest_stat(d, "x", &st, &err), JP_OK);
+	ck_assert_int_eq(st.exists, 1);
+	ck_assert_int_eq(st.size, 2);
+	ck_assert_int_eq(st.mtime, 0);
+	jp_dest_close(d);
+	/* 8: from the bucket's top, keys are the bucket's. */
+	d = open_at("");
+	memset(&seen, 0, sizeof(seen));
+	ck_assert_int_eq(jp_dest_list(d, "lg/", seen_add, &seen, &err), JP_OK);
+	ck_assert_int_eq(seen.objects, 1);
+	ck_assert_int_eq(seen.bytes, 2);
 	jp_dest_close(d);
 }
 END_TEST
@@ -1351,7 +1477,7 @@ START_TEST(test_stop)
 	jp_error_clear(&err);
 
 	/* Four parts out and unanswered, the fifth full. */
-	stop_on("inject mute PUT /jobpub-test/stop/window", 4, 0);
+	stop_on("inject mute PUT /jobpub-test/stop/window", 4, 200);
 	ck_assert_int_eq(jp_dest_stage(d, "window", TOKEN, len, &u, &err), JP_OK);
 	for (r = JP_OK, off = 0; off < len && r == JP_OK; off += MIB)
 		r = jp_upload_write(u, data + off, MIB, &err);
@@ -1398,6 +1524,45 @@ START_TEST(test_stop)
 }
 END_TEST
 
+/* Part buffers of all uploads together stay within the budget: a third upload waits for room
+ * while the parts of two others are on the wire (and unanswered), until the stop hook ends it. */
+START_TEST(test_memory_budget)
+{
+	size_t len = 25 * MIB, off;
+	char *data = pattern(len, 17);
+	struct jp_dest *d;
+	struct jp_upload *u[3] = {NULL, NULL, NULL};
+	static const char *const keys[3] = {"a", "b", "c"};
+	int i, r = JP_OK;
+
+	relay_start("mute", "0", fmt("^PUT /%s/budget/", bucket), NULL);
+	opts.s3_endpoint = relay_url;
+	opts.part_size = 5 * MIB;
+	d = open_at("budget");
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(jp_dest_stage(d, keys[i], TOKEN, 100 * MIB, &u[i], &err), JP_OK);
+	for (i = 0; i < 2; i++) /* four parts out, the fifth full: 25 MiB each */
+		for (off = 0; off < len; off += MIB)
+			ck_assert_int_eq(jp_upload_write(u[i], data + off, MIB, &err), JP_OK);
+	stop_on("inject mute PUT", 10, 100);
+	for (off = 0; off < len && r == JP_OK; off += MIB)
+		r = jp_upload_write(u[2], data + off, MIB, &err);
+	ck_assert_int_eq(r, JP_RETRY);
+	assert_err("budget/c: interrupted");
+	ck_assert_int_eq(off, 11 * MIB); /* two parts of c out, the third found no room */
+	ck_assert_int_eq(relay_count("inject mute PUT"), 10);
+	jp_error_clear(&err);
+	jp_dest_set_stop(NULL);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(jp_upload_abort(u[i], &err), JP_OK);
+		jp_upload_free(u[i]);
+	}
+	ck_assert_int_eq(raw_uploads("budget/"), 0);
+	jp_dest_close(d);
+	free(data);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -1420,6 +1585,7 @@ suite(void)
 	tcase_add_test(tc, test_listing_faults);
 	tcase_add_test(tc, test_read_faults);
 	tcase_add_test(tc, test_stop);
+	tcase_add_test(tc, test_memory_budget);
 	suite_add_tcase(s, tc);
 	return s;
 }
