@@ -1484,7 +1484,7 @@ listing_drop(struct s3_dest *d)
 }
 
 static int list_objects(struct s3_dest *d, const char *full, unsigned max_pages, jp_list_fn fn,
-                        void *arg, int *truncated, struct jp_error *err);
+                        void *arg, int *truncated, int *stopped, struct jp_error *err);
 
 static int
 listing_add(void *arg, const char *key, const struct jp_stat *st)
@@ -1522,7 +1522,7 @@ listing_load(struct s3_dest *d, struct jp_error *err)
 
 	if (full == NULL)
 		return oom(err);
-	r = list_objects(d, full, 2, listing_add, d, &truncated, err);
+	r = list_objects(d, full, 2, listing_add, d, &truncated, NULL, err);
 	free(full);
 	if (r != JP_OK) {
 		listing_drop(d);
@@ -1672,10 +1672,10 @@ below_root(const struct s3_dest *d, const char *k)
 }
 
 /* Objects below the full prefix (ListObjectsV2), page by page; max_pages 0: all.  *truncated
- * (may be NULL) tells whether pages were left. */
+ * (may be NULL) tells whether pages were left, *stopped (may be NULL) whether fn said stop. */
 static int
 list_objects(struct s3_dest *d, const char *full, unsigned max_pages, jp_list_fn fn, void *arg,
-             int *truncated, struct jp_error *err)
+             int *truncated, int *stopped, struct jp_error *err)
 {
 	char *token = NULL;
 	unsigned pages = 0;
@@ -1742,6 +1742,8 @@ list_objects(struct s3_dest *d, const char *full, unsigned max_pages, jp_list_fn
 		req_free(&rq);
 	} while (!stop && token != NULL);
 	free(token);
+	if (stopped != NULL)
+		*stopped = stop;
 	if (r == JP_OK && stop && truncated != NULL)
 		r = oom(err); /* the callback could not keep it */
 	return r;
@@ -1757,11 +1759,12 @@ s3_list(struct jp_dest *dd, const char *prefix, jp_list_fn fn, void *arg, struct
 
 	if (full == NULL)
 		return oom(err);
-	if ((r = list_objects(d, full, 0, fn, arg, NULL, err)) != JP_OK) {
+	if ((r = list_objects(d, full, 0, fn, arg, NULL, &stop, err)) != JP_OK) {
 		free(full);
 		return r;
 	}
-	/* Incomplete multipart uploads (ListMultipartUploads): what killed publishers left. */
+	/* Incomplete multipart uploads (ListMultipartUploads): what killed publishers left; not
+	 * once fn said stop among the objects. */
 	while (r == JP_OK && !stop) {
 		struct jp_s3_param q[4] = {{"uploads", NULL}, {"prefix", full}, {"key-marker", kmark},
 		                           {"upload-id-marker", umark}};
