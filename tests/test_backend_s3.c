@@ -513,6 +513,7 @@ assert_object(const char *key, const char *text)
 
 struct seen {
 	unsigned objects, uploads;
+	unsigned stop_after; /* say stop after this many entries (0: never) */
 	uint64_t bytes;
 	char first_upload[256], first_upload_id[256];
 };
@@ -531,7 +532,7 @@ seen_add(void *arg, const char *key, const struct jp_stat *st)
 		s->objects++;
 		s->bytes += st->size;
 	}
-	return 0;
+	return s->stop_after > 0 && s->objects + s->uploads >= s->stop_after;
 }
 
 static char *
@@ -739,6 +740,15 @@ START_TEST(test_abort_and_empty)
 	ck_assert_int_eq(raw_uploads("abort/"), 0);
 	jp_upload_free(u); /* aborts */
 
+	/* A file that grew past its planned size (0): its first part is cut at 64 KiB, and the
+	 * store refuses a part that small but the last; nothing is published. */
+	u = staged(d, "grown", data, 100 * 1024, 0, 100 * 1024);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	assert_err("EntityTooSmall");
+	jp_error_clear(&err);
+	jp_upload_free(u);
+	ck_assert_ptr_null(raw_get("abort/grown", &glen));
+
 	u = staged(d, "empty", "", 0, 0, 1);
 	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
 	jp_upload_free(u);
@@ -854,6 +864,8 @@ START_TEST(test_open_errors)
 	ck_assert_int_eq(err.code, JP_E_CONFIG);
 	setenv("AWS_CA_BUNDLE", rgw_ca, 1);
 	ck_assert_int_eq(open_rc(url), JP_OK);
+	opts.s3_endpoint = NULL;
+	ck_assert_int_eq(jp_dest_check_settings(url, &opts, &err), JP_OK);
 	unsetenv("AWS_CA_BUNDLE");
 }
 END_TEST
@@ -873,6 +885,10 @@ START_TEST(test_region_sources)
 	opts.s3_path_style = 0;
 	setenv("AWS_REGION", "eu-west-3", 1);
 	ck_assert_int_eq(open_rc(url), JP_OK);
+	setenv("AWS_REGION", "", 1); /* set but empty: as unset */
+	opts.retries = 0;              /* the default, 3 */
+	ck_assert_int_eq(open_rc(url), JP_OK);
+	opts.retries = -1;
 	unsetenv("AWS_REGION");
 	setenv("AWS_DEFAULT_REGION", "ap-south-1", 1);
 	ck_assert_int_eq(open_rc(url), JP_OK);
@@ -926,6 +942,7 @@ START_TEST(test_listing_pages)
 	char key[sizeof(seen.first_upload)];
 
 	raw_many("PUT", "pages/o", "", 1001);
+	raw_put("pages/", "a directory marker: the prefix itself, not below it");
 	raw_many("POST", "pages/u/", "?uploads=", 1001);
 	d = open_at("pages");
 	ck_assert_int_eq(jp_dest_list(d, "", seen_add, &seen, &err), JP_OK);
@@ -939,6 +956,16 @@ START_TEST(test_listing_pages)
 	ck_assert_int_eq(jp_dest_stat(d, "o1001", &st, &err), JP_OK);
 	ck_assert_int_eq(st.exists, 0);
 
+	/* A caller that has seen enough. */
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_after = 1;
+	ck_assert_int_eq(jp_dest_list(d, "", seen_add, &seen, &err), JP_OK);
+	ck_assert_int_eq(seen.objects, 1);
+	ck_assert_int_eq(seen.uploads, 0);
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_after = 1;
+	ck_assert_int_eq(jp_dest_list(d, "u/", seen_add, &seen, &err), JP_OK);
+	ck_assert_int_eq(seen.uploads, 1);
 	/* gc's way to drop one of the uploads: the first listed is gone from the next listing. */
 	memcpy(key, seen.first_upload, sizeof(key));
 	ck_assert_int_eq(jp_dest_abort_upload(d, seen.first_upload, seen.first_upload_id, &err), JP_OK);
@@ -967,7 +994,9 @@ START_TEST(test_transient_failures)
 	            "close", "1", fmt("^PUT /%s/retry/f[?]partNumber=2&", bucket),
 	            "replace", "1", fmt("^HEAD /%s/retry/f ", bucket), "500", "InternalError",
 	            "refuse", "1", fmt("^POST /%s/retry/f[?]uploadId=", bucket), "200", "InternalError",
-	            "close", "1", fmt("^PUT /%s/retry/seek[?]partNumber=1&", bucket), NULL);
+	            "close", "1", fmt("^PUT /%s/retry/seek[?]partNumber=1&", bucket),
+	            "replace", "1", fmt("^DELETE /%s/retry/ab[?]uploadId=", bucket), "503", "SlowDown",
+	            NULL);
 	opts.s3_endpoint = relay_url;
 	opts.retries = 2;
 	opts.part_size = 5 * MIB;
@@ -993,6 +1022,12 @@ START_TEST(test_transient_failures)
 	jp_upload_free(u);
 	assert_object("retry/seek", "rewound");
 	ck_assert_int_eq(relay_count("inject close PUT /jobpub-test/retry/seek"), 1);
+	/* An abort answered 503 after the server did it: tried again, "no such upload" is fine. */
+	ck_assert_int_eq(jp_dest_stage(d, "ab", TOKEN, len, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, data, 5 * MIB + 1, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	ck_assert_int_eq(relay_count("req DELETE /jobpub-test/retry/ab?uploadId="), 2);
 	ck_assert_int_eq(raw_uploads("retry/"), 0);
 	jp_dest_close(d);
 	free(data);
@@ -1020,7 +1055,7 @@ START_TEST(test_complete_answers)
 	EVP_Digest("same", 4, md5, NULL, EVP_md5(), NULL);
 	memcpy(md5s[0], md5, 16);
 	jp_s3_multipart_etag((const unsigned char(*)[16])md5s, 1, etag, sizeof(etag));
-	snprintf(upper, sizeof(upper), "W/%s", etag);
+	snprintf(upper, sizeof(upper), "%.*s", (int)strlen(etag) - 2, etag + 1); /* no quotes */
 	for (p = upper; *p; p++)
 		if (*p >= 'a' && *p <= 'f')
 			*p = (char)(*p - 'a' + 'A');
@@ -1035,6 +1070,9 @@ START_TEST(test_complete_answers)
 		"<ETag>&quot;00000000000000000000000000000000-1&quot;</ETag>",
 		"sub", "1", fmt("^POST /%s/cmp/same[?]uploadId=", bucket), "<ETag>[^<]*</ETag>",
 		fmt("<ETag>%s</ETag>", upper),
+		"sub", "1", fmt("^POST /%s/cmp/vanish[?]uploadId=", bucket), "<ETag>[^<]*</ETag>",
+		"<ETag>&quot;abc&quot;</ETag>",
+		"replace", "1+1", fmt("^HEAD /%s/cmp/vanish ", bucket), "404", "NoSuchKey",
 		"sub", "0", fmt("^HEAD /%s/cmp/other ", bucket), "(?i)x-amz-meta-jobpub-token: [0-9a-f]+",
 		"x-amz-meta-jobpub-token: ffffffffffffffff",
 		"sub", "0", fmt("^HEAD /%s/cmp/same ", bucket), "(?i)(etag: )\"", "\\1W/\"",
@@ -1118,6 +1156,14 @@ START_TEST(test_complete_answers)
 	jp_upload_free(u);
 	assert_object("cmp/other", "h");
 
+	/* Gone right after our Complete (someone deleted it): not recorded as ours. */
+	u = staged(d, "vanish", "v", 1, 1, 1);
+	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
+	assert_err("cmp/vanish was written by someone else while we committed it (ETag none, ours \"abc\")");
+	jp_error_clear(&err);
+	jp_upload_free(u);
+	ck_assert_int_eq(jp_dest_remove(d, "vanish", &err), JP_OK);
+
 	/* The Complete answered 404 and the HEAD that should tell what happened refused. */
 	u = staged(d, "headfail", "i", 1, 1, 1);
 	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_FAILED);
@@ -1133,8 +1179,9 @@ START_TEST(test_complete_answers)
 	ck_assert_int_eq(count_of(err.msg, "Q"), 127);
 	jp_error_clear(&err);
 
-	/* eight Completes, the two HEADs of "other" and of "same", the headfail pair, longid */
-	ck_assert_int_eq(relay_count("inject"), 8 + 2 + 2 + 2 + 1);
+	/* eight Completes, the two HEADs of "other" and of "same", the headfail pair, longid, the
+	 * vanish pair */
+	ck_assert_int_eq(relay_count("inject"), 8 + 2 + 2 + 2 + 1 + 2);
 	ck_assert_int_eq(raw_uploads("cmp/"), 0);
 	ck_assert_ptr_null(raw_get("cmp/c409", &glen));
 	jp_dest_close(d);
@@ -1155,7 +1202,9 @@ START_TEST(test_rollback_failures)
 	            "refuse", "1", fmt("^DELETE /%s/rb/both[?]uploadId=", bucket), "500", "InternalError",
 	            "refuse", "1+1", fmt("^HEAD /%s/rb/both ", bucket), "403", "AccessDenied",
 	            "refuse", "1", fmt("^HEAD /%s/rb/before ", bucket), "503", "SlowDown",
-	            "refuse", "1+1", fmt("^HEAD /%s/rb/after ", bucket), "503", "SlowDown", NULL);
+	            "refuse", "1+1", fmt("^HEAD /%s/rb/after ", bucket), "503", "SlowDown",
+	            "refuse", "1", fmt("^POST /%s/rb/ovw[?]uploadId=", bucket), "503", "SlowDown",
+	            "refuse", "1", fmt("^DELETE /%s/rb/delfail ", bucket), "500", "InternalError", NULL);
 	opts.s3_endpoint = relay_url;
 	d = open_at("rb");
 
@@ -1207,7 +1256,24 @@ START_TEST(test_rollback_failures)
 	jp_upload_free(u);
 	assert_object("rb/after", NULL);
 
-	ck_assert_int_eq(relay_count("inject"), 6);
+	/* --overwrite, the Complete fails: the object there is not ours, and stays. */
+	raw_put("rb/ovw", "old");
+	u = staged(d, "ovw", "new", 3, 3, 3);
+	ck_assert_int_eq(jp_upload_commit(u, 1, &exists, &replaced, &err), JP_RETRY);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
+	jp_upload_free(u);
+	assert_object("rb/ovw", "old");
+	/* A rollback whose DELETE fails: still committed, for the caller to report. */
+	u = published(d, "delfail", "d");
+	ck_assert_int_eq(jp_upload_uncommit(u, &err), JP_RETRY);
+	assert_err("DELETE s3://jobpub-test/rb/delfail: 500 InternalError");
+	ck_assert(jp_upload_committed(u));
+	jp_error_clear(&err);
+	jp_upload_free(u);
+	assert_object("rb/delfail", "d");
+
+	ck_assert_int_eq(relay_count("inject"), 8);
 	ck_assert_int_eq(raw_uploads("rb/"), 0);
 	assert_object("rb/both", NULL);
 	jp_dest_close(d);
@@ -1227,7 +1293,8 @@ START_TEST(test_permanent_failures)
 	size_t off;
 	int r;
 
-	relay_start("refuse", "1", fmt("^PUT /%s/pf/part[?]partNumber=2&", bucket), "400", "InvalidDigest",
+	relay_start("refuse", "0", fmt("^PUT /%s/pf/part[?]", bucket), "400", "InvalidDigest",
+	            "refuse", "1", fmt("^PUT /%s/pf/p503[?]", bucket), "503", "SlowDown",
 	            "sub", "1", fmt("^POST /%s/pf/noid[?]uploads=", bucket), "<UploadId>[^<]*</UploadId>", "",
 	            "refuse", "0", fmt("^DELETE /%s/pf/keep ", bucket), "500", "InternalError",
 	            "refuse", "0", fmt("^HEAD /%s/pf/keep ", bucket), "403", "AccessDenied",
@@ -1244,7 +1311,7 @@ START_TEST(test_permanent_failures)
 	r = jp_upload_finish(u, len, sha, &err);
 	ck_assert_int_eq(r, JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
-	assert_err("(part 2): 400 InvalidDigest");
+	assert_err("400 InvalidDigest");
 	jp_error_clear(&err);
 	ck_assert_int_eq(jp_upload_abort(u, &err), JP_OK);
 	jp_upload_free(u);
@@ -1295,7 +1362,16 @@ START_TEST(test_permanent_failures)
 	jp_upload_free(u);
 	ck_assert_int_eq(raw_uploads("pf/w"), 0);
 
-	ck_assert_int_eq(relay_count("inject refuse PUT"), 2);
+	/* A part refused by a transient error, no retries: the upload fails with 75. */
+	ck_assert_int_eq(jp_dest_stage(d, "p503", TOKEN, 1, &u, &err), JP_OK);
+	ck_assert_int_eq(jp_upload_write(u, "5", 1, &err), JP_OK);
+	sha_of("5", 1, sha);
+	ck_assert_int_eq(jp_upload_finish(u, 1, sha, &err), JP_RETRY);
+	assert_err("(part 1): 503 SlowDown");
+	jp_error_clear(&err);
+	jp_upload_free(u);
+
+	ck_assert_int_eq(relay_count("inject refuse PUT"), 4);
 	ck_assert_int_eq(relay_count("inject sub POST"), 1);
 	jp_dest_close(d);
 	free(data);
@@ -1325,7 +1401,8 @@ START_TEST(test_listing_faults)
 	            "<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated>",
 	            "refuse", "1", fmt("^GET /%s[?][^ ]*list-type=2&prefix=lg%%2F", bucket), "503", "SlowDown",
 	            "sub", "1", fmt("^GET /%s[?][^ ]*list-type=2&prefix=lg%%2F", bucket),
-	            "<LastModified>[^<]*</LastModified>", "<LastModified>yesterday</LastModified>", NULL);
+	            "<LastModified>[^<]*</LastModified>|<Size>[^<]*</Size>|<ETag>[^<]*</ETag>",
+	            "<LastModified>yesterday</LastModified>", NULL);
 	opts.s3_endpoint = relay_url;
 	d = open_at("lf");
 	/* 1: truncated, no token: key by key. */
@@ -1363,7 +1440,8 @@ START_TEST(test_listing_faults)
 	jp_error_clear(&err);
 	ck_assert_int_eq(jp_dest_stat(d, "x", &st, &err), JP_OK);
 	ck_assert_int_eq(st.exists, 1);
-	ck_assert_int_eq(st.size, 2);
+	ck_assert_int_eq(st.size, 0); /* the entry had no size */
+	ck_assert_str_eq(st.etag, "");
 	ck_assert_int_eq(st.mtime, 0);
 	jp_dest_close(d);
 	/* 8: from the bucket's top, keys are the bucket's. */
