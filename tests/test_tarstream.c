@@ -4,7 +4,10 @@
  */
 #include "config.h"
 
+#include <dirent.h>
+#include <dlfcn.h>
 #include <locale.h>
+#include <stdarg.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -418,7 +421,7 @@ START_TEST(test_directory_swapped_during_walk)
 	struct jp_archive_result res;
 	struct jp_error err;
 	char *src = t_path(dir, "Out"), *out = t_path(dir, "out.tar"), *back;
-	size_t len;
+	size_t len = 0;
 
 	{
 		char *big = calloc(1, 512 * 1024);
@@ -445,6 +448,342 @@ START_TEST(test_directory_swapped_during_walk)
 }
 END_TEST
 
+/* Sink that stops at its first call: the destination failed as soon as it was written to. */
+static int
+stop_first(void *arg, const void *buf, size_t len)
+{
+	(void)buf;
+	(void)len;
+	++*(int *)arg;
+	return 1;
+}
+
+/* Out/ holds a.bin of 64,000 bytes and then `second`: the first 64 KiB block is full exactly
+ * when second's header is written (512 for Out/, 512 + 64,000 for a.bin, 512 for second), so
+ * the destination's failure is met writing that header, of whatever type the entry is. */
+START_TEST(test_stop_at_header)
+{
+	static const char *const kinds[] = {"file", "symlink", "directory"};
+	struct jp_archive_result res;
+	struct jp_error err;
+	char *src = t_path(dir, "Out"), *second = t_path(dir, "Out/second"), *a;
+	int calls = 0;
+
+	a = calloc(1, 64000);
+	t_write(dir, "Out/a.bin", a, 64000);
+	free(a);
+	if (_i == 0)
+		t_write_str(dir, "Out/second", "x");
+	else if (_i == 1)
+		ck_assert_int_eq(symlink("a.bin", second), 0);
+	else
+		ck_assert_int_eq(mkdir(second, 0755), 0);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_archive_write(src, "Out", JP_ARCHIVE_TAR, stop_first, &calls, &res, &err),
+	                 JP_FAILED);
+	ck_assert_int_eq(calls, 1);
+	ck_assert_int_eq(err.code, JP_E_SOFTWARE);
+	ck_assert_msg(strncmp(err.msg, "archive: Out/second: ", 21) == 0, "%s: %s", kinds[_i],
+	              err.msg);
+	ck_assert_uint_eq(res.size, 0);
+	free(src);
+	free(second);
+}
+END_TEST
+
+/* A small tree fits in the last block: the destination fails at the close, and the archive
+ * fails saying it was stopped (no other reason was given). */
+START_TEST(test_stop_at_close)
+{
+	struct jp_archive_result res;
+	struct jp_error err;
+	char *src = t_path(dir, "Out");
+	int calls = 0;
+
+	t_write_str(dir, "Out/a", "a");
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_archive_write(src, "Out", JP_ARCHIVE_TAR, stop_first, &calls, &res, &err),
+	                 JP_FAILED);
+	ck_assert_int_eq(calls, 1);
+	ck_assert_int_eq(err.code, JP_E_SOFTWARE);
+	ck_assert_str_eq(err.msg, "archive: Out: stopped");
+	free(src);
+}
+END_TEST
+
+/* Misuse of the piped entry: a descriptor that is not a directory, a format that is none. */
+START_TEST(test_piped_misuse)
+{
+	struct jp_archive_result res;
+	struct jp_error err;
+	char *f = t_path(dir, "file"), *src = t_path(dir, "Out");
+	int fd;
+
+	t_write_str(dir, "file", "x");
+	t_write_str(dir, "Out/a", "a");
+	ck_assert_int_ge(fd = open(f, O_RDONLY), 0);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_archive_write_piped(fd, "dir/file", JP_ARCHIVE_TAR, NULL, NULL, NULL,
+	                                        &res, &err),
+	                 JP_FAILED);
+	ck_assert_str_eq(err.msg, "archive: dir/file: not a directory");
+	close(fd);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_archive_write(src, "Out", JP_ARCHIVE_NONE, NULL, NULL, &res, &err),
+	                 JP_FAILED);
+	ck_assert_int_eq(err.code, JP_E_SOFTWARE);
+	ck_assert_msg(strncmp(err.msg, "archive: Out: ", 14) == 0, "%s", err.msg);
+	ck_assert_int_eq(jp_archive_format_parse("tar.bz2"), JP_ARCHIVE_NONE);
+	ck_assert_int_eq(jp_archive_format_parse("tar.zst"), JP_ARCHIVE_TAR_ZST);
+	free(f);
+	free(src);
+}
+END_TEST
+
+/* ---- races and errors at the exact moment ----
+ *
+ * This program's own openat, fstatat, readlinkat, read, readdir and dup take precedence over
+ * libc's for the calls libjobpub makes.  Armed with at_call(), the next call on the entry
+ * `name` (for read, the file its descriptor is open on; for readdir and dup, any) first runs
+ * `action` (what another process could do at that moment: the entry removed, replaced,
+ * truncated), or fails with `fail_errno`; then, unless failed, makes the real call. */
+enum { AT_OPENAT = 1, AT_FSTATAT, AT_READLINKAT, AT_READ, AT_READDIR, AT_DUP };
+static struct {
+	int at, fail_errno, fired;
+	const char *name;
+	void (*action)(void);
+} race;
+
+static void
+at_call(int at, const char *name, void (*action)(void), int fail_errno)
+{
+	race.at = at;
+	race.name = name;
+	race.action = action;
+	race.fail_errno = fail_errno;
+	race.fired = 0;
+}
+
+/* 1 when this call must fail (errno set).  name NULL: the file descriptor fd is open on. */
+static int
+race_point(int at, const char *name, int fd)
+{
+	char link[64], target[4096];
+	const char *base;
+	ssize_t n;
+
+	if (race.at != at || race.fired)
+		return 0;
+	if (race.name != NULL) {
+		if (name == NULL) {
+			snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+			if ((n = readlink(link, target, sizeof(target) - 1)) < 0)
+				return 0;
+			target[n] = '\0';
+			name = (base = strrchr(target, '/')) != NULL ? base + 1 : target;
+		}
+		if (strcmp(name, race.name) != 0)
+			return 0;
+	}
+	race.fired = 1;
+	if (race.action != NULL)
+		race.action();
+	if (race.fail_errno == 0)
+		return 0;
+	errno = race.fail_errno;
+	return 1;
+}
+
+#define REAL(name) \
+	static __typeof__(&name) real; \
+	if (real == NULL) \
+		*(void **)&real = dlsym(RTLD_NEXT, #name)
+
+int
+openat(int d, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	REAL(openat);
+	if (flags & O_CREAT) {
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	return race_point(AT_OPENAT, path, -1) ? -1 : real(d, path, flags, mode);
+}
+
+int
+fstatat(int d, const char *path, struct stat *sb, int flags)
+{
+	REAL(fstatat);
+	return race_point(AT_FSTATAT, path, -1) ? -1 : real(d, path, sb, flags);
+}
+
+ssize_t
+readlinkat(int d, const char *path, char *buf, size_t len)
+{
+	REAL(readlinkat);
+	return race_point(AT_READLINKAT, path, -1) ? -1 : real(d, path, buf, len);
+}
+
+ssize_t
+read(int fd, void *buf, size_t len)
+{
+	REAL(read);
+	return race_point(AT_READ, NULL, fd) ? -1 : real(fd, buf, len);
+}
+
+struct dirent *
+readdir(DIR *dp)
+{
+	REAL(readdir);
+	return race_point(AT_READDIR, "", -1) ? NULL : real(dp);
+}
+
+int
+dup(int fd)
+{
+	REAL(dup);
+	return race_point(AT_DUP, "", -1) ? -1 : real(fd);
+}
+
+/* Archives dir/Out into dir/out.tar, expecting a failure of class code with a message that
+ * contains want; the hook must have fired. */
+static void
+archive_fails(int code, const char *want)
+{
+	struct jp_archive_result res;
+	struct jp_error err;
+	char *src = t_path(dir, "Out"), *out = t_path(dir, "out.tar");
+	FILE *fp = fopen(out, "wb");
+
+	ck_assert_ptr_nonnull(fp);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_archive_write(src, "Out", JP_ARCHIVE_TAR, to_file, fp, &res, &err),
+	                 JP_FAILED);
+	fclose(fp);
+	ck_assert_int_eq(race.fired, 1);
+	ck_assert_int_eq(err.code, code);
+	ck_assert_msg(strstr(err.msg, want) != NULL, "want '%s', got '%s'", want, err.msg);
+	free(src);
+	free(out);
+}
+
+static void
+remove_b(void)
+{
+	char *p = t_path(dir, "Out/b.dat");
+
+	ck_assert_int_eq(unlink(p), 0);
+	free(p);
+}
+
+static void
+replace_b(void)
+{
+	char *p = t_path(dir, "Out/b.dat"), *n = t_path(dir, "Out/b.new");
+
+	t_write_str(dir, "Out/b.new", "BBBB\n");
+	ck_assert_int_eq(rename(n, p), 0);
+	free(p);
+	free(n);
+}
+
+/* Out/sub swapped with another directory (a new inode) under the same name. */
+static void
+replace_sub(void)
+{
+	char *p = t_path(dir, "Out/sub"), *n = t_path(dir, "Out/sub.new");
+
+	t_write_str(dir, "Out/sub.new/z.dat", "ZZZZ\n");
+	ck_assert_int_eq(renameat2(AT_FDCWD, n, AT_FDCWD, p, RENAME_EXCHANGE), 0);
+	free(p);
+	free(n);
+}
+
+static void
+remove_link(void)
+{
+	char *p = t_path(dir, "Out/link-in");
+
+	ck_assert_int_eq(unlink(p), 0);
+	free(p);
+}
+
+static void
+truncate_b(void)
+{
+	char *p = t_path(dir, "Out/b.dat");
+
+	ck_assert_int_eq(truncate(p, 2), 0);
+	free(p);
+}
+
+/* make_tree() in a fresh Out. */
+static void
+fresh_tree(void)
+{
+	char *p = t_path(dir, "Out");
+
+	t_rmtree(p);
+	free(p);
+	make_tree();
+}
+
+/* Entries removed, replaced or cut short while the tree is walked, and the errors of reading
+ * them: each fails the archive naming the entry and saying what happened. */
+START_TEST(test_walk_races)
+{
+	fresh_tree();
+	at_call(AT_OPENAT, "b.dat", remove_b, 0);
+	archive_fails(JP_E_IOERR, "archive: Out/b.dat changed while being archived");
+	fresh_tree();
+	at_call(AT_OPENAT, "b.dat", replace_b, 0);
+	archive_fails(JP_E_IOERR, "archive: Out/b.dat changed while being archived");
+	fresh_tree();
+	at_call(AT_OPENAT, "sub", replace_sub, 0);
+	archive_fails(JP_E_IOERR, "archive: Out/sub changed while being archived");
+	fresh_tree();
+	at_call(AT_FSTATAT, "b.dat", remove_b, 0);
+	archive_fails(JP_E_IOERR, "archive: Out/b.dat: No such file or directory");
+	fresh_tree();
+	at_call(AT_READLINKAT, "link-in", remove_link, 0);
+	archive_fails(JP_E_IOERR, "archive: Out/link-in: No such file or directory");
+	fresh_tree();
+	at_call(AT_READ, "b.dat", truncate_b, 0);
+	archive_fails(JP_E_IOERR, "archive: Out/b.dat: file shrank while being archived");
+}
+END_TEST
+
+START_TEST(test_read_errors)
+{
+	struct jp_archive_result res;
+	char *got;
+
+	fresh_tree();
+	at_call(AT_OPENAT, "b.dat", NULL, EACCES);
+	archive_fails(JP_E_IOERR, "archive: Out/b.dat: cannot read: Permission denied");
+	at_call(AT_READ, "b.dat", NULL, EIO);
+	archive_fails(JP_E_IOERR, "archive: Out/b.dat: Input/output error");
+	at_call(AT_READDIR, NULL, NULL, EIO);
+	archive_fails(JP_E_IOERR, "archive: Out: cannot read directory: Input/output error");
+	at_call(AT_DUP, NULL, NULL, EMFILE);
+	archive_fails(JP_E_IOERR, "archive: Out: cannot read directory: Too many open files");
+	at_call(AT_READDIR, NULL, NULL, ENOMEM);
+	archive_fails(JP_E_SOFTWARE, "archive: Out: cannot read directory: Cannot allocate memory");
+	/* a read interrupted by a signal is retried: the archive is whole */
+	at_call(AT_READ, "b.dat", NULL, EINTR);
+	res = archive_to("Out", "out.tar", JP_ARCHIVE_TAR);
+	ck_assert_int_eq(race.fired, 1);
+	ck_assert_uint_eq(res.entries, 10);
+	got = listing("out.tar");
+	ck_assert_msg(strstr(got, "Out/b.dat|10=bbbb\n") != NULL, "%s", got);
+	free(got);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -464,6 +803,11 @@ main(void)
 	tcase_add_test(tc, test_open_errors);
 	tcase_add_test(tc, test_big_sparse);
 	tcase_add_test(tc, test_sink_stop);
+	tcase_add_loop_test(tc, test_stop_at_header, 0, 3);
+	tcase_add_test(tc, test_stop_at_close);
+	tcase_add_test(tc, test_piped_misuse);
+	tcase_add_test(tc, test_walk_races);
+	tcase_add_test(tc, test_read_errors);
 	suite_add_tcase(s, tc);
 	return t_run(s);
 }
