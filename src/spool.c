@@ -120,10 +120,12 @@ jp_spool_dir(void)
 	if ((env = getenv("XDG_STATE_HOME")) != NULL && env[0] == '/')
 		return jp_asprintf("%s/jobpub/spool", env);
 	home = getenv("HOME");
-	if ((home == NULL || home[0] != '/') && (pw = getpwuid(geteuid())) != NULL)
-		home = pw->pw_dir;
-	/* No home at all: a path that fails with a clear message rather than a relative one. */
-	return jp_asprintf("%s/.local/state/jobpub/spool", home != NULL ? home : "/nonexistent");
+	if (home == NULL || home[0] != '/')
+		home = (pw = getpwuid(geteuid())) != NULL ? pw->pw_dir : NULL;
+	/* No home at all: a path that fails with a clear message rather than a relative one (which
+	 * would name another spool in each working directory). */
+	return jp_asprintf("%s/.local/state/jobpub/spool",
+	                   home != NULL && home[0] == '/' ? home : "/nonexistent");
 }
 
 /* mkdir -p, new levels 0700 (the XDG state directory's mode). */

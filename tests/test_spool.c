@@ -3,18 +3,24 @@
  * and atomicity, the strict reader (unknown or missing keys, wrong types, another job, relative
  * paths, broken JSON: 65 naming the file), a missing entry (66), entries not safe to trust
  * (group- or world-writable, a symlink, owned by another user: 77), remove, and the default
- * spool directory, the listing of a spool.
+ * spool directory, the listing of a spool; the file system failing at each step of a write, a
+ * read, a removal and a listing (this binary's definitions of the libc calls stand in for
+ * libc's, see "failures" below), every field the reader refuses, and the checks that depend
+ * on who runs it (a non-root caller, simulated through geteuid).
  */
 #include "config.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -791,6 +797,637 @@ START_TEST(test_spool_dir)
 }
 END_TEST
 
+/* ---- failures: the file system failing at one step ----
+ *
+ * spool.c is linked into this program, so the definitions below stand in for libc's in its
+ * calls (and in the libraries', which is harmless: nothing fails unless a test arms it).  Each
+ * passes the call on to libc unless the test armed it: then the nth call from now fails with
+ * the errno given, once. */
+static const char *fail_fn; /* the function armed, or NULL */
+static int fail_nth, fail_errno;
+static uid_t fake_euid = (uid_t)-1; /* geteuid's answer when not (uid_t)-1 */
+
+static void
+arm(const char *fn, int nth, int e)
+{
+	fail_fn = fn;
+	fail_nth = nth;
+	fail_errno = e;
+}
+
+/* 1 when this call of fn must fail (errno is then set). */
+static int
+failing(const char *fn)
+{
+	if (fail_fn == NULL || strcmp(fail_fn, fn) != 0 || --fail_nth > 0)
+		return 0;
+	fail_fn = NULL;
+	errno = fail_errno;
+	return 1;
+}
+
+#define REAL(type, name, args) \
+	static type(*real_##name) args; \
+	if (real_##name == NULL) \
+		*(void **)&real_##name = dlsym(RTLD_NEXT, #name)
+
+int
+mkstemp(char *tmpl)
+{
+	REAL(int, mkstemp, (char *));
+	return failing("mkstemp") ? -1 : real_mkstemp(tmpl);
+}
+
+int
+fchmod(int fd, mode_t mode)
+{
+	REAL(int, fchmod, (int, mode_t));
+	return failing("fchmod") ? -1 : real_fchmod(fd, mode);
+}
+
+FILE *
+fdopen(int fd, const char *mode)
+{
+	REAL(FILE *, fdopen, (int, const char *));
+	return failing("fdopen") ? NULL : real_fdopen(fd, mode);
+}
+
+int
+fflush(FILE *fp)
+{
+	REAL(int, fflush, (FILE *));
+	return failing("fflush") ? EOF : real_fflush(fp);
+}
+
+int
+fsync(int fd)
+{
+	REAL(int, fsync, (int));
+	return failing("fsync") ? -1 : real_fsync(fd);
+}
+
+/* A failing close still closes, as the kernel's does. */
+int
+fclose(FILE *fp)
+{
+	int r;
+	REAL(int, fclose, (FILE *));
+	r = real_fclose(fp);
+	return failing("fclose") ? EOF : r;
+}
+
+int
+mkdir(const char *path, mode_t mode)
+{
+	REAL(int, mkdir, (const char *, mode_t));
+	return failing("mkdir") ? -1 : real_mkdir(path, mode);
+}
+
+char *
+strdup(const char *s)
+{
+	REAL(char *, strdup, (const char *));
+	return failing("strdup") ? NULL : real_strdup(s);
+}
+
+char *
+strndup(const char *s, size_t n)
+{
+	REAL(char *, strndup, (const char *, size_t));
+	return failing("strndup") ? NULL : real_strndup(s, n);
+}
+
+int
+link(const char *from, const char *to)
+{
+	REAL(int, link, (const char *, const char *));
+	return failing("link") ? -1 : real_link(from, to);
+}
+
+int
+rename(const char *from, const char *to)
+{
+	REAL(int, rename, (const char *, const char *));
+	return failing("rename") ? -1 : real_rename(from, to);
+}
+
+int
+unlink(const char *path)
+{
+	REAL(int, unlink, (const char *));
+	return failing("unlink") ? -1 : real_unlink(path);
+}
+
+int
+fstat(int fd, struct stat *sb)
+{
+	REAL(int, fstat, (int, struct stat *));
+	return failing("fstat") ? -1 : real_fstat(fd, sb);
+}
+
+DIR *
+opendir(const char *path)
+{
+	REAL(DIR *, opendir, (const char *));
+	return failing("opendir") ? NULL : real_opendir(path);
+}
+
+int
+open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	REAL(int, open, (const char *, int, ...));
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	return failing("open") ? -1 : real_open(path, flags, mode);
+}
+
+uid_t
+geteuid(void)
+{
+	return fake_euid != (uid_t)-1 ? fake_euid : (uid_t)syscall(SYS_geteuid);
+}
+
+/* The names in dir other than "." and "..". */
+static size_t
+n_names(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+/* A write (exclusive: jp_spool_add) of job 42 with fn's nth call failing with e: it fails with
+ * code, the message holds needle and strerror(e), and dir is left with `left` names. */
+static void
+expect_write_fails(int exclusive, const char *fn, int nth, int e, int code, const char *needle,
+                   size_t left)
+{
+	struct jp_spool_entry in = {"42", "/m.yaml", "/w", "/c.db", NULL, NULL, 0, 0, NULL};
+	int r;
+
+	in.uid = geteuid();
+	jp_error_clear(&err);
+	arm(fn, nth, e);
+	r = exclusive ? jp_spool_add(dir, &in, &err) : jp_spool_write(dir, &in, &err);
+	ck_assert_msg(fail_fn == NULL, "%s was not called %d times", fn, nth);
+	ck_assert_msg(r != JP_OK, "write succeeded with %s failing", fn);
+	ck_assert_msg(err.code == code, "%s failing: code %d, expected %d: %s", fn, err.code, code,
+	              err.msg);
+	ck_assert_msg(strstr(err.msg, needle) != NULL && strstr(err.msg, strerror(e)) != NULL,
+	              "%s failing: '%s' or '%s' not in: %s", fn, needle, strerror(e), err.msg);
+	ck_assert_msg(n_names() == left, "%s failing: %zu names left in the spool, expected %zu", fn,
+	              n_names(), left);
+}
+
+START_TEST(test_write_io_errors)
+{
+	/* Nothing is left behind: neither the entry nor its temporary. */
+	expect_write_fails(0, "mkstemp", 1, ENOSPC, JP_E_IOERR, "cannot create a file in", 0);
+	expect_write_fails(0, "fchmod", 1, EIO, JP_E_IOERR, "spool: ", 0);
+	expect_write_fails(0, "fdopen", 1, ENOMEM, JP_E_IOERR, "spool: ", 0);
+	expect_write_fails(0, "fflush", 1, ENOSPC, JP_E_IOERR, "writing", 0);
+	expect_write_fails(0, "fsync", 1, EIO, JP_E_IOERR, "writing", 0);
+	expect_write_fails(0, "fclose", 1, EDQUOT, JP_E_IOERR, "writing", 0);
+	expect_write_fails(0, "rename", 1, EIO, JP_E_IOERR, "cannot rename", 0);
+	expect_write_fails(1, "link", 1, EPERM, JP_E_NOPERM, "cannot link", 0);
+	/* A read-only spool is refused (77), not an I/O error. */
+	expect_write_fails(0, "mkstemp", 1, EROFS, JP_E_NOPERM, "cannot create a file in", 0);
+	/* The directory's fsync fails after the rename: the entry is there, and the caller told
+	 * that it may not survive a crash. */
+	expect_write_fails(0, "fsync", 2, EIO, JP_E_IOERR, "fsync", 1);
+	ck_assert(t_exists(dir, "42.json"));
+	expect_write_fails(0, "open", 1, EMFILE, JP_E_IOERR, "fsync", 1);
+}
+END_TEST
+
+START_TEST(test_write_cannot_create_dir)
+{
+	struct jp_spool_entry in = {"42", "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+	char *sub = t_path(dir, "state/jobpub/spool");
+
+	in.uid = geteuid();
+	arm("mkdir", 3, EACCES); /* "/tmp" exists; the first level under dir is refused */
+	ck_assert_int_ne(jp_spool_write(sub, &in, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	ck_assert_msg(strstr(err.msg, "cannot create") != NULL && strstr(err.msg, dir) != NULL, "%s",
+	              err.msg);
+	ck_assert_uint_eq(n_names(), 0);
+	jp_error_clear(&err);
+	arm("strdup", 1, ENOMEM);
+	ck_assert_int_ne(jp_spool_write(sub, &in, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_SOFTWARE);
+	ck_assert_uint_eq(n_names(), 0);
+	jp_error_clear(&err);
+	ck_assert_msg(jp_spool_write(sub, &in, &err) == JP_OK, "%s", err.msg);
+	free(sub);
+}
+END_TEST
+
+START_TEST(test_out_of_memory)
+{
+	/* The reader's and the lister's copies failing: an error, never a partial entry. */
+	struct seen_list L;
+
+	entry_for_me("42");
+	arm("strndup", 1, ENOMEM);
+	expect_read("42", JP_E_SOFTWARE, "out of memory");
+	memset(&L, 0, sizeof(L));
+	arm("strndup", 1, ENOMEM);
+	ck_assert_int_ne(jp_spool_list(dir, on_entry, &L, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_SOFTWARE);
+	ck_assert_int_eq((int)L.n, 0);
+}
+END_TEST
+
+START_TEST(test_write_dir_fsync_unsupported)
+{
+	/* Some file systems cannot fsync a directory (EINVAL): the rename is as durable as it gets. */
+	struct jp_spool_entry in = {"42", "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+	struct jp_spool_entry *out = NULL;
+
+	in.uid = geteuid();
+	arm("fsync", 2, EINVAL);
+	ck_assert_msg(jp_spool_write(dir, &in, &err) == JP_OK, "%s", err.msg);
+	ck_assert_ptr_null(fail_fn);
+	ck_assert_msg(jp_spool_read(dir, "42", &out, &err) == JP_OK, "%s", err.msg);
+	ck_assert_str_eq(out->workdir, "/w");
+	jp_spool_entry_free(out);
+}
+END_TEST
+
+START_TEST(test_write_spool_not_a_directory)
+{
+	struct jp_spool_entry in = {"42", "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+	char *file = t_path(dir, "spool");
+
+	t_write_str(dir, "spool", "a file where the spool should be\n");
+	in.uid = geteuid();
+	ck_assert_int_ne(jp_spool_write(file, &in, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert_msg(strstr(err.msg, file) && strstr(err.msg, "is not a directory"), "%s", err.msg);
+	free(file);
+}
+END_TEST
+
+START_TEST(test_write_bad_key)
+{
+	struct jp_spool_entry in = {"42", "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+
+	in.key = "../7";
+	ck_assert_int_ne(jp_spool_write(dir, &in, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_USAGE);
+	ck_assert_msg(strstr(err.msg, "'../7' is not a valid spool key"), "%s", err.msg);
+	ck_assert_uint_eq(n_names(), 0);
+}
+END_TEST
+
+START_TEST(test_write_bad_utf8)
+{
+	/* Each kind of broken sequence, in each field that is written as a string. */
+	static const char *const bad[] = {
+		"/m\xc3(", "/m\xe2\x28\xa1", "/m\xf0\x28\x8c\xbc", "/m\xf5\x80\x80\x80", "/m\xc0\xaf",
+		"/m\x80",
+	};
+	struct jp_kv set = {"model", NULL};
+	size_t i, f;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		for (f = 0; f < 5; f++) {
+			struct jp_spool_entry in = {"42", "/m.yaml", "/w", "/c.db", "file:///a", NULL, 0, 0,
+			                            NULL};
+			if (f == 0) in.manifest = (char *)bad[i];
+			if (f == 1) in.workdir = (char *)bad[i];
+			if (f == 2) in.db = (char *)bad[i];
+			if (f == 3) in.dest = (char *)bad[i];
+			if (f == 4) {
+				set.value = bad[i];
+				in.sets = &set;
+				in.n_sets = 1;
+			}
+			jp_error_clear(&err);
+			ck_assert_msg(jp_spool_write(dir, &in, &err) != JP_OK, "field %zu, value %zu", f, i);
+			ck_assert_int_eq(err.code, JP_E_DATA);
+		}
+	/* Valid multi-byte sequences pass. */
+	{
+		struct jp_spool_entry in = {"42", "/m/\xc3\xa9t\xc3\xa9/\xe2\x82\xac/\xf0\x9f\x98\x80",
+		                            "/w", NULL, NULL, NULL, 0, 0, NULL};
+		struct jp_spool_entry *out = NULL;
+		in.uid = geteuid();
+		jp_error_clear(&err);
+		ck_assert_msg(jp_spool_write(dir, &in, &err) == JP_OK, "%s", err.msg);
+		ck_assert_msg(jp_spool_read(dir, "42", &out, &err) == JP_OK, "%s", err.msg);
+		ck_assert_str_eq(out->manifest, in.manifest);
+		jp_spool_entry_free(out);
+	}
+	ck_assert_uint_eq(n_names(), 1);
+}
+END_TEST
+
+START_TEST(test_add_same_request_rules)
+{
+	/* An entry filed under the key is replaced only by the same job of the same catalogue. */
+	struct jp_spool_entry a = {"42", "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+	struct jp_spool_entry *out = NULL;
+
+	a.uid = geteuid();
+	a.key = "9001";
+	ck_assert_int_eq(jp_spool_add(dir, &a, &err), JP_OK);
+	a.workdir = "/w2"; /* same job, both without a catalogue: the same request */
+	ck_assert_msg(jp_spool_add(dir, &a, &err) == JP_OK, "%s", err.msg);
+	a.db = "/c.db"; /* a catalogue now, none before: another request */
+	ck_assert_int_ne(jp_spool_add(dir, &a, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_spool_write(dir, &a, &err), JP_OK);
+	a.db = NULL; /* the reverse */
+	ck_assert_int_ne(jp_spool_add(dir, &a, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	jp_error_clear(&err);
+	a.db = "/other.db";
+	ck_assert_int_ne(jp_spool_add(dir, &a, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_UNAVAILABLE);
+	jp_error_clear(&err);
+	a.db = "/c.db";
+	a.workdir = "/w3";
+	ck_assert_msg(jp_spool_add(dir, &a, &err) == JP_OK, "%s", err.msg);
+	ck_assert_msg(jp_spool_read(dir, "9001", &out, &err) == JP_OK, "%s", err.msg);
+	ck_assert_str_eq(out->workdir, "/w3");
+	ck_assert_str_eq(out->key, "9001");
+	jp_spool_entry_free(out);
+	ck_assert_uint_eq(n_names(), 1);
+}
+END_TEST
+
+START_TEST(test_dir_with_trailing_slash)
+{
+	struct jp_spool_entry in = {"42", "/m.yaml", "/w", NULL, NULL, NULL, 0, 0, NULL};
+	struct jp_spool_entry *out = NULL;
+	char *d;
+
+	if (asprintf(&d, "%s/", dir) < 0)
+		ck_abort_msg("out of memory");
+	in.uid = geteuid();
+	ck_assert_msg(jp_spool_write(d, &in, &err) == JP_OK, "%s", err.msg);
+	ck_assert(t_exists(dir, "42.json"));
+	ck_assert_msg(jp_spool_read(d, "42", &out, &err) == JP_OK, "%s", err.msg);
+	jp_spool_entry_free(out);
+	ck_assert_int_eq(jp_spool_remove(d, "42", &err), JP_OK);
+	ck_assert(!t_exists(dir, "42.json"));
+	free(d);
+}
+END_TEST
+
+START_TEST(test_read_io_errors)
+{
+	struct jp_spool_entry *out = (struct jp_spool_entry *)1;
+
+	entry_for_me("42");
+	arm("open", 1, EACCES);
+	expect_read_file("42", JP_E_NOPERM, strerror(EACCES));
+	arm("open", 1, EIO);
+	expect_read_file("42", JP_E_IOERR, strerror(EIO));
+	arm("fstat", 1, EIO);
+	expect_read_file("42", JP_E_IOERR, strerror(EIO));
+	arm("fdopen", 1, ENOMEM);
+	expect_read_file("42", JP_E_IOERR, strerror(ENOMEM));
+	/* Then it reads again. */
+	ck_assert_msg(jp_spool_read(dir, "42", &out, &err) == JP_OK, "%s", err.msg);
+	jp_spool_entry_free(out);
+}
+END_TEST
+
+START_TEST(test_remove_fails)
+{
+	entry_for_me("42");
+	arm("unlink", 1, EACCES);
+	ck_assert_int_ne(jp_spool_remove(dir, "42", &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	ck_assert_msg(strstr(err.msg, "cannot remove") && strstr(err.msg, "42.json"), "%s", err.msg);
+	ck_assert(t_exists(dir, "42.json"));
+	jp_error_clear(&err);
+	arm("unlink", 1, EIO);
+	ck_assert_int_ne(jp_spool_remove(dir, "42", &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+	ck_assert(t_exists(dir, "42.json"));
+}
+END_TEST
+
+static int
+never_called(void *arg, const char *key, const struct jp_spool_entry *e, const struct jp_error *why,
+             long long mtime)
+{
+	(void)arg, (void)e, (void)why, (void)mtime;
+	ck_abort_msg("entry %s listed from a spool that cannot be listed", key);
+	return 1;
+}
+
+START_TEST(test_list_cannot_open)
+{
+	entry_for_me("42");
+	arm("opendir", 1, EACCES);
+	ck_assert_int_ne(jp_spool_list(dir, never_called, NULL, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_NOPERM);
+	ck_assert_msg(strstr(err.msg, dir) && strstr(err.msg, strerror(EACCES)), "%s", err.msg);
+	jp_error_clear(&err);
+	arm("opendir", 1, EIO);
+	ck_assert_int_ne(jp_spool_list(dir, never_called, NULL, &err), JP_OK);
+	ck_assert_int_eq(err.code, JP_E_IOERR);
+}
+END_TEST
+
+START_TEST(test_list_name_not_a_job)
+{
+	/* A file named like an entry whose name cannot be a job ID (a control character): listed
+	 * as unreadable, with the reason. */
+	struct seen_list L;
+
+	memset(&L, 0, sizeof(L));
+	entry_for_me("42");
+	put_entry("4\0012", "{}");
+	ck_assert_int_eq(jp_spool_list(dir, on_entry, &L, &err), JP_OK);
+	ck_assert_int_eq((int)L.n, 2);
+	ck_assert_str_eq(L.keys[0], "4\0012");
+	ck_assert(!L.ok[0] && L.ok[1]);
+}
+END_TEST
+
+/* ---- every field the reader refuses ---- */
+
+/* An entry for job 42 filed as 42, uid the caller's, with `members` (JSON members, each with
+ * its trailing comma) in place of the usual ones. */
+static void
+put_members(const char *key, const char *members)
+{
+	char *t;
+
+	if (asprintf(&t, "{%s \"uid\": %u}\n", members, (unsigned)geteuid()) < 0)
+		ck_abort_msg("out of memory");
+	put_entry(key, t);
+	free(t);
+}
+
+#define GOOD_JOB "\"job\": \"42\","
+#define GOOD_PATHS "\"manifest\": \"/m.yaml\", \"workdir\": \"/w\", \"db\": \"/c.db\","
+#define GOOD_REST "\"dest\": null, \"sets\": {}, \"created\": \"2026-11-22T10:42:03Z\","
+
+static const struct {
+	const char *key, *members, *needle;
+} refused[] = {
+	/* a NUL byte in a value (JSON allows \u0000; a C string cannot hold it) */
+	{"42", "\"job\": \"42\", \"manifest\": \"/m\\u0000.yaml\", \"workdir\": \"/w\", \"db\": null,"
+	       GOOD_REST, "manifest: NUL byte in value"},
+	{"42", GOOD_JOB GOOD_PATHS "\"dest\": null, \"sets\": {\"model\": \"k\\u0000t\"},"
+	       " \"created\": \"2026-11-22T10:42:03Z\",", "model: NUL byte in value"},
+	/* a key that is not this file's name, or cannot be one */
+	{"42", GOOD_JOB GOOD_PATHS GOOD_REST "\"key\": \"43\",", "key is '43', expected '42'"},
+	{"42", GOOD_JOB GOOD_PATHS GOOD_REST "\"key\": \"..\",", "key is '..', expected '42'"},
+	/* a job that is not a job ID (filed under a key, so the name does not give it away) */
+	{"7", "\"job\": \"a/b\"," GOOD_PATHS GOOD_REST "\"key\": \"7\",", "job 'a/b' is not a job ID"},
+	{"42", "\"job\": \"43\"," GOOD_PATHS GOOD_REST, "job is '43', expected '42'"},
+	/* relative paths, empty values */
+	{"42", GOOD_JOB "\"manifest\": \"/m.yaml\", \"workdir\": \"w\", \"db\": null," GOOD_REST,
+	       "workdir: 'w' is not an absolute path"},
+	{"42", GOOD_JOB "\"manifest\": \"/m.yaml\", \"workdir\": \"/w\", \"db\": \"c.db\"," GOOD_REST,
+	       "db: 'c.db' is not an absolute path"},
+	{"42", GOOD_JOB GOOD_PATHS "\"dest\": \"\", \"sets\": {}, \"created\": \"2026-11-22T10:42:03Z\",",
+	       "dest: empty (use null for the manifest's)"},
+	{"42", GOOD_JOB GOOD_PATHS "\"dest\": null, \"sets\": {}, \"created\": \"\",", "created: empty"},
+	{"42", GOOD_JOB GOOD_PATHS "\"dest\": null, \"sets\": {}, \"created\": null,",
+	       "created: expected a string"},
+	{"42", GOOD_JOB GOOD_PATHS "\"dest\": 5, \"sets\": {}, \"created\": \"2026-11-22T10:42:03Z\",",
+	       "dest: expected a string or null"},
+	{"42", GOOD_JOB GOOD_PATHS "\"dest\": nul, \"sets\": {}, \"created\": \"2026-11-22T10:42:03Z\",",
+	       NULL},
+	{"42", GOOD_JOB GOOD_PATHS GOOD_REST "\"key\": 42,", "key: expected a string or null"},
+	{"42", "\"job\": {}," GOOD_PATHS GOOD_REST, "job: expected a string"},
+	/* a sets key that is not a string */
+	{"42", GOOD_JOB GOOD_PATHS "\"dest\": null, \"sets\": {\"a\": \"1\", \"b\": [1]},"
+	       " \"created\": \"2026-11-22T10:42:03Z\",", "b: expected a string"},
+};
+
+START_TEST(test_refused_fields)
+{
+	char *rel, *p;
+
+	put_members(refused[_i].key, refused[_i].members);
+	if (asprintf(&rel, "%s.json", refused[_i].key) < 0)
+		ck_abort_msg("out of memory");
+	p = t_path(dir, rel);
+	expect_read(refused[_i].key, JP_E_DATA, refused[_i].needle);
+	ck_assert_msg(strstr(err.msg, p) != NULL, "file %s not named in: %s", p, err.msg);
+	free(p);
+	free(rel);
+}
+END_TEST
+
+START_TEST(test_uid_out_of_range)
+{
+	/* 10 digits, but not a uid: (uid_t)-1 is "no uid" to the kernel. */
+	put_entry("42", "{\"job\": \"42\", \"manifest\": \"/m.yaml\", \"workdir\": \"/w\", \"db\": null,"
+	                " \"dest\": null, \"sets\": {}, \"uid\": 4294967295,"
+	                " \"created\": \"2026-11-22T10:42:03Z\"}");
+	expect_read_file("42", JP_E_DATA, "uid: 4294967295 is out of range");
+	put_entry("42", "{\"job\": \"42\", \"manifest\": \"/m.yaml\", \"workdir\": \"/w\", \"db\": null,"
+	                " \"dest\": null, \"sets\": {}, \"uid\": \"\","
+	                " \"created\": \"2026-11-22T10:42:03Z\"}");
+	expect_read_file("42", JP_E_DATA, "uid: expected a number");
+}
+END_TEST
+
+START_TEST(test_too_large)
+{
+	/* Over 1 MiB: refused by its size, before anything is parsed. */
+	char *big = malloc(1024 * 1024 + 2);
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, ' ', 1024 * 1024 + 1);
+	big[1024 * 1024 + 1] = '\0';
+	put_entry("42", big);
+	expect_read_file("42", JP_E_DATA, "1048577 bytes: too large for a spool entry");
+	free(big);
+}
+END_TEST
+
+/* ---- who runs it: a user other than root (geteuid answers for this process) ---- */
+
+START_TEST(test_user_reads_root_entry)
+{
+	/* The entry is root's (the test runs as root) or the caller's: geteuid says someone else,
+	 * a uid without a passwd entry, named by number. */
+	struct stat sb;
+	char *p = t_path(dir, "42.json"), want[128];
+
+	entry_for_me("42");
+	ck_assert_int_eq(stat(p, &sb), 0);
+	fake_euid = 4242424;
+	ck_assert_ptr_null(getpwuid(fake_euid));
+	expect_read_file("42", JP_E_NOPERM, "refused");
+	snprintf(want, sizeof(want), "not by uid 4242424 (uid 4242424): refused");
+	ck_assert_msg(strstr(err.msg, want) != NULL, "'%s' not in: %s", want, err.msg);
+	fake_euid = (uid_t)-1;
+	free(p);
+}
+END_TEST
+
+START_TEST(test_spool_dir_of_a_user)
+{
+	/* The default directory of a user that is not root, in this process. */
+	char *d;
+
+	fake_euid = 4242424;
+	unsetenv("JOBPUB_SPOOL");
+	setenv("HOME", "/home/alice", 1);
+	setenv("XDG_STATE_HOME", "/home/alice/state", 1);
+	d = jp_spool_dir();
+	ck_assert_str_eq(d, "/home/alice/state/jobpub/spool");
+	free(d);
+	setenv("XDG_STATE_HOME", "state", 1); /* relative: ignored, as the XDG spec says */
+	d = jp_spool_dir();
+	ck_assert_str_eq(d, "/home/alice/.local/state/jobpub/spool");
+	free(d);
+	unsetenv("XDG_STATE_HOME");
+	setenv("JOBPUB_SPOOL", "", 1); /* empty: not set */
+	d = jp_spool_dir();
+	ck_assert_str_eq(d, "/home/alice/.local/state/jobpub/spool");
+	free(d);
+	/* No usable HOME and no passwd entry: a path that fails clearly, never a relative one. */
+	setenv("HOME", "relative", 1);
+	d = jp_spool_dir();
+	ck_assert_str_eq(d, "/nonexistent/.local/state/jobpub/spool");
+	free(d);
+	unsetenv("HOME");
+	d = jp_spool_dir();
+	ck_assert_str_eq(d, "/nonexistent/.local/state/jobpub/spool");
+	free(d);
+	/* No usable HOME, but a passwd entry: its home directory. */
+	{
+		struct passwd *pw = getpwnam("daemon");
+		char want[4096];
+
+		ck_assert_msg(pw != NULL && strcmp(pw->pw_dir, "/nonexistent") != 0,
+		              "this test needs a user 'daemon' with a home directory");
+		snprintf(want, sizeof(want), "%s/.local/state/jobpub/spool", pw->pw_dir);
+		fake_euid = pw->pw_uid;
+		d = jp_spool_dir();
+		ck_assert_str_eq(d, want);
+		free(d);
+	}
+	fake_euid = (uid_t)-1;
+}
+END_TEST
+
 int
 main(void)
 {
@@ -840,6 +1477,36 @@ main(void)
 	tcase_add_test(tc, test_list_readdir_error);
 	tcase_add_test(tc, test_remove);
 	tcase_add_test(tc, test_spool_dir);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("failures");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_write_io_errors);
+	tcase_add_test(tc, test_write_dir_fsync_unsupported);
+	tcase_add_test(tc, test_write_cannot_create_dir);
+	tcase_add_test(tc, test_out_of_memory);
+	tcase_add_test(tc, test_write_spool_not_a_directory);
+	tcase_add_test(tc, test_write_bad_key);
+	tcase_add_test(tc, test_write_bad_utf8);
+	tcase_add_test(tc, test_add_same_request_rules);
+	tcase_add_test(tc, test_dir_with_trailing_slash);
+	tcase_add_test(tc, test_read_io_errors);
+	tcase_add_test(tc, test_remove_fails);
+	tcase_add_test(tc, test_list_cannot_open);
+	tcase_add_test(tc, test_list_name_not_a_job);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fields");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, test_refused_fields, 0, (int)(sizeof(refused) / sizeof(refused[0])));
+	tcase_add_test(tc, test_uid_out_of_range);
+	tcase_add_test(tc, test_too_large);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("user");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_user_reads_root_entry);
+	tcase_add_test(tc, test_spool_dir_of_a_user);
 	suite_add_tcase(s, tc);
 
 	return t_run(s);
