@@ -39,10 +39,8 @@ const struct jp_cmd jp_cmd_enqueue = {
 		JP_CMD_HELP_DB
 		"                            (must exist when the manifest names catalog.table)\n"
 		JP_CMD_HELP_DEST
-		"      --set NAME=VALUE      a value for ${NAME} in the manifest; repeatable\n"
-		"      --spool DIR           the spool directory (default: $JOBPUB_SPOOL, else\n"
-		"                            /var/spool/jobpub for root, else\n"
-		"                            ~/.local/state/jobpub/spool)\n"
+		JP_CMD_HELP_SET
+		JP_CMD_HELP_SPOOL_DIR
 		"      --key KEY             file the entry under KEY (default: $SLURM_JOB_ID when set,\n"
 		"                            else the job's ID): what `publish --spool --job KEY` and\n"
 		"                            the Slurm epilog ask for\n"
@@ -214,11 +212,11 @@ cmd_enqueue(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		JP_CMD_OPT_JOB,
-		{"manifest", required_argument, NULL, 'm'},
-		{"workdir", required_argument, NULL, 'w'},
+		JP_CMD_OPT_MANIFEST,
+		JP_CMD_OPT_WORKDIR,
 		JP_CMD_OPT_DB,
 		JP_CMD_OPT_DEST,
-		{"set", required_argument, NULL, 's'},
+		JP_CMD_OPT_SET,
 		{"spool", required_argument, NULL, 'S'},
 		{"key", required_argument, NULL, 'k'},
 		JP_CMD_OPT_HELP,

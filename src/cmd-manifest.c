@@ -92,8 +92,8 @@ static int
 cmd_manifest(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"workdir", required_argument, NULL, 'w'},
-		{"set", required_argument, NULL, 's'},
+		JP_CMD_OPT_WORKDIR,
+		JP_CMD_OPT_SET,
 		JP_CMD_OPT_JOB,
 		JP_CMD_OPT_DB,
 		JP_CMD_OPT_DEST,

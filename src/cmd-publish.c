@@ -66,7 +66,7 @@ const struct jp_cmd jp_cmd_publish = {
 		"  -w, --workdir DIR         the job's work directory (default: the current directory)\n"
 		JP_CMD_HELP_DB
 		JP_CMD_HELP_DEST
-		"      --set NAME=VALUE      a value for ${NAME} in the manifest; repeatable\n"
+		JP_CMD_HELP_SET
 		"  -n, --dry-run             check everything and print the plan; change nothing\n"
 		"      --overwrite           replace remote files that hold different content\n"
 		JP_CMD_HELP_DB_TIMEOUT
@@ -86,11 +86,11 @@ cmd_publish(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		JP_CMD_OPT_JOB,
-		{"manifest", required_argument, NULL, 'm'},
-		{"workdir", required_argument, NULL, 'w'},
+		JP_CMD_OPT_MANIFEST,
+		JP_CMD_OPT_WORKDIR,
 		JP_CMD_OPT_DB,
 		JP_CMD_OPT_DEST,
-		{"set", required_argument, NULL, 's'},
+		JP_CMD_OPT_SET,
 		{"dry-run", no_argument, NULL, 'n'},
 		{"overwrite", no_argument, NULL, 'O'},
 		JP_CMD_OPT_DB_TIMEOUT,

@@ -39,7 +39,7 @@ const struct jp_cmd jp_cmd_republish = {
 		"                            changed since the job was published) instead of failing\n"
 		"                            with a conflict (exit 69)\n"
 		"  -n, --dry-run             list the jobs; publish nothing\n"
-		"      --json                one JSON document on stdout instead of lines\n"
+		JP_CMD_HELP_JSON_LINES
 		JP_CMD_HELP_DB_TIMEOUT
 		"      --spool DIR           the spool whose entries are jobs to publish too (default:\n"
 		"                            $JOBPUB_SPOOL, else /var/spool/jobpub for root, else\n"

@@ -27,10 +27,8 @@ const struct jp_cmd jp_cmd_spool = {
 	.summary = "List the spool's entries with their state; clean the published ones.",
 	.usage = "jobpub spool [--spool DIR] [--json] [--clean]",
 	.options =
-		"      --spool DIR           the spool directory (default: $JOBPUB_SPOOL, else\n"
-		"                            /var/spool/jobpub for root, else\n"
-		"                            ~/.local/state/jobpub/spool)\n"
-		"      --json                one JSON document on stdout instead of lines\n"
+		JP_CMD_HELP_SPOOL_DIR
+		JP_CMD_HELP_JSON_LINES
 		"      --clean               remove the entries whose job is published\n"
 		JP_CMD_HELP_HELP
 		"States, from the entry's catalogue: pending (not published yet: no attempt, or\n"

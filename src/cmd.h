@@ -145,6 +145,9 @@ void jp_sets_free(struct jp_sets *s);
 #define JP_CMD_OPT_DB_TIMEOUT {"db-timeout", required_argument, NULL, 'T'}
 #define JP_CMD_OPT_DEST {"dest", required_argument, NULL, 'd'}
 #define JP_CMD_OPT_JOB {"job", required_argument, NULL, 'j'}
+#define JP_CMD_OPT_MANIFEST {"manifest", required_argument, NULL, 'm'}
+#define JP_CMD_OPT_WORKDIR {"workdir", required_argument, NULL, 'w'}
+#define JP_CMD_OPT_SET {"set", required_argument, NULL, 's'}
 #define JP_CMD_OPT_JSON {"json", no_argument, NULL, 'J'}
 #define JP_CMD_OPT_HELP {"help", no_argument, NULL, 'h'}
 #define JP_CMD_HELP_DB \
@@ -156,6 +159,14 @@ void jp_sets_free(struct jp_sets *s);
 	"      --dest URL            destination, overriding the manifest's (also $JOBPUB_DEST)\n"
 #define JP_CMD_HELP_JSON \
 	"      --json                one JSON document on stdout\n"
+#define JP_CMD_HELP_JSON_LINES \
+	"      --json                one JSON document on stdout instead of lines\n"
+#define JP_CMD_HELP_SET \
+	"      --set NAME=VALUE      a value for ${NAME} in the manifest; repeatable\n"
+#define JP_CMD_HELP_SPOOL_DIR \
+	"      --spool DIR           the spool directory (default: $JOBPUB_SPOOL, else\n" \
+	"                            /var/spool/jobpub for root, else\n" \
+	"                            ~/.local/state/jobpub/spool)\n"
 #define JP_CMD_HELP_HELP \
 	"  -h, --help                this help\n"
 

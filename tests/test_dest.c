@@ -1,7 +1,8 @@
 /*
  * test_dest.c - src/dest.c: the remote-name gate (jp_key_check), URL joining with
  * percent-encoding (jp_url_join), picking a backend from a URL (jp_dest_check_url), and the
- * dispatch around an open destination (URL kept without a trailing '/', keys checked at stage).
+ * dispatch around an open destination (URL kept without a trailing '/', keys checked at stage),
+ * jobpub's temporary names (jp_tmp_name_kind) and the destination cache.
  */
 #include "config.h"
 
@@ -425,6 +426,54 @@ START_TEST(test_digest_read_back)
 }
 END_TEST
 
+/* jobpub's temporary names as gc tells them apart (staged, displaced, neither). */
+START_TEST(test_tmp_name_kind)
+{
+	char tok[17] = "";
+
+	ck_assert_int_eq(jp_tmp_name_kind(".jobpub-0123456789abcdef.a", tok), JP_NAME_STAGED);
+	ck_assert_str_eq(tok, "0123456789abcdef");
+	ck_assert_int_eq(jp_tmp_name_kind(".jobpub-old-fedcba9876543210.b", tok),
+	                 JP_NAME_DISPLACED);
+	ck_assert_int_eq(jp_tmp_name_kind(".jobpub-0123.a", tok), JP_NAME_OTHER); /* short token */
+	ck_assert_int_eq(jp_tmp_name_kind(".jobpub-0123456789ABCDEF.a", tok), JP_NAME_OTHER);
+	ck_assert_int_eq(jp_tmp_name_kind("result.txt", tok), JP_NAME_OTHER);
+}
+END_TEST
+
+/* The cache opens a URL once, and remembers a failed open with its reason. */
+START_TEST(test_dest_cache)
+{
+	struct jp_dest_cache c;
+	struct jp_dest_opts o;
+	struct jp_dest *d1, *d2;
+	struct jp_error e;
+	char *url, *bad;
+
+	memset(&c, 0, sizeof(c));
+	memset(&o, 0, sizeof(o));
+	o.readonly = 1;
+	ck_assert(asprintf(&url, "file://%s", tmp) > 0);
+	ck_assert(asprintf(&bad, "nosuch://%s", tmp) > 0);
+	jp_error_clear(&e);
+	d1 = jp_dest_cache_get(&c, url, &o, &e);
+	d2 = jp_dest_cache_get(&c, url, &o, &e);
+	ck_assert_ptr_nonnull(d1);
+	ck_assert_ptr_eq(d1, d2);
+	ck_assert_uint_eq(c.n, 1);
+	ck_assert_ptr_null(jp_dest_cache_get(&c, bad, &o, &e));
+	ck_assert_int_eq(e.code, 78);
+	jp_error_clear(&e);
+	ck_assert_ptr_null(jp_dest_cache_get(&c, bad, &o, &e)); /* remembered, said again */
+	ck_assert_int_eq(e.code, 78);
+	ck_assert_uint_eq(c.n, 2);
+	jp_dest_cache_free(&c);
+	ck_assert_uint_eq(c.n, 0);
+	free(url);
+	free(bad);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -455,6 +504,8 @@ main(void)
 	tcase_add_test(tc, test_stage_write_commit);
 	tcase_add_test(tc, test_upload_free_aborts);
 	tcase_add_test(tc, test_digest_read_back);
+	tcase_add_test(tc, test_tmp_name_kind);
+	tcase_add_test(tc, test_dest_cache);
 	suite_add_tcase(s, tc);
 
 	return t_run(s);

@@ -264,18 +264,6 @@ START_TEST(test_catalogue_error)
 }
 END_TEST
 
-START_TEST(test_name_kind)
-{
-	char tok[17] = "";
-
-	ck_assert_int_eq(jp_tmp_name_kind(OLD_TMP, tok), JP_NAME_STAGED);
-	ck_assert_str_eq(tok, "0123456789abcdef");
-	ck_assert_int_eq(jp_tmp_name_kind(DISPLACED, tok), JP_NAME_DISPLACED);
-	ck_assert_int_eq(jp_tmp_name_kind(".jobpub-0123.a", tok), JP_NAME_OTHER);
-	ck_assert_int_eq(jp_tmp_name_kind("result.txt", tok), JP_NAME_OTHER);
-}
-END_TEST
-
 static Suite *
 gc_suite(void)
 {
@@ -293,7 +281,6 @@ gc_suite(void)
 	tcase_add_test(tc, test_one_destination);
 	tcase_add_test(tc, test_destination_unusable);
 	tcase_add_test(tc, test_catalogue_error);
-	tcase_add_test(tc, test_name_kind);
 	suite_add_tcase(s, tc);
 	return s;
 }
