@@ -1,8 +1,11 @@
 /*
- * test_sshconfig.c - src/sshconfig.c: Host matching and first-value-wins, as ssh(1) reads it;
- * the algorithm lists offered to libssh2.
+ * test_sshconfig.c - src/sshconfig.c: Host matching and first-value-wins, as ssh(1) reads it
+ * (spellings, quotes, negations, Include and Match not followed, %-expansions, unreadable
+ * files); the algorithm lists offered to libssh2.
  */
 #include "config.h"
+
+#include <pwd.h>
 
 #include "sshconfig.h"
 #include "testlib.h"
@@ -160,6 +163,132 @@ START_TEST(test_bad_port)
 }
 END_TEST
 
+/* Include and Match are not followed: what an included file or a Match block says is not
+ * read, and a later Host line applies again. */
+START_TEST(test_include_match)
+{
+	struct jp_sshconf c;
+
+	t_write_str(dir, "other", "Host *\n  HostName included.example.org\n  User inc\n");
+	t_write_str(dir, "config",
+	            "Include other\n"
+	            "Include ~/other\n"
+	            "Host a\n"
+	            "  Include other\n"
+	            "Match all\n"
+	            "  User from-match\n"
+	            "  Port 2200\n"
+	            "Host a\n"
+	            "  User after-match\n");
+	ck_assert_int_eq(jp_sshconf_read(cfg, "a", &c), 0);
+	ck_assert_ptr_null(c.hostname);
+	ck_assert_str_eq(c.user, "after-match");
+	ck_assert_int_eq(c.port, 0);
+	jp_sshconf_free(&c);
+	/* a host no Host line names gets nothing at all */
+	ck_assert_int_eq(jp_sshconf_read(cfg, "b", &c), 0);
+	ck_assert_ptr_null(c.user);
+	ck_assert_ptr_null(c.hostname);
+	jp_sshconf_free(&c);
+}
+END_TEST
+
+/* The spellings ssh accepts: any case, "Key=value", "Key = value", tabs, quotes (closed or
+ * not), negation-only patterns, the first value winning, HostName with %h. */
+START_TEST(test_syntax)
+{
+	struct jp_sshconf c;
+	char *want;
+
+	t_write_str(dir, "config",
+	            "Host !a\n"
+	            "  User negated-only\n"
+	            "HOST\ta \t b\n"
+	            "  HOSTNAME = %h.example.org\n"
+	            "  port\t= 2022\n"
+	            "  Port 2023\n"
+	            "  user=\"u\"\n"
+	            "  IdentityFile \"~/my keys/id\" ignored\n"
+	            "  UserKnownHostsFile \"~/kh with space\n"
+	            "  HostName second.example.org\n"
+	            "Host=c\n"
+	            "  User c-user\n");
+	ck_assert_int_eq(jp_sshconf_read(cfg, "a", &c), 0);
+	ck_assert_str_eq(c.hostname, "a.example.org");
+	ck_assert_int_eq(c.port, 2022);
+	ck_assert_str_eq(c.user, "u");
+	want = t_path(dir, "my keys/id");
+	ck_assert_str_eq(c.identity, want);
+	free(want);
+	want = t_path(dir, "kh with space");
+	ck_assert_str_eq(c.known_hosts, want);
+	free(want);
+	jp_sshconf_free(&c);
+	/* "Host=c" is a Host line too; "Host !a" alone matches nothing */
+	ck_assert_int_eq(jp_sshconf_read(cfg, "c", &c), 0);
+	ck_assert_str_eq(c.user, "c-user");
+	ck_assert_ptr_null(c.hostname);
+	jp_sshconf_free(&c);
+}
+END_TEST
+
+/* The expansions: %u is the local user, an unknown %x and a trailing % stay as written, "~"
+ * alone is the home, "~user" is not expanded; without HOME the password database's home. */
+START_TEST(test_expand_more)
+{
+	struct passwd *pw = getpwuid(getuid());
+	char *s, *want;
+
+	ck_assert_ptr_nonnull(pw);
+	s = jp_ssh_expand("%u-%x-%", "h");
+	if (asprintf(&want, "%s-%%x-%%", pw->pw_name) < 0)
+		ck_abort();
+	ck_assert_str_eq(s, want);
+	free(s);
+	free(want);
+	s = jp_ssh_expand("~", "h");
+	ck_assert_str_eq(s, dir);
+	free(s);
+	s = jp_ssh_expand("~root/x", "h");
+	ck_assert_str_eq(s, "~root/x");
+	free(s);
+	unsetenv("HOME");
+	s = jp_ssh_expand("~/k", "h");
+	if (asprintf(&want, "%s/k", pw->pw_dir) < 0)
+		ck_abort();
+	ck_assert_str_eq(s, want);
+	free(s);
+	free(want);
+	setenv("HOME", "", 1);
+	s = jp_ssh_expand("%d", "h");
+	ck_assert_str_eq(s, pw->pw_dir);
+	free(s);
+	setenv("HOME", dir, 1);
+}
+END_TEST
+
+/* A config that cannot be opened (not ENOENT) is an error naming it; a missing one is not. */
+START_TEST(test_open_errors)
+{
+	struct jp_sshconf c;
+	char *p, text[1024];
+
+	t_write_str(dir, "file", "x");
+	p = t_path(dir, "file/config");
+	errno = 0;
+	ck_assert_int_eq(jp_sshconf_read(p, "a", &c), -1);
+	ck_assert_int_eq(errno, ENOTDIR);
+	snprintf(text, sizeof(text), "%s: %s", p, strerror(ENOTDIR));
+	ck_assert_str_eq(c.error, text);
+	ck_assert_ptr_null(c.hostname);
+	free(p);
+	p = t_path(dir, "nothere/config");
+	ck_assert_int_eq(jp_sshconf_read(p, "a", &c), 0);
+	ck_assert_str_eq(c.error, "");
+	free(p);
+}
+END_TEST
+
 /* Only what libssh2 supports, in our order: libssh2 1.10 lacks rsa-sha2-* and the AEAD
  * ciphers, and corrupts its own list (overlapping memcpy) when offered them. */
 START_TEST(test_methods)
@@ -206,6 +335,10 @@ main(void)
 	tcase_add_test(tc, test_long_line);
 	tcase_add_test(tc, test_bad_port);
 	tcase_add_test(tc, test_methods);
+	tcase_add_test(tc, test_include_match);
+	tcase_add_test(tc, test_syntax);
+	tcase_add_test(tc, test_expand_more);
+	tcase_add_test(tc, test_open_errors);
 	suite_add_tcase(s, tc);
 	return t_run(s);
 }
