@@ -28,6 +28,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -612,6 +613,8 @@ START_TEST(test_list)
 		ck_assert_int_eq(jp_dest_stat(d, w + 1, &st, &err), JP_OK);
 		ck_assert_int_eq(st.exists, 1);
 		ck_assert_int_eq(st.is_dir, 1);
+		ck_assert_int_eq(jp_dest_stat(d, "no-such-top-level-name", &st, &err), JP_OK);
+		ck_assert_int_eq(st.exists, 0);
 		p = jp_asprintf("%s/l/one", w + 1);
 		ck_assert_int_eq(jp_dest_stat(d, p, &st, &err), JP_OK);
 		ck_assert_int_eq(st.exists, 1);
@@ -804,6 +807,30 @@ START_TEST(test_paths)
 	t_rmtree(out);
 	free(out);
 
+	/* a final name that is a link loop is not replaced (nor followed) */
+	p = t_path(w, "loop");
+	ck_assert_int_eq(symlink("loop", p), 0);
+	free(p);
+	own("loop");
+	u = stage_write(d, "loop", "x");
+	finish_ok(u, 1);
+	{
+		int exists = 0, replaced = 0;
+
+		jp_error_clear(&err);
+		ck_assert_int_ne(jp_upload_commit(u, 1, &exists, &replaced, &err), JP_OK);
+		ck_assert_msg(err.code == JP_E_UNAVAILABLE, "%d %s", err.code, err.msg);
+		ck_assert_int_eq(replaced, 0);
+	}
+	jp_upload_free(u);
+	u = NULL;
+	{
+		char l[64];
+		p = t_path(w, "loop");
+		ck_assert_int_eq(readlink(p, l, sizeof(l)), 4);
+		free(p);
+	}
+
 	/* a file where a directory is wanted */
 	t_write_str(w, "file", "I am a file");
 	own("file");
@@ -887,6 +914,18 @@ START_TEST(test_permissions)
 	ck_assert_msg(err.code == JP_E_NOPERM && strstr(err.msg, "list") != NULL, "%d %s",
 	              err.code, err.msg);
 	ck_assert_int_eq(s.n, 0);
+	{
+		/* a destination whose root the user may not read: listing it is refused */
+		char *p = jp_asprintf("%s/closed", w), *url = url_of(p);
+		struct jp_dest *dc = open_ok(url, &o);
+
+		jp_error_clear(&err);
+		ck_assert_int_ne(jp_dest_list(dc, "", collect, &s, &err), JP_OK);
+		ck_assert_msg(err.code == JP_E_NOPERM, "%d %s", err.code, err.msg);
+		jp_dest_close(dc);
+		free(url);
+		free(p);
+	}
 	mode("closed", 0755);
 	mode("rw", 0755);
 	jp_dest_close(d);
@@ -986,6 +1025,21 @@ START_TEST(test_host_keys)
 	/* accept-new into a file that cannot be written */
 	o.known_hosts = home; /* a directory */
 	open_fails(u, &o, JP_E_NOPERM, "cannot add the host key to");
+	{
+		/* ... or opened, but the write fails (a file size limit of 0: EFBIG) */
+		struct rlimit old, zero = {0, 0};
+
+		ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+		zero.rlim_max = old.rlim_max;
+		signal(SIGXFSZ, SIG_IGN);
+		o.known_hosts = newkh;
+		unlink(newkh);
+		ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &zero), 0);
+		open_fails(u, &o, JP_E_NOPERM, "cannot add the host key to");
+		ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+		ck_assert_int_eq(stat(newkh, &sb), 0);
+		ck_assert_int_eq(sb.st_size, 0);
+	}
 	free(kh);
 	free(newkh);
 	free(u);
@@ -1174,6 +1228,27 @@ START_TEST(test_login)
 	agent_end();
 	assert_content("by-default-key", "1");
 	assert_content("by-agent", "2");
+
+	/* no passphrase file (empty name, missing file): the passphrase key is refused quietly */
+	o.identity = ENV("SSH_KEY_PASS");
+	setenv("JOBPUB_SSH_PASSPHRASE_FILE", "", 1);
+	open_fails(u, &o, JP_E_NOPERM, "refused the login");
+	setenv("JOBPUB_SSH_PASSPHRASE_FILE", "/nonexistent/passphrase", 1);
+	open_fails(u, &o, JP_E_NOPERM, "refused the login");
+	ck_assert(strstr(t_mem_text(&logbuf), "passphrase") == NULL);
+	unsetenv("JOBPUB_SSH_PASSPHRASE_FILE");
+	/* an empty SSH_AUTH_SOCK is no agent; the agent comes before the default files, and an
+	 * RSA key file with its .pub is recognised as RSA */
+	o.identity = NULL;
+	k = copy_key(ENV("SSH_KEY_RSA"), ".ssh/id_rsa", 1);
+	setenv("SSH_AUTH_SOCK", "", 1);
+	snprintf(want, sizeof(want), "(tried: %s); an RSA key was among them", k);
+	open_fails(u, &o, JP_E_NOPERM, want);
+	agent_start(ENV("SSH_KEY_WRONG"));
+	snprintf(want, sizeof(want), "(tried: the agent (1 key), %s); an RSA key", k);
+	open_fails(u, &o, JP_E_NOPERM, want);
+	agent_end();
+	free(k);
 
 	/* a passphrase file others can read is not used */
 	o.identity = ENV("SSH_KEY_PASS");
@@ -1391,6 +1466,7 @@ START_TEST(test_server_killed)
 	u = NULL;
 	ck_assert_int_ne(jp_dest_stage(d, "k/big", TOKEN, 1, &u, &err), JP_OK);
 	ck_assert_int_eq(err.code, JP_E_TEMPFAIL);
+	jp_dest_cancel(d); /* nothing to cut: no connection */
 	/* back: the same destination reconnects; the retry replaces its own leftover */
 	ck_assert_int_eq(sshd_start(sshd_dir, "ed25519"), 0);
 	put_ok(d, "k/big", "the retry");
@@ -1610,6 +1686,43 @@ START_TEST(test_stall_rule)
 }
 END_TEST
 
+/* A reconnect checks the host key again: a server that comes back with another key is
+ * refused (77), every time, until the known key is back. */
+START_TEST(test_reconnect_host_key)
+{
+	struct jp_dest_opts o = opts_ok();
+	struct jp_dest *d;
+	struct jp_stat st;
+	struct jp_error err;
+	char *kh = t_path(home, "kh"), *good = t_read("/", ENV("SSHD_KNOWN_HOSTS") + 1, NULL);
+	char *changed = t_read("/", ENV("SSHD_KNOWN_HOSTS_CHANGED") + 1, NULL);
+
+	write_file(kh, good, 0644);
+	o.known_hosts = kh;
+	d = open_w(&o);
+	put_ok(d, "before", "1");
+	jp_dest_cancel(d); /* the connection is cut: the next call fails (75) and marks it broken */
+	jp_error_clear(&err);
+	ck_assert_int_ne(jp_dest_stat(d, "before", &st, &err), JP_OK);
+	ck_assert_msg(err.code == JP_E_TEMPFAIL, "%d %s", err.code, err.msg);
+	write_file(kh, changed, 0644);
+	for (int i = 0; i < 2; i++) { /* then each call reconnects and checks the key */
+		jp_error_clear(&err);
+		ck_assert_int_ne(jp_dest_stat(d, "before", &st, &err), JP_OK);
+		ck_assert_msg(err.code == JP_E_NOPERM && strstr(err.msg, "HOST KEY CHANGED") != NULL,
+		              "%d %s", err.code, err.msg);
+	}
+	write_file(kh, good, 0644);
+	jp_error_clear(&err);
+	ck_assert_msg(jp_dest_stat(d, "before", &st, &err) == JP_OK, "%s", err.msg);
+	ck_assert_int_eq(st.exists, 1);
+	jp_dest_close(d);
+	free(kh);
+	free(good);
+	free(changed);
+}
+END_TEST
+
 /* ---- main: the server for every test ---- */
 
 static void
@@ -1674,6 +1787,7 @@ main(void)
 	tcase_add_test(tc, test_relay_faults);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_stall_rule);
+	tcase_add_test(tc, test_reconnect_host_key);
 	suite_add_tcase(s, tc);
 	rc = t_run(s);
 	stop_all();

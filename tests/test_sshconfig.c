@@ -201,6 +201,8 @@ START_TEST(test_syntax)
 	char *want;
 
 	t_write_str(dir, "config",
+	            "Host\n"
+	            "  User no-pattern\n"
 	            "Host !a\n"
 	            "  User negated-only\n"
 	            "HOST\ta \t b\n"
@@ -224,7 +226,7 @@ START_TEST(test_syntax)
 	ck_assert_str_eq(c.known_hosts, want);
 	free(want);
 	jp_sshconf_free(&c);
-	/* "Host=c" is a Host line too; "Host !a" alone matches nothing */
+	/* "Host=c" is a Host line too; "Host !a" alone, or "Host" alone, matches nothing */
 	ck_assert_int_eq(jp_sshconf_read(cfg, "c", &c), 0);
 	ck_assert_str_eq(c.user, "c-user");
 	ck_assert_ptr_null(c.hostname);
