@@ -1120,6 +1120,240 @@ START_TEST(test_interrupt_while_planning)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- at the moment of the commit
+ *
+ * renameat2, unlinkat and fsync as the file:// backend calls them: this program's definitions
+ * win over libc's.  The commit's rename to the final name `before_name` first runs
+ * before_rename (another publisher creating that name at that moment); an unlinkat of the name
+ * `fail_unlink` and an fsync of the directory `fail_fsync` fail with EIO, once each. */
+static const char *before_name, *fail_unlink, *fail_fsync;
+static void (*before_rename)(void);
+
+int
+renameat2(int a, const char *from, int b, const char *to, unsigned int flags)
+{
+	static int (*real)(int, const char *, int, const char *, unsigned int);
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "renameat2");
+	if (before_name != NULL && strcmp(to, before_name) == 0) {
+		before_name = NULL;
+		before_rename();
+	}
+	return real(a, from, b, to, flags);
+}
+
+int
+unlinkat(int d, const char *path, int flags)
+{
+	static int (*real)(int, const char *, int);
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "unlinkat");
+	if (fail_unlink != NULL && strcmp(path, fail_unlink) == 0) {
+		fail_unlink = NULL;
+		errno = EIO;
+		return -1;
+	}
+	return real(d, path, flags);
+}
+
+int
+fsync(int fd)
+{
+	static int (*real)(int);
+	char link[64], target[4096];
+	ssize_t n;
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "fsync");
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	if (fail_fsync != NULL && (n = readlink(link, target, sizeof(target) - 1)) > 0 &&
+	    (target[n] = '\0', strcmp(target, fail_fsync) == 0)) {
+		fail_fsync = NULL;
+		errno = EIO;
+		return -1;
+	}
+	return real(fd);
+}
+
+/* Another publisher puts out/TEXTOUT's very bytes under its final name. */
+static void
+same_textout_appears(void)
+{
+	size_t len = 0;
+	char *data = t_read(work, "out/TEXTOUT", &len);
+
+	t_write(dir, "archive/grid/TEXTOUTj1", data, len);
+	free(data);
+}
+
+/* Another publisher puts other bytes under the last file's final name. */
+static void
+other_onion_appears(void)
+{
+	t_write_str(dir, "archive/onion/ONIONj1.ONION3_CO.OUT", "someone else's\n");
+}
+
+/* The final name appears with our content between the precheck and the commit: the file is
+ * already published, the temporary goes, the job is published. */
+START_TEST(test_commit_race_identical)
+{
+	int rc;
+
+	before_name = "TEXTOUTj1";
+	before_rename = same_textout_appears;
+	rc = publish(0);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	ck_assert_ptr_null(before_name);
+	assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+	assert_same("onion/ONION3_CO.OUT", "onion/ONIONj1.ONION3_CO.OUT");
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE job = ?", JOB, NULL),
+	                 4);
+}
+END_TEST
+
+/* Other content appears under the last name just before its commit: a conflict (69), and the
+ * rollback removes the files this attempt committed.  One removal fails and so does the
+ * directory sync: both are logged, and the file left is found by gc, the job failed. */
+START_TEST(test_commit_race_conflict_rollback)
+{
+	char *log = NULL, *grid = t_path(dir, "archive/grid"), *back;
+	size_t len = 0;
+	FILE *fp = open_memstream(&log, &len);
+	int rc;
+
+	before_name = "ONIONj1.ONION3_CO.OUT";
+	before_rename = other_onion_appears;
+	fail_unlink = "TEXTOUTj1";
+	fail_fsync = grid;
+	jp_log_setup(JP_LOG_TEXT, 0, fp);
+	rc = publish(0);
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	fclose(fp);
+	ck_assert_msg(rc == JP_E_UNAVAILABLE, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(err.msg, "conflict: ") == err.msg &&
+	                  strstr(err.msg, "/onion/ONIONj1.ONION3_CO.OUT already holds different "
+	                                  "content") != NULL,
+	              "%s", err.msg);
+	ck_assert_ptr_null(before_name);
+	ck_assert_ptr_null(fail_unlink);
+	ck_assert_ptr_null(fail_fsync);
+	ck_assert_msg(strstr(log, "rollback: posix: cannot remove ") != NULL &&
+	                  strstr(log, "/grid/TEXTOUTj1: Input/output error") != NULL,
+	              "log: %s", log);
+	ck_assert_msg(strstr(log, "rollback: posix: fsync ") != NULL, "log: %s", log);
+	/* the other publisher's file is untouched; ours are gone but the one that could not go */
+	back = t_read(dir, "archive/onion/ONIONj1.ONION3_CO.OUT", NULL);
+	ck_assert_str_eq(back, "someone else's\n");
+	free(back);
+	ck_assert(!t_exists(dir, "archive/grid/chemj1.out"));
+	ck_assert(!t_exists(dir, "archive/onion/ONIONj1.jerg_CO.smli"));
+	assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
+	ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobpub_files WHERE job = ?", JOB, NULL),
+	                 0);
+	free(log);
+	free(grid);
+}
+END_TEST
+
+/* A directory under a file's final name: refused before anything is staged. */
+START_TEST(test_directory_in_the_way)
+{
+	char *d = t_path(dir, "archive/grid/TEXTOUTj1");
+	int rc;
+
+	t_mkparents(d);
+	ck_assert_int_eq(mkdir(d, 0755), 0);
+	rc = publish(0);
+	ck_assert_msg(rc == JP_E_UNAVAILABLE, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(err.msg, "/grid/TEXTOUTj1 is a directory; cannot publish out/TEXTOUT "
+	                              "there") != NULL,
+	              "%s", err.msg);
+	ck_assert(!t_exists(dir, "archive/grid/chemj1.out"));
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	free(d);
+}
+END_TEST
+
+/* A dry run lists the optional outputs that are absent as skipped. */
+START_TEST(test_dry_run_lists_skipped)
+{
+	struct jp_publish_opts o = opts();
+	char *plan = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&plan, &len);
+	int rc;
+
+	write_manifest(NULL, NULL,
+	               "  - {name: textout, path: out/TEXTOUT, to: t}\n"
+	               "  - {name: chemchk, path: out/chemchk.out, to: c, required: false}\n");
+	o.dry_run = 1;
+	o.plan_out = fp;
+	rc = publish_with(&o);
+	fclose(fp);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	ck_assert_msg(strstr(plan, "         -  chemchk (optional, absent: skipped)\n") != NULL,
+	              "%s", plan);
+	ck_assert_msg(strstr(plan, "1 files, ") != NULL, "%s", plan);
+	free(plan);
+}
+END_TEST
+
+/* write as the file:// backend calls it: with slow_writes set, each write into a temporary
+ * takes 150 ms (a slow disk or network), and samples the job's lease expiry meanwhile. */
+static int slow_writes;
+static long long lease_first, lease_last;
+
+ssize_t
+write(int fd, const void *buf, size_t len)
+{
+	static ssize_t (*real)(int, const void *, size_t);
+	char link[64], target[4096];
+	ssize_t n;
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "write");
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	if (slow_writes && (n = readlink(link, target, sizeof(target) - 1)) > 0 &&
+	    (target[n] = '\0', strstr(target, JP_TMP_PREFIX) != NULL)) {
+		long long e;
+
+		usleep(150000);
+		e = t_sql_int(db, "SELECT expires FROM jobpub_leases WHERE job = ?", JOB, NULL);
+		if (lease_first == 0)
+			lease_first = e;
+		lease_last = e;
+	}
+	return real(fd, buf, len);
+}
+
+/* A publish longer than its lease (1 s here: 10 writes of 150 ms) renews it as it goes, so no
+ * other publisher can take the job over from a live one. */
+START_TEST(test_lease_renewed)
+{
+	struct jp_publish_opts o = opts();
+	int rc;
+
+	t_write_pattern(work, "big", 10 << 20, 3);
+	write_manifest(NULL, NULL, "  - {name: big, path: big, to: big}\n");
+	o.lease_s = 1;
+	lease_first = lease_last = 0;
+	slow_writes = 1;
+	rc = publish_with(&o);
+	slow_writes = 0;
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	assert_same("big", "big");
+	ck_assert_int_gt(lease_first, 0);
+	ck_assert_msg(lease_last > lease_first, "lease expiry %lld, then %lld: not renewed",
+	              lease_first, lease_last);
+}
+END_TEST
+
 static Suite *
 publish_suite(void)
 {
@@ -1143,6 +1377,9 @@ publish_suite(void)
 	tcase_add_test(tc, test_cleanup_hook_on_failure);
 	tcase_add_test(tc, test_conflict_after_partial_publish_keeps_status_columns);
 	tcase_add_test(tc, test_conflict_overwrite);
+	tcase_add_test(tc, test_commit_race_identical);
+	tcase_add_test(tc, test_commit_race_conflict_rollback);
+	tcase_add_test(tc, test_directory_in_the_way);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("refused");
@@ -1160,6 +1397,7 @@ publish_suite(void)
 	tcase_add_test(tc, test_catalog_locked);
 	tcase_add_test(tc, test_catalog_locked_after_open);
 	tcase_add_test(tc, test_catalog_record_fails_files_stay);
+	tcase_add_test(tc, test_lease_renewed);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("dry-run");
@@ -1167,6 +1405,7 @@ publish_suite(void)
 	tcase_add_test(tc, test_dry_run_no_db);
 	tcase_add_test(tc, test_dry_run_existing_db_unchanged);
 	tcase_add_test(tc, test_dry_run_after_publish_unchanged);
+	tcase_add_test(tc, test_dry_run_lists_skipped);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("interrupt");
