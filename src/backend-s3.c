@@ -651,9 +651,10 @@ s3_check(const char *url, const struct jp_dest_opts *opts, struct jp_error *err)
 		if (r != JP_OK)
 			return r;
 	}
-	endpoint = opts->s3_endpoint ? opts->s3_endpoint
-	           : env("AWS_ENDPOINT_URL_S3") ? env("AWS_ENDPOINT_URL_S3")
-	                                        : env("AWS_ENDPOINT_URL");
+	endpoint = jp_options_get(opts->options, NAME ".endpoint");
+	if (endpoint == NULL)
+		endpoint = env("AWS_ENDPOINT_URL_S3") ? env("AWS_ENDPOINT_URL_S3")
+		                                      : env("AWS_ENDPOINT_URL");
 	if (endpoint != NULL) {
 		if ((r = jp_s3_endpoint_parse(endpoint, &ep, err)) != JP_OK)
 			return r;
@@ -681,20 +682,24 @@ s3_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
 		return oom(err);
 	pthread_once(&init_once, lib_init);
 	d->opts = *opts;
-	d->part_base = jp_s3_part_size(opts->part_size ? opts->part_size : JP_S3_DEFAULT_PART,
+	d->opts.options = NULL; /* read here only: the caller's store need not outlive d */
+	d->part_base = jp_s3_part_size(jp_options_size(opts->options, NAME ".part-size",
+	                                               JP_S3_DEFAULT_PART),
 	                               UINT64_MAX);
 	d->retries = opts->retries > 0 ? opts->retries : opts->retries < 0 ? 0 : 3;
 	if ((r = parse_url(d, url, err)) != JP_OK ||
 	    (r = jp_s3_creds_find(&d->creds, NULL, err)) != JP_OK)
 		goto fail;
-	region = opts->s3_region ? opts->s3_region
+	region = jp_options_get(opts->options, NAME ".region");
+	region = region ? region
 	         : env("AWS_REGION") ? env("AWS_REGION")
 	         : env("AWS_DEFAULT_REGION") ? env("AWS_DEFAULT_REGION")
 	         : d->creds.region ? d->creds.region
 	                           : "us-east-1";
-	endpoint = opts->s3_endpoint ? opts->s3_endpoint
-	           : env("AWS_ENDPOINT_URL_S3") ? env("AWS_ENDPOINT_URL_S3")
-	                                        : env("AWS_ENDPOINT_URL");
+	endpoint = jp_options_get(opts->options, NAME ".endpoint");
+	if (endpoint == NULL)
+		endpoint = env("AWS_ENDPOINT_URL_S3") ? env("AWS_ENDPOINT_URL_S3")
+		                                      : env("AWS_ENDPOINT_URL");
 	if (endpoint == NULL)
 		endpoint = aws = jp_s3_aws_endpoint(region);
 	if ((d->region = strdup(region)) == NULL || endpoint == NULL ||
@@ -704,9 +709,9 @@ s3_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out,
 	}
 	if ((r = jp_s3_endpoint_parse(endpoint, &d->ep, err)) != JP_OK)
 		goto fail;
-	d->path_style = opts->s3_path_style > 0   ? 1
-	                : opts->s3_path_style < 0 ? 0
-	                                          : jp_s3_path_style_default(&d->ep, d->bucket);
+	d->path_style = jp_options_bool(opts->options, NAME ".path-style", -1);
+	if (d->path_style < 0)
+		d->path_style = jp_s3_path_style_default(&d->ep, d->bucket);
 	if (env("AWS_CA_BUNDLE") != NULL) {
 		/* A mistyped path would otherwise look like an untrusted server (77), not a setting. */
 		if (access(env("AWS_CA_BUNDLE"), R_OK) != 0) {
@@ -1836,6 +1841,44 @@ s3_abort_upload(struct jp_dest *dd, const char *key, const char *upload, struct 
 
 static const char *const s3_schemes[] = {"s3", NULL};
 
+/* A region names a host (s3.REGION.amazonaws.com) and the signing scope: letters, digits, '-'. */
+static int
+s3_check_option(const struct jp_option_def *def, const char *value, char *why, size_t len)
+{
+	if (strcmp(def->name, "region") == 0 &&
+	    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") !=
+	        strlen(value)) {
+		snprintf(why, len, "'%s' is not a region name (letters, digits and '-', e.g. "
+		                   "eu-central-1)", value);
+		return -1;
+	}
+	return 0;
+}
+
+/* What `-o s3.KEY=VALUE` and the manifest's s3: section may set (options.h); the order is the
+ * one messages list them in. */
+static const struct jp_option_def s3_options[] = {
+	{.name = "endpoint", .type = JP_OPTION_STRING, .alias = "s3-endpoint", .arg = "URL",
+	 .def = "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS's for the region",
+	 .help = "S3 endpoint https://host[:port]"},
+	{.name = "region", .type = JP_OPTION_STRING, .arg = "NAME",
+	 .def = "$AWS_REGION, $AWS_DEFAULT_REGION, the profile's, else us-east-1",
+	 .help = "region requests are signed for"},
+	{.name = "path-style", .type = JP_OPTION_BOOL,
+	 .def = "false on AWS's endpoints for a bucket without '.', else true",
+	 .help = "address the bucket in the path, not the host name"},
+	{.name = "part-size", .type = JP_OPTION_SIZE, .alias = "part-size",
+	 .min = 5ULL << 20, .max = 5ULL << 30, .example = "64MiB", .def = "16MiB",
+	 .help = "multipart part size, grown so 10,000 parts hold the file"},
+	{.name = "access-key-id", .type = JP_OPTION_SECRET_ENV, .env = "AWS_ACCESS_KEY_ID",
+	 .help = "access key (else $AWS_PROFILE's in ~/.aws/credentials)"},
+	{.name = "secret-access-key", .type = JP_OPTION_SECRET_ENV, .env = "AWS_SECRET_ACCESS_KEY",
+	 .help = "secret key of the access key"},
+	{.name = "session-token", .type = JP_OPTION_SECRET_ENV, .env = "AWS_SESSION_TOKEN",
+	 .help = "session token of temporary credentials"},
+	{.name = NULL},
+};
+
 const struct jp_backend jp_backend_s3 = {
 	.name = NAME,
 	.schemes = s3_schemes,
@@ -1856,4 +1899,6 @@ const struct jp_backend jp_backend_s3 = {
 	.uncommit = s3_uncommit, /* only while the key still holds our object */
 	.sync = NULL,
 	.check = s3_check,
+	.options = s3_options,
+	.check_option = s3_check_option,
 };

@@ -50,6 +50,7 @@ struct sftp_dest {
 	char *root;        /* absolute remote path, no trailing '/' */
 	char *identity;    /* explicit key: --identity, else the ssh config's; may be NULL */
 	char *known_hosts;
+	int accept_new_host_key; /* sftp.accept-new-host-key */
 	struct jp_dest_opts opts;
 	int sock;
 	/* Held while sock is taken (disconnect) or shut down from another thread (sftp_cancel),
@@ -343,7 +344,7 @@ check_host_key(struct sftp_dest *d, struct jp_error *err)
 		                 d->known_hosts);
 		break;
 	case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
-		if (d->opts.accept_new_host_key) {
+		if (d->accept_new_host_key) {
 			/* Not found for this key type; a key of another type known for the host means
 			 * the host is not new: never add to it (OpenSSH's accept-new is for new hosts). */
 			struct libssh2_knownhost *any = NULL;
@@ -795,7 +796,9 @@ sftp_check(const char *url, const struct jp_dest_opts *opts, struct jp_error *er
 			r = jp_error_set(err, JP_E_CONFIG, NAME ": %s", conf.error);
 			goto out;
 		}
-		key = opts->identity != NULL ? opts->identity : conf.identity;
+		key = jp_options_get(opts->options, NAME ".identity");
+		if (key == NULL)
+			key = conf.identity;
 		if (key != NULL && access(key, R_OK) != 0)
 			r = jp_error_set(err, JP_E_CONFIG, NAME ": identity file %s: %s", key,
 			                 strerror(errno));
@@ -812,6 +815,7 @@ sftp_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out
 {
 	struct sftp_dest *d;
 	struct jp_sshconf conf;
+	const char *opt;
 	size_t len;
 	int r;
 
@@ -824,6 +828,8 @@ sftp_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out
 	d->sock = -1;
 	pthread_mutex_init(&d->sock_lock, NULL);
 	d->opts = *opts;
+	d->opts.options = NULL; /* read here only: the caller's store need not outlive d */
+	d->accept_new_host_key = jp_options_bool(opts->options, NAME ".accept-new-host-key", 0);
 	if (d->opts.timeout_ms <= 0)
 		d->opts.timeout_ms = 30000;
 	if (d->opts.stall_ms <= 0)
@@ -844,12 +850,12 @@ sftp_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out
 	}
 	if (d->port == 0)
 		d->port = conf.port > 0 ? conf.port : 22;
-	if (opts->identity != NULL)
-		d->identity = strdup(opts->identity);
+	if ((opt = jp_options_get(opts->options, NAME ".identity")) != NULL)
+		d->identity = strdup(opt);
 	else if (conf.identity != NULL)
 		d->identity = strdup(conf.identity);
-	if (opts->known_hosts != NULL)
-		d->known_hosts = strdup(opts->known_hosts);
+	if ((opt = jp_options_get(opts->options, NAME ".known-hosts")) != NULL)
+		d->known_hosts = strdup(opt);
 	else if (conf.known_hosts != NULL)
 		d->known_hosts = strdup(conf.known_hosts);
 	else
@@ -1457,6 +1463,21 @@ sftp_list(struct jp_dest *jd, const char *prefix, jp_list_fn fn, void *arg,
 
 static const char *const sftp_schemes[] = {"sftp", NULL};
 
+/* What `-o sftp.KEY=VALUE` and the manifest's sftp: section may set (options.h). */
+static const struct jp_option_def sftp_options[] = {
+	{.name = "identity", .type = JP_OPTION_PATH, .alias = "identity",
+	 .help = "SSH private key (before the agent and ~/.ssh/id_*)"},
+	{.name = "known-hosts", .type = JP_OPTION_PATH, .alias = "known-hosts",
+	 .def = "~/.ssh/known_hosts, or the ssh config's", .help = "SSH known hosts"},
+	/* Trusting a new host is for whoever runs the command, not for a file a job writes. */
+	{.name = "accept-new-host-key", .type = JP_OPTION_BOOL, .alias = "accept-new-host-key",
+	 .def = "false", .flags = JP_OPTION_CLI_ONLY,
+	 .help = "add an unknown SSH host key (never a changed one)"},
+	{.name = "passphrase", .type = JP_OPTION_SECRET_ENV, .env = "JOBPUB_SSH_PASSPHRASE_FILE",
+	 .help = "the key's passphrase, read from the file (mode 0600) the variable names"},
+	{.name = NULL},
+};
+
 const struct jp_backend jp_backend_sftp = {
 	.name = NAME,
 	.schemes = sftp_schemes,
@@ -1477,4 +1498,5 @@ const struct jp_backend jp_backend_sftp = {
 	.sync = NULL,   /* fsync@openssh.com per file in finish; SFTP has no directory fsync */
 	.check = sftp_check,
 	.cancel = sftp_cancel,
+	.options = sftp_options,
 };

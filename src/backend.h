@@ -1,9 +1,10 @@
 /*
- * backend.h - the contract between the publish core and a storage backend.  Only dest.c and
- * the backend-*.c files include this.
+ * backend.h - the contract between the publish core and a storage backend.  Only dest.c,
+ * options.c and the backend-*.c files include this.
  *
  * Each backend is one file exporting one `const struct jp_backend` with designated
- * initializers.  Its private structs embed struct jp_dest / struct jp_upload as their FIRST
+ * initializers, listed once in the registry (dest.c: jp_backends[]).  Adding a backend is its
+ * file, its line in the registry and its tests.  Its private structs embed struct jp_dest / struct jp_upload as their FIRST
  * member, so the core's pointers can be cast to the backend's.  Every slot returns a severity
  * (error.h) and leaves the reason, prefixed with the backend's name ("posix: "), on err.
  *
@@ -14,6 +15,7 @@
 #define JP_BACKEND_H
 
 #include "dest.h"
+#include "options.h"
 
 /* Fields every destination has; set by dest.c after the backend's open returns. */
 struct jp_dest {
@@ -103,11 +105,19 @@ struct jp_backend {
 	 * allocation, no lock that d's own calls hold.  NULL: the backend's waits stop on
 	 * jp_dest_stopping() by themselves. */
 	void (*cancel)(struct jp_dest *d);
+	/* OPTIONAL: the options the backend accepts (options.h), terminated by a NULL name; their
+	 * keys are "<name>.<option>", their values reach open and check in opts->options, already
+	 * checked by type.  The manifest's "<name>:" section holds them too.  NULL: none. */
+	const struct jp_option_def *options;
+	/* OPTIONAL: checks a value of one of its options beyond its type (a region's characters):
+	 * 0, or -1 with the reason in why, worded to follow "KEY: ".  NULL: the type says all. */
+	int (*check_option)(const struct jp_option_def *def, const char *value, char *why,
+	                    size_t len);
 };
 
-extern const struct jp_backend jp_backend_posix;
-extern const struct jp_backend jp_backend_sftp;
-extern const struct jp_backend jp_backend_s3;
+/* The registry: every backend, NULL-terminated, in the order help lists them.  The first one
+ * also takes a destination given as a plain absolute path. */
+extern const struct jp_backend *const jp_backends[];
 
 /* 1 when the running command wants long operations to stop (a signal); backends ask it while
  * they wait on the network.  Asking also keeps a publish's lease alive. */

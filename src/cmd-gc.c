@@ -21,8 +21,7 @@ const struct jp_cmd jp_cmd_gc = {
 	.name = "gc",
 	.summary = "List (and with --apply delete) temporary files left by killed publishers.",
 	.usage = "jobpub gc [--db FILE] [--dest URL] [--older-than DURATION] [--apply] [--json]\n"
-	         "                 [--identity FILE] [--known-hosts FILE] [--timeout SECONDS]\n"
-	         "                 [--s3-endpoint URL]",
+	         "                 [--timeout SECONDS] [-o KEY=VALUE]...",
 	.options =
 		JP_CMD_HELP_DB
 		"      --dest URL            look only here (default: every destination the catalogue knows)\n"
@@ -34,6 +33,7 @@ const struct jp_cmd jp_cmd_gc = {
 		"Also reports catalogue rows whose files are missing and files no row references;\n"
 		"those are never deleted.\n",
 	.exec = cmd_gc,
+	.backend_options = 1,
 };
 
 /* Prints the reports: an indented line per object under a line per destination, or the
@@ -128,7 +128,7 @@ cmd_gc(int argc, char **argv)
 	static const struct option longopts[] = {
 		JP_CMD_OPT_DB,
 		JP_CMD_OPT_DEST,
-		{"older-than", required_argument, NULL, 'o'},
+		{"older-than", required_argument, NULL, 'A'},
 		{"apply", no_argument, NULL, 'a'},
 		JP_CMD_OPT_JSON,
 		JP_CMD_OPT_HELP,
@@ -148,7 +148,7 @@ cmd_gc(int argc, char **argv)
 	memset(&out, 0, sizeof(out));
 	o.older_s = 24 * 3600;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":o:h", jp_cmd_longopts(longopts), NULL)) != -1) {
 		if ((n = jp_cmd_net_option(c, ch, optarg, &o.dopts)) != 0) {
 			if (n < 0)
 				return 64;
@@ -159,7 +159,7 @@ cmd_gc(int argc, char **argv)
 		case 'd': o.dest = optarg; break;
 		case 'a': o.apply = 1; break;
 		case 'J': out.json = 1; break;
-		case 'o':
+		case 'A':
 			if ((o.older_s = jp_cmd_duration(optarg)) < 0)
 				return jp_cmd_usage_error(c, "--older-than %s: expected a duration (90s, 15m, 24h, 2d)",
 				                          optarg);

@@ -1,18 +1,19 @@
 /*
- * cmd-help.c - `jobpub help [COMMAND]`.
+ * cmd-help.c - `jobpub help [COMMAND | options]`.
  */
 #include "config.h"
 
 #include <string.h>
 
 #include "cmd.h"
+#include "options.h"
 
 static int cmd_help(int argc, char **argv);
 
 const struct jp_cmd jp_cmd_help = {
 	.name = "help",
-	.summary = "Show the commands, or one command's usage and options.",
-	.usage = "jobpub help [COMMAND]",
+	.summary = "Show the commands, one command's usage and options, or the backend options.",
+	.usage = "jobpub help [COMMAND | options]",
 	.options = NULL,
 	.exec = cmd_help,
 };
@@ -24,7 +25,7 @@ jp_cmd_print_overview(FILE *fp)
 	size_t i;
 
 	fprintf(fp, "usage: jobpub COMMAND [OPTION]...\n"
-	            "       jobpub help [COMMAND] | jobpub COMMAND --help | jobpub --version\n\n"
+	            "       jobpub help [COMMAND | options] | jobpub COMMAND --help | jobpub --version\n\n"
 	            "Publish the outputs of a finished HPC job atomically and record them in a SQLite\n"
 	            "catalogue: every file or none, never a partial file under a final name.\n\n"
 	            "Commands:\n");
@@ -48,6 +49,10 @@ cmd_help(int argc, char **argv)
 	}
 	if (argc > 2)
 		return jp_cmd_usage_error(&jp_cmd_help, "unexpected argument '%s'", argv[2]);
+	if (argc == 2 && strcmp(argv[1], "options") == 0) {
+		jp_options_print_help(stdout);
+		return 0;
+	}
 	if (argc == 2) {
 		if ((c = jp_cmd_find(argv[1])) == NULL)
 			return jp_cmd_usage_error(&jp_cmd_help, "unknown command '%s'", argv[1]);

@@ -51,10 +51,8 @@ const struct jp_cmd jp_cmd_publish = {
 	.usage = "jobpub publish --job ID --manifest FILE [--workdir DIR] [--db FILE] [--dest URL]\n"
 	         "                      [--set NAME=VALUE]... [--dry-run] [--overwrite]\n"
 	         "                      [--db-timeout SECONDS] [--parallel N] [--retries N]\n"
-	         "                      [--timeout SECONDS] [--stall SECONDS] [--identity FILE]\n"
-	         "                      [--known-hosts FILE] [--accept-new-host-key] [--s3-endpoint URL]\n"
-	         "                      [--part-size SIZE] [--lease DURATION]\n"
-	         "                      [--log-format text|json] [-q|-v]\n"
+	         "                      [--timeout SECONDS] [--stall SECONDS] [-o KEY=VALUE]...\n"
+	         "                      [--lease DURATION] [--log-format text|json] [-q|-v]\n"
 	         "       jobpub publish --spool [--job ID] [OPTION]...",
 	.options =
 		"  -j, --job ID              the job's ID in the catalogue (with --spool, or without\n"
@@ -79,6 +77,7 @@ const struct jp_cmd jp_cmd_publish = {
 		JP_CMD_HELP_HELP,
 	.exec = cmd_publish,
 	.stops = 1,
+	.backend_options = 1,
 };
 
 static int
@@ -121,7 +120,7 @@ cmd_publish(int argc, char **argv)
 	o.parallel = 4;
 	o.retries = 3;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":j:m:w:nqvh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":j:m:w:o:nqvh", jp_cmd_longopts(longopts), NULL)) != -1) {
 		switch (ch) {
 		case 'j': o.job = optarg; break;
 		case 'm': o.manifest = optarg; break;

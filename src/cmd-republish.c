@@ -23,9 +23,7 @@ const struct jp_cmd jp_cmd_republish = {
 	.usage = "jobpub republish [--db FILE] [--status STATUS] [--job ID]... [--since TIME]\n"
 	         "                        [--parallel N] [--overwrite] [--dry-run] [--json]\n"
 	         "                        [--db-timeout SECONDS] [--spool DIR] [--retries N]\n"
-	         "                        [--timeout SECONDS] [--stall SECONDS] [--identity FILE]\n"
-	         "                        [--known-hosts FILE] [--accept-new-host-key]\n"
-	         "                        [--s3-endpoint URL] [--part-size SIZE]",
+	         "                        [--timeout SECONDS] [--stall SECONDS] [-o KEY=VALUE]...",
 	.options =
 		JP_CMD_HELP_DB
 		"      --status STATUS       jobs whose status is STATUS (default failed_storage, and\n"
@@ -55,6 +53,7 @@ const struct jp_cmd jp_cmd_republish = {
 		"One line per job, then a summary.  Exit 0 when every job is published, else the exit\n"
 		"code of the first job that still fails.\n",
 	.exec = cmd_republish,
+	.backend_options = 1,
 };
 
 /* Prints the reports: a line per job and a summary, or one JSON document (its "jobs" array
@@ -210,7 +209,7 @@ cmd_republish(int argc, char **argv)
 	o.retries = 3;
 	ro.parallel = 1;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":j:nh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":j:o:nh", jp_cmd_longopts(longopts), NULL)) != -1) {
 		switch (ch) {
 		case 'D': db = optarg; break;
 		case 'Q': ro.spool = optarg; break;

@@ -19,8 +19,8 @@ static int cmd_verify(int argc, char **argv);
 const struct jp_cmd jp_cmd_verify = {
 	.name = "verify",
 	.summary = "Check that every published file exists with its recorded size (--deep: SHA-256).",
-	.usage = "jobpub verify [--db FILE] [--deep] [--json] [--identity FILE] [--known-hosts FILE]\n"
-	         "                     [--timeout SECONDS] [--s3-endpoint URL] [ID]...",
+	.usage = "jobpub verify [--db FILE] [--deep] [--json] [--timeout SECONDS] [-o KEY=VALUE]...\n"
+	         "                     [ID]...",
 	.options =
 		JP_CMD_HELP_DB
 		"      --deep                read every file back and compare its SHA-256\n"
@@ -30,6 +30,7 @@ const struct jp_cmd jp_cmd_verify = {
 		"Without ID, every job with published files.  Exit 0: all as recorded; 1: some file\n"
 		"missing or different; other codes: a destination could not be checked.\n",
 	.exec = cmd_verify,
+	.backend_options = 1,
 };
 
 /* Prints the reports: lines (only problems, and a line per job), or the JSON "files" array. */
@@ -99,7 +100,7 @@ cmd_verify(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":o:h", jp_cmd_longopts(longopts), NULL)) != -1) {
 		if ((n = jp_cmd_net_option(c, ch, optarg, &o.dest)) != 0) {
 			if (n < 0)
 				return 64;

@@ -14,6 +14,7 @@
 #include "catalog.h"
 #include "cmd.h"
 #include "dest.h"
+#include "options.h"
 #include "publish.h"
 
 const struct jp_cmd *const jp_cmds[] = {
@@ -46,11 +47,62 @@ jp_cmd_print_help(const struct jp_cmd *c, FILE *fp)
 	fprintf(fp, "usage: %s\n\n%s\n", c->usage, c->summary);
 	if (c->options != NULL && c->options[0] != '\0')
 		fprintf(fp, "\n%s", c->options);
+	if (c->backend_options) {
+		fputc('\n', fp);
+		jp_options_print_help(fp);
+	}
 	/* The page that says the rest (doc/jobpub-NAME.1; help is described in jobpub(1)). */
 	if (c == &jp_cmd_help)
 		fputs("\nSee jobpub(1).\n", fp);
 	else
 		fprintf(fp, "\nSee jobpub-%s(1).\n", c->name);
+}
+
+/* The backend options of this process's command line: one command runs per process (a
+ * republish child has its parent's copy). */
+static struct jp_options cli_options;
+
+const struct option *
+jp_cmd_longopts(const struct option *own)
+{
+	static struct option all[128];
+	size_t n = 0, i;
+	const char *alias;
+	int has_arg;
+
+	for (; own[n].name != NULL && n < 64; n++)
+		all[n] = own[n];
+	all[n++] = (struct option){"option", required_argument, NULL, 'o'};
+	for (i = 0; (alias = jp_options_alias(i, &has_arg)) != NULL && n + 1 < 128; i++)
+		all[n++] = (struct option){alias, has_arg ? required_argument : no_argument, NULL,
+		                           JP_OPT_ALIAS + (int)i};
+	all[n] = (struct option){NULL, 0, NULL, 0};
+	return all;
+}
+
+/* -o KEY=VALUE or an alias flag into cli_options: 1 taken, 0 not ours, -1 usage error shown. */
+static int
+backend_option(const struct jp_cmd *c, int ch, const char *arg,
+               const struct jp_options **store)
+{
+	struct jp_error e;
+	int has_arg, r;
+
+	jp_error_clear(&e);
+	if (ch == 'o')
+		r = jp_options_set_arg(&cli_options, "-o", arg, &e);
+	else if (ch >= JP_OPT_ALIAS && jp_options_alias((size_t)(ch - JP_OPT_ALIAS), &has_arg) != NULL)
+		r = jp_options_set_alias(&cli_options,
+		                         jp_options_alias((size_t)(ch - JP_OPT_ALIAS), &has_arg),
+		                         has_arg ? arg : NULL, &e);
+	else
+		return 0;
+	if (r != JP_OK) {
+		jp_cmd_usage_error(c, "%s", e.msg);
+		return -1;
+	}
+	*store = &cli_options;
+	return 1;
 }
 
 int
@@ -310,15 +362,6 @@ int
 jp_cmd_net_option(const struct jp_cmd *c, int ch, const char *arg, struct jp_dest_opts *o)
 {
 	switch (ch) {
-	case 'i':
-		o->identity = arg;
-		return 1;
-	case 'K':
-		o->known_hosts = arg;
-		return 1;
-	case 'U':
-		o->s3_endpoint = arg;
-		return 1;
 	case 't':
 		if ((o->timeout_ms = jp_cmd_timeout_ms(arg)) <= 0) {
 			jp_cmd_usage_error(c, "--timeout %s: expected seconds", arg);
@@ -326,7 +369,7 @@ jp_cmd_net_option(const struct jp_cmd *c, int ch, const char *arg, struct jp_des
 		}
 		return 1;
 	default:
-		return 0;
+		return backend_option(c, ch, arg, &o->options);
 	}
 }
 
@@ -368,16 +411,7 @@ jp_cmd_conn_opt(const struct jp_cmd *c, int ch, const char *arg, struct jp_publi
 		if ((o->stall_ms = jp_cmd_timeout_ms(arg)) <= 0)
 			return jp_cmd_usage_error(c, "--stall %s: expected seconds", arg), -1;
 		return 1;
-	case JP_OPT_IDENTITY: o->identity = arg; return 1;
-	case JP_OPT_KNOWN_HOSTS: o->known_hosts = arg; return 1;
-	case JP_OPT_ACCEPT_NEW_HOST_KEY: o->accept_new_host_key = 1; return 1;
-	case JP_OPT_S3_ENDPOINT: o->s3_endpoint = arg; return 1;
-	case JP_OPT_PART_SIZE:
-		if (jp_parse_size(arg, &o->part_size) != 0 || o->part_size < (5ULL << 20) ||
-		    o->part_size > (5ULL << 30))
-			return jp_cmd_usage_error(c, "--part-size %s: expected 5MiB to 5GiB", arg), -1;
-		return 1;
 	default:
-		return 0;
+		return backend_option(c, ch, arg, &o->options);
 	}
 }

@@ -20,6 +20,7 @@ struct jp_cmd {
 	int (*exec)(int argc, char **argv); /* argv[0] is NAME; returns the exit code */
 	int stops;           /* 1: stops cleanly on SIGINT/SIGTERM by checking the stop flag
 	                        (publish.h); 0: they keep their default action (see below) */
+	int backend_options; /* 1: takes backend options (-o, below); --help lists them */
 };
 
 /*
@@ -31,33 +32,34 @@ enum {
 	JP_OPT_RETRIES = 0x100,
 	JP_OPT_TIMEOUT,
 	JP_OPT_STALL,
-	JP_OPT_IDENTITY,
-	JP_OPT_KNOWN_HOSTS,
-	JP_OPT_ACCEPT_NEW_HOST_KEY,
-	JP_OPT_S3_ENDPOINT,
-	JP_OPT_PART_SIZE,
+	JP_OPT_ALIAS = 0x180, /* + i: the i-th alias flag of a backend option (jp_cmd_longopts) */
 };
 #define JP_CMD_CONN_LONGOPTS \
 	{"retries", required_argument, NULL, JP_OPT_RETRIES}, \
 	{"timeout", required_argument, NULL, JP_OPT_TIMEOUT}, \
-	{"stall", required_argument, NULL, JP_OPT_STALL}, \
-	{"identity", required_argument, NULL, JP_OPT_IDENTITY}, \
-	{"known-hosts", required_argument, NULL, JP_OPT_KNOWN_HOSTS}, \
-	{"accept-new-host-key", no_argument, NULL, JP_OPT_ACCEPT_NEW_HOST_KEY}, \
-	{"s3-endpoint", required_argument, NULL, JP_OPT_S3_ENDPOINT}, \
-	{"part-size", required_argument, NULL, JP_OPT_PART_SIZE}
+	{"stall", required_argument, NULL, JP_OPT_STALL}
 #define JP_CMD_CONN_HELP \
 	"      --retries N           retry a file N times after a transient failure (default 3)\n" \
 	"      --timeout SECONDS     network: connect and per-operation limit (default 30)\n" \
 	"      --stall SECONDS       network: fail a transfer that moves nothing this long\n" \
 	"                            (default 60)\n" \
-	"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n" \
-	"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n" \
-	"      --accept-new-host-key add an unknown SSH host key (never a changed one)\n" \
-	"      --s3-endpoint URL     S3 endpoint, overriding the manifest's (default\n" \
-	"                            $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS's)\n" \
-	"      --part-size SIZE      S3 multipart part size (default 16MiB; grown so 10,000\n" \
-	"                            parts hold the file)\n"
+	JP_CMD_BACKEND_HELP
+
+/*
+ * Backend options, for every command that opens destinations (backend_options = 1): -o and
+ * --option BACKEND.KEY=VALUE, and the older flags that alias a key (--identity, ...), which
+ * come from the backends' tables (options.h), as does the list --help prints after the
+ * command's own options.  The command passes its getopt_long table through
+ * jp_cmd_longopts and "o:" in its short options; jp_cmd_conn_opt and jp_cmd_net_option take
+ * the values into one store for the process.
+ */
+#define JP_CMD_BACKEND_HELP \
+	"  -o, --option KEY=VALUE    a backend option (listed below); repeatable\n"
+
+/* own, then --option and every backend option's alias flag: a static table, valid until the
+ * next call. */
+struct option;
+const struct option *jp_cmd_longopts(const struct option *own);
 
 struct jp_publish_opts;
 
@@ -183,22 +185,16 @@ int jp_cmd_timeout_ms(const char *arg);
 /* Parses a duration: "90" (seconds), "30s", "15m", "24h", "2d".  -1 when invalid. */
 long jp_cmd_duration(const char *arg);
 
-/* The destination options verify and gc share with publish (--identity, --known-hosts,
- * --timeout).  The long options are appended to opts by JP_CMD_NET_OPTIONS; handle with
+/* The destination options verify and gc share with publish (--timeout, the backend
+ * options).  The long options are appended to opts by JP_CMD_NET_OPTIONS; handle with
  * jp_cmd_net_option, which returns 1 when it took ch, 0 when ch is not one of them, -1 on a bad
  * value (usage error printed). */
 struct jp_dest_opts;
 #define JP_CMD_NET_OPTIONS                                   \
-	{"identity", required_argument, NULL, 'i'},              \
-	{"known-hosts", required_argument, NULL, 'K'},           \
-	{"timeout", required_argument, NULL, 't'},               \
-	{"s3-endpoint", required_argument, NULL, 'U'}
+	{"timeout", required_argument, NULL, 't'}
 #define JP_CMD_NET_HELP                                                                        \
-	"      --identity FILE       SSH private key (before the agent and ~/.ssh/id_*)\n"          \
-	"      --known-hosts FILE    SSH known hosts (default ~/.ssh/known_hosts)\n"               \
 	"      --timeout SECONDS     network: connect and per-operation limit (default 30)\n"      \
-	"      --s3-endpoint URL     S3 endpoint (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL,\n" \
-	"                            else AWS's for the region)\n"
+	JP_CMD_BACKEND_HELP
 int jp_cmd_net_option(const struct jp_cmd *c, int ch, const char *arg, struct jp_dest_opts *o);
 
 /* Parses a whole number in [min, max]; -1 when invalid. */

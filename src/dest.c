@@ -12,11 +12,27 @@
 #include "log.h"
 #include "util.h"
 
-static const struct jp_backend *const backends[] = {
+extern const struct jp_backend jp_backend_posix, jp_backend_sftp, jp_backend_s3;
+
+const struct jp_backend *const jp_backends[] = {
 	&jp_backend_posix,
 	&jp_backend_sftp,
 	&jp_backend_s3,
+	NULL,
 };
+
+/* Every scheme of the registry, ", "-separated, for messages. */
+static void
+scheme_list(char *buf, size_t len)
+{
+	const char *const *s;
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; jp_backends[i] != NULL; i++)
+		for (s = jp_backends[i]->schemes; *s != NULL && n + 1 < len; s++)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n > 0 ? ", " : "", *s);
+}
 
 /* Length of the URL scheme before "://", or 0 when there is none. */
 static size_t
@@ -52,24 +68,27 @@ find_backend(const char *url, const struct jp_backend **out, struct jp_error *er
 {
 	const struct jp_backend *be = NULL;
 	size_t n = scheme_len(url), i;
+	char list[128];
 
 	if (n == 0 && url[0] == '/') {
-		be = &jp_backend_posix; /* a plain absolute path is a POSIX destination */
+		be = jp_backends[0]; /* a plain absolute path is a POSIX destination */
 	} else if (n == 0) {
 		return jp_error_set(err, JP_E_CONFIG,
 		                    "destination '%s': expected a URL (file:///path) or an absolute path",
 		                    url);
 	} else {
-		for (i = 0; i < sizeof(backends) / sizeof(backends[0]) && be == NULL; i++) {
+		for (i = 0; jp_backends[i] != NULL && be == NULL; i++) {
 			const char *const *s;
-			for (s = backends[i]->schemes; *s != NULL; s++)
+			for (s = jp_backends[i]->schemes; *s != NULL; s++)
 				if (strlen(*s) == n && strncasecmp(*s, url, n) == 0)
-					be = backends[i];
+					be = jp_backends[i];
 		}
-		if (be == NULL)
+		if (be == NULL) {
+			scheme_list(list, sizeof(list));
 			return jp_error_set(err, JP_E_CONFIG,
-			                    "destination '%s': unknown scheme '%.*s' (supported: file, sftp, s3)", url,
-			                    (int)n, url);
+			                    "destination '%s': unknown scheme '%.*s' (supported: %s)", url,
+			                    (int)n, url, list);
+		}
 	}
 	*out = be;
 	return JP_OK;

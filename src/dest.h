@@ -36,22 +36,19 @@ enum jp_name_kind jp_tmp_name_kind(const char *base, char tok[17]);
 struct jp_dest;
 struct jp_upload;
 
+struct jp_options;
+
 struct jp_dest_opts {
 	int overwrite;           /* commit may replace an existing object */
 	int readonly;            /* inspecting only (verify, gc): create nothing, not even the prefix */
-	/* network destinations (SFTP); ignored by the others */
-	const char *identity;    /* private key file; NULL: agent, then ~/.ssh/id_* */
-	const char *known_hosts; /* NULL: ~/.ssh/known_hosts (or the ssh config's) */
-	int accept_new_host_key; /* add an unknown host's key (never a changed one) */
+	/* network destinations; ignored by the others */
 	int timeout_ms;          /* connect and per-operation limit */
 	int stall_ms;            /* a transfer that moves nothing for this long fails */
-	int retries;             /* S3: tries again after a transient failure of one request
-	                            (0: 3; < 0: none) */
-	/* S3 destinations; NULL/0: the environment's (AWS_*), then the defaults */
-	const char *s3_endpoint; /* https://host[:port]; default AWS's for the region */
-	const char *s3_region;   /* default us-east-1 */
-	int s3_path_style;       /* 1 path-style, -1 virtual-hosted, 0 by the endpoint */
-	uint64_t part_size;      /* multipart part size (0: 16 MiB), grown for big files */
+	int retries;             /* tries again after a transient failure of one request, where the
+	                            backend retries requests itself (0: 3; < 0: none) */
+	/* The backends' own options (options.h: "BACKEND.KEY" = value), checked
+	 * where they were given; read by open and check only.  NULL: none given. */
+	const struct jp_options *options;
 };
 
 /* What stat tells about an object. */
@@ -60,8 +57,8 @@ struct jp_stat {
 	int is_dir;
 	uint64_t size;
 	time_t mtime;
-	char etag[96];       /* the store's ETag (quoted, as S3 sends it) or "" */
-	const char *upload;  /* list only: an incomplete upload (S3 upload ID), not an object;
+	char etag[96];       /* the store's ETag (quoted, as the store sends it) or "" */
+	const char *upload;  /* list only: an incomplete upload (the store's upload ID), not an object;
 	                        valid during the callback */
 };
 
@@ -89,13 +86,12 @@ char *jp_url_join(const char *base, const char *key);
 int jp_url_has_password(const char *url);
 
 /* Checks that url names a known backend, has no password and is well formed for its backend
- * (file:// an absolute local path, sftp:// a host and an absolute path, s3:// a valid bucket),
- * without opening it or connecting anywhere (dry runs, and a publish before it records
- * anything).  78 with the reason when not. */
+ * (the backend's check slot), without opening it or connecting anywhere (dry runs, and a
+ * publish before it records anything).  78 with the reason when not. */
 int jp_dest_check_url(const char *url, struct jp_error *err);
-/* jp_dest_check_url, then the local settings the open would read with opts: an SFTP identity
- * file that cannot be read, S3 credentials that are nowhere, a malformed S3 endpoint, an
- * unreadable AWS_CA_BUNDLE (78), still without connecting. */
+/* jp_dest_check_url, then the local settings the open would read with opts (a key file that
+ * cannot be read, credentials that are nowhere, a malformed endpoint: 78), still without
+ * connecting. */
 int jp_dest_check_settings(const char *url, const struct jp_dest_opts *opts,
                            struct jp_error *err);
 
@@ -122,8 +118,8 @@ int jp_upload_commit(struct jp_upload *u, int overwrite, int *exists, int *repla
 /* Deletes the staged data (not a committed object).  Safe to call in any state. */
 int jp_upload_abort(struct jp_upload *u, struct jp_error *err);
 /* Undoes a commit: removes the committed object, unless the store can tell it is no longer
- * this upload's (S3: another writer's object since; it is kept, with a warning).  Clears the
- * committed state on JP_OK.  Safe to call in any state (JP_OK when nothing was committed). */
+ * this upload's (another writer's object since, on a store that keeps ETags: it is kept, with
+ * a warning).  Clears the committed state on JP_OK.  Safe to call in any state (JP_OK when nothing was committed). */
 int jp_upload_uncommit(struct jp_upload *u, struct jp_error *err);
 void jp_upload_free(struct jp_upload *u); /* aborts first if still staged; u may be NULL */
 const char *jp_upload_key(const struct jp_upload *u);

@@ -272,77 +272,77 @@ get_attributes(struct loader *L, struct fy_node *key, struct fy_node *val, struc
 	return JP_OK;
 }
 
-/* sftp: {identity: FILE, known-hosts: FILE} */
+/* "FILE:LINE:COL: <fmt>" at the position of node at. */
 static int
-load_sftp(struct loader *L, struct fy_node *key, struct fy_node *map)
+node_error(struct loader *L, struct fy_node *at, const char *fmt, ...)
 {
-	struct fy_node_pair *p;
-	void *it = NULL;
-	char k[64];
-	int r;
+	struct jp_str pos = {NULL, 0, 0};
+	char msg[JP_ERRMSG_MAX];
+	va_list ap;
 
-	if (fy_node_get_type(map) != FYNT_MAPPING)
-		return lerr(L, map, "sftp: expected a mapping (identity, known-hosts)%s%s", "", "");
-	while ((p = fy_node_mapping_iterate(map, &it)) != NULL) {
-		struct fy_node *kn = fy_node_pair_key(p), *v = fy_node_pair_value(p);
-		const char *name = key_of(p, k, sizeof(k));
-
-		if (name != NULL && strcmp(name, "identity") == 0)
-			r = get_str(L, kn, v, "sftp.identity", &L->m->sftp_identity);
-		else if (name != NULL && strcmp(name, "known-hosts") == 0)
-			r = get_str(L, kn, v, "sftp.known-hosts", &L->m->sftp_known_hosts);
-		else
-			return lerr(L, kn, "unknown key '%s' in sftp (expected identity, known-hosts)%s",
-			            name ? name : "?", "");
-		if (r != JP_OK)
-			return r;
-	}
-	return JP_OK;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	node_pos(at, &pos.line, &pos.col);
+	return jp_manifest_error(L->m, &pos, L->err, "%s", msg);
 }
 
-/* s3: {endpoint: URL, region: NAME, path-style: BOOL, part-size: SIZE} */
+/* BACKEND: {KEY: VALUE, ...} - a backend's options, checked against its table (options.h) and
+ * kept with their positions for the backend: this file knows none of them. */
 static int
-load_s3(struct loader *L, struct fy_node *key, struct fy_node *map)
+load_backend(struct loader *L, const char *backend, struct fy_node *map)
 {
 	struct fy_node_pair *p;
 	void *it = NULL;
-	char k[64];
+	char names[256], k[64], key[160], why[512], *where;
 	int r;
 
+	jp_options_manifest_names(backend, names, sizeof(names));
 	if (fy_node_get_type(map) != FYNT_MAPPING)
-		return lerr(L, map, "s3: expected a mapping (endpoint, region, path-style, part-size)%s%s",
-		            "", "");
+		return node_error(L, map, "%s: expected a mapping (%s)", backend, names);
 	while ((p = fy_node_mapping_iterate(map, &it)) != NULL) {
 		struct fy_node *kn = fy_node_pair_key(p), *v = fy_node_pair_value(p);
 		const char *name = key_of(p, k, sizeof(k));
+		const struct jp_option_def *def = NULL;
+		struct jp_str val = {NULL, 0, 0};
 
-		if (name != NULL && strcmp(name, "endpoint") == 0) {
-			r = get_str(L, kn, v, "s3.endpoint", &L->m->s3_endpoint);
-		} else if (name != NULL && strcmp(name, "region") == 0) {
-			r = get_str(L, kn, v, "s3.region", &L->m->s3_region);
-		} else if (name != NULL && strcmp(name, "path-style") == 0) {
+		if (name != NULL) {
+			snprintf(key, sizeof(key), "%s.%s", backend, name);
+			def = jp_option_find(key);
+		}
+		if (def == NULL)
+			return node_error(L, kn, "unknown key '%s' in %s (expected %s)", name ? name : "?",
+			                  backend, names);
+		if (def->type == JP_OPTION_SECRET_ENV) {
+			jp_option_check(key, def, NULL, why, sizeof(why));
+			return node_error(L, kn, "%s: %s", key, why);
+		}
+		if (def->flags & JP_OPTION_CLI_ONLY)
+			return node_error(L, kn, "%s: only on the command line (-o %s=...)", key, key);
+		if (jp_options_get(&L->m->options, key) != NULL)
+			return node_error(L, kn, "%s given twice", key);
+		if (def->type == JP_OPTION_BOOL) {
 			int b = 0;
 
-			if ((r = get_bool(L, v, "s3.path-style", &b)) == JP_OK)
-				L->m->s3_path_style = b ? 1 : -1;
-		} else if (name != NULL && strcmp(name, "part-size") == 0) {
-			struct jp_str s = {NULL, 0, 0};
-
-			if ((r = get_str(L, kn, v, "s3.part-size", &s)) != JP_OK)
+			if ((r = get_bool(L, v, key, &b)) != JP_OK)
 				return r;
-			if (jp_parse_size(s.s, &L->m->s3_part_size) != 0 || L->m->s3_part_size < (5ULL << 20) ||
-			    L->m->s3_part_size > (5ULL << 30)) {
-				r = lerr(L, v, "s3.part-size: '%s' is not a size from 5MiB to 5GiB (e.g. 64MiB)%s",
-				         s.s, "");
-				free(s.s);
-				return r;
-			}
-			free(s.s);
-		} else {
-			return lerr(L, kn,
-			            "unknown key '%s' in s3 (expected endpoint, region, path-style, part-size)%s",
-			            name ? name : "?", "");
+			if ((val.s = strdup(b ? "true" : "false")) == NULL)
+				return jp_error_set(L->err, JP_E_SOFTWARE, "manifest: out of memory");
+			node_pos(v, &val.line, &val.col);
+		} else if ((r = get_str(L, kn, v, key, &val)) != JP_OK) {
+			return r;
+		} else if (jp_option_check(key, def, val.s, why, sizeof(why)) != 0) {
+			r = jp_manifest_error(L->m, &val, L->err, "%s: %s", key, why);
+			free(val.s);
+			return r;
 		}
+		/* Where it came from, as this file's errors name a place. */
+		where = jp_asprintf("%s:%d:%d", L->m->file, val.line, val.col);
+		r = where == NULL ? jp_error_set(L->err, JP_E_SOFTWARE, "manifest: out of memory")
+		                  : jp_options_put(&L->m->options, key, val.s, JP_OPTION_FROM_MANIFEST,
+		                                   where, L->err);
+		free(where);
+		free(val.s);
 		if (r != JP_OK)
 			return r;
 	}
@@ -728,13 +728,14 @@ jp_manifest_load_mem(const char *file, const char *text, size_t text_len,
 			r = load_catalog(&L, kn, v);
 		} else if (name != NULL && strcmp(name, "outputs") == 0) {
 			r = load_outputs(&L, kn, v);
-		} else if (name != NULL && strcmp(name, "sftp") == 0) {
-			r = load_sftp(&L, kn, v);
-		} else if (name != NULL && strcmp(name, "s3") == 0) {
-			r = load_s3(&L, kn, v);
+		} else if (name != NULL && jp_options_of(name) != NULL) {
+			r = load_backend(&L, name, v);
 		} else {
-			r = lerr(&L, kn, "unknown key '%s' (expected destination, catalog, outputs, sftp, s3)%s",
-			         name ? name : "?", "");
+			char backends[128];
+
+			jp_options_backend_names(backends, sizeof(backends));
+			r = node_error(&L, kn, "unknown key '%s' (expected destination, catalog, outputs%s%s)",
+			               name ? name : "?", backends[0] ? ", " : "", backends);
 		}
 		if (r != JP_OK)
 			goto out;
@@ -792,10 +793,7 @@ jp_manifest_free(struct jp_manifest *m)
 	str_free(&m->id_column);
 	str_free(&m->status_column);
 	str_free(&m->published_status);
-	str_free(&m->sftp_identity);
-	str_free(&m->sftp_known_hosts);
-	str_free(&m->s3_endpoint);
-	str_free(&m->s3_region);
+	jp_options_free(&m->options);
 	free(m->file);
 	free(m);
 }

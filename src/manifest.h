@@ -11,9 +11,14 @@
  *     - {name: mcdrt, path: Out, archive: tar.gz, to: pdrgrid/MCDRT${row.model_job_name}.tar.gz}
  *     - {name: chem, path: pdrchem_c.hdf5, to: ..., check: hdf5, attributes: [n_surface, mass]}
  *
+ * A top-level key named after a backend holds that backend's options (options.h; `jobpub help
+ * options` lists them):
+ *
+ *   BACKEND: {KEY: VALUE, ...}
+ *
  * Loading checks everything that can be checked without the job: YAML syntax, unknown keys
- * (typos are errors), types, identifiers, template syntax, unique output names.  Every error is
- * "FILE:LINE:COLUMN: message" with class JP_E_DATA.
+ * (typos are errors, in a backend's section too), types, identifiers, template syntax, unique
+ * output names.  Every error is "FILE:LINE:COLUMN: message" with class JP_E_DATA.
  */
 #ifndef JP_MANIFEST_H
 #define JP_MANIFEST_H
@@ -21,6 +26,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "options.h"
 #include "util.h"
 
 /* A string from the manifest and where it stands (1-based).  s is NULL when the key is absent. */
@@ -54,13 +60,10 @@ struct jp_manifest {
 	struct jp_str status_column;/* default "status" */
 	struct jp_str published_status; /* default "published" */
 	int external;               /* the table is not jobpub's own `jobs` */
-	struct jp_str sftp_identity;    /* sftp: {identity: FILE} - --identity beats it */
-	struct jp_str sftp_known_hosts; /* sftp: {known-hosts: FILE} - --known-hosts beats it */
-	/* s3: {endpoint, region, path-style, part-size} - --s3-endpoint, --part-size beat them */
-	struct jp_str s3_endpoint;
-	struct jp_str s3_region;
-	int s3_path_style;              /* 1 true, -1 false, 0 not given */
-	uint64_t s3_part_size;          /* 0: not given */
+	/* Backend options from the BACKEND: sections ("BACKEND: {KEY: VALUE}" is BACKEND.KEY),
+	 * checked against the backends' tables (options.h), each with its FILE:LINE:COL; the
+	 * command line's values beat them. */
+	struct jp_options options;
 	struct jp_output *outputs;
 	size_t n_outputs;
 };

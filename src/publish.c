@@ -19,6 +19,7 @@
 #include "json.h"
 #include "log.h"
 #include "manifest.h"
+#include "options.h"
 #include "plan.h"
 #include "publish.h"
 #include "tarstream.h"
@@ -95,6 +96,7 @@ struct run {
 	uint64_t bytes;           /* sent by this attempt (atomic: lanes add to it) */
 	int64_t t0;
 	struct jp_dest_opts dopts; /* the command line's, then the manifest's */
+	struct jp_options options; /* dopts.options: the manifest's, overridden by the command line */
 	struct worker *workers;
 	size_t n_workers;
 	int64_t renewed_ms;       /* last renewal of the lease */
@@ -485,22 +487,17 @@ run_lanes(struct run *R, lane_fn fn, int own, struct jp_error *err)
 	return r;
 }
 
-/* The manifest's destination settings, where the command line gave none. */
-static void
-manifest_dest_opts(const struct jp_manifest *m, struct jp_dest_opts *d)
+/* The backend options: the manifest's, each replaced by the command line's for the same key. */
+static int
+merge_options(struct run *R, struct jp_error *err)
 {
-	if (d->identity == NULL)
-		d->identity = m->sftp_identity.s;
-	if (d->known_hosts == NULL)
-		d->known_hosts = m->sftp_known_hosts.s;
-	if (d->s3_endpoint == NULL)
-		d->s3_endpoint = m->s3_endpoint.s;
-	if (d->s3_region == NULL)
-		d->s3_region = m->s3_region.s;
-	if (d->s3_path_style == 0)
-		d->s3_path_style = m->s3_path_style;
-	if (d->part_size == 0)
-		d->part_size = m->s3_part_size;
+	int r;
+
+	if ((r = jp_options_merge(&R->options, &R->m->options, err)) != JP_OK ||
+	    (r = jp_options_merge(&R->options, R->o->options, err)) != JP_OK)
+		return r;
+	R->dopts.options = &R->options;
+	return JP_OK;
 }
 
 /* Opens the lanes: min(--parallel, files) connections to the destination. */
@@ -744,6 +741,7 @@ run_free(struct run *R)
 	jp_row_free(R->row);
 	jp_catalog_close(R->cat);
 	jp_manifest_free(R->m);
+	jp_options_free(&R->options);
 	pthread_mutex_destroy(&R->mu);
 	pthread_mutex_destroy(&R->catmu);
 }
@@ -777,14 +775,10 @@ jp_publish_dest_opts(const struct jp_publish_opts *o, struct jp_dest_opts *d)
 {
 	memset(d, 0, sizeof(*d));
 	d->overwrite = o->overwrite;
-	d->identity = o->identity;
-	d->known_hosts = o->known_hosts;
-	d->accept_new_host_key = o->accept_new_host_key;
 	d->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
 	d->stall_ms = o->stall_ms > 0 ? o->stall_ms : 60000;
 	d->retries = o->retries > 0 ? o->retries : -1;
-	d->s3_endpoint = o->s3_endpoint;
-	d->part_size = o->part_size;
+	d->options = o->options;
 }
 
 void
@@ -1024,8 +1018,8 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	/* The destination and the settings it will be opened with (command line, then manifest):
 	 * a configuration error is found here, before the catalogue is touched. */
 	jp_publish_dest_opts(o, &R.dopts);
-	manifest_dest_opts(R.m, &R.dopts);
-	if ((r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, NULL,
+	if ((r = merge_options(&R, err)) != JP_OK ||
+	    (r = jp_check_destination(R.m, o->job, o->sets, o->n_sets, o->dest, NULL,
 	                              o->dry_run ? NULL : &R.dopts, err)) != JP_OK ||
 	    (r = check_interrupt(err)) != JP_OK)
 		goto out;

@@ -18,6 +18,8 @@
 #include "error.h"
 #include "util.h"
 
+struct jp_options;
+
 struct jp_publish_opts {
 	const char *job;
 	const char *manifest;      /* path */
@@ -33,12 +35,11 @@ struct jp_publish_opts {
 	int parallel;              /* transfer lanes (connections); 0 or 1: one */
 	int lease_s;               /* the job's lease, renewed while it runs; 0: 3600 s */
 	int retries;               /* retries of a transient failure, per file */
-	/* destination options (dest.h), e.g. for SFTP; NULL / 0 for the defaults */
-	const char *identity, *known_hosts;
-	int accept_new_host_key;
+	/* destination options (dest.h); 0 for the defaults */
 	int timeout_ms, stall_ms;
-	const char *s3_endpoint;   /* --s3-endpoint; NULL: the manifest's, then AWS_ENDPOINT_URL* */
-	uint64_t part_size;        /* --part-size; 0: the manifest's, then 16 MiB */
+	/* backend options from the command line (options.h), beating the manifest's for the same
+	 * key; may be NULL */
+	const struct jp_options *options;
 };
 
 /* Runs a publish.  Returns the exit code (0 published, else a jp_class); the reason of a
@@ -57,7 +58,7 @@ struct jp_manifest;
 struct jp_row;
 struct jp_jobtable;
 
-/* The destination options of a publish (defaults filled in). */
+/* The destination options of a publish (defaults filled in; options: the command line's). */
 void jp_publish_dest_opts(const struct jp_publish_opts *o, struct jp_dest_opts *d);
 
 /* The job table a manifest names (pointers into m). */
@@ -81,7 +82,7 @@ int jp_job_prepare(struct jp_catalog *c, const struct jp_manifest *m, const char
  * publish calls it before the catalogue is opened and again before the attempt begins, so a
  * malformed destination records nothing; enqueue calls it before it writes the spool entry.
  * With dopts, the local settings the destination's open would read are checked too
- * (jp_dest_check_settings: an identity file, S3 credentials, ...; 78, without position).
+ * (jp_dest_check_settings: a key file, credentials, ...; 78, without position).
  */
 int jp_check_destination(const struct jp_manifest *m, const char *job, const struct jp_kv *sets,
                          size_t n_sets, const char *dest_override, const struct jp_row *row,

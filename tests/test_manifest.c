@@ -275,10 +275,10 @@ START_TEST(test_s3_settings)
 	        "  path-style: false\n"
 	        "  part-size: 64MiB\n"
 	        "outputs: [{name: a, path: a, to: a}]\n");
-	ck_assert_str_eq(m->s3_endpoint.s, "http://127.0.0.1:7480");
-	ck_assert_str_eq(m->s3_region.s, "eu-central-1");
-	ck_assert_int_eq(m->s3_path_style, -1);
-	ck_assert_uint_eq(m->s3_part_size, 64ULL << 20);
+	ck_assert_str_eq(jp_options_get(&m->options, "s3.endpoint"), "http://127.0.0.1:7480");
+	ck_assert_str_eq(jp_options_get(&m->options, "s3.region"), "eu-central-1");
+	ck_assert_int_eq(jp_options_bool(&m->options, "s3.path-style", -1), 0);
+	ck_assert_uint_eq(jp_options_size(&m->options, "s3.part-size", 0), 64ULL << 20);
 	expect_error("s3:\n"
 	             "  part-size: 1MiB\n"
 	             "outputs: [{name: a, path: a, to: a}]\n",
