@@ -239,9 +239,9 @@ jp_options_set_arg(struct jp_options *s, const char *flag, const char *arg,
 	size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
 
 	if (eq == NULL || !key_like(arg, n))
-		return jp_error_set(err, JP_E_USAGE, "%s %.*s: expected BACKEND.KEY=VALUE (jobpub "
+		return jp_error_set(err, JP_E_USAGE, "%s%s%.*s: expected BACKEND.KEY=VALUE (jobpub "
 		                    "help options lists them)",
-		                    flag, key_like(arg, n) ? (int)n : 0, arg);
+		                    flag, key_like(arg, n) ? " " : "", key_like(arg, n) ? (int)n : 0, arg);
 	memcpy(key, arg, n);
 	key[n] = '\0';
 	if ((be = split_key(key, &name)) == NULL) {
