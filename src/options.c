@@ -466,13 +466,24 @@ jp_options_print_help(FILE *fp)
 				n += (size_t)snprintf(text + n, sizeof(text) - n, "; secret: set $%s", d->env);
 			if (d->def != NULL && n < sizeof(text))
 				n += (size_t)snprintf(text + n, sizeof(text) - n, "; default %s", d->def);
-			if (d->alias != NULL && n < sizeof(text))
-				n += (size_t)snprintf(text + n, sizeof(text) - n, "; also --%s%s%s", d->alias,
-				                      d->type == JP_OPTION_BOOL ? "" : " ",
-				                      d->type == JP_OPTION_BOOL ? "" : arg_name(d));
 			if ((d->flags & JP_OPTION_CLI_ONLY) && n < sizeof(text))
 				snprintf(text + n, sizeof(text) - n, "; command line only");
 			wrap(fp, text, HELP_INDENT);
 		}
 	}
+	/* The older flags, in the form of the command's own options (a man page lists them). */
+	fputs("Older flags, the same as -o:\n", fp);
+	for (i = 0; jp_backends[i] != NULL; i++)
+		for (d = jp_backends[i]->options; d != NULL && d->name != NULL; d++) {
+			char flag[96];
+
+			if (d->alias == NULL)
+				continue;
+			snprintf(flag, sizeof(flag), "--%s%s%s", d->alias,
+			         d->type == JP_OPTION_BOOL ? "" : " ",
+			         d->type == JP_OPTION_BOOL ? "" : arg_name(d));
+			fprintf(fp, "      %-21s %s-o %s.%s=%s\n", flag, strlen(flag) < 22 ? "" : " ",
+			        jp_backends[i]->name, d->name,
+			        d->type == JP_OPTION_BOOL ? "true" : arg_name(d));
+		}
 }
