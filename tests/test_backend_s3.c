@@ -32,8 +32,11 @@
 #include "dest.h"
 #include "error.h"
 #include "log.h"
+#include "options.h"
 #include "s3.h"
 #include "util.h"
+
+extern const struct jp_backend jp_backend_s3; /* in the registry (dest.c) */
 
 #define TOKEN "0123456789abcdef"
 #define MIB (1024 * 1024)
@@ -388,9 +391,28 @@ relay_count(const char *s)
 /* ---- fixtures and helpers ---- */
 
 static struct jp_dest_opts opts;
+static struct jp_options bopts; /* opts.options: the backend options (options.h) */
 static struct jp_error err;
 static const char *stop_after; /* see stop_when() */
 static struct t_mem logmem; /* warnings of the backend */
+
+/* Sets backend option key (options.h: "s3.endpoint") for the next open; value NULL removes it. */
+static void
+set_opt(const char *key, const char *value)
+{
+	struct jp_options n = {NULL, 0};
+	size_t i;
+
+	for (i = 0; i < bopts.n; i++)
+		if (strcmp(bopts.v[i].key, key) != 0)
+			ck_assert_int_eq(jp_options_put(&n, bopts.v[i].key, bopts.v[i].value,
+			                                JP_OPTION_FROM_CLI, "-o", &err), JP_OK);
+	if (value != NULL)
+		ck_assert_int_eq(jp_options_put(&n, key, value, JP_OPTION_FROM_CLI, "-o", &err), JP_OK);
+	jp_options_free(&bopts);
+	bopts = n;
+	opts.options = &bopts;
+}
 
 static void
 setup(void)
@@ -399,7 +421,8 @@ setup(void)
 	opts.timeout_ms = 10000;
 	opts.stall_ms = 10000;
 	opts.retries = -1; /* none, unless a test wants them */
-	opts.s3_endpoint = endpoint;
+	jp_options_free(&bopts);
+	set_opt("s3.endpoint", endpoint);
 	stop_after = NULL;
 	jp_error_clear(&err);
 	t_mem_open(&logmem);
@@ -413,6 +436,8 @@ teardown(void)
 	jp_dest_set_stop(NULL);
 	jp_log_setup(JP_LOG_TEXT, 0, NULL);
 	t_mem_close(&logmem);
+	jp_options_free(&bopts);
+	opts.options = NULL;
 }
 
 static struct jp_dest *
@@ -684,7 +709,7 @@ START_TEST(test_multipart)
 	size_t glen = 0;
 	const char *etag;
 
-	opts.part_size = 1; /* raised to the smallest S3 allows, 5 MiB */
+	set_opt("s3.part-size", "1"); /* raised to the smallest S3 allows, 5 MiB */
 	d = open_at("multi");
 	u = staged(d, "stream.bin", data, len, UINT64_MAX, MIB + 7);
 	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
@@ -725,7 +750,7 @@ START_TEST(test_abort_and_empty)
 	size_t glen = 1;
 	char *got;
 
-	opts.part_size = 5 * MIB;
+	set_opt("s3.part-size", "5MiB");
 	d = open_at("abort");
 	ck_assert_int_eq(jp_dest_stage(d, "big.bin", TOKEN, len, &u, &err), JP_OK);
 	ck_assert_int_eq(jp_upload_write(u, data, len, &err), JP_OK); /* two parts out */
@@ -826,16 +851,16 @@ START_TEST(test_open_errors)
 	ck_assert_int_eq(err.code, JP_E_CONFIG);
 
 	snprintf(url, sizeof(url), "s3://%s/x", bucket);
-	opts.s3_endpoint = "ftp://127.0.0.1/";
+	set_opt("s3.endpoint", "ftp://127.0.0.1/");
 	ck_assert_int_eq(open_rc(url), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_CONFIG);
 	/* Nobody listens: a transient failure, not retried here (retries < 0). */
-	opts.s3_endpoint = "http://127.0.0.1:1";
+	set_opt("s3.endpoint", "http://127.0.0.1:1");
 	ck_assert_int_eq(open_rc(url), JP_RETRY);
 	ck_assert_int_eq(err.code, JP_E_TEMPFAIL);
 
 	/* The endpoint from the environment, S3's own variable first. */
-	opts.s3_endpoint = NULL;
+	set_opt("s3.endpoint", NULL);
 	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1", 1);
 	setenv("AWS_ENDPOINT_URL_S3", endpoint, 1);
 	ck_assert_int_eq(open_rc(url), JP_OK);
@@ -850,7 +875,7 @@ START_TEST(test_open_errors)
 	unsetenv("AWS_ENDPOINT_URL");
 
 	/* TLS: the gateway's certificate is from a private CA. */
-	opts.s3_endpoint = tls_endpoint;
+	set_opt("s3.endpoint", tls_endpoint);
 	ck_assert_int_eq(open_rc(url), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_NOPERM);
 	ck_assert_msg(strstr(err.msg, "AWS_CA_BUNDLE may name a CA file") != NULL, "%s", err.msg);
@@ -864,7 +889,7 @@ START_TEST(test_open_errors)
 	ck_assert_int_eq(err.code, JP_E_CONFIG);
 	setenv("AWS_CA_BUNDLE", rgw_ca, 1);
 	ck_assert_int_eq(open_rc(url), JP_OK);
-	opts.s3_endpoint = NULL;
+	set_opt("s3.endpoint", NULL);
 	ck_assert_int_eq(jp_dest_check_settings(url, &opts, &err), JP_OK);
 	unsetenv("AWS_CA_BUNDLE");
 }
@@ -878,11 +903,11 @@ START_TEST(test_region_sources)
 	FILE *fp;
 
 	snprintf(url, sizeof(url), "s3://%s", bucket);
-	opts.s3_region = "eu-central-1";
-	opts.s3_path_style = 1;
+	set_opt("s3.region", "eu-central-1");
+	set_opt("s3.path-style", "true");
 	ck_assert_int_eq(open_rc(url), JP_OK);
-	opts.s3_region = NULL;
-	opts.s3_path_style = 0;
+	set_opt("s3.region", NULL);
+	set_opt("s3.path-style", NULL);
 	setenv("AWS_REGION", "eu-west-3", 1);
 	ck_assert_int_eq(open_rc(url), JP_OK);
 	setenv("AWS_REGION", "", 1); /* set but empty: as unset */
@@ -912,13 +937,13 @@ START_TEST(test_region_sources)
 	}
 	/* No endpoint at all: AWS's for the region, which does not know the gateway's keys (or
 	 * cannot be reached from here). */
-	opts.s3_endpoint = NULL;
-	opts.s3_region = "eu-north-1";
+	set_opt("s3.endpoint", NULL);
+	set_opt("s3.region", "eu-north-1");
 	opts.timeout_ms = 3000;
 	ck_assert_int_ne(open_rc(url), JP_OK);
 	ck_assert_str_ne(err.msg, "");
-	opts.s3_endpoint = endpoint;
-	opts.s3_region = NULL;
+	set_opt("s3.endpoint", endpoint);
+	set_opt("s3.region", NULL);
 	/* A bucket at the top, no prefix: keys are not prefixed. */
 	{
 		struct jp_dest *d = open_at("");
@@ -997,9 +1022,9 @@ START_TEST(test_transient_failures)
 	            "close", "1", fmt("^PUT /%s/retry/seek[?]partNumber=1&", bucket),
 	            "replace", "1", fmt("^DELETE /%s/retry/ab[?]uploadId=", bucket), "503", "SlowDown",
 	            NULL);
-	opts.s3_endpoint = relay_url;
+	set_opt("s3.endpoint", relay_url);
 	opts.retries = 2;
-	opts.part_size = 5 * MIB;
+	set_opt("s3.part-size", "5MiB");
 	d = open_at("retry");
 	u = staged(d, "f", data, len, len, MIB);
 	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
@@ -1081,7 +1106,7 @@ START_TEST(test_complete_answers)
 		"sub", "1", fmt("^HEAD /%s/cmp/longid ", bucket),
 		"(?s)^HTTP/1.1 404 Not Found(.*)(?i:x-amz-request-id): [^\\r]*",
 		fmt("HTTP/1.1 403 Forbidden\\1x-amz-request-id: %s", longid), NULL);
-	opts.s3_endpoint = relay_url;
+	set_opt("s3.endpoint", relay_url);
 	d = open_at("cmp");
 
 	u = staged(d, "done404", "a", 1, 1, 1);
@@ -1205,7 +1230,7 @@ START_TEST(test_rollback_failures)
 	            "refuse", "1+1", fmt("^HEAD /%s/rb/after ", bucket), "503", "SlowDown",
 	            "refuse", "1", fmt("^POST /%s/rb/ovw[?]uploadId=", bucket), "503", "SlowDown",
 	            "refuse", "1", fmt("^DELETE /%s/rb/delfail ", bucket), "500", "InternalError", NULL);
-	opts.s3_endpoint = relay_url;
+	set_opt("s3.endpoint", relay_url);
 	d = open_at("rb");
 
 	u = published(d, "theirs", "ours");
@@ -1301,8 +1326,8 @@ START_TEST(test_permanent_failures)
 	            "refuse", "1", fmt("^POST /%s/pf/initfail[?]uploads=", bucket), "403", "AccessDenied",
 	            "refuse", "1", fmt("^PUT /%s/pf/w[?]partNumber=1&", bucket), "400", "InvalidDigest",
 	            NULL);
-	opts.s3_endpoint = relay_url;
-	opts.part_size = 5 * MIB;
+	set_opt("s3.endpoint", relay_url);
+	set_opt("s3.part-size", "5MiB");
 	d = open_at("pf");
 
 	ck_assert_int_eq(jp_dest_stage(d, "part", TOKEN, len, &u, &err), JP_OK);
@@ -1403,7 +1428,7 @@ START_TEST(test_listing_faults)
 	            "sub", "1", fmt("^GET /%s[?][^ ]*list-type=2&prefix=lg%%2F", bucket),
 	            "<LastModified>[^<]*</LastModified>|<Size>[^<]*</Size>|<ETag>[^<]*</ETag>",
 	            "<LastModified>yesterday</LastModified>", NULL);
-	opts.s3_endpoint = relay_url;
+	set_opt("s3.endpoint", relay_url);
 	d = open_at("lf");
 	/* 1: truncated, no token: key by key. */
 	ck_assert_int_eq(jp_dest_stat(d, "b", &st, &err), JP_OK);
@@ -1481,15 +1506,15 @@ START_TEST(test_read_faults)
 	            "cutbody", "1", fmt("^GET /%s[?]list-type=2&prefix=rd%%2F ", bucket), "10",
 	            "sub", "1", fmt("^GET /%s/rd/big ", bucket), "^HTTP/1.1 200 OK", "HTTP/1.1 500 Internal Server Error",
 	            "stallbody", "1", fmt("^GET /%s/rd/big ", bucket), "1000", NULL);
-	opts.s3_endpoint = endpoint;
-	opts.part_size = 5 * MIB;
+	set_opt("s3.endpoint", endpoint);
+	set_opt("s3.part-size", "5MiB");
 	d = open_at("rd");
 	u = staged(d, "big", data, len, len, MIB);
 	ck_assert_int_eq(jp_upload_commit(u, 0, &exists, &replaced, &err), JP_OK);
 	jp_upload_free(u);
 	jp_dest_close(d);
 
-	opts.s3_endpoint = relay_url;
+	set_opt("s3.endpoint", relay_url);
 	opts.retries = 1;
 	opts.stall_ms = 1000;
 	d = open_at("rd");
@@ -1538,9 +1563,9 @@ START_TEST(test_stop)
 	            "refuse", "1", fmt("^POST /%s/stop/c503[?]uploadId=", bucket), "503", "SlowDown",
 	            "refuse", "1", fmt("^POST /%s/stop/c200[?]uploadId=", bucket), "200", "InternalError",
 	            NULL);
-	opts.s3_endpoint = relay_url;
+	set_opt("s3.endpoint", relay_url);
 	opts.retries = 5;
-	opts.part_size = 5 * MIB;
+	set_opt("s3.part-size", "5MiB");
 	d = open_at("stop");
 
 	stop_on("inject refuse HEAD", 1, 150);
@@ -1614,8 +1639,8 @@ START_TEST(test_memory_budget)
 	int i, r = JP_OK;
 
 	relay_start("mute", "0", fmt("^PUT /%s/budget/", bucket), NULL);
-	opts.s3_endpoint = relay_url;
-	opts.part_size = 5 * MIB;
+	set_opt("s3.endpoint", relay_url);
+	set_opt("s3.part-size", "5MiB");
 	d = open_at("budget");
 	for (i = 0; i < 3; i++)
 		ck_assert_int_eq(jp_dest_stage(d, keys[i], TOKEN, 100 * MIB, &u[i], &err), JP_OK);
