@@ -42,7 +42,10 @@
 #include "backend.h"
 #include "dest.h"
 #include "log.h"
+#include "options.h"
 #include "util.h"
+
+extern const struct jp_backend jp_backend_sftp; /* in the registry (dest.c) */
 
 #define TOKEN "0123456789abcdef"
 
@@ -152,6 +155,27 @@ load_env(const char *dir, char *text, size_t len)
 static char *w;    /* this test's remote (= local) directory, owned by the session user */
 static char *home; /* this test's HOME, with an empty ~/.ssh */
 static struct t_mem logbuf;
+static struct jp_options sopts; /* the backend options (options.h) of the test's opts */
+
+/* Sets backend option key ("sftp.identity") in o; value NULL removes it. */
+static void
+set_opt(struct jp_dest_opts *o, const char *key, const char *value)
+{
+	struct jp_options n = {NULL, 0};
+	struct jp_error e;
+	size_t i;
+
+	jp_error_clear(&e);
+	for (i = 0; i < sopts.n; i++)
+		if (strcmp(sopts.v[i].key, key) != 0)
+			ck_assert_int_eq(jp_options_put(&n, sopts.v[i].key, sopts.v[i].value,
+			                                JP_OPTION_FROM_CLI, "-o", &e), JP_OK);
+	if (value != NULL)
+		ck_assert_int_eq(jp_options_put(&n, key, value, JP_OPTION_FROM_CLI, "-o", &e), JP_OK);
+	jp_options_free(&sopts);
+	sopts = n;
+	o->options = &sopts;
+}
 
 static void
 setup(void)
@@ -183,6 +207,7 @@ teardown(void)
 	free(home);
 	jp_log_setup(JP_LOG_TEXT, -1, NULL);
 	t_mem_close(&logbuf);
+	jp_options_free(&sopts);
 }
 
 /* Options that log in: the authorized key, the server's known_hosts. */
@@ -194,8 +219,9 @@ opts_ok(void)
 
 	snprintf(kh, sizeof(kh), "%s", ENV("SSHD_KNOWN_HOSTS"));
 	snprintf(key, sizeof(key), "%s", ENV("SSH_KEY"));
-	o.known_hosts = kh;
-	o.identity = key;
+	jp_options_free(&sopts);
+	set_opt(&o, "sftp.known-hosts", kh);
+	set_opt(&o, "sftp.identity", key);
 	o.timeout_ms = 10000;
 	o.stall_ms = 10000;
 	return o;
@@ -956,7 +982,7 @@ START_TEST(test_host_keys)
 	fingerprint_of(ENV("SSHD_HOSTKEY_PUB"), fp, sizeof(fp));
 	/* unknown: refused, with the fingerprint and the command that adds it */
 	write_file(kh, "# nothing yet\n\n", 0644);
-	o.known_hosts = kh;
+	set_opt(&o, "sftp.known-hosts", kh);
 	snprintf(want, sizeof(want),
 	         "host key of 127.0.0.1 port %d is not known (ed25519 %s); check the fingerprint "
 	         "with the server's administrator, then add it: ssh-keyscan -p %d -t ed25519 "
@@ -964,9 +990,9 @@ START_TEST(test_host_keys)
 	         port, fp, port, kh);
 	open_fails(u, &o, JP_E_NOPERM, want);
 	/* changed */
-	o.known_hosts = ENV("SSHD_KNOWN_HOSTS_CHANGED");
+	set_opt(&o, "sftp.known-hosts", ENV("SSHD_KNOWN_HOSTS_CHANGED"));
 	open_fails(u, &o, JP_E_NOPERM, "HOST KEY CHANGED for 127.0.0.1 port");
-	o.accept_new_host_key = 1; /* never for a changed key */
+	set_opt(&o, "sftp.accept-new-host-key", "true"); /* never for a changed key */
 	open_fails(u, &o, JP_E_NOPERM, "HOST KEY CHANGED");
 	/* hashed entries, among lines libssh2 cannot read */
 	text = t_read("/", ENV("SSHD_KNOWN_HOSTS_HASHED") + 1, NULL);
@@ -978,14 +1004,14 @@ START_TEST(test_host_keys)
 		free(all);
 	}
 	free(text);
-	o.accept_new_host_key = 0;
-	o.known_hosts = kh;
+	set_opt(&o, "sftp.accept-new-host-key", "false");
+	set_opt(&o, "sftp.known-hosts", kh);
 	d = open_ok(u, &o);
 	jp_dest_close(d);
 
 	/* accept-new: the key is added (directories 0700, file 0600), then simply known */
-	o.known_hosts = newkh;
-	o.accept_new_host_key = 1;
+	set_opt(&o, "sftp.known-hosts", newkh);
+	set_opt(&o, "sftp.accept-new-host-key", "true");
 	d = open_ok(u, &o);
 	jp_dest_close(d);
 	ck_assert_int_eq(stat(newkh, &sb), 0);
@@ -1000,7 +1026,7 @@ START_TEST(test_host_keys)
 	ck_assert_str_eq(text, pub);
 	free(text);
 	ck_assert(strstr(t_mem_text(&logbuf), "added the new host key of [127.0.0.1]:") != NULL);
-	o.accept_new_host_key = 0;
+	set_opt(&o, "sftp.accept-new-host-key", "false");
 	d = open_ok(u, &o);
 	jp_dest_close(d);
 
@@ -1014,8 +1040,8 @@ START_TEST(test_host_keys)
 		line = jp_asprintf("[127.0.0.1]:%d %s\n", port, rsa);
 		write_file(kh, line, 0644);
 		free(rsa);
-		o.known_hosts = kh;
-		o.accept_new_host_key = 1;
+		set_opt(&o, "sftp.known-hosts", kh);
+		set_opt(&o, "sftp.accept-new-host-key", "true");
 		open_fails(u, &o, JP_E_NOPERM, "is known with a key of another type, not ed25519");
 		text = t_read("/", kh + 1, NULL);
 		ck_assert_str_eq(text, line);
@@ -1023,7 +1049,7 @@ START_TEST(test_host_keys)
 		free(line);
 	}
 	/* accept-new into a file that cannot be written */
-	o.known_hosts = home; /* a directory */
+	set_opt(&o, "sftp.known-hosts", home); /* a directory */
 	open_fails(u, &o, JP_E_NOPERM, "cannot add the host key to");
 	{
 		/* ... or opened, but the write fails (a file size limit of 0: EFBIG) */
@@ -1067,12 +1093,12 @@ START_TEST(test_host_key_types)
 		load_env(kt_dir, kt_env, sizeof(kt_env));
 		port = atoi(env_of(kt_env, "SSHD_PORT", b, sizeof(b)));
 		env_of(kt_env, "SSH_KEY", key, sizeof(key)); /* its own client keys */
-		o.identity = key;
+		set_opt(&o, "sftp.identity", key);
 		fingerprint_of(env_of(kt_env, "SSHD_HOSTKEY_PUB", b, sizeof(b)), fp, sizeof(fp));
 		u = url_port(port, w);
 		kh = jp_asprintf("%s/kh-%s", home, types[i].type);
-		o.known_hosts = kh;
-		o.accept_new_host_key = 0;
+		set_opt(&o, "sftp.known-hosts", kh);
+		set_opt(&o, "sftp.accept-new-host-key", "false");
 		snprintf(want, sizeof(want), "is not known (%s %s); check", types[i].name, fp);
 		open_fails(u, &o, JP_E_NOPERM, want);
 		snprintf(want, sizeof(want), "ssh-keyscan -p %d -t %s 127.0.0.1", port, types[i].name);
@@ -1083,7 +1109,7 @@ START_TEST(test_host_key_types)
 			char *known = jp_asprintf("[127.0.0.1]:%d %s", port, strchr(other, ' ') + 1);
 
 			write_file(kh, known, 0644);
-			o.accept_new_host_key = 1;
+			set_opt(&o, "sftp.accept-new-host-key", "true");
 			snprintf(want, sizeof(want), "is known with a key of another type, not %s %s",
 			         types[i].name, fp);
 			open_fails(u, &o, JP_E_NOPERM, want);
@@ -1094,7 +1120,7 @@ START_TEST(test_host_key_types)
 			free(other);
 			unlink(kh);
 		}
-		o.accept_new_host_key = 1;
+		set_opt(&o, "sftp.accept-new-host-key", "true");
 		d = open_ok(u, &o);
 		jp_dest_close(d);
 		/* the line added is the server's key, of its type */
@@ -1105,7 +1131,7 @@ START_TEST(test_host_key_types)
 		ck_assert_str_eq(text, want);
 		free(text);
 		free(line);
-		o.accept_new_host_key = 0;
+		set_opt(&o, "sftp.accept-new-host-key", "false");
 		d = open_ok(u, &o);
 		put_ok(d, types[i].type, types[i].name);
 		jp_dest_close(d);
@@ -1119,7 +1145,7 @@ START_TEST(test_host_key_types)
 	ck_assert_msg(sshd_start(kt_dir, "dsa") == 0, "sshd-start dsa failed");
 	load_env(kt_dir, kt_env, sizeof(kt_env));
 	u = url_port(atoi(env_of(kt_env, "SSHD_PORT", b, sizeof(b))), w);
-	o.accept_new_host_key = 1;
+	set_opt(&o, "sftp.accept-new-host-key", "true");
 	open_fails(u, &o, JP_E_UNAVAILABLE, "no key exchange, host key, cipher or MAC algorithm");
 	sshd_stop(kt_dir, "TERM");
 	free(u);
@@ -1181,15 +1207,15 @@ START_TEST(test_login)
 	char *u = url_of(w), *k, want[1024], *pf;
 
 	/* a key that is not authorized */
-	o.identity = ENV("SSH_KEY_WRONG");
+	set_opt(&o, "sftp.identity", ENV("SSH_KEY_WRONG"));
 	snprintf(want, sizeof(want), "refused the login (tried: %s)", ENV("SSH_KEY_WRONG"));
 	open_fails(u, &o, JP_E_NOPERM, want);
 	open_fails(u, &o, JP_E_NOPERM, "a key with a passphrase needs JOBPUB_SSH_PASSPHRASE_FILE");
 	/* a key file that is not there: a setting to fix */
-	o.identity = "/nonexistent/id";
+	set_opt(&o, "sftp.identity", "/nonexistent/id");
 	open_fails(u, &o, JP_E_CONFIG, "identity file /nonexistent/id: No such file or directory");
 	/* nothing at all to log in with */
-	o.identity = NULL;
+	set_opt(&o, "sftp.identity", NULL);
 	open_fails(u, &o, JP_E_NOPERM, "(tried: no key: give --identity, start an agent");
 	/* an agent socket that does not answer is passed over */
 	setenv("SSH_AUTH_SOCK", "/nonexistent/agent.sock", 1);
@@ -1222,7 +1248,7 @@ START_TEST(test_login)
 	agent_end();
 	agent_start(ENV("SSH_KEY_WRONG"));
 	ck_assert_int_eq(run("ssh-add -q '%s' 2>/dev/null", ENV("SSH_KEY_RSA")), 0);
-	o.identity = ENV("SSH_KEY_WRONG");
+	set_opt(&o, "sftp.identity", ENV("SSH_KEY_WRONG"));
 	snprintf(want, sizeof(want), "(tried: %s, the agent (2 keys)); an RSA key", ENV("SSH_KEY_WRONG"));
 	open_fails(u, &o, JP_E_NOPERM, want);
 	agent_end();
@@ -1251,7 +1277,7 @@ START_TEST(test_login)
 	free(k);
 
 	/* a passphrase file others can read is not used */
-	o.identity = ENV("SSH_KEY_PASS");
+	set_opt(&o, "sftp.identity", ENV("SSH_KEY_PASS"));
 	pf = t_path(home, "pass");
 	ck_assert_int_eq(run("cp '%s' '%s' && chmod 644 '%s'", ENV("SSH_KEY_PASSPHRASE_FILE"), pf, pf),
 	                 0);
@@ -1312,14 +1338,14 @@ START_TEST(test_ssh_config)
 	ck_assert_int_eq(jp_dest_check_settings(u, &o, &err), JP_FAILED);
 	ck_assert_msg(err.code == JP_E_CONFIG && strstr(err.msg, "/.ssh/none") != NULL, "%s",
 	              err.msg);
-	o.identity = ENV("SSH_KEY"); /* an explicit one wins */
+	set_opt(&o, "sftp.identity", ENV("SSH_KEY")); /* an explicit one wins */
 	jp_error_clear(&err);
 	ck_assert_msg(jp_dest_check_settings(u, &o, &err) == JP_OK, "%s", err.msg);
 	free(u);
 	/* no user anywhere: the local user's name */
 	unlink(cfg = t_path(home, ".ssh/config"));
 	free(cfg);
-	o.known_hosts = ENV("SSHD_KNOWN_HOSTS");
+	set_opt(&o, "sftp.known-hosts", ENV("SSHD_KNOWN_HOSTS"));
 	u = jp_asprintf("sftp://127.0.0.1:%s%s", ENV("SSHD_PORT"), w);
 	d = open_ok(u, &o); /* (root: PermitRootLogin prohibit-password) */
 	jp_dest_close(d);
@@ -1510,7 +1536,7 @@ START_TEST(test_relay_faults)
 	/* stalled mid-upload: the write fails after the stall limit, not later */
 	port = relay_start();
 	url = url_port(port, w);
-	o.known_hosts = relay_known_hosts(port);
+	set_opt(&o, "sftp.known-hosts", relay_known_hosts(port));
 	d = open_ok(url, &o);
 	put_ok(d, "s/first", "through the relay");
 	u = stage_write(d, "s/second", "x");
@@ -1534,7 +1560,7 @@ START_TEST(test_relay_faults)
 	/* stalled before a read: the open of the file times out */
 	port = relay_start();
 	url = url_port(port, w);
-	o.known_hosts = relay_known_hosts(port);
+	set_opt(&o, "sftp.known-hosts", relay_known_hosts(port));
 	d = open_ok(url, &o);
 	kill(relay_pid, SIGSTOP);
 	jp_error_clear(&err);
@@ -1548,7 +1574,7 @@ START_TEST(test_relay_faults)
 	/* stalled during a read: the read times out */
 	port = relay_start();
 	url = url_port(port, w);
-	o.known_hosts = relay_known_hosts(port);
+	set_opt(&o, "sftp.known-hosts", relay_known_hosts(port));
 	d = open_ok(url, &o);
 	stop_relay_in_read = 1;
 	got = 0;
@@ -1566,7 +1592,7 @@ START_TEST(test_relay_faults)
 	/* cut mid-upload: the write fails at once; a reader that gives up is a failure too */
 	port = relay_start();
 	url = url_port(port, w);
-	o.known_hosts = relay_known_hosts(port);
+	set_opt(&o, "sftp.known-hosts", relay_known_hosts(port));
 	d = open_ok(url, &o);
 	stop_relay_in_read = 2;
 	jp_error_clear(&err);
@@ -1628,7 +1654,7 @@ START_TEST(test_cancel)
 	{
 		int port = relay_start();
 		url = url_port(port, w);
-		o.known_hosts = relay_known_hosts(port);
+		set_opt(&o, "sftp.known-hosts", relay_known_hosts(port));
 	}
 	d = open_ok(url, &o);
 	u = stage_write(d, "cancelled", "x");
