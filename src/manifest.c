@@ -276,15 +276,13 @@ get_attributes(struct loader *L, struct fy_node *key, struct fy_node *val, struc
 static int
 node_error(struct loader *L, struct fy_node *at, const char *fmt, ...)
 {
-	struct jp_str pos = {NULL, 0, 0};
 	char msg[JP_ERRMSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	node_pos(at, &pos.line, &pos.col);
-	return jp_manifest_error(L->m, &pos, L->err, "%s", msg);
+	return lerr(L, at, "%s%s", msg, "");
 }
 
 /* BACKEND: {KEY: VALUE, ...} - a backend's options, checked against its table (options.h) and
