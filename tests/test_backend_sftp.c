@@ -1058,7 +1058,7 @@ START_TEST(test_host_keys)
 		ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
 		zero.rlim_max = old.rlim_max;
 		signal(SIGXFSZ, SIG_IGN);
-		o.known_hosts = newkh;
+		set_opt(&o, "sftp.known-hosts", newkh);
 		unlink(newkh);
 		ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &zero), 0);
 		open_fails(u, &o, JP_E_NOPERM, "cannot add the host key to");
@@ -1256,7 +1256,7 @@ START_TEST(test_login)
 	assert_content("by-agent", "2");
 
 	/* no passphrase file (empty name, missing file): the passphrase key is refused quietly */
-	o.identity = ENV("SSH_KEY_PASS");
+	set_opt(&o, "sftp.identity", ENV("SSH_KEY_PASS"));
 	setenv("JOBPUB_SSH_PASSPHRASE_FILE", "", 1);
 	open_fails(u, &o, JP_E_NOPERM, "refused the login");
 	setenv("JOBPUB_SSH_PASSPHRASE_FILE", "/nonexistent/passphrase", 1);
@@ -1265,7 +1265,7 @@ START_TEST(test_login)
 	unsetenv("JOBPUB_SSH_PASSPHRASE_FILE");
 	/* an empty SSH_AUTH_SOCK is no agent; the agent comes before the default files, and an
 	 * RSA key file with its .pub is recognised as RSA */
-	o.identity = NULL;
+	set_opt(&o, "sftp.identity", NULL);
 	k = copy_key(ENV("SSH_KEY_RSA"), ".ssh/id_rsa", 1);
 	setenv("SSH_AUTH_SOCK", "", 1);
 	snprintf(want, sizeof(want), "(tried: %s); an RSA key was among them", k);
@@ -1724,7 +1724,7 @@ START_TEST(test_reconnect_host_key)
 	char *changed = t_read("/", ENV("SSHD_KNOWN_HOSTS_CHANGED") + 1, NULL);
 
 	write_file(kh, good, 0644);
-	o.known_hosts = kh;
+	set_opt(&o, "sftp.known-hosts", kh);
 	d = open_w(&o);
 	put_ok(d, "before", "1");
 	jp_dest_cancel(d); /* the connection is cut: the next call fails (75) and marks it broken */
