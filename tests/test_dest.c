@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h" /* jp_dest_stopping */
 #include "dest.h"
 #include "testlib.h"
 #include "util.h"
@@ -426,6 +427,72 @@ START_TEST(test_digest_read_back)
 }
 END_TEST
 
+/* A read-back stops at a signal (the stop hook), like a transfer. */
+static int stop_now(void) { return 1; }
+
+START_TEST(test_hash_stopped)
+{
+	struct jp_dest_opts opts = {0};
+	struct jp_dest *d = NULL;
+	struct jp_error e;
+	unsigned char sha[32];
+
+	jp_error_clear(&e);
+	t_write_str(tmp, "obj", "abc");
+	ck_assert_msg(jp_dest_open(tmp, &opts, &d, &e) == JP_OK, "%s", e.msg);
+	jp_dest_set_stop(stop_now);
+	ck_assert_int_eq(jp_dest_stopping(), 1);
+	ck_assert_int_ne(jp_dest_digest(d, "obj", sha, &e), JP_OK);
+	jp_dest_set_stop(NULL);
+	ck_assert_int_eq(e.code, JP_E_TEMPFAIL);
+	ck_assert_msg(strstr(e.msg, "/obj stopped") != NULL, "%s", e.msg);
+	ck_assert_int_eq(jp_dest_stopping(), 0);
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_dest_hash(d, "obj", sha, &e), JP_OK);
+	jp_dest_close(d);
+}
+END_TEST
+
+/* What a backend lacks is said, not attempted: file:// has no incomplete uploads to abort and
+ * cannot be cancelled. */
+START_TEST(test_unsupported)
+{
+	struct jp_dest_opts opts = {0};
+	struct jp_dest *d = NULL;
+	struct jp_error e;
+
+	jp_error_clear(&e);
+	ck_assert_msg(jp_dest_open(tmp, &opts, &d, &e) == JP_OK, "%s", e.msg);
+	ck_assert_int_eq(jp_dest_abort_upload(d, "k", "upload-id", &e), JP_FAILED);
+	ck_assert_int_eq(e.code, JP_E_UNAVAILABLE);
+	ck_assert_str_eq(e.msg, "posix: incomplete uploads are not supported");
+	ck_assert_int_eq(jp_dest_can_cancel(d), 0);
+	jp_dest_cancel(d);
+	jp_dest_close(d);
+}
+END_TEST
+
+/* Settings are checked after the URL: a bad URL is reported first, a good one is checked by
+ * its backend. */
+START_TEST(test_check_settings)
+{
+	struct jp_dest_opts opts = {0};
+	struct jp_error e;
+
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_dest_check_settings("ftp://host/x", &opts, &e), JP_FAILED);
+	ck_assert_int_eq(e.code, JP_E_CONFIG);
+	ck_assert_msg(strstr(e.msg, "unknown scheme 'ftp'") != NULL, "%s", e.msg);
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_dest_check_settings("file://server/x", &opts, &e), JP_FAILED);
+	ck_assert_int_eq(e.code, JP_E_CONFIG);
+	ck_assert_msg(strstr(e.msg, "'file://server/x'") != NULL, "%s", e.msg);
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_dest_check_settings(tmp, &opts, &e), JP_OK);
+	ck_assert_int_eq(e.code, JP_E_NONE);
+}
+END_TEST
+
 /* jobpub's temporary names as gc tells them apart (staged, displaced, neither). */
 START_TEST(test_tmp_name_kind)
 {
@@ -504,6 +571,9 @@ main(void)
 	tcase_add_test(tc, test_stage_write_commit);
 	tcase_add_test(tc, test_upload_free_aborts);
 	tcase_add_test(tc, test_digest_read_back);
+	tcase_add_test(tc, test_hash_stopped);
+	tcase_add_test(tc, test_unsupported);
+	tcase_add_test(tc, test_check_settings);
 	tcase_add_test(tc, test_tmp_name_kind);
 	tcase_add_test(tc, test_dest_cache);
 	suite_add_tcase(s, tc);

@@ -3,6 +3,11 @@
  */
 #include "config.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sys/wait.h>
+
 #include <openssl/evp.h>
 
 #include "hashpipe.h"
@@ -178,6 +183,112 @@ START_TEST(test_push)
 }
 END_TEST
 
+/* pthread_create and read as the pipe sees them (this program's definitions win over libc's):
+ * refuse_threads makes every thread creation fail with EAGAIN (a pids cgroup, ulimit -u);
+ * interrupt_reads makes that many reads fail with EINTR first (a signal during the call). */
+static int refuse_threads, interrupt_reads;
+
+int
+pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+	if (refuse_threads)
+		return EAGAIN;
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "pthread_create");
+	return real(th, attr, fn, arg);
+}
+
+ssize_t
+read(int fd, void *buf, size_t len)
+{
+	static ssize_t (*real)(int, void *, size_t);
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "read");
+	if (interrupt_reads > 0) {
+		interrupt_reads--;
+		errno = EINTR;
+		return -1;
+	}
+	return real(fd, buf, len);
+}
+
+/* Without a thread, a big file cannot be hashed on the side: -1 with the reason, in both
+ * modes; ending a push that never began is an error too.  Then the same pipe works. */
+START_TEST(test_no_thread)
+{
+	struct jp_hashpipe *p = jp_hashpipe_new();
+	size_t len = 3 * JP_HASHPIPE_CHUNK;
+	unsigned char want[32], got[32], *data;
+	uint64_t total;
+	int fd = make_file(len, want, &data);
+
+	refuse_threads = 1;
+	errno = 0;
+	ck_assert_int_eq(jp_hashpipe_run(p, fd, NULL, NULL, got, &total), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	errno = 0;
+	ck_assert_int_eq(jp_hashpipe_begin(p), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(jp_hashpipe_end(p, got), -1);
+	jp_hashpipe_cancel(p); /* nothing to cancel */
+	refuse_threads = 0;
+	lseek(fd, 0, SEEK_SET);
+	ck_assert_int_eq(jp_hashpipe_run(p, fd, NULL, NULL, got, &total), 0);
+	ck_assert_uint_eq(total, len);
+	ck_assert_msg(memcmp(want, got, 32) == 0, "wrong SHA-256");
+	close(fd);
+	free(data);
+	jp_hashpipe_free(p);
+}
+END_TEST
+
+/* A pipe cannot be measured first: it is streamed inline, whatever its length, and reads
+ * interrupted by a signal are retried. */
+START_TEST(test_pipe_and_eintr)
+{
+	struct jp_hashpipe *p = jp_hashpipe_new();
+	size_t len = 3 * JP_HASHPIPE_CHUNK + 5;
+	unsigned char want[32], got[32], *data;
+	struct collect c = {NULL, 0, 0, 0};
+	uint64_t total;
+	int fd = make_file(len, want, &data), pp[2], status;
+	pid_t pid;
+
+	close(fd);
+	ck_assert_int_eq(pipe(pp), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		size_t off = 0;
+
+		close(pp[0]);
+		while (off < len) {
+			ssize_t n = write(pp[1], data + off, len - off);
+			if (n <= 0)
+				_exit(1);
+			off += (size_t)n;
+		}
+		_exit(0);
+	}
+	close(pp[1]);
+	c.data = data;
+	interrupt_reads = 2;
+	ck_assert_int_eq(jp_hashpipe_run(p, pp[0], collect, &c, got, &total), 0);
+	ck_assert_int_eq(interrupt_reads, 0);
+	ck_assert_uint_eq(total, len);
+	ck_assert_uint_eq(c.off, len);
+	ck_assert_msg(memcmp(want, got, 32) == 0, "wrong SHA-256");
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(pp[0]);
+	free(data);
+	jp_hashpipe_free(p);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -189,6 +300,8 @@ main(void)
 	tcase_add_test(tc, test_sink_stops);
 	tcase_add_test(tc, test_read_error);
 	tcase_add_test(tc, test_push);
+	tcase_add_test(tc, test_no_thread);
+	tcase_add_test(tc, test_pipe_and_eintr);
 	suite_add_tcase(s, tc);
 	return t_run(s);
 }
