@@ -1008,13 +1008,18 @@ jp_catalog_published_since(struct jp_catalog *c, const char *job, const char *si
 	int yes;
 
 	jp_error_clear(&e);
+	/* Two statements rather than "? IS NULL OR": a NULL parameter has no type in every
+	 * dialect (PostgreSQL cannot infer one). */
 	if (c == NULL || c->version == 0 ||
-	    prepare(c, "SELECT 1 FROM jobpub_attempts WHERE job = ? AND outcome = 'published'"
-	               " AND (? IS NULL OR started_at >= ?) LIMIT 1", &st, &e) != JP_OK)
+	    prepare(c, since == NULL ? "SELECT 1 FROM jobpub_attempts WHERE job = ? AND"
+	                               " outcome = 'published' LIMIT 1"
+	                             : "SELECT 1 FROM jobpub_attempts WHERE job = ? AND"
+	                               " outcome = 'published' AND started_at >= ? LIMIT 1",
+	            &st, &e) != JP_OK)
 		return 0;
 	jp_cat_bind_text(st, 1, job);
-	jp_cat_bind_text(st, 2, since);
-	jp_cat_bind_text(st, 3, since);
+	if (since != NULL)
+		jp_cat_bind_text(st, 2, since);
 	yes = jp_cat_step(st) == JP_CAT_ROW;
 	jp_cat_finalize(st);
 	return yes;
@@ -1682,27 +1687,24 @@ jp_catalog_files(struct jp_catalog *c, const char *job, jp_file_fn fn, void *arg
                  struct jp_error *err)
 {
 	struct jp_cat_stmt *st = NULL;
+	char sql[320];
 	int rc, r;
 
 	if (c->version == 0)
 		return JP_OK;
-	r = prepare(c,
-	            c->version >= 4
-	                ? "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
-	                  " size, entries, destination, key, etag FROM jobpub_files"
-	                  " WHERE ? IS NULL OR job = ? ORDER BY job, remote_url"
-	                : c->version == 3
-	                ? "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
-	                  " size, entries, destination, key, NULL FROM jobpub_files"
-	                  " WHERE ? IS NULL OR job = ? ORDER BY job, remote_url"
-	                : "SELECT job, output, column_name, local_path, remote_url, sha256, published_at,"
-	                  " size, NULL, NULL, NULL, NULL FROM jobpub_files"
-	                  " WHERE ? IS NULL OR job = ? ORDER BY job, remote_url",
-	            &st, err);
-	if (r != JP_OK)
+	/* Columns that older schemas lack read as NULL; no "? IS NULL OR" (see
+	 * jp_catalog_published_since). */
+	snprintf(sql, sizeof(sql),
+	         "SELECT job, output, column_name, local_path, remote_url, sha256, published_at, size,"
+	         " %s FROM jobpub_files%s ORDER BY job, remote_url",
+	         c->version >= 4    ? "entries, destination, key, etag"
+	         : c->version == 3 ? "entries, destination, key, NULL"
+	                           : "NULL, NULL, NULL, NULL",
+	         job != NULL ? " WHERE job = ?" : "");
+	if ((r = prepare(c, sql, &st, err)) != JP_OK)
 		return r;
-	jp_cat_bind_text(st, 1, job);
-	jp_cat_bind_text(st, 2, job);
+	if (job != NULL)
+		jp_cat_bind_text(st, 1, job);
 	while ((rc = jp_cat_step(st)) == JP_CAT_ROW) {
 		struct jp_file_info f;
 

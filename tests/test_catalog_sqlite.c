@@ -540,6 +540,66 @@ START_TEST(test_catalog_open_url)
 }
 END_TEST
 
+static int
+count_file(void *arg, const char *job, const struct jp_file_info *f)
+{
+	(void)job;
+	(void)f;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* The domain's optional filters (no "? IS NULL OR", which PostgreSQL cannot type): published
+ * since a time or ever, the files of one job or of all. */
+START_TEST(test_optional_filters)
+{
+	static const struct jp_jobtable own = {"jobs", "id", "status", 0, "published"};
+	static const struct jp_file_rec f = {
+		.output = "out",
+		.local = "out.txt",
+		.remote = "file:///a/out.txt",
+		.sha256 = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+		.size = 3,
+	};
+	struct jp_outcome ok = {"published", 0, NULL, 3, 1, 1, NULL, 0};
+	struct jp_catalog *cat = NULL;
+	struct jp_error err;
+	const char *jobs[] = {"j1", "j2"};
+	char took[128];
+	int64_t id;
+	int i, n;
+
+	jp_error_clear(&err);
+	ck_assert_int_eq(jp_catalog_open(db, 1000, 0, &cat, &err), JP_OK);
+	ck_assert_int_eq(jp_catalog_prepare(cat, &own, NULL, 0, &err), JP_OK);
+	for (i = 0; i < 2; i++) {
+		struct jp_attempt a = {jobs[i], i ? "t2" : "t1", "node1", 1, NULL, NULL, NULL, NULL, 0};
+
+		ck_assert_msg(jp_catalog_begin(cat, &own, &a, 60, &id, took, sizeof(took), &err) == JP_OK,
+		              "%s", err.msg);
+		if (i == 0)
+			ck_assert_msg(jp_catalog_record_success(cat, &own, "j1", id, "published", &f, 1, &ok,
+			                                        &err) == JP_OK,
+			              "%s", err.msg);
+	}
+	ck_assert_int_eq(jp_catalog_published_since(cat, "j1", NULL), 1);
+	ck_assert_int_eq(jp_catalog_published_since(cat, "j1", "2000-01-01T00:00:00Z"), 1);
+	ck_assert_int_eq(jp_catalog_published_since(cat, "j1", "2999-01-01T00:00:00Z"), 0);
+	ck_assert_int_eq(jp_catalog_published_since(cat, "j2", NULL), 0);
+	ck_assert_int_eq(jp_catalog_published_since(NULL, "j1", NULL), 0);
+	n = 0;
+	ck_assert_int_eq(jp_catalog_files(cat, NULL, count_file, &n, &err), JP_OK);
+	ck_assert_int_eq(n, 1);
+	n = 0;
+	ck_assert_int_eq(jp_catalog_files(cat, "j1", count_file, &n, &err), JP_OK);
+	ck_assert_int_eq(n, 1);
+	n = 0;
+	ck_assert_int_eq(jp_catalog_files(cat, "j2", count_file, &n, &err), JP_OK);
+	ck_assert_int_eq(n, 0);
+	jp_catalog_close(cat);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -556,6 +616,7 @@ main(void)
 	tcase_add_test(tc, test_open_not_a_database);
 	tcase_add_test(tc, test_open_missing_nocreate);
 	tcase_add_test(tc, test_catalog_open_url);
+	tcase_add_test(tc, test_optional_filters);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("statements");
