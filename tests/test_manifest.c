@@ -279,6 +279,10 @@ START_TEST(test_s3_settings)
 	ck_assert_str_eq(jp_options_get(&m->options, "s3.region"), "eu-central-1");
 	ck_assert_int_eq(jp_options_bool(&m->options, "s3.path-style", -1), 0);
 	ck_assert_uint_eq(jp_options_size(&m->options, "s3.part-size", 0), 64ULL << 20);
+	/* each value keeps where it stands, for messages about it */
+	ck_assert_msg(strstr(jp_options_where(&m->options, "s3.endpoint"), "manifest.yaml:3:13") != NULL,
+	              "%s", jp_options_where(&m->options, "s3.endpoint"));
+	ck_assert_int_eq(m->options.v[0].source, JP_OPTION_FROM_MANIFEST);
 	expect_error("s3:\n"
 	             "  part-size: 1MiB\n"
 	             "outputs: [{name: a, path: a, to: a}]\n",
@@ -638,6 +642,17 @@ START_TEST(test_refusals)
 		{"s3: {part-size: 1KiB}\n",
 		 ":1:17: s3.part-size: '1KiB' is not a size from 5MiB to 5GiB (e.g. 64MiB)"},
 		{"s3: {path-style: maybe}\n", ":1:18: s3.path-style: expected true or false"},
+		/* a secret or a command-line-only option in a backend's section, a value its backend
+		 * refuses */
+		{"s3: {secret-access-key: x}\n",
+		 ":1:6: s3.secret-access-key: a secret is read from the environment only (a command "
+		 "line or a manifest would show it); set AWS_SECRET_ACCESS_KEY"},
+		{"sftp: {accept-new-host-key: true}\n",
+		 ":1:8: sftp.accept-new-host-key: only on the command line (-o "
+		 "sftp.accept-new-host-key=...)"},
+		{"s3: {region: a/b}\n",
+		 ":1:14: s3.region: 'a/b' is not a region name (letters, digits and '-', e.g. "
+		 "eu-central-1)"},
 		{"s3: {bogus: 1}\n",
 		 ":1:6: unknown key 'bogus' in s3 (expected endpoint, region, path-style, part-size)"},
 		{"outputs: [x]\n",
