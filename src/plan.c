@@ -182,7 +182,9 @@ expand(const struct jp_manifest *m, const struct jp_str *s, const struct jp_vars
 	size_t off = 0;
 	char *x = jp_template_expand(s->s, v, why, sizeof(why), &off);
 
-	if (x == NULL) {
+	if (x == NULL && errno == ENOMEM) {
+		oom(err);
+	} else if (x == NULL) {
 		struct jp_str at = {NULL, s->line, s->col + (int)off};
 		jp_manifest_error(m, &at, err, "%s", why);
 	}
@@ -331,8 +333,8 @@ add_path(struct jp_plan *p, const struct jp_manifest *m, const struct jp_output 
 			                 "replaced, or a symbolic link swapped in)",
 			                 o->name.s, path);
 		else
-			r = jp_error_set(err, JP_E_IOERR, NAME ": output %s: %s: %s", o->name.s, path,
-			                 strerror(e));
+			r = jp_error_set(err, e == ENOMEM ? JP_E_SOFTWARE : JP_E_IOERR,
+			                 NAME ": output %s: %s: %s", o->name.s, path, strerror(e));
 		goto out;
 	}
 	if (S_ISLNK(sb.st_mode)) { /* realpath() resolved every link: this one is new */
@@ -574,8 +576,8 @@ jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_er
 		if (e == 0 && !S_ISDIR(sb.st_mode))
 			e = ENOTDIR;
 		if (e != 0) {
-			r = jp_error_set(err, JP_E_IOERR, NAME ": work directory %s: %s", p->workdir,
-			                 strerror(e));
+			r = jp_error_set(err, e == ENOMEM ? JP_E_SOFTWARE : JP_E_IOERR,
+			                 NAME ": work directory %s: %s", p->workdir, strerror(e));
 			goto fail;
 		}
 	}
@@ -586,7 +588,9 @@ jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_er
 
 		p->destination = jp_template_expand(s.s, &v, why, sizeof(why), &off);
 		if (p->destination == NULL) {
-			r = jp_error_set(err, JP_E_USAGE, "--dest %s: %s", in->dest_override, why);
+			r = errno == ENOMEM ? oom(err)
+			                    : jp_error_set(err, JP_E_USAGE, "--dest %s: %s",
+			                                   in->dest_override, why);
 			goto fail;
 		}
 	} else if (m->destination.s != NULL) {

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,7 +157,11 @@ jp_template_expand(const char *tmpl, const struct jp_vars *v, char *why, size_t 
 nomem:
 	snprintf(why, whylen, "out of memory");
 	*off = 0;
+	free(b.s);
+	errno = ENOMEM;
+	return NULL;
 fail:
 	free(b.s);
+	errno = EINVAL;
 	return NULL;
 }

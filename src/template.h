@@ -34,6 +34,7 @@ struct jp_vars {
  * Expands tmpl.  On success returns a malloc'd string (caller frees).  On failure returns NULL
  * and writes a one-line reason without position into why ("unknown variable ${modle}"); *off
  * receives the byte offset of the offending '$' in tmpl, so the caller can point at the column.
+ * errno is then ENOMEM when memory ran out (not the template's fault), else EINVAL.
  */
 char *jp_template_expand(const char *tmpl, const struct jp_vars *v, char *why, size_t whylen,
                          size_t *off);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "failalloc.h"
 #include "plan.h"
 #include "testlib.h"
 
@@ -994,6 +995,73 @@ START_TEST(test_workdir_root)
 }
 END_TEST
 
+/* ---- allocation failures (tests/failalloc.h) ---- */
+
+/* 1 when err says the memory ran out, as every allocation failure must (70, never an I/O
+ * error or a wrong verdict on the job's files). */
+static int
+is_oom(const struct jp_error *e)
+{
+	return e->code == JP_E_SOFTWARE &&
+	       (strstr(e->msg, "out of memory") != NULL ||
+	        strstr(e->msg, "Cannot allocate memory") != NULL);
+}
+
+/* Every allocation of a plan (paths, a glob, an archive directory, an absent optional output,
+ * templates) failed in turn: each gives "out of memory" (70) and no plan, nothing else; the
+ * plan then builds, and its files open. */
+START_TEST(test_allocation_failures)
+{
+	unsigned long n;
+	char buf[64];
+	int r;
+
+	job_file("out/f.txt", "inside!");
+	job_file("g/1.OUT", "1");
+	job_file("g/2.OUT", "22");
+	job_file("g/sub.OUT/x", "a directory is passed over");
+	job_file("Out/a", "a");
+	t_write_str(root, "manifest.yaml",
+	            "destination: /archive/${model}/${job}\n"
+	            "outputs:\n"
+	            "  - {name: a, path: out/f.txt, to: 'f/${basename}', column: c}\n"
+	            "  - {name: g, glob: 'g/*.OUT', to: 'g/${name}-${basename}'}\n"
+	            "  - {name: d, path: Out, to: d.tar, archive: tar}\n"
+	            "  - {name: o, path: absent, to: o, required: false}\n");
+	ck_assert_msg(jp_manifest_load(mfile, &m, &err) == JP_OK, "manifest: %s", err.msg);
+	in.m = m;
+	for (n = 1;; n++) {
+		jp_error_clear(&err);
+		t_fail_alloc(n);
+		r = jp_plan_build(&in, &p, &err);
+		t_fail_alloc(0);
+		if (!t_fail_alloc_fired())
+			break;
+		ck_assert_msg(r == JP_FAILED && p == NULL, "allocation %lu failed, plan built", n);
+		ck_assert_msg(is_oom(&err), "allocation %lu: %d %s", n, err.code, err.msg);
+	}
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert_uint_ge(n, 20);
+	ck_assert_uint_eq(p->n_items, 4);
+	ck_assert_uint_eq(p->n_skipped, 1);
+	for (n = 1;; n++) {
+		int fd;
+
+		jp_error_clear(&err);
+		t_fail_alloc(n);
+		r = jp_plan_open(p, &p->items[0], &fd, &err);
+		t_fail_alloc(0);
+		if (!t_fail_alloc_fired())
+			break;
+		ck_assert_int_eq(r, JP_FAILED);
+		ck_assert_int_eq(fd, -1);
+		ck_assert_msg(is_oom(&err), "allocation %lu: %d %s", n, err.code, err.msg);
+	}
+	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_OK);
+	ck_assert_str_eq(buf, "inside!");
+}
+END_TEST
+
 /* ---- destination ---- */
 
 START_TEST(test_dest_override)
@@ -1116,6 +1184,7 @@ main(void)
 	tcase_add_test(tc, test_plan_open_refused);
 	tcase_add_test(tc, test_open_races);
 	tcase_add_test(tc, test_unchanged);
+	tcase_add_test(tc, test_allocation_failures);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("destination");
