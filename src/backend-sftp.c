@@ -817,7 +817,7 @@ sftp_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out
 	struct jp_sshconf conf;
 	const char *opt;
 	size_t len;
-	int r;
+	int r, named;
 
 	*out = NULL;
 	pthread_once(&init_once, lib_init);
@@ -860,8 +860,12 @@ sftp_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out
 		d->known_hosts = strdup(conf.known_hosts);
 	else
 		d->known_hosts = jp_asprintf("%s/.ssh/known_hosts", home_dir());
+	/* An identity lost to a failed strdup would log in with other keys, or be refused as if
+	 * no key had been named (77, misleading). */
+	named = opts->identity != NULL || conf.identity != NULL;
 	jp_sshconf_free(&conf);
-	if (d->hostname == NULL || d->user == NULL || d->known_hosts == NULL) {
+	if (d->hostname == NULL || d->user == NULL || d->known_hosts == NULL ||
+	    (named && d->identity == NULL)) {
 		r = oom(err);
 		goto fail;
 	}

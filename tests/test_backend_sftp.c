@@ -1749,6 +1749,141 @@ START_TEST(test_reconnect_host_key)
 }
 END_TEST
 
+/* ---- allocation failures ----
+ * The test is linked with -Wl,--wrap for the allocators jobpub calls (Makefile.am): calls made
+ * by jobpub's code (and this file's) go through the wrappers below, those made inside libssh2,
+ * libcurl and libc do not.  oom_at = N makes the Nth allocation from now fail, once. */
+static long oom_at;
+static int oom_fired;
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+char *__real_strndup(const char *s, size_t n);
+int __real_vasprintf(char **out, const char *fmt, va_list ap);
+FILE *__real_open_memstream(char **buf, size_t *len);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
+char *__wrap_strndup(const char *s, size_t n);
+int __wrap_vasprintf(char **out, const char *fmt, va_list ap);
+int __wrap_asprintf(char **out, const char *fmt, ...);
+FILE *__wrap_open_memstream(char **buf, size_t *len);
+
+static int
+oom_now(void)
+{
+	if (oom_at > 0 && --oom_at == 0) {
+		oom_fired = 1;
+		errno = ENOMEM;
+		return 1;
+	}
+	return 0;
+}
+
+void *__wrap_malloc(size_t n) { return oom_now() ? NULL : __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t m) { return oom_now() ? NULL : __real_calloc(n, m); }
+void *__wrap_realloc(void *p, size_t n) { return oom_now() ? NULL : __real_realloc(p, n); }
+char *__wrap_strdup(const char *s) { return oom_now() ? NULL : __real_strdup(s); }
+char *__wrap_strndup(const char *s, size_t n) { return oom_now() ? NULL : __real_strndup(s, n); }
+FILE *__wrap_open_memstream(char **buf, size_t *len)
+{
+	return oom_now() ? NULL : __real_open_memstream(buf, len);
+}
+int __wrap_vasprintf(char **out, const char *fmt, va_list ap)
+{
+	return oom_now() ? -1 : __real_vasprintf(out, fmt, ap);
+}
+int __wrap_asprintf(char **out, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = __wrap_vasprintf(out, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+/* A list callback without check's asserts: they allocate (and check exits when that fails). */
+static int
+count_keys(void *arg, const char *key, const struct jp_stat *st)
+{
+	(void)key;
+	((struct seen *)arg)->n += st->exists;
+	return 0;
+}
+
+/* One run of everything a publish, gc and verify ask of the backend; stops at the first
+ * failure and says whether one happened (with the error on err). */
+static int
+oom_cycle(const char *url, const struct jp_dest_opts *o, struct jp_error *err)
+{
+	struct jp_dest *d = NULL;
+	struct jp_upload *u = NULL;
+	struct jp_stat st;
+	struct seen s = {0};
+	unsigned char sha[32] = {0};
+	int exists = 0, replaced = 0, r;
+
+	jp_error_clear(err);
+	if ((r = jp_dest_check_settings(url, o, err)) != JP_OK ||
+	    (r = jp_dest_open(url, o, &d, err)) != JP_OK)
+		return r;
+	if ((r = jp_dest_stat(d, "o/missing/x", &st, err)) != JP_OK ||
+	    (r = jp_dest_stage(d, "o/k", TOKEN, 4, &u, err)) != JP_OK ||
+	    (r = jp_upload_write(u, "data", 4, err)) != JP_OK ||
+	    (r = jp_upload_finish(u, 4, sha, err)) != JP_OK ||
+	    (r = jp_upload_commit(u, 1, &exists, &replaced, err)) != JP_OK ||
+	    (r = jp_dest_stat(d, "o/k", &st, err)) != JP_OK ||
+	    (r = jp_dest_list(d, "o", count_keys, &s, err)) != JP_OK ||
+	    (r = jp_dest_hash(d, "o/k", sha, err)) != JP_OK)
+		goto out;
+	r = JP_OK;
+out:
+	jp_upload_free(u);
+	jp_dest_close(d);
+	return r;
+}
+
+START_TEST(test_out_of_memory)
+{
+	struct jp_dest_opts o = opts_ok();
+	struct jp_error err;
+	char *url = url_of(w);
+	long n;
+	int r, failures = 0;
+
+	t_write_str(w, "o/k", "old");
+	own("o");
+	own("o/k");
+	for (n = 1; n < 1000; n++) {
+		oom_fired = 0;
+		oom_at = n;
+		r = oom_cycle(url, &o, &err);
+		oom_at = 0;
+		if (!oom_fired) {
+			ck_assert_msg(r == JP_OK, "run without a failure: %d %s", err.code, err.msg);
+			break;
+		}
+		if (r != JP_OK) {
+			failures++;
+			ck_assert_msg(strstr(err.msg, "out of memory") != NULL ||
+			                  strstr(err.msg, "Cannot allocate memory") != NULL,
+			              "allocation %ld failed: %d %s", n, err.code, err.msg);
+		}
+		ck_assert_uint_eq(temporaries(), 0);
+	}
+	ck_assert_msg(n > 20 && n < 1000, "%ld allocations", n);
+	fprintf(stderr, "test_out_of_memory: %ld allocations, %d failures\n", n, failures);
+	ck_assert_int_gt(failures, 10);
+	assert_content("o/k", "data");
+	free(url);
+}
+END_TEST
+
 /* ---- main: the server for every test ---- */
 
 static void
@@ -1814,6 +1949,7 @@ main(void)
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_stall_rule);
 	tcase_add_test(tc, test_reconnect_host_key);
+	tcase_add_test(tc, test_out_of_memory);
 	suite_add_tcase(s, tc);
 	rc = t_run(s);
 	stop_all();
