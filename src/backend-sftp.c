@@ -854,16 +854,16 @@ sftp_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out
 		d->identity = strdup(opt);
 	else if (conf.identity != NULL)
 		d->identity = strdup(conf.identity);
+	named = opt != NULL || conf.identity != NULL;
 	if ((opt = jp_options_get(opts->options, NAME ".known-hosts")) != NULL)
 		d->known_hosts = strdup(opt);
 	else if (conf.known_hosts != NULL)
 		d->known_hosts = strdup(conf.known_hosts);
 	else
 		d->known_hosts = jp_asprintf("%s/.ssh/known_hosts", home_dir());
+	jp_sshconf_free(&conf);
 	/* An identity lost to a failed strdup would log in with other keys, or be refused as if
 	 * no key had been named (77, misleading). */
-	named = opts->identity != NULL || conf.identity != NULL;
-	jp_sshconf_free(&conf);
 	if (d->hostname == NULL || d->user == NULL || d->known_hosts == NULL ||
 	    (named && d->identity == NULL)) {
 		r = oom(err);
