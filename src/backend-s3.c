@@ -1704,21 +1704,24 @@ list_objects(struct s3_dest *d, const char *full, unsigned max_pages, jp_list_fn
 			break;
 		}
 		pos = rq.resp;
-		while (!stop && jp_s3_xml_next(&pos, rq.resp + rq.resp_len, "Contents", &in, &in_end)) {
+		while (!stop && r == JP_OK &&
+		       jp_s3_xml_next(&pos, rq.resp + rq.resp_len, "Contents", &in, &in_end)) {
 			char *k = NULL, *size = NULL, *lm = NULL, *etag = NULL;
 			const char *rel;
 			struct jp_stat st;
 
-			jp_s3_xml_text(in, in_end, "Key", &k);
-			jp_s3_xml_text(in, in_end, "Size", &size);
-			jp_s3_xml_text(in, in_end, "LastModified", &lm);
-			jp_s3_xml_text(in, in_end, "ETag", &etag);
+			/* An entry that could not be read must not look absent: out of memory fails. */
+			if (jp_s3_xml_text(in, in_end, "Key", &k) != 0 ||
+			    jp_s3_xml_text(in, in_end, "Size", &size) != 0 ||
+			    jp_s3_xml_text(in, in_end, "LastModified", &lm) != 0 ||
+			    jp_s3_xml_text(in, in_end, "ETag", &etag) != 0)
+				r = oom(err);
 			memset(&st, 0, sizeof(st));
 			st.exists = 1;
 			st.size = size ? strtoull(size, NULL, 10) : 0;
 			st.mtime = iso_time(lm);
 			snprintf(st.etag, sizeof(st.etag), "%s", etag ? etag : "");
-			if (k != NULL && (rel = below_root(d, k)) != NULL && *rel)
+			if (r == JP_OK && k != NULL && (rel = below_root(d, k)) != NULL && *rel)
 				stop = fn(arg, rel, &st) != 0;
 			free(k);
 			free(size);
@@ -1727,10 +1730,12 @@ list_objects(struct s3_dest *d, const char *full, unsigned max_pages, jp_list_fn
 		}
 		free(token);
 		token = NULL;
-		jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "IsTruncated", &trunc);
-		if (trunc != NULL && strcmp(trunc, "true") == 0) {
-			jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "NextContinuationToken", &token);
-			if (token == NULL || *token == '\0') {
+		if (r == JP_OK && jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "IsTruncated", &trunc) != 0)
+			r = oom(err);
+		if (r == JP_OK && trunc != NULL && strcmp(trunc, "true") == 0) {
+			if (jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "NextContinuationToken", &token) != 0)
+				r = oom(err);
+			else if (token == NULL || *token == '\0') {
 				/* More there, and no way to ask for it: never take a part for the whole. */
 				free(token);
 				token = NULL;
@@ -1745,7 +1750,7 @@ list_objects(struct s3_dest *d, const char *full, unsigned max_pages, jp_list_fn
 		}
 		free(trunc);
 		req_free(&rq);
-	} while (!stop && token != NULL);
+	} while (r == JP_OK && !stop && token != NULL);
 	free(token);
 	if (stopped != NULL)
 		*stopped = stop;
@@ -1782,19 +1787,21 @@ s3_list(struct jp_dest *dd, const char *prefix, jp_list_fn fn, void *arg, struct
 			break;
 		}
 		pos = rq.resp;
-		while (!stop && jp_s3_xml_next(&pos, rq.resp + rq.resp_len, "Upload", &in, &in_end)) {
+		while (!stop && r == JP_OK &&
+		       jp_s3_xml_next(&pos, rq.resp + rq.resp_len, "Upload", &in, &in_end)) {
 			char *k = NULL, *id = NULL, *when = NULL;
 			const char *rel;
 			struct jp_stat st;
 
-			jp_s3_xml_text(in, in_end, "Key", &k);
-			jp_s3_xml_text(in, in_end, "UploadId", &id);
-			jp_s3_xml_text(in, in_end, "Initiated", &when);
+			if (jp_s3_xml_text(in, in_end, "Key", &k) != 0 ||
+			    jp_s3_xml_text(in, in_end, "UploadId", &id) != 0 ||
+			    jp_s3_xml_text(in, in_end, "Initiated", &when) != 0)
+				r = oom(err);
 			memset(&st, 0, sizeof(st));
 			st.exists = 1;
 			st.mtime = iso_time(when);
 			st.upload = id;
-			if (k != NULL && id != NULL && (rel = below_root(d, k)) != NULL && *rel)
+			if (r == JP_OK && k != NULL && id != NULL && (rel = below_root(d, k)) != NULL && *rel)
 				stop = fn(arg, rel, &st) != 0;
 			free(k);
 			free(id);
@@ -1803,11 +1810,13 @@ s3_list(struct jp_dest *dd, const char *prefix, jp_list_fn fn, void *arg, struct
 		free(kmark);
 		free(umark);
 		kmark = umark = NULL;
-		jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "IsTruncated", &trunc);
-		if (trunc != NULL && strcmp(trunc, "true") == 0) {
-			jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "NextKeyMarker", &kmark);
-			jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "NextUploadIdMarker", &umark);
-			if (kmark == NULL || umark == NULL)
+		if (r == JP_OK && jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "IsTruncated", &trunc) != 0)
+			r = oom(err);
+		if (r == JP_OK && trunc != NULL && strcmp(trunc, "true") == 0) {
+			if (jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "NextKeyMarker", &kmark) != 0 ||
+			    jp_s3_xml_text(rq.resp, rq.resp + rq.resp_len, "NextUploadIdMarker", &umark) != 0)
+				r = oom(err);
+			else if (kmark == NULL || umark == NULL)
 				/* More there, and no way to ask for it: gc must not report a part as all. */
 				r = jp_error_set(err, JP_E_UNAVAILABLE,
 				                 NAME ": list uploads s3://%s/%s: the listing is truncated and "
