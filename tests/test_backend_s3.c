@@ -50,6 +50,72 @@ static char rgw_port[16];
 static char rgw_ca[PATH_MAX];
 static char access_key[64], secret_key[128], bucket[64];
 
+/* ---- allocation failures ----
+ *
+ * The program is linked with --wrap for the allocators and the library calls that allocate
+ * (Makefile.am): while alloc_countdown is armed, its countdown-th such call made by libjobpub
+ * (or by this file) fails as when memory is out.  Calls inside libcurl and OpenSSL are not
+ * seen.  Armed only around calls of the code under test (sweep()). */
+static long alloc_countdown; /* > 0: that many calls from now, the last one fails */
+static int alloc_fired;
+
+static int
+alloc_fail(void)
+{
+	if (alloc_countdown <= 0 || --alloc_countdown > 0)
+		return 0;
+	alloc_fired = 1;
+	errno = ENOMEM;
+	return 1;
+}
+
+void *__real_malloc(size_t n);
+void *__wrap_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__wrap_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+char *__wrap_strdup(const char *s);
+char *__real_strndup(const char *s, size_t n);
+char *__wrap_strndup(const char *s, size_t n);
+int __real_vasprintf(char **out, const char *f, va_list ap);
+int __wrap_vasprintf(char **out, const char *f, va_list ap);
+struct curl_slist *__real_curl_slist_append(struct curl_slist *l, const char *s);
+struct curl_slist *__wrap_curl_slist_append(struct curl_slist *l, const char *s);
+CURL *__real_curl_easy_init(void);
+CURL *__wrap_curl_easy_init(void);
+CURLM *__real_curl_multi_init(void);
+CURLM *__wrap_curl_multi_init(void);
+CURLU *__real_curl_url(void);
+CURLU *__wrap_curl_url(void);
+char *__real_curl_easy_unescape(CURL *h, const char *s, int n, int *outlen);
+char *__wrap_curl_easy_unescape(CURL *h, const char *s, int n, int *outlen);
+EVP_MD_CTX *__real_EVP_MD_CTX_new(void);
+EVP_MD_CTX *__wrap_EVP_MD_CTX_new(void);
+
+void *__wrap_malloc(size_t n) { return alloc_fail() ? NULL : __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t m) { return alloc_fail() ? NULL : __real_calloc(n, m); }
+void *__wrap_realloc(void *p, size_t n) { return alloc_fail() ? NULL : __real_realloc(p, n); }
+char *__wrap_strdup(const char *s) { return alloc_fail() ? NULL : __real_strdup(s); }
+char *__wrap_strndup(const char *s, size_t n) { return alloc_fail() ? NULL : __real_strndup(s, n); }
+int __wrap_vasprintf(char **out, const char *f, va_list ap)
+{
+	return alloc_fail() ? -1 : __real_vasprintf(out, f, ap);
+}
+struct curl_slist *__wrap_curl_slist_append(struct curl_slist *l, const char *s)
+{
+	return alloc_fail() ? NULL : __real_curl_slist_append(l, s);
+}
+CURL *__wrap_curl_easy_init(void) { return alloc_fail() ? NULL : __real_curl_easy_init(); }
+CURLM *__wrap_curl_multi_init(void) { return alloc_fail() ? NULL : __real_curl_multi_init(); }
+CURLU *__wrap_curl_url(void) { return alloc_fail() ? NULL : __real_curl_url(); }
+char *__wrap_curl_easy_unescape(CURL *h, const char *s, int n, int *outlen)
+{
+	return alloc_fail() ? NULL : __real_curl_easy_unescape(h, s, n, outlen);
+}
+EVP_MD_CTX *__wrap_EVP_MD_CTX_new(void) { return alloc_fail() ? NULL : __real_EVP_MD_CTX_new(); }
+
 /* ---- the gateway ---- */
 
 static void
@@ -1666,6 +1732,221 @@ START_TEST(test_memory_budget)
 }
 END_TEST
 
+/* ---- out of memory: every allocation of each call failing in turn ---- */
+
+struct oom_ctx {
+	char url[256];
+	struct jp_dest *d;
+	struct jp_upload *u;
+	char *data;
+	size_t len;
+	unsigned char sha[32]; /* of data */
+	struct seen seen;
+	char upload_key[256], upload_id[256];
+};
+
+static unsigned oom_failures; /* runs that ended with "out of memory" */
+
+/* Runs step with its 1st, 2nd, ... allocation failing until a run does not reach the failure;
+ * returns that run's result.  A run that failed must say why (out of memory: class 70); undo
+ * (may be NULL) puts things back after each run that met a failure. */
+static int
+sweep(const char *what, int (*step)(struct oom_ctx *), void (*undo)(struct oom_ctx *),
+      struct oom_ctx *c)
+{
+	long n;
+	int r;
+
+	for (n = 1; n < 10000; n++) {
+		jp_error_clear(&err);
+		alloc_fired = 0;
+		alloc_countdown = n;
+		r = step(c);
+		alloc_countdown = 0;
+		if (!alloc_fired)
+			return r;
+		if (r != JP_OK) {
+			ck_assert_msg(err.code != 0 && err.msg[0] != '\0',
+			              "%s with allocation %ld failing: %d without a reason", what, n, r);
+			if (strstr(err.msg, "out of memory") != NULL) {
+				ck_assert_msg(err.code == JP_E_SOFTWARE, "%s: %d %s", what, err.code, err.msg);
+				oom_failures++;
+			}
+		}
+		if (undo != NULL)
+			undo(c);
+	}
+	ck_abort_msg("%s: more than 10000 allocations", what);
+	return JP_FAILED;
+}
+
+static int
+oom_open(struct oom_ctx *c)
+{
+	return jp_dest_open(c->url, &opts, &c->d, &err);
+}
+
+static void
+oom_close(struct oom_ctx *c)
+{
+	jp_dest_close(c->d);
+	c->d = NULL;
+}
+
+static void
+oom_reopen(struct oom_ctx *c)
+{
+	oom_close(c);
+	ck_assert_int_eq(oom_open(c), JP_OK);
+}
+
+static int
+oom_check(struct oom_ctx *c)
+{
+	return jp_dest_check_settings(c->url, &opts, &err);
+}
+
+static int
+oom_stat(struct oom_ctx *c)
+{
+	struct jp_stat st;
+	int r = jp_dest_stat(c->d, "o1", &st, &err);
+
+	return r == JP_OK && !st.exists ? JP_FAILED : r;
+}
+
+static int
+oom_upload(struct oom_ctx *c)
+{
+	int exists, replaced, r;
+
+	if ((r = jp_dest_stage(c->d, "up", TOKEN, c->len, &c->u, &err)) != JP_OK ||
+	    (r = jp_upload_write(c->u, c->data, c->len, &err)) != JP_OK ||
+	    (r = jp_upload_finish(c->u, c->len, c->sha, &err)) != JP_OK)
+		return r;
+	return jp_upload_commit(c->u, 1, &exists, &replaced, &err);
+}
+
+static void
+oom_upload_undo(struct oom_ctx *c)
+{
+	struct jp_error e;
+
+	jp_error_clear(&e);
+	if (c->u != NULL && jp_upload_committed(c->u))
+		jp_upload_uncommit(c->u, &e);
+	jp_upload_free(c->u);
+	c->u = NULL;
+}
+
+static int
+oom_staged_abort(struct oom_ctx *c)
+{
+	int r;
+
+	if ((r = jp_dest_stage(c->d, "ab", TOKEN, c->len, &c->u, &err)) != JP_OK ||
+	    (r = jp_upload_write(c->u, c->data, c->len, &err)) != JP_OK)
+		return r;
+	return jp_upload_abort(c->u, &err);
+}
+
+static int
+oom_digest(struct oom_ctx *c)
+{
+	unsigned char sha[32];
+	int r = jp_dest_digest(c->d, "up", sha, &err);
+
+	return r == JP_OK && memcmp(sha, c->sha, 32) != 0 ? JP_FAILED : r;
+}
+
+static int
+oom_list(struct oom_ctx *c)
+{
+	memset(&c->seen, 0, sizeof(c->seen));
+	return jp_dest_list(c->d, "", seen_add, &c->seen, &err);
+}
+
+static int
+oom_remove(struct oom_ctx *c)
+{
+	return jp_dest_remove(c->d, "o2", &err);
+}
+
+static int
+oom_abort_upload(struct oom_ctx *c)
+{
+	return jp_dest_abort_upload(c->d, c->upload_key, c->upload_id, &err);
+}
+
+/* Out of memory at every allocation of open (with credentials from the environment and from a
+ * file), the settings check, stat, a multipart upload and its commit, digest, list, remove,
+ * abort: never a crash, always a reason, and the normal result once memory is there. */
+START_TEST(test_out_of_memory)
+{
+	struct oom_ctx c;
+	char creds[PATH_MAX];
+	FILE *fp;
+
+	memset(&c, 0, sizeof(c));
+	c.len = 5 * MIB + 1000;
+	c.data = pattern(c.len, 19);
+	sha_of(c.data, c.len, c.sha);
+	raw_put("oom/o1", "one");
+	raw_put("oom/o2", "two");
+	raw_put("oom/o3", "three");
+	ck_assert_int_eq(raw("POST", "/oom/pending?uploads=", NULL, 0, NULL), 200);
+	opts.part_size = 5 * MIB;
+	snprintf(c.url, sizeof(c.url), "s3://%s/oom", bucket);
+
+	ck_assert_int_eq(sweep("check", oom_check, NULL, &c), JP_OK);
+	ck_assert_int_eq(sweep("open", oom_open, oom_close, &c), JP_OK);
+	ck_assert_ptr_nonnull(c.d);
+	ck_assert_int_eq(sweep("stat", oom_stat, oom_reopen, &c), JP_OK);
+	ck_assert_int_eq(sweep("upload", oom_upload, oom_upload_undo, &c), JP_OK);
+	ck_assert(jp_upload_committed(c.u));
+	jp_upload_free(c.u);
+	c.u = NULL;
+	ck_assert_int_eq(sweep("staged abort", oom_staged_abort, oom_upload_undo, &c), JP_OK);
+	oom_upload_undo(&c);
+	ck_assert_int_eq(sweep("digest", oom_digest, NULL, &c), JP_OK);
+	ck_assert_int_eq(sweep("list", oom_list, NULL, &c), JP_OK);
+	ck_assert_int_eq(c.seen.objects, 4); /* o1 o2 o3 up */
+	/* "pending", and those whose initiation went through but whose answer could not be read
+	 * (their id unknown: gc's to find) */
+	ck_assert_int_ge(c.seen.uploads, 1);
+	ck_assert_int_eq(raw_uploads("oom/"), c.seen.uploads);
+	snprintf(c.upload_key, sizeof(c.upload_key), "%s", c.seen.first_upload);
+	snprintf(c.upload_id, sizeof(c.upload_id), "%s", c.seen.first_upload_id);
+	ck_assert_int_eq(sweep("abort upload", oom_abort_upload, NULL, &c), JP_OK);
+	ck_assert_int_eq(raw_uploads("oom/"), c.seen.uploads - 1);
+	ck_assert_int_eq(sweep("remove", oom_remove, NULL, &c), JP_OK);
+	assert_object("oom/o2", NULL);
+	assert_object("oom/o1", "one");
+	oom_close(&c);
+
+	/* The credentials from a file, a session token with them: AWS's chain under the same. */
+	snprintf(creds, sizeof(creds), "%s/oom-credentials", work);
+	fp = fopen(creds, "w");
+	ck_assert_ptr_nonnull(fp);
+	fprintf(fp, "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", access_key,
+	        secret_key);
+	fclose(fp);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", creds, 1);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	ck_assert_int_eq(sweep("open, credentials file", oom_open, oom_close, &c), JP_OK);
+	oom_close(&c);
+	setenv("AWS_ACCESS_KEY_ID", access_key, 1);
+	setenv("AWS_SESSION_TOKEN", "not-a-token", 1);
+	/* (radosgw ignores a token it did not issue) */
+	ck_assert_int_eq(sweep("open, session token", oom_open, oom_close, &c), JP_OK);
+	oom_close(&c);
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	ck_assert_msg(oom_failures > 50, "only %u runs ended with 'out of memory'", oom_failures);
+	free(c.data);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -1689,6 +1970,7 @@ suite(void)
 	tcase_add_test(tc, test_read_faults);
 	tcase_add_test(tc, test_stop);
 	tcase_add_test(tc, test_memory_budget);
+	tcase_add_test(tc, test_out_of_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }
