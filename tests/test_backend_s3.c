@@ -1812,7 +1812,8 @@ oom_stat(struct oom_ctx *c)
 	struct jp_stat st;
 	int r = jp_dest_stat(c->d, "o1", &st, &err);
 
-	return r == JP_OK && !st.exists ? JP_FAILED : r;
+	ck_assert_msg(r != JP_OK || st.exists, "stat: oom/o1 looks absent (an allocation failed)");
+	return r;
 }
 
 static int
@@ -1856,7 +1857,8 @@ oom_digest(struct oom_ctx *c)
 	unsigned char sha[32];
 	int r = jp_dest_digest(c->d, "up", sha, &err);
 
-	return r == JP_OK && memcmp(sha, c->sha, 32) != 0 ? JP_FAILED : r;
+	ck_assert_msg(r != JP_OK || memcmp(sha, c->sha, 32) == 0, "digest: a wrong SHA-256");
+	return r;
 }
 
 static int
