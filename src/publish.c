@@ -293,7 +293,7 @@ compare_existing(struct run *R, struct jp_dest *dest, struct pfile *f, struct jp
 	int r, found;
 
 	/* An object whose ETag is the one the catalogue recorded holds the content it recorded:
-	 * no read-back (S3 objects of several parts carry no SHA-256 of their own). */
+	 * no read-back (an object a store assembled from parts carries no SHA-256 of its own). */
 	pthread_mutex_lock(&R->catmu);
 	found = f->etag[0] != '\0' && R->cat != NULL &&
 	        jp_catalog_known_sha256(R->cat, R->plan->destination, f->it->key, f->etag, known) &&
@@ -635,10 +635,10 @@ watch_start(struct run *R)
 
 	if (!jp_dest_can_cancel(R->dest))
 		return; /* nothing to cut: every wait of this destination stops on the flag */
-	/* SIGINT and SIGTERM go to the watch alone: delivered to a lane waiting in libssh2, one
-	 * would cut its wait short (EINTR) and break its connection, and the rollback could not
-	 * remove the files staged over it.  The lanes (and their hashing threads) inherit the main
-	 * thread's mask, blocked until watch_stop. */
+	/* SIGINT and SIGTERM go to the watch alone: delivered to a lane waiting in a network
+	 * library, one would cut its wait short (EINTR) and break its connection, and the rollback
+	 * could not remove the files staged over it.  The lanes (and their hashing threads)
+	 * inherit the main thread's mask, blocked until watch_stop. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
