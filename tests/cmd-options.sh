@@ -32,8 +32,8 @@ cli_unknown_key() {
 	refused 64 "-o s3.bogus: unknown option \(s3 has endpoint, region, path-style, part-size\)" \
 		-o s3.bogus=1
 	assert_grep '^usage: jobpub publish' "$ERR"
-	refused 64 "-o gs.bucket: unknown option \(options are BACKEND.KEY, for BACKEND one of: sftp, s3\)" \
-		--option gs.bucket=x
+	refused 64 "-o nosuch.bucket: unknown option \(options are BACKEND.KEY, for BACKEND one of: sftp, s3" \
+		--option nosuch.bucket=x
 	refused 64 "-o part-size: unknown option" -o part-size=64M
 	refused 64 "-o sftp.part-size: unknown option \(sftp has identity, known-hosts, accept-new-host-key\)" \
 		-o sftp.part-size=64M
@@ -70,10 +70,10 @@ manifest_unknown_key() {
 	n=$(grep -n '^  bogus' "$MMAN" | cut -d: -f1)
 	refused 65 "$MMAN:$n:3: unknown key 'bogus' in s3 \(expected endpoint, region, path-style, part-size\)"
 	make_mini
-	with_section "gs:
+	with_section "nosuch:
   bucket: x"
-	n=$(grep -n '^gs:' "$MMAN" | cut -d: -f1)
-	refused 65 "$MMAN:$n:1: unknown key 'gs' \(expected destination, catalog, outputs, sftp, s3\)"
+	n=$(grep -n '^nosuch:' "$MMAN" | cut -d: -f1)
+	refused 65 "$MMAN:$n:1: unknown key 'nosuch' \(expected destination, catalog, outputs, sftp, s3"
 	make_mini
 	with_section "s3:
   part-size: 1MiB"

@@ -39,7 +39,7 @@ START_TEST(test_tables)
 	ck_assert_ptr_nonnull(jp_options_of("sftp"));
 	ck_assert_ptr_nonnull(jp_options_of("s3"));
 	ck_assert_ptr_null(jp_options_of("posix")); /* a backend without options */
-	ck_assert_ptr_null(jp_options_of("gs"));    /* no such backend */
+	ck_assert_ptr_null(jp_options_of("nosuch")); /* no such backend */
 	ck_assert_ptr_nonnull(jp_option_find("s3.part-size"));
 	ck_assert_int_eq(jp_option_find("s3.part-size")->type, JP_OPTION_SIZE);
 	ck_assert_int_eq(jp_option_find("sftp.identity")->type, JP_OPTION_PATH);
@@ -48,8 +48,9 @@ START_TEST(test_tables)
 	ck_assert_ptr_null(jp_option_find("s3."));
 	ck_assert_ptr_null(jp_option_find(".part-size"));
 	ck_assert_ptr_null(jp_option_find("posix.x"));
+	/* registry order; a backend added later comes after these */
 	jp_options_backend_names(buf, sizeof(buf));
-	ck_assert_str_eq(buf, "sftp, s3");
+	ck_assert_msg(strncmp(buf, "sftp, s3", 8) == 0, "%s", buf);
 	/* What a manifest may set: no secret, nothing for the command line only. */
 	jp_options_manifest_names("sftp", buf, sizeof(buf));
 	ck_assert_str_eq(buf, "identity, known-hosts");
@@ -195,6 +196,8 @@ END_TEST
 /* The command line: KEY=VALUE checked, refused with the option named, values never echoed. */
 START_TEST(test_set_arg)
 {
+	const char *want;
+
 	ck_assert_int_eq(jp_options_set_arg(&s, "-o", "s3.part-size=32M", &err), JP_OK);
 	ck_assert_int_eq(jp_options_set_arg(&s, "-o", "s3.part-size=64M", &err), JP_OK);
 	ck_assert_uint_eq(s.n, 1); /* a later value replaces */
@@ -208,9 +211,10 @@ START_TEST(test_set_arg)
 	ck_assert_str_eq(err.msg, "-o s3.bogus: unknown option (s3 has endpoint, region, path-style, "
 	                          "part-size)");
 	jp_error_clear(&err);
-	ck_assert_int_eq(jp_options_set_arg(&s, "-o", "gs.bucket=x", &err), JP_FAILED);
-	ck_assert_str_eq(err.msg, "-o gs.bucket: unknown option (options are BACKEND.KEY, for "
-	                          "BACKEND one of: sftp, s3)");
+	ck_assert_int_eq(jp_options_set_arg(&s, "-o", "nosuch.bucket=x", &err), JP_FAILED);
+	want = "-o nosuch.bucket: unknown option (options are BACKEND.KEY, for BACKEND one of: "
+	       "sftp, s3";
+	ck_assert_msg(strncmp(err.msg, want, strlen(want)) == 0, "%s", err.msg);
 	jp_error_clear(&err);
 	ck_assert_int_eq(jp_options_set_arg(&s, "-o", "posix.x=1", &err), JP_FAILED);
 	ck_assert_ptr_nonnull(strstr(err.msg, "-o posix.x: unknown option"));
