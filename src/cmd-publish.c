@@ -80,8 +80,18 @@ const struct jp_cmd jp_cmd_publish = {
 	.backend_options = 1,
 };
 
+/* The command line, parsed. */
+struct args {
+	struct jp_publish_opts o;
+	struct jp_sets sets;
+	enum jp_log_format fmt;
+	int verbosity;
+	int use_spool;
+};
+
+/* Parses argv into a.  -1: go on; else the exit code (usage error printed, or --help). */
 static int
-cmd_publish(int argc, char **argv)
+parse_args(const struct jp_cmd *c, int argc, char **argv, struct args *a)
 {
 	static const struct option longopts[] = {
 		JP_CMD_OPT_JOB,
@@ -103,135 +113,133 @@ cmd_publish(int argc, char **argv)
 		JP_CMD_OPT_HELP,
 		{NULL, 0, NULL, 0},
 	};
-	const struct jp_cmd *c = &jp_cmd_publish;
-	struct jp_publish_opts o;
-	struct jp_sets sets = {NULL, 0};
-	enum jp_log_format fmt = JP_LOG_TEXT;
-	const char *db = NULL, *env;
-	struct jp_error err;
-	struct jp_spooled spooled;
-	char *spooldir = NULL;
-	const char *spoolkey = NULL;
-	int ch, verbosity = 0, rc, use_spool = 0;
+	struct jp_publish_opts *o = &a->o;
+	int ch, r;
 
-	memset(&o, 0, sizeof(o));
-	memset(&spooled, 0, sizeof(spooled));
-	o.db_timeout_ms = 30000;
-	o.parallel = 4;
-	o.retries = 3;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":j:m:w:o:nqvh", jp_cmd_longopts(longopts), NULL)) != -1) {
 		switch (ch) {
-		case 'j': o.job = optarg; break;
-		case 'm': o.manifest = optarg; break;
-		case 'w': o.workdir = optarg; break;
-		case 'D': db = optarg; break;
-		case 'd': o.dest = optarg; break;
-		case 'n': o.dry_run = 1; break;
-		case 'O': o.overwrite = 1; break;
-		case 'q': verbosity = -1; break;
-		case 'v': verbosity = 1; break;
+		case 'j': o->job = optarg; break;
+		case 'm': o->manifest = optarg; break;
+		case 'w': o->workdir = optarg; break;
+		case 'D': o->db = optarg; break;
+		case 'd': o->dest = optarg; break;
+		case 'n': o->dry_run = 1; break;
+		case 'O': o->overwrite = 1; break;
+		case 'q': a->verbosity = -1; break;
+		case 'v': a->verbosity = 1; break;
 		case 's':
-			if (jp_sets_add(c, &sets, optarg) != 0) {
-				jp_sets_free(&sets);
+			if (jp_sets_add(c, &a->sets, optarg) != 0)
 				return 64;
-			}
 			break;
 		case 'T':
-			if (jp_cmd_db_timeout(c, optarg, &o.db_timeout_ms) != 0)
+			if (jp_cmd_db_timeout(c, optarg, &o->db_timeout_ms) != 0)
 				return 64;
 			break;
 		case 'P':
-			if ((o.parallel = jp_cmd_count(optarg, 1, 64)) < 0)
+			if ((o->parallel = jp_cmd_count(optarg, 1, 64)) < 0)
 				return jp_cmd_usage_error(c, "--parallel %s: expected 1 to 64", optarg);
 			break;
-		case 'Q': use_spool = 1; break;
+		case 'Q': a->use_spool = 1; break;
 		case 'E':
-			if ((o.lease_s = (int)jp_cmd_duration(optarg)) <= 0)
+			if ((o->lease_s = (int)jp_cmd_duration(optarg)) <= 0)
 				return jp_cmd_usage_error(c, "--lease %s: expected a duration (600, 10m, 2h)", optarg);
 			break;
 		case 'L':
 			if (strcmp(optarg, "text") == 0)
-				fmt = JP_LOG_TEXT;
+				a->fmt = JP_LOG_TEXT;
 			else if (strcmp(optarg, "json") == 0)
-				fmt = JP_LOG_JSON;
+				a->fmt = JP_LOG_JSON;
 			else
 				return jp_cmd_usage_error(c, "--log-format %s: expected text or json", optarg);
 			break;
 		case 'h':
 			jp_cmd_print_help(c, stdout);
-			jp_sets_free(&sets);
 			return 0;
 		default:
-			if ((rc = jp_cmd_conn_opt(c, ch, optarg, &o)) > 0)
+			if ((r = jp_cmd_conn_opt(c, ch, optarg, o)) > 0)
 				break;
-			jp_sets_free(&sets);
-			return rc < 0 ? 64 : jp_cmd_getopt_error(c, ch, argv);
+			return r < 0 ? 64 : jp_cmd_getopt_error(c, ch, argv);
 		}
 	}
-	if (optind < argc) {
-		jp_sets_free(&sets);
+	if (optind < argc)
 		return jp_cmd_usage_error(c, "unexpected argument '%s'", argv[optind]);
-	}
-	if (use_spool && o.job == NULL)
-		o.job = getenv("SLURM_JOB_ID");
-	if (o.job != NULL && !jp_cmd_job_ok(o.job)) {
-		jp_sets_free(&sets);
+	if (a->use_spool && o->job == NULL)
+		o->job = getenv("SLURM_JOB_ID");
+	if (o->job != NULL && !jp_cmd_job_ok(o->job))
 		return jp_cmd_usage_error(c, "--job '%s': 1-128 printable characters, no '/' or space",
-		                          o.job);
-	}
-	if (o.job != NULL && o.manifest == NULL)
-		use_spool = 1; /* --job alone: what the job script queued */
-	o.sets = sets.v;
-	o.n_sets = sets.n;
-	o.db = db;
-	if (use_spool && o.job != NULL && jp_cmd_job_ok(o.job)) {
-		struct jp_error e;
+		                          o->job);
+	if (o->job != NULL && o->manifest == NULL)
+		a->use_spool = 1; /* --job alone: what the job script queued */
+	o->sets = a->sets.v;
+	o->n_sets = a->sets.n;
+	return -1;
+}
 
+static int
+cmd_publish(int argc, char **argv)
+{
+	const struct jp_cmd *c = &jp_cmd_publish;
+	struct jp_publish_opts *o;
+	struct args a;
+	struct jp_error err;
+	struct jp_spooled spooled;
+	char *spooldir = NULL;
+	const char *spoolkey = NULL, *env;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	memset(&spooled, 0, sizeof(spooled));
+	o = &a.o;
+	o->db_timeout_ms = 30000;
+	o->parallel = 4;
+	o->retries = 3;
+	a.fmt = JP_LOG_TEXT;
+	if ((rc = parse_args(c, argc, argv, &a)) >= 0)
+		goto out;
+	if (a.use_spool && o->job != NULL) {
 		/* The entry may be filed under the Slurm job ID: the catalogue's ID is in it. */
-		spoolkey = o.job;
-		jp_error_clear(&e);
+		spoolkey = o->job;
+		jp_error_clear(&err);
 		spooldir = jp_spool_dir();
-		if (spooldir == NULL || jp_spooled_take(spooldir, spoolkey, &o, &spooled, &e) != JP_OK) {
-			rc = spooldir ? e.code : 70;
-			jp_log_setup(fmt, verbosity, NULL);
-			jp_log_error("%s", spooldir ? e.msg : "out of memory");
-			jp_sets_free(&sets);
-			free(spooldir);
-			return rc;
+		if (spooldir == NULL || jp_spooled_take(spooldir, spoolkey, o, &spooled, &err) != JP_OK) {
+			rc = spooldir ? err.code : 70;
+			jp_log_setup(a.fmt, a.verbosity, NULL);
+			jp_log_error("%s", spooldir ? err.msg : "out of memory");
+			goto out;
 		}
 	}
-	if (o.job == NULL || o.manifest == NULL) {
-		jp_sets_free(&sets);
-		return jp_cmd_usage_error(c, "%s is required", o.job == NULL ? "--job" : "--manifest");
+	if (o->job == NULL || o->manifest == NULL) {
+		rc = jp_cmd_usage_error(c, "%s is required", o->job == NULL ? "--job" : "--manifest");
+		goto out;
 	}
-	if (!jp_cmd_job_ok(o.job)) {
-		jp_sets_free(&sets);
-		return jp_cmd_usage_error(c, "--job '%s': 1-128 printable characters, no '/' or space",
-		                          o.job);
+	if (!jp_cmd_job_ok(o->job)) {
+		rc = jp_cmd_usage_error(c, "--job '%s': 1-128 printable characters, no '/' or space",
+		                        o->job);
+		goto out;
 	}
-	if (o.dest == NULL && (env = getenv("JOBPUB_DEST")) != NULL && env[0] != '\0')
-		o.dest = env;
-	o.db = jp_cmd_db(o.db);
-	jp_log_setup(fmt, verbosity, NULL);
+	if (o->dest == NULL && (env = getenv("JOBPUB_DEST")) != NULL && env[0] != '\0')
+		o->dest = env;
+	o->db = jp_cmd_db(o->db);
+	jp_log_setup(a.fmt, a.verbosity, NULL);
 
 	/* SIGINT/SIGTERM (caught since the start of main, jp_cmd_signals_early): stop at the next
 	 * check, clean up (within a bound of its own), record the attempt as interrupted. */
 	jp_publish_set_cleanup_hook(jp_cmd_stop_cleanup);
 	jp_error_clear(&err);
-	rc = jp_publish(&o, &err);
+	rc = jp_publish(o, &err);
 	if (rc != 0)
 		jp_log_error("%s", err.msg);
-	if (rc != 0 && spooled.entry == NULL && !o.dry_run && jp_publish_unrecorded())
-		queue_unrecorded(&o);
-	else if (rc == 0 && spooled.entry != NULL && !o.dry_run) {
+	if (rc != 0 && spooled.entry == NULL && !o->dry_run && jp_publish_unrecorded())
+		queue_unrecorded(o);
+	else if (rc == 0 && spooled.entry != NULL && !o->dry_run) {
 		/* Published: the request is done.  A failed publish keeps it for the next try. */
-		struct jp_error e;
-		jp_error_clear(&e);
-		if (jp_spool_remove(spooldir, spoolkey, &e) != JP_OK)
-			jp_log_warn("%s", e.msg);
+		jp_error_clear(&err);
+		if (jp_spool_remove(spooldir, spoolkey, &err) != JP_OK)
+			jp_log_warn("%s", err.msg);
 	}
-	jp_sets_free(&sets);
+out:
+	jp_sets_free(&a.sets);
 	jp_spooled_free(&spooled);
 	free(spooldir);
 	return rc;
