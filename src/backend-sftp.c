@@ -793,7 +793,8 @@ sftp_check(const char *url, const struct jp_dest_opts *opts, struct jp_error *er
 		const char *key;
 
 		if (jp_sshconf_read(NULL, d->host, &conf) != 0) {
-			r = jp_error_set(err, JP_E_CONFIG, NAME ": %s", conf.error);
+			r = jp_error_set(err, errno == ENOMEM ? JP_E_SOFTWARE : JP_E_CONFIG, NAME ": %s",
+			                 conf.error);
 			goto out;
 		}
 		key = jp_options_get(opts->options, NAME ".identity");
@@ -838,7 +839,8 @@ sftp_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **out
 		goto fail;
 	/* Where `sftp HOST` would go: the URL first, then ~/.ssh/config, then the defaults. */
 	if (jp_sshconf_read(NULL, d->host, &conf) != 0) {
-		r = jp_error_set(err, JP_E_CONFIG, NAME ": %s", conf.error);
+		r = jp_error_set(err, errno == ENOMEM ? JP_E_SOFTWARE : JP_E_CONFIG, NAME ": %s",
+		                 conf.error);
 		goto fail;
 	}
 	d->hostname = strdup(conf.hostname ? conf.hostname : d->host);

@@ -94,11 +94,14 @@ first_arg(char *val)
 	return val;
 }
 
-static void
+/* Returns -1 when out of memory: a HostName lost that way would send the connection to the
+ * alias itself, an IdentityFile lost would log in with other keys. */
+static int
 set_once(char **dst, const char *val, const char *host)
 {
-	if (*dst == NULL)
-		*dst = jp_ssh_expand(val, host);
+	if (*dst == NULL && (*dst = jp_ssh_expand(val, host)) == NULL)
+		return -1;
+	return 0;
 }
 
 int
@@ -158,15 +161,20 @@ jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out)
 		if (!active)
 			continue;
 		val = first_arg(val);
-		if (strcasecmp(key, "HostName") == 0)
-			set_once(&out->hostname, val, host);
-		else if (strcasecmp(key, "User") == 0)
-			set_once(&out->user, val, host);
-		else if (strcasecmp(key, "IdentityFile") == 0)
-			set_once(&out->identity, val, host);
-		else if (strcasecmp(key, "UserKnownHostsFile") == 0)
-			set_once(&out->known_hosts, val, host); /* the first of several files */
-		else if (strcasecmp(key, "Port") == 0 && out->port == 0) {
+		if ((strcasecmp(key, "HostName") == 0 && set_once(&out->hostname, val, host) != 0) ||
+		    (strcasecmp(key, "User") == 0 && set_once(&out->user, val, host) != 0) ||
+		    (strcasecmp(key, "IdentityFile") == 0 &&
+		     set_once(&out->identity, val, host) != 0) ||
+		    /* the first of several files */
+		    (strcasecmp(key, "UserKnownHostsFile") == 0 &&
+		     set_once(&out->known_hosts, val, host) != 0)) {
+			snprintf(out->error, sizeof(out->error), "%s:%u: %s", path, lineno,
+			         strerror(ENOMEM));
+			err = ENOMEM;
+			r = -1;
+			break;
+		}
+		if (strcasecmp(key, "Port") == 0 && out->port == 0) {
 			/* Not atoi: "Port 70000" became port 4464 once cut to 16 bits, "Port -1" was
 			 * dropped silently.  ssh refuses such a file; so do we. */
 			char *e;

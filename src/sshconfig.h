@@ -28,8 +28,8 @@ struct jp_sshconf {
 
 /* Reads config file `path` (NULL: $HOME/.ssh/config) for `host`.  A missing file is not an
  * error.  Returns 0, or -1 with errno and out->error set (every other field cleared) when the
- * file exists but cannot be read, or EINVAL when the host's Port is not a number from 1 to
- * 65535 (ssh refuses it too). */
+ * file exists but cannot be read, EINVAL when the host's Port is not a number from 1 to 65535
+ * (ssh refuses it too), ENOMEM when out of memory (never a result with a value missing). */
 int jp_sshconf_read(const char *path, const char *host, struct jp_sshconf *out);
 void jp_sshconf_free(struct jp_sshconf *c);
 

@@ -37,6 +37,7 @@
 
 #include <openssl/evp.h>
 
+#include "failalloc.h"
 #include "testlib.h"
 
 #include "backend.h"
@@ -1750,61 +1751,21 @@ START_TEST(test_reconnect_host_key)
 END_TEST
 
 /* ---- allocation failures ----
- * The test is linked with -Wl,--wrap for the allocators jobpub calls (Makefile.am): calls made
- * by jobpub's code (and this file's) go through the wrappers below, those made inside libssh2,
- * libcurl and libc do not.  oom_at = N makes the Nth allocation from now fail, once. */
-static long oom_at;
-static int oom_fired;
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t m);
-void *__real_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
-char *__real_strndup(const char *s, size_t n);
-int __real_vasprintf(char **out, const char *fmt, va_list ap);
+ * tests/failalloc.h fails one of jobpub's own allocations (those of libssh2, libcurl and libc
+ * never fail); open_memstream, which allocates inside libc, is wrapped here to count as one
+ * allocation, through the counted malloc. */
 FILE *__real_open_memstream(char **buf, size_t *len);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t m);
-void *__wrap_realloc(void *p, size_t n);
-char *__wrap_strdup(const char *s);
-char *__wrap_strndup(const char *s, size_t n);
-int __wrap_vasprintf(char **out, const char *fmt, va_list ap);
-int __wrap_asprintf(char **out, const char *fmt, ...);
 FILE *__wrap_open_memstream(char **buf, size_t *len);
 
-static int
-oom_now(void)
+FILE *
+__wrap_open_memstream(char **buf, size_t *len)
 {
-	if (oom_at > 0 && --oom_at == 0) {
-		oom_fired = 1;
-		errno = ENOMEM;
-		return 1;
-	}
-	return 0;
-}
+	void *probe = malloc(1);
 
-void *__wrap_malloc(size_t n) { return oom_now() ? NULL : __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t m) { return oom_now() ? NULL : __real_calloc(n, m); }
-void *__wrap_realloc(void *p, size_t n) { return oom_now() ? NULL : __real_realloc(p, n); }
-char *__wrap_strdup(const char *s) { return oom_now() ? NULL : __real_strdup(s); }
-char *__wrap_strndup(const char *s, size_t n) { return oom_now() ? NULL : __real_strndup(s, n); }
-FILE *__wrap_open_memstream(char **buf, size_t *len)
-{
-	return oom_now() ? NULL : __real_open_memstream(buf, len);
-}
-int __wrap_vasprintf(char **out, const char *fmt, va_list ap)
-{
-	return oom_now() ? -1 : __real_vasprintf(out, fmt, ap);
-}
-int __wrap_asprintf(char **out, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = __wrap_vasprintf(out, fmt, ap);
-	va_end(ap);
-	return n;
+	if (probe == NULL)
+		return NULL;
+	free(probe);
+	return __real_open_memstream(buf, len);
 }
 
 /* A list callback without check's asserts: they allocate (and check exits when that fails). */
@@ -1860,11 +1821,10 @@ START_TEST(test_out_of_memory)
 	own("o");
 	own("o/k");
 	for (n = 1; n < 1000; n++) {
-		oom_fired = 0;
-		oom_at = n;
+		t_fail_alloc((unsigned long)n);
 		r = oom_cycle(url, &o, &err);
-		oom_at = 0;
-		if (!oom_fired) {
+		t_fail_alloc(0);
+		if (!t_fail_alloc_fired()) {
 			ck_assert_msg(r == JP_OK, "run without a failure: %d %s", err.code, err.msg);
 			break;
 		}

@@ -8,6 +8,7 @@
 #include <pwd.h>
 
 #include "sshconfig.h"
+#include "failalloc.h"
 #include "testlib.h"
 
 static char *dir, *cfg;
@@ -323,6 +324,75 @@ START_TEST(test_methods)
 }
 END_TEST
 
+/* Out of memory: an error (ENOMEM, naming the file), never a result missing a value (a lost
+ * HostName sent the connection to the alias itself).  tests/failalloc.h fails jobpub's own
+ * allocations; open_memstream (jp_ssh_expand's) counts as one, through the counted malloc. */
+FILE *__real_open_memstream(char **buf, size_t *len);
+FILE *__wrap_open_memstream(char **buf, size_t *len);
+
+FILE *
+__wrap_open_memstream(char **buf, size_t *len)
+{
+	void *probe = malloc(1);
+
+	if (probe == NULL)
+		return NULL;
+	free(probe);
+	return __real_open_memstream(buf, len);
+}
+
+START_TEST(test_out_of_memory)
+{
+	struct jp_sshconf c;
+	char *kh = t_path(dir, ".ssh/kh_archive"), *id = t_path(dir, ".ssh/id_archive"), *s;
+	unsigned long n;
+	int r, failures = 0;
+
+	t_write_str(dir, ".ssh/config", config);
+	t_write_str(dir, "config", config);
+	for (n = 1; n < 200; n++) {
+		/* odd n: $HOME/.ssh/config (one allocation more), even n: the named file */
+		t_fail_alloc((n + 1) / 2);
+		errno = 0;
+		r = jp_sshconf_read(n % 2 ? NULL : cfg, "archive", &c);
+		t_fail_alloc(0);
+		if (!t_fail_alloc_fired()) {
+			ck_assert_int_eq(r, 0);
+			jp_sshconf_free(&c);
+			if (n % 2 == 0)
+				break;
+			continue;
+		}
+		if (r != 0) {
+			failures++;
+			ck_assert_int_eq(errno, ENOMEM);
+			ck_assert_msg(strstr(c.error, strerror(ENOMEM)) != NULL, "%s", c.error);
+			ck_assert_ptr_null(c.hostname);
+			continue;
+		}
+		ck_assert_str_eq(c.hostname, "10.0.0.7");
+		ck_assert_str_eq(c.user, "pdr");
+		ck_assert_str_eq(c.identity, id);
+		ck_assert_str_eq(c.known_hosts, kh);
+		ck_assert_int_eq(c.port, 2222);
+		jp_sshconf_free(&c);
+	}
+	ck_assert_int_gt(failures, 8);
+	jp_sshconf_free(&c);
+	/* the other allocators */
+	t_fail_alloc(1);
+	s = jp_ssh_expand("~/x", "h");
+	t_fail_alloc(0);
+	ck_assert_ptr_null(s);
+	t_fail_alloc(1);
+	s = jp_ssh_methods("ssh-ed25519", (const char *const[]){"ssh-ed25519"}, 1);
+	t_fail_alloc(0);
+	ck_assert_ptr_null(s);
+	free(kh);
+	free(id);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -341,6 +411,7 @@ main(void)
 	tcase_add_test(tc, test_syntax);
 	tcase_add_test(tc, test_expand_more);
 	tcase_add_test(tc, test_open_errors);
+	tcase_add_test(tc, test_out_of_memory);
 	suite_add_tcase(s, tc);
 	return t_run(s);
 }
