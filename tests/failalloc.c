@@ -61,6 +61,12 @@ fails(void)
 	return 0;
 }
 
+int
+t_fail_alloc_count(void)
+{
+	return fails();
+}
+
 void *
 __wrap_malloc(size_t n)
 {

@@ -23,4 +23,8 @@ void t_fail_alloc(unsigned long n);
  * the answer). */
 int t_fail_alloc_fired(void);
 
+/* Counts one allocation for a wrapper a test adds of its own (an allocating library call such
+ * as curl_easy_init, wrapped with --wrap): 1, errno ENOMEM, when it is the one to fail. */
+int t_fail_alloc_count(void);
+
 #endif

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "failalloc.h"
 #include "testlib.h"
 
 #include "backend.h"
@@ -52,35 +53,10 @@ static char access_key[64], secret_key[128], bucket[64];
 
 /* ---- allocation failures ----
  *
- * The program is linked with --wrap for the allocators and the library calls that allocate
- * (Makefile.am): while alloc_countdown is armed, its countdown-th such call made by libjobpub
- * (or by this file) fails as when memory is out.  Calls inside libcurl and OpenSSL are not
- * seen.  Armed only around calls of the code under test (sweep()). */
-static long alloc_countdown; /* > 0: that many calls from now, the last one fails */
-static int alloc_fired;
-
-static int
-alloc_fail(void)
-{
-	if (alloc_countdown <= 0 || --alloc_countdown > 0)
-		return 0;
-	alloc_fired = 1;
-	errno = ENOMEM;
-	return 1;
-}
-
-void *__real_malloc(size_t n);
-void *__wrap_malloc(size_t n);
-void *__real_calloc(size_t n, size_t m);
-void *__wrap_calloc(size_t n, size_t m);
-void *__real_realloc(void *p, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
-char *__wrap_strdup(const char *s);
-char *__real_strndup(const char *s, size_t n);
-char *__wrap_strndup(const char *s, size_t n);
-int __real_vasprintf(char **out, const char *f, va_list ap);
-int __wrap_vasprintf(char **out, const char *f, va_list ap);
+ * Built with tests/failalloc.c (the allocators, through --wrap) and these wrappers of the
+ * library calls that allocate for the code under test, counted with them: libcurl's handles,
+ * header lists, URL parser and unescaping, OpenSSL's digest context.  Armed only around calls
+ * of the code under test (sweep()). */
 struct curl_slist *__real_curl_slist_append(struct curl_slist *l, const char *s);
 struct curl_slist *__wrap_curl_slist_append(struct curl_slist *l, const char *s);
 CURL *__real_curl_easy_init(void);
@@ -94,27 +70,41 @@ char *__wrap_curl_easy_unescape(CURL *h, const char *s, int n, int *outlen);
 EVP_MD_CTX *__real_EVP_MD_CTX_new(void);
 EVP_MD_CTX *__wrap_EVP_MD_CTX_new(void);
 
-void *__wrap_malloc(size_t n) { return alloc_fail() ? NULL : __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t m) { return alloc_fail() ? NULL : __real_calloc(n, m); }
-void *__wrap_realloc(void *p, size_t n) { return alloc_fail() ? NULL : __real_realloc(p, n); }
-char *__wrap_strdup(const char *s) { return alloc_fail() ? NULL : __real_strdup(s); }
-char *__wrap_strndup(const char *s, size_t n) { return alloc_fail() ? NULL : __real_strndup(s, n); }
-int __wrap_vasprintf(char **out, const char *f, va_list ap)
+struct curl_slist *
+__wrap_curl_slist_append(struct curl_slist *l, const char *s)
 {
-	return alloc_fail() ? -1 : __real_vasprintf(out, f, ap);
+	return t_fail_alloc_count() ? NULL : __real_curl_slist_append(l, s);
 }
-struct curl_slist *__wrap_curl_slist_append(struct curl_slist *l, const char *s)
+
+CURL *
+__wrap_curl_easy_init(void)
 {
-	return alloc_fail() ? NULL : __real_curl_slist_append(l, s);
+	return t_fail_alloc_count() ? NULL : __real_curl_easy_init();
 }
-CURL *__wrap_curl_easy_init(void) { return alloc_fail() ? NULL : __real_curl_easy_init(); }
-CURLM *__wrap_curl_multi_init(void) { return alloc_fail() ? NULL : __real_curl_multi_init(); }
-CURLU *__wrap_curl_url(void) { return alloc_fail() ? NULL : __real_curl_url(); }
-char *__wrap_curl_easy_unescape(CURL *h, const char *s, int n, int *outlen)
+
+CURLM *
+__wrap_curl_multi_init(void)
 {
-	return alloc_fail() ? NULL : __real_curl_easy_unescape(h, s, n, outlen);
+	return t_fail_alloc_count() ? NULL : __real_curl_multi_init();
 }
-EVP_MD_CTX *__wrap_EVP_MD_CTX_new(void) { return alloc_fail() ? NULL : __real_EVP_MD_CTX_new(); }
+
+CURLU *
+__wrap_curl_url(void)
+{
+	return t_fail_alloc_count() ? NULL : __real_curl_url();
+}
+
+char *
+__wrap_curl_easy_unescape(CURL *h, const char *s, int n, int *outlen)
+{
+	return t_fail_alloc_count() ? NULL : __real_curl_easy_unescape(h, s, n, outlen);
+}
+
+EVP_MD_CTX *
+__wrap_EVP_MD_CTX_new(void)
+{
+	return t_fail_alloc_count() ? NULL : __real_EVP_MD_CTX_new();
+}
 
 /* ---- the gateway ---- */
 
@@ -1734,6 +1724,8 @@ END_TEST
 
 /* ---- out of memory: every allocation of each call failing in turn ---- */
 
+#define SMALL 1000 /* bytes of the object "up" */
+
 struct oom_ctx {
 	char url[256];
 	struct jp_dest *d;
@@ -1761,13 +1753,12 @@ sweep(const char *what, int (*step)(struct oom_ctx *), void (*undo)(struct oom_c
 
 	for (n = 1; n < 10000; n++) {
 		jp_error_clear(&err);
-		alloc_fired = 0;
-		alloc_countdown = n;
 		c->wrong = NULL;
+		t_fail_alloc((unsigned long)n);
 		r = step(c);
-		alloc_countdown = 0;
+		t_fail_alloc(0);
 		ck_assert_msg(c->wrong == NULL, "%s with allocation %ld failing", c->wrong, n);
-		if (!alloc_fired)
+		if (!t_fail_alloc_fired())
 			return r;
 		if (r != JP_OK) {
 			ck_assert_msg(err.code != 0 && err.msg[0] != '\0',
@@ -1826,9 +1817,10 @@ oom_upload(struct oom_ctx *c)
 {
 	int exists, replaced, r;
 
-	if ((r = jp_dest_stage(c->d, "up", TOKEN, c->len, &c->u, &err)) != JP_OK ||
-	    (r = jp_upload_write(c->u, c->data, c->len, &err)) != JP_OK ||
-	    (r = jp_upload_finish(c->u, c->len, c->sha, &err)) != JP_OK)
+	/* one part: each run is cheap; staged_abort has parts sent while writing */
+	if ((r = jp_dest_stage(c->d, "up", TOKEN, SMALL, &c->u, &err)) != JP_OK ||
+	    (r = jp_upload_write(c->u, c->data, SMALL, &err)) != JP_OK ||
+	    (r = jp_upload_finish(c->u, SMALL, c->sha, &err)) != JP_OK)
 		return r;
 	return jp_upload_commit(c->u, 1, &exists, &replaced, &err);
 }
@@ -1868,6 +1860,17 @@ oom_digest(struct oom_ctx *c)
 }
 
 static int
+oom_hash(struct oom_ctx *c)
+{
+	unsigned char sha[32];
+	int r = jp_dest_hash(c->d, "up", sha, &err);
+
+	if (r == JP_OK && memcmp(sha, c->sha, 32) != 0)
+		c->wrong = "read back: a wrong SHA-256";
+	return r;
+}
+
+static int
 oom_list(struct oom_ctx *c)
 {
 	memset(&c->seen, 0, sizeof(c->seen));
@@ -1898,7 +1901,7 @@ START_TEST(test_out_of_memory)
 	memset(&c, 0, sizeof(c));
 	c.len = 5 * MIB + 1000;
 	c.data = pattern(c.len, 19);
-	sha_of(c.data, c.len, c.sha);
+	sha_of(c.data, SMALL, c.sha);
 	raw_put("oom/o1", "one");
 	raw_put("oom/o2", "two");
 	raw_put("oom/o3", "three");
@@ -1917,6 +1920,7 @@ START_TEST(test_out_of_memory)
 	ck_assert_int_eq(sweep("staged abort", oom_staged_abort, oom_upload_undo, &c), JP_OK);
 	oom_upload_undo(&c);
 	ck_assert_int_eq(sweep("digest", oom_digest, NULL, &c), JP_OK);
+	ck_assert_int_eq(sweep("read back", oom_hash, NULL, &c), JP_OK);
 	ck_assert_int_eq(sweep("list", oom_list, NULL, &c), JP_OK);
 	ck_assert_int_eq(c.seen.objects, 4); /* o1 o2 o3 up */
 	/* "pending", and those whose initiation went through but whose answer could not be read
