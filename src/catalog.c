@@ -1617,8 +1617,12 @@ jp_catalog_status_counts(struct jp_catalog *c, jp_count_fn fn, void *arg, struct
 			continue;
 		snprintf(sql, sizeof(sql),
 		         "SELECT coalesce(%s, '(none)'), count(*) FROM %s GROUP BY 1 ORDER BY 1", qs, qt);
-		if (c->eng->prepare(c->conn, sql, &st) != JP_OK)
-			continue; /* a table that was dropped since */
+		if ((r = c->eng->prepare(c->conn, sql, &st)) != JP_OK) {
+			if (!table_exists(c, table))
+				continue; /* a table that was dropped since */
+			rc = r; /* anything else (out of memory, I/O) is not "no jobs" */
+			break;
+		}
 		while ((rc = jp_cat_step(st)) == JP_CAT_ROW)
 			fn(arg, table, (const char *)jp_cat_text(st, 0), jp_cat_int(st, 1));
 		jp_cat_finalize(st);

@@ -99,7 +99,7 @@ print_report(void *arg, const struct jp_gc_report *r)
 static void
 print_summary(struct out *out, const struct jp_gc_result *g, int apply)
 {
-	char sz[32];
+	char sz[32], done[64];
 
 	if (out->json) {
 		begin(out);
@@ -114,12 +114,18 @@ print_summary(struct out *out, const struct jp_gc_result *g, int apply)
 		putchar('\n');
 		return;
 	}
+	/* With --apply, a deletion that failed (its line says why) is not counted as done. */
+	if (!apply)
+		snprintf(done, sizeof(done), "to delete with --apply");
+	else if (g->deleted == g->temps)
+		snprintf(done, sizeof(done), "deleted");
+	else
+		snprintf(done, sizeof(done), "found, %zu deleted", g->deleted);
 	printf("%zu destination%s: %zu temporary file%s (%s) %s, %zu in use, %zu missing, "
 	       "%zu unreferenced, %zu displaced\n",
 	       g->dests, g->dests == 1 ? "" : "s", g->temps, g->temps == 1 ? "" : "s",
-	       jp_human_size(g->temp_bytes, sz, sizeof(sz)),
-	       apply ? "deleted" : "to delete with --apply", g->in_use, g->missing, g->unreferenced,
-	       g->displaced);
+	       jp_human_size(g->temp_bytes, sz, sizeof(sz)), done, g->in_use, g->missing,
+	       g->unreferenced, g->displaced);
 }
 
 static int

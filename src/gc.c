@@ -30,6 +30,7 @@ struct run {
 	struct jp_gc_result *res;
 	struct known k;
 	int worst; /* severity of the failures */
+	int oom;   /* a callback ran out of memory: what it stopped is incomplete, not done */
 };
 
 static void
@@ -62,16 +63,31 @@ collect_file(void *arg, const char *job, const struct jp_file_info *f)
 
 	if (f->destination == NULL || f->key == NULL || strcmp(f->destination, r->url) != 0)
 		return 0;
-	k->keys = realloc(k->keys, (k->n + 1) * sizeof(char *));
-	k->jobs = realloc(k->jobs, (k->n + 1) * sizeof(char *));
-	k->urls = realloc(k->urls, (k->n + 1) * sizeof(char *));
-	k->seen = realloc(k->seen, (k->n + 1) * sizeof(int));
-	if (!k->keys || !k->jobs || !k->urls || !k->seen)
+	/* Each array keeps its n entries when another one's growth fails (known_free walks them). */
+	char **keys = realloc(k->keys, (k->n + 1) * sizeof(char *));
+	char **jobs = keys ? realloc(k->jobs, (k->n + 1) * sizeof(char *)) : NULL;
+	char **urls = jobs ? realloc(k->urls, (k->n + 1) * sizeof(char *)) : NULL;
+	int *seen = urls ? realloc(k->seen, (k->n + 1) * sizeof(int)) : NULL;
+
+	k->keys = keys ? keys : k->keys;
+	k->jobs = jobs ? jobs : k->jobs;
+	k->urls = urls ? urls : k->urls;
+	k->seen = seen ? seen : k->seen;
+	if (seen == NULL) {
+		r->oom = 1;
 		return 1;
+	}
 	k->keys[k->n] = strdup(f->key);
 	k->jobs[k->n] = strdup(job);
 	k->urls[k->n] = strdup(f->remote);
 	k->seen[k->n] = 0;
+	if (!k->keys[k->n] || !k->jobs[k->n] || !k->urls[k->n]) {
+		free(k->keys[k->n]);
+		free(k->jobs[k->n]);
+		free(k->urls[k->n]);
+		r->oom = 1;
+		return 1;
+	}
 	k->n++;
 	return 0;
 }
@@ -165,8 +181,10 @@ visit(void *arg, const char *key, const struct jp_stat *st)
 	size_t i;
 
 	base = base ? base + 1 : key;
-	if ((url = jp_dest_key_url(r->d, key)) == NULL)
+	if ((url = jp_dest_key_url(r->d, key)) == NULL) {
+		r->oom = 1;
 		return 1;
+	}
 	if (st->upload != NULL) {
 		visit_upload(r, key, url, st, age);
 	} else {
@@ -209,9 +227,13 @@ gc_one(struct run *r, struct jp_dest_cache *cache)
 	jp_error_clear(&e);
 	if (r->fn != NULL)
 		r->fn(r->arg, &rep);
+	r->oom = 0;
 	if ((r->d = jp_dest_cache_get(cache, r->url, &dopts, &e)) == NULL ||
-	    jp_catalog_files(r->cat, NULL, collect_file, r, &e) != JP_OK ||
-	    jp_dest_list(r->d, "", visit, r, &e) != JP_OK) {
+	    jp_catalog_files(r->cat, NULL, collect_file, r, &e) != JP_OK || r->oom ||
+	    jp_dest_list(r->d, "", visit, r, &e) != JP_OK || r->oom) {
+		/* A list cut short by a lack of memory would report published files missing. */
+		if (r->oom)
+			jp_error_set(&e, JP_E_SOFTWARE, "out of memory");
 		rep.what = JP_GC_FAILED;
 		rep.action = e.msg;
 		if (r->fn != NULL)
@@ -231,20 +253,27 @@ gc_one(struct run *r, struct jp_dest_cache *cache)
 struct urls {
 	char **v;
 	size_t n;
+	int oom; /* the list is incomplete */
 };
 
 static int
 add_url(void *arg, const char *url)
 {
 	struct urls *u = arg;
+	char **v;
 	size_t i;
 
 	for (i = 0; i < u->n; i++)
 		if (strcmp(u->v[i], url) == 0)
 			return 0;
-	if ((u->v = realloc(u->v, (u->n + 1) * sizeof(char *))) == NULL)
+	if ((v = realloc(u->v, (u->n + 1) * sizeof(char *))) == NULL ||
+	    (v[u->n] = strdup(url)) == NULL) {
+		u->v = v ? v : u->v;
+		u->oom = 1;
 		return -1;
-	u->v[u->n++] = strdup(url);
+	}
+	u->v = v;
+	u->n++;
 	return 0;
 }
 
@@ -253,7 +282,7 @@ jp_gc(struct jp_catalog *c, const struct jp_gc_opts *o, jp_gc_fn fn, void *arg,
       struct jp_gc_result *res, struct jp_error *err)
 {
 	struct jp_dest_cache cache;
-	struct urls u = {NULL, 0};
+	struct urls u = {NULL, 0, 0};
 	struct run r;
 	size_t i;
 	int rc;
@@ -271,6 +300,10 @@ jp_gc(struct jp_catalog *c, const struct jp_gc_opts *o, jp_gc_fn fn, void *arg,
 		add_url(&u, o->dest);
 	else if ((rc = jp_catalog_destinations(c, add_url, &u, err)) != JP_OK)
 		goto out;
+	if (u.oom) { /* not "no destinations" */
+		rc = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		goto out;
+	}
 	res->dests = u.n;
 	for (i = 0; i < u.n; i++) {
 		r.url = u.v[i];

@@ -47,6 +47,7 @@ struct pick {
 	size_t n_seen;
 	const char *db_real;     /* the catalogue, as spool entries record it */
 	const char *spooldir;
+	int oom;                 /* a list stopped for lack of memory: the choice is incomplete */
 };
 
 /* The running children, for jp_republish_interrupt to pass a signal on. */
@@ -94,12 +95,15 @@ select_job(void *arg, const struct jp_job_brief *b)
 	struct seen *sv;
 
 	if ((sv = realloc(p->seen, (p->n_seen + 1) * sizeof(*sv))) == NULL)
-		return 1;
+		goto oom;
 	p->seen = sv;
 	sv[p->n_seen].job = dup0(b->job);
 	sv[p->n_seen].outcome = dup0(b->outcome);
 	sv[p->n_seen].started = dup0(b->started_at);
 	p->n_seen++;
+	if (sv[p->n_seen - 1].job == NULL || (b->outcome && !sv[p->n_seen - 1].outcome) ||
+	    (b->started_at && !sv[p->n_seen - 1].started))
+		goto oom;
 	if (!wanted(p->jobs, b->job))
 		return 0;
 	if (p->status != NULL && (b->status == NULL || strcmp(b->status, p->status) != 0) &&
@@ -111,7 +115,7 @@ select_job(void *arg, const struct jp_job_brief *b)
 	if (b->manifest == NULL || b->workdir == NULL)
 		return 0; /* a dry run never recorded: nothing to repeat */
 	if ((v = realloc(p->v, (p->n + 1) * sizeof(*v))) == NULL)
-		return 1;
+		goto oom;
 	p->v = v;
 	memset(&v[p->n], 0, sizeof(v[p->n]));
 	v[p->n].job = dup0(b->job);
@@ -121,7 +125,15 @@ select_job(void *arg, const struct jp_job_brief *b)
 	v[p->n].sets = dup0(b->sets);
 	v[p->n].status = dup0(b->status);
 	p->n++;
+	if (!v[p->n - 1].job || !v[p->n - 1].manifest || !v[p->n - 1].workdir ||
+	    (b->destination && !v[p->n - 1].dest) || (b->sets && !v[p->n - 1].sets) ||
+	    (b->status && !v[p->n - 1].status))
+		goto oom;
 	return 0;
+oom:
+	/* Not a shorter list: republish must not skip a job for lack of memory. */
+	p->oom = 1;
+	return 1;
 }
 
 /* The state Slurm gives the job an entry is filed under (enqueue files it under $SLURM_JOB_ID),
@@ -214,7 +226,7 @@ select_entry(void *arg, const char *key, const struct jp_spool_entry *e,
              const struct jp_error *why, long long mtime)
 {
 	struct pick *p = arg;
-	struct todo t;
+	struct todo t, *v;
 	struct jp_error err;
 	char *real, state[128];
 	size_t i;
@@ -237,8 +249,10 @@ select_entry(void *arg, const char *key, const struct jp_spool_entry *e,
 		return 0;
 	for (i = 0; i < p->n; i++)
 		if (strcmp(p->v[i].job, e->job) == 0) {
-			if (p->v[i].spoolkey == NULL)
-				p->v[i].spoolkey = strdup(key);
+			if (p->v[i].spoolkey == NULL && (p->v[i].spoolkey = strdup(key)) == NULL) {
+				p->oom = 1;
+				return 1;
+			}
 			return 0;
 		}
 	if (entry_done(p, e))
@@ -262,10 +276,13 @@ select_entry(void *arg, const char *key, const struct jp_spool_entry *e,
 	t.dest = dup0(e->dest);
 	t.status = jp_asprintf("spooled as %s", key);
 	t.spoolkey = strdup(key);
-	if ((p->v = realloc(p->v, (p->n + 1) * sizeof(*p->v))) == NULL) {
+	if (!t.job || !t.manifest || !t.workdir || (e->dest && !t.dest) || !t.status ||
+	    !t.spoolkey || (v = realloc(p->v, (p->n + 1) * sizeof(*p->v))) == NULL) {
 		todo_free(&t);
+		p->oom = 1;
 		return 1;
 	}
+	p->v = v;
 	p->v[p->n++] = t;
 	return 0;
 }
@@ -306,8 +323,13 @@ choose(const struct jp_republish_opts *o, struct pick *p, char **spooldir, char 
 		p->db_real = *db_real != NULL ? *db_real : db;
 		p->spooldir = *spooldir;
 		jp_error_clear(&e);
+		/* Shown even at republish's quiet level: the spool's requests were not looked at. */
 		if (jp_spool_list(*spooldir, select_entry, p, &e) != JP_OK)
-			jp_log_warn("%s", e.msg);
+			jp_log_error("%s (spool entries not considered)", e.msg);
+	}
+	if (p->oom || (*spooldir == NULL && o->status == NULL)) {
+		r = jp_error_set(err, JP_E_SOFTWARE, "republish: out of memory");
+		goto out;
 	}
 	if (no_db && p->n == 0) {
 		/* Nothing names a job of it either: most likely a typo, which must not pass for
