@@ -63,8 +63,8 @@ usage_errors() {
 --retries -1|--retries -1: expected 0 to 100
 --timeout 0|--timeout 0: expected seconds
 --stall never|--stall never: expected seconds
---part-size 1KiB|--part-size 1KiB: expected 5MiB to 5GiB
---part-size 6GiB|--part-size 6GiB: expected 5MiB to 5GiB
+--part-size 1KiB|--part-size.* .?1KiB.? .*5MiB
+--part-size 6GiB|--part-size.* .?6GiB.? .*5GiB
 --since yesterday|--since yesterday: expected a date, a time or an age
 --since 2026-1|--since 2026-1: expected a date, a time or an age
 --job a/b|--job 'a/b': not a job ID
