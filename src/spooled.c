@@ -1,11 +1,12 @@
 /*
- * spooled.c - a spool entry taken into a publish's options, a publish queued in the spool
- * (spooled.h).
+ * spooled.c - a spool entry taken into a publish's options, a publish queued in the spool,
+ * the state of a request (spooled.h).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -121,4 +122,69 @@ out:
 	free(e.workdir);
 	free(e.db);
 	return r;
+}
+
+/* What the catalogue says of one job: its last attempt. */
+struct find {
+	const char *job;
+	char outcome[32];
+	char started[40];
+	int found;
+};
+
+static int
+find_job(void *arg, const struct jp_job_brief *b)
+{
+	struct find *f = arg;
+
+	if (strcmp(b->job, f->job) != 0)
+		return 0;
+	snprintf(f->outcome, sizeof(f->outcome), "%s", b->outcome ? b->outcome : "");
+	snprintf(f->started, sizeof(f->started), "%s", b->started_at ? b->started_at : "");
+	f->found = 1;
+	return 0; /* the last one listed is the latest */
+}
+
+const char *
+jp_spooled_state(const struct jp_spool_entry *e, char *note, size_t len)
+{
+	struct jp_catalog *cat = NULL;
+	struct jp_error err;
+	struct find f;
+	const char *st = "pending";
+
+	note[0] = '\0';
+	memset(&f, 0, sizeof(f));
+	f.job = e->job;
+	jp_error_clear(&err);
+	if (e->db == NULL) {
+		snprintf(note, len, "no catalogue recorded");
+		return st;
+	}
+	/* A catalogue jobpub never wrote lists no attempts: the job is simply pending. */
+	if (jp_catalog_open(e->db, 2000, JP_CATALOG_READONLY, &cat, &err) != JP_OK ||
+	    jp_catalog_jobs(cat, find_job, &f, &err) != JP_OK) {
+		snprintf(note, len, "catalogue not readable: %s", err.msg);
+		jp_catalog_close(cat);
+		return st;
+	}
+	/* An attempt older than the entry is of an earlier request (the job enqueued again). */
+	if (!f.found || (e->created != NULL && strcmp(f.started, e->created) < 0))
+		st = "pending";
+	else if (strcmp(f.outcome, "published") == 0)
+		st = "published";
+	else if (jp_catalog_published_since(cat, e->job, e->created)) {
+		/* Published, then a later attempt failed (a conflict): the files stay published and
+		 * the request is done; `republish --overwrite` is for new content. */
+		snprintf(note, len, "a later attempt %s", f.outcome);
+		st = "published";
+	} else if (strcmp(f.outcome, "running") == 0 && jp_catalog_job_leased(cat, e->job))
+		st = "publishing";
+	else if (strcmp(f.outcome, "running") == 0) {
+		snprintf(note, len, "its publisher is gone");
+		st = "failed";
+	} else
+		st = "failed";
+	jp_catalog_close(cat);
+	return st;
 }

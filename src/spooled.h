@@ -1,7 +1,7 @@
 /*
  * spooled.h - publishing what the spool holds (spool.h is the entries' format and storage):
- * taking a queued request into a publish's options, and queueing a publish that could not
- * record itself so that `republish` finds it.
+ * taking a queued request into a publish's options, queueing a publish that could not record
+ * itself so that `republish` finds it, and what became of a request.
  */
 #ifndef JP_SPOOLED_H
 #define JP_SPOOLED_H
@@ -44,5 +44,19 @@ void jp_spooled_free(struct jp_spooled *s);
  */
 int jp_spooled_queue(const char *dir, const struct jp_publish_opts *o, char **key,
                      struct jp_error *err);
+
+/*
+ * The state of the request e, from its catalogue's latest attempt of its job (the catalogue is
+ * opened read-only, with a 2 s busy timeout):
+ *   "pending"     no attempt since the entry was written (or the catalogue cannot say: no
+ *                 catalogue recorded, or it cannot be read; note says which)
+ *   "publishing"  an attempt since runs, under a live lease
+ *   "failed"      the latest attempt since failed, or its publisher is gone (note says so)
+ *   "published"   an attempt since published the job, also when a later one failed (note:
+ *                 "a later attempt failed_storage"): the files stay published, the request is
+ *                 done (`republish --overwrite` is for new content)
+ * note (len bytes) gets "" or a reason; never NULL.
+ */
+const char *jp_spooled_state(const struct jp_spool_entry *e, char *note, size_t len);
 
 #endif

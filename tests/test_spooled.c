@@ -1,8 +1,9 @@
 /*
  * test_spooled.c - src/spooled.c: a spool entry taken into a publish's options (what is given
  * wins, --set values merged by name, the job ID from the entry, a missing or broken entry
- * changing nothing) and then published and removed; a publish queued under the first free
- * name (another request's entry never replaced, ten names at most).
+ * changing nothing); a publish queued under the first free name (another request's entry
+ * never replaced, ten names at most); the state of a request (pending, publishing, failed,
+ * published) from a real catalogue.
  */
 #include "config.h"
 
@@ -10,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "testlib.h"
+#include "testpub.h"
 
 #include "spooled.h"
 
@@ -212,6 +216,102 @@ START_TEST(test_queue_names_run_out)
 }
 END_TEST
 
+/* ---- the state of a request, from a real catalogue ---- */
+
+static struct t_pub P;
+
+static void
+pub_setup(void)
+{
+	t_pub_setup(&P);
+	jp_error_clear(&err);
+}
+
+static void
+pub_teardown(void)
+{
+	t_pub_teardown(&P);
+}
+
+/* An entry for job, created at `created`, for P's catalogue. */
+static void
+state_is(const char *job, const char *created, const char *db, const char *state,
+         const char *note)
+{
+	struct jp_spool_entry e;
+	char buf[JP_ERRMSG_MAX + 64];
+
+	memset(&e, 0, sizeof(e));
+	e.job = (char *)job;
+	e.db = (char *)db;
+	e.created = (char *)created;
+	ck_assert_str_eq(jp_spooled_state(&e, buf, sizeof(buf)), state);
+	if (note[0] == '\0')
+		ck_assert_str_eq(buf, "");
+	else
+		ck_assert_ptr_nonnull(strstr(buf, note));
+}
+
+START_TEST(test_state)
+{
+	char *work = t_pub_work(&P, "j2"), *a = t_path(work, "out/a");
+
+	/* No catalogue recorded, or one that cannot be read: pending, with the reason. */
+	state_is("j1", NULL, NULL, "pending", "no catalogue recorded");
+	state_is("j1", NULL, "/nonexistent/cat.db", "pending", "catalogue not readable: ");
+	ck_assert_int_eq(t_pub_job(&P, "j1", 100, &err), 0);
+	/* Published since the entry was written; an entry written after it: pending. */
+	state_is("j1", "2000-01-01T00:00:00Z", P.db, "published", "");
+	state_is("j1", "2999-01-01T00:00:00Z", P.db, "pending", "");
+	state_is("nosuch", NULL, P.db, "pending", "");
+	/* Published, then a later attempt failed: still published, said so. */
+	ck_assert_int_eq(t_pub_job(&P, "j2", 100, &err), 0);
+	ck_assert_int_eq(unlink(a), 0);
+	{
+		struct jp_publish_opts o;
+
+		memset(&o, 0, sizeof(o));
+		o.job = "j2";
+		o.manifest = P.manifest;
+		o.workdir = work;
+		o.db = P.db;
+		o.dest = P.url;
+		o.db_timeout_ms = 2000;
+		jp_error_clear(&err);
+		ck_assert_int_eq(jp_publish(&o, &err), 66);
+	}
+	state_is("j2", "2000-01-01T00:00:00Z", P.db, "published", "a later attempt failed_storage");
+	/* Never published, the last attempt failed: failed; left running by a publisher that is
+	 * gone: failed, said so. */
+	{
+		struct jp_publish_opts o;
+		char *w3 = t_pub_work(&P, "j3");
+
+		t_write_str(w3, "out/b.txt", "b\n");
+		memset(&o, 0, sizeof(o));
+		o.job = "j3";
+		o.manifest = P.manifest;
+		o.workdir = w3;
+		o.db = P.db;
+		o.dest = P.url;
+		o.db_timeout_ms = 2000;
+		jp_error_clear(&err);
+		ck_assert_int_eq(jp_publish(&o, &err), 66);
+		free(w3);
+	}
+	state_is("j3", "2000-01-01T00:00:00Z", P.db, "failed", "");
+	t_sql_exec(P.db, "UPDATE jobpub_attempts SET outcome = 'running' WHERE job = 'j3';");
+	state_is("j3", "2000-01-01T00:00:00Z", P.db, "failed", "its publisher is gone");
+	/* Running under a live lease (another host's, until 2100): publishing. */
+	t_sql_exec(P.db, "INSERT INTO jobpub_leases (job, host, pid, token, since, expires, boot_id)"
+	                 " VALUES ('j3', 'elsewhere.invalid', 1, '0123456789abcdef',"
+	                 " '2020-01-01T00:00:00Z', 4102444800, 'another-boot');");
+	state_is("j3", "2000-01-01T00:00:00Z", P.db, "publishing", "");
+	free(a);
+	free(work);
+}
+END_TEST
+
 static Suite *
 spooled_suite(void)
 {
@@ -224,6 +324,12 @@ spooled_suite(void)
 	tcase_add_test(tc, test_take_missing_changes_nothing);
 	tcase_add_test(tc, test_queue);
 	tcase_add_test(tc, test_queue_names_run_out);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("state");
+	tcase_add_checked_fixture(tc, pub_setup, pub_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_state);
 	suite_add_tcase(s, tc);
 	return s;
 }
