@@ -808,6 +808,8 @@ check_one(const struct jp_manifest *m, const struct jp_str *s, const struct jp_v
 	if (s->s == NULL)
 		return JP_OK;
 	x = jp_template_expand(s->s, v, why, sizeof(why), &off);
+	if (x == NULL && errno == ENOMEM)
+		return jp_error_set(err, JP_E_SOFTWARE, "manifest: out of memory");
 	if (x == NULL) {
 		struct jp_str at = {NULL, s->line, s->col + (int)off};
 		return jp_manifest_error(m, &at, err, "%s", why);
@@ -827,6 +829,9 @@ check_key_shape(const struct jp_manifest *m, const struct jp_output *o, const st
 	char *key = jp_template_expand(o->to.s, v, why, sizeof(why), &off);
 	int r = JP_OK;
 
+	/* The template itself passed check_one: failing now, it ran out of memory. */
+	if (key == NULL && errno == ENOMEM)
+		return jp_error_set(err, JP_E_SOFTWARE, "manifest: out of memory");
 	if (key != NULL && jp_key_check(key, why, sizeof(why)) != 0)
 		r = jp_manifest_error(m, &o->to, err, "output %s: %s", o->name.s, why);
 	free(key);
@@ -853,6 +858,8 @@ jp_manifest_check_job(const struct jp_manifest *m, const char *job, const struct
 		int bad;
 
 		x = d ? jp_template_expand(d, &v, why, sizeof(why), &off) : NULL;
+		if (d != NULL && x == NULL && errno == ENOMEM)
+			return jp_error_set(err, JP_E_SOFTWARE, "manifest: out of memory");
 		bad = (d != NULL && jp_url_has_password(d)) || (x != NULL && jp_url_has_password(x));
 		free(x);
 		if (bad && dest_override == NULL)
@@ -870,6 +877,8 @@ jp_manifest_check_job(const struct jp_manifest *m, const char *job, const struct
 		size_t off;
 		char *x = jp_template_expand(dest_override, &v, why, sizeof(why), &off);
 
+		if (x == NULL && errno == ENOMEM)
+			return jp_error_set(err, JP_E_SOFTWARE, "manifest: out of memory");
 		if (x == NULL)
 			return jp_error_set(err, JP_E_USAGE, "--dest %s: %s", dest_override, why);
 		free(x);

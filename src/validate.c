@@ -212,9 +212,13 @@ read_attr(hid_t file, const char *label, const char *name, char **out, struct jp
 	case H5T_STRING:
 		if (H5Tis_variable_str(t) > 0) {
 			char **v = calloc((size_t)n + 1, sizeof(char *));
+			if (v == NULL) {
+				r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+				goto out;
+			}
 			mt = H5Tcopy(H5T_C_S1);
 			H5Tset_size(mt, H5T_VARIABLE);
-			if (v == NULL || H5Aread(a, mt, v) < 0) {
+			if (H5Aread(a, mt, v) < 0) {
 				free(v);
 				r = jp_error_set(err, JP_E_DATA, "%s: attribute '%s' cannot be read", label,
 				                 name);
@@ -229,7 +233,11 @@ read_attr(hid_t file, const char *label, const char *name, char **out, struct jp
 			mt = H5Tcopy(H5T_C_S1);
 			H5Tset_size(mt, sz);
 			cap = sz * (size_t)n + 1;
-			if ((buf = calloc(1, cap)) == NULL || H5Aread(a, mt, buf) < 0) {
+			if ((buf = calloc(1, cap)) == NULL) {
+				r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+				goto out;
+			}
+			if (H5Aread(a, mt, buf) < 0) {
 				r = jp_error_set(err, JP_E_DATA, "%s: attribute '%s' cannot be read", label,
 				                 name);
 				goto out;
@@ -240,7 +248,11 @@ read_attr(hid_t file, const char *label, const char *name, char **out, struct jp
 		break;
 	case H5T_INTEGER: {
 		long long *v = calloc((size_t)n + 1, sizeof(*v));
-		if (v == NULL || H5Aread(a, H5T_NATIVE_LLONG, v) < 0) {
+		if (v == NULL) {
+			r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			goto out;
+		}
+		if (H5Aread(a, H5T_NATIVE_LLONG, v) < 0) {
 			free(v);
 			r = jp_error_set(err, JP_E_DATA, "%s: attribute '%s' cannot be read", label, name);
 			goto out;
@@ -252,7 +264,11 @@ read_attr(hid_t file, const char *label, const char *name, char **out, struct jp
 	}
 	case H5T_FLOAT: {
 		double *v = calloc((size_t)n + 1, sizeof(*v));
-		if (v == NULL || H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0) {
+		if (v == NULL) {
+			r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			goto out;
+		}
+		if (H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0) {
 			free(v);
 			r = jp_error_set(err, JP_E_DATA, "%s: attribute '%s' cannot be read", label, name);
 			goto out;

@@ -11,6 +11,8 @@
  *
  * A sweep: for n = 1, 2, ...: t_fail_alloc(n), run the operation, t_fail_alloc(0); when
  * t_fail_alloc_fired() is 0 the operation made fewer than n allocations and the sweep is done.
+ * The test's own code counts too (libcheck's included, when linked statically): arm only
+ * around the calls under test, and make no ck_assert while armed.
  */
 #ifndef JP_FAILALLOC_H
 #define JP_FAILALLOC_H

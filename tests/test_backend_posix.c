@@ -21,6 +21,7 @@
 #include "testlib.h"
 
 #include "dest.h"
+#include "failalloc.h"
 #include "log.h"
 #include "util.h"
 
@@ -1548,6 +1549,73 @@ START_TEST(test_sync_directory_gone)
 }
 END_TEST
 
+/* One upload's whole life (open, stage into new directories, write, finish, commit, stat,
+ * read back, list, sync, remove, close), with each allocation of jobpub's own
+ * (tests/failalloc.h) failed in turn: every failure is "out of memory" (70), and no temporary
+ * is ever left behind. */
+static int
+count_cb(void *arg, const char *key, const struct jp_stat *st)
+{
+	(void)key;
+	(void)st;
+	++*(int *)arg;
+	return 0;
+}
+
+static int
+upload_life(const char *url, const char *key, struct jp_error *err)
+{
+	struct jp_dest_opts opts = {0};
+	struct jp_dest *d = NULL;
+	struct jp_upload *u = NULL;
+	unsigned char sha[32];
+	struct jp_stat st;
+	int r, exists, replaced, listed = 0;
+
+	if ((r = jp_dest_open(url, &opts, &d, err)) != JP_OK)
+		return r;
+	if ((r = jp_dest_stage(d, key, TOKEN, 5, &u, err)) == JP_OK &&
+	    (r = jp_upload_write(u, "hello", 5, err)) == JP_OK &&
+	    (r = jp_upload_finish(u, 5, NULL, err)) == JP_OK &&
+	    (r = jp_upload_commit(u, 0, &exists, &replaced, err)) == JP_OK &&
+	    (r = jp_dest_stat(d, key, &st, err)) == JP_OK &&
+	    (r = jp_dest_digest(d, key, sha, err)) == JP_OK &&
+	    (r = jp_dest_list(d, key, count_cb, &listed, err)) == JP_OK &&
+	    (r = jp_dest_sync(d, err)) == JP_OK)
+		r = jp_dest_remove(d, key, err);
+	jp_upload_free(u);
+	jp_dest_close(d);
+	return r;
+}
+
+START_TEST(test_allocation_failures)
+{
+	struct jp_error err;
+	unsigned long n;
+	char *url, key[64];
+	int r;
+
+	ck_assert(asprintf(&url, "file://%s/dest/x", dir) > 0);
+	for (n = 1;; n++) {
+		snprintf(key, sizeof(key), "n%lu/sub/f", n);
+		jp_error_clear(&err);
+		t_fail_alloc(n);
+		r = upload_life(url, key, &err);
+		t_fail_alloc(0);
+		if (!t_fail_alloc_fired())
+			break;
+		ck_assert_msg(r != JP_OK, "allocation %lu failed, all went well", n);
+		ck_assert_msg(err.code == JP_E_SOFTWARE && strstr(err.msg, "out of memory") != NULL,
+		              "allocation %lu: %d %s", n, err.code, err.msg);
+		ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	}
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert_uint_ge(n, 10);
+	ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+	free(url);
+}
+END_TEST
+
 static Suite *
 backend_posix_suite(void)
 {
@@ -1604,6 +1672,7 @@ backend_posix_suite(void)
 	tcase_add_test(tc, test_open_errors);
 	tcase_add_test(tc, test_object_errors);
 	tcase_add_test(tc, test_sync_directory_gone);
+	tcase_add_test(tc, test_allocation_failures);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("permissions");

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "manifest.h"
+#include "failalloc.h"
 #include "testlib.h"
 
 static char *dir, *file;
@@ -724,6 +725,45 @@ START_TEST(test_too_large_in_memory)
 }
 END_TEST
 
+/* Every allocation of jobpub's own (tests/failalloc.h) while a manifest is loaded and checked
+ * against a job failed in turn: each is "out of memory" (70), never a verdict on the manifest
+ * (65); then it loads and passes. */
+START_TEST(test_allocation_failures)
+{
+	static const struct jp_kv sets[] = {{"model", "kosma"}};
+	unsigned long n;
+	int r;
+
+	t_write_str(dir, "manifest.yaml", full);
+	for (n = 1;; n++) {
+		jp_error_clear(&err);
+		t_fail_alloc(n);
+		r = jp_manifest_load(file, &m, &err);
+		t_fail_alloc(0);
+		if (!t_fail_alloc_fired())
+			break;
+		ck_assert_msg(r == JP_FAILED && m == NULL, "allocation %lu failed, loaded", n);
+		ck_assert_msg(err.code == JP_E_SOFTWARE && (strstr(err.msg, "out of memory") != NULL ||
+		                                            strstr(err.msg, "Cannot allocate") != NULL),
+		              "allocation %lu: %d %s", n, err.code, err.msg);
+	}
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert_uint_ge(n, 10);
+	for (n = 1;; n++) {
+		jp_error_clear(&err);
+		t_fail_alloc(n);
+		r = jp_manifest_check_job(m, "42", sets, 1, NULL, NULL, &err);
+		t_fail_alloc(0);
+		if (!t_fail_alloc_fired())
+			break;
+		ck_assert_msg(r == JP_FAILED, "allocation %lu failed, checked", n);
+		ck_assert_msg(err.code == JP_E_SOFTWARE && strstr(err.msg, "out of memory") != NULL,
+		              "allocation %lu: %d %s", n, err.code, err.msg);
+	}
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+}
+END_TEST
+
 /* ---- bytes that are not UTF-8 text: refused before the YAML parser sees them ---- */
 
 /* Writes len raw bytes as the manifest and expects class 65 with exactly "FILE" + where. */
@@ -874,6 +914,7 @@ main(void)
 	tcase_add_test(tc, test_empty_value);
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_too_large_in_memory);
+	tcase_add_test(tc, test_allocation_failures);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bytes");

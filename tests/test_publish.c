@@ -23,6 +23,7 @@
 
 #include "catalog.h" /* JP_STATUS_FAILED */
 #include "dest.h"    /* JP_TMP_PREFIX */
+#include "failalloc.h"
 #include "log.h"
 #include "publish.h"
 #include "util.h"
@@ -1354,6 +1355,64 @@ START_TEST(test_lease_renewed)
 }
 END_TEST
 
+/* Every allocation of jobpub's own (tests/failalloc.h; SQLite's are not counted) in a publish
+ * failed in turn, each time from scratch.  The publish fails (70 for out of memory; 75 when
+ * the catalogue could not take its record) or succeeds when the allocation was one it can do
+ * without; either way it never crashes, leaves no temporary, never leaves the job
+ * `publishing`, and a success has published every file whole.  Once the process is gone (its
+ * lease is then void), the next publish publishes the job. */
+START_TEST(test_allocation_failures)
+{
+	struct jp_publish_opts o = opts();
+	unsigned long n;
+	int rc;
+	char *log = NULL;
+	size_t loglen = 0;
+	FILE *fp = open_memstream(&log, &loglen);
+
+	jp_log_setup(JP_LOG_TEXT, -1, fp); /* what each failure logs is not this test's business */
+	for (n = 1;; n++) {
+		rm_archive();
+		unlink(db);
+		jp_error_clear(&err);
+		t_fail_alloc(n);
+		rc = jp_publish(&o, &err);
+		t_fail_alloc(0);
+		if (!t_fail_alloc_fired())
+			break;
+		ck_assert_msg(rc == 0 || rc == JP_E_SOFTWARE || rc == JP_E_TEMPFAIL,
+		              "allocation %lu: rc %d: %s", n, rc, err.msg);
+		ck_assert_msg(rc == 0 || err.msg[0] != '\0', "allocation %lu: no reason", n);
+		ck_assert_uint_eq(t_count_prefixed(dir, JP_TMP_PREFIX), 0);
+		if (t_exists(dir, "cat.db") &&
+		    t_sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs'", NULL) == 1)
+			ck_assert_int_eq(t_sql_int(db, "SELECT count(*) FROM jobs WHERE status = "
+			                               "'publishing'", NULL),
+			                 0);
+		if (rc == 0) {
+			assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+			assert_same("onion/ONION3_CO.OUT", "onion/ONIONj1.ONION3_CO.OUT");
+		}
+		if (n % 16 == 0 || rc == 0) {
+			/* the process that failed is gone: so is its lease */
+			if (t_exists(dir, "cat.db") &&
+			    t_sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name = "
+			                  "'jobpub_leases'", NULL) == 1)
+				t_sql_exec(db, "DELETE FROM jobpub_leases");
+			ck_assert_msg(publish(0) == 0, "after allocation %lu (rc %d): %s", n, rc,
+			              err.msg);
+			assert_same("out/TEXTOUT", "grid/TEXTOUTj1");
+		}
+	}
+	jp_log_setup(JP_LOG_TEXT, -1, NULL);
+	fclose(fp);
+	free(log);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err.msg);
+	ck_assert_uint_ge(n, 50);
+	t_sql_eq(db, "published", "SELECT status FROM jobs WHERE id = ?", JOB);
+}
+END_TEST
+
 static Suite *
 publish_suite(void)
 {
@@ -1398,6 +1457,13 @@ publish_suite(void)
 	tcase_add_test(tc, test_catalog_locked_after_open);
 	tcase_add_test(tc, test_catalog_record_fails_files_stay);
 	tcase_add_test(tc, test_lease_renewed);
+	suite_add_tcase(s, tc);
+
+	/* a few hundred publishes, each with its catalogue made and fsynced */
+	tc = tcase_create("allocation");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_allocation_failures);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("dry-run");

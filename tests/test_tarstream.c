@@ -15,6 +15,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "failalloc.h"
 #include "log.h"
 #include "hashpipe.h"
 #include "tarstream.h"
@@ -540,6 +541,41 @@ START_TEST(test_piped_misuse)
 }
 END_TEST
 
+/* Every allocation of jobpub's own (tests/failalloc.h) while a tree is archived failed in
+ * turn: each fails the archive with "out of memory" (70), never as an I/O error; then the tree
+ * is archived whole. */
+START_TEST(test_allocation_failures)
+{
+	struct jp_archive_result res;
+	struct jp_error err;
+	char *src = t_path(dir, "Out"), *out = t_path(dir, "out.tar");
+	unsigned long n;
+	FILE *fp;
+	int r;
+
+	make_tree();
+	for (n = 1;; n++) {
+		ck_assert_ptr_nonnull(fp = fopen(out, "wb"));
+		jp_error_clear(&err);
+		t_fail_alloc(n);
+		r = jp_archive_write(src, "Out", JP_ARCHIVE_TAR_GZ, to_file, fp, &res, &err);
+		t_fail_alloc(0);
+		fclose(fp);
+		if (!t_fail_alloc_fired())
+			break;
+		ck_assert_msg(r == JP_FAILED, "allocation %lu failed, archive made", n);
+		ck_assert_msg(err.code == JP_E_SOFTWARE && (strstr(err.msg, "out of memory") != NULL ||
+		                                            strstr(err.msg, "Cannot allocate") != NULL),
+		              "allocation %lu: %d %s", n, err.code, err.msg);
+	}
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert_uint_ge(n, 10);
+	ck_assert_uint_eq(res.entries, 10);
+	free(src);
+	free(out);
+}
+END_TEST
+
 /* ---- races and errors at the exact moment ----
  *
  * This program's own openat, fstatat, readlinkat, read, readdir and dup take precedence over
@@ -808,6 +844,7 @@ main(void)
 	tcase_add_test(tc, test_piped_misuse);
 	tcase_add_test(tc, test_walk_races);
 	tcase_add_test(tc, test_read_errors);
+	tcase_add_test(tc, test_allocation_failures);
 	suite_add_tcase(s, tc);
 	return t_run(s);
 }

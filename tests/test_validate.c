@@ -5,6 +5,7 @@
 
 #include <hdf5.h>
 
+#include "failalloc.h"
 #include "testlib.h"
 #include "validate.h"
 
@@ -599,6 +600,44 @@ START_TEST(test_attributes_need_hdf5)
 }
 END_TEST
 
+/* Every allocation of jobpub's own (tests/failalloc.h) while reading attributes of every kind
+ * failed in turn: each is "out of memory" (70), never a verdict on the file (65), and nothing
+ * is returned; then they are read. */
+START_TEST(test_allocation_failures)
+{
+	static const char *const names[] = {"vlen", "vlen_list", "fixed_list", "ints", "floats"};
+	struct jp_attr *attrs = NULL;
+	struct jp_error err;
+	enum jp_check found;
+	unsigned long n;
+	int r;
+	char *path = t_path(dir, "k.h5");
+	int fd;
+
+	make_attr_kinds("k.h5");
+	ck_assert_int_ge(fd = open(path, O_RDONLY | O_CLOEXEC), 0);
+	for (n = 1;; n++) {
+		attrs = (struct jp_attr *)1;
+		jp_error_clear(&err);
+		t_fail_alloc(n);
+		r = jp_validate(fd, "k.h5", JP_CHECK_AUTO, names, 5, &attrs, &found, &err);
+		t_fail_alloc(0);
+		if (!t_fail_alloc_fired())
+			break;
+		ck_assert_msg(r == JP_FAILED, "allocation %lu failed, attributes read", n);
+		ck_assert_msg(err.code == JP_E_SOFTWARE && strstr(err.msg, "out of memory") != NULL,
+		              "allocation %lu: %d %s", n, err.code, err.msg);
+		ck_assert_ptr_null(attrs);
+	}
+	ck_assert_msg(r == JP_OK, "%s", err.msg);
+	ck_assert_uint_ge(n, 7);
+	ck_assert_str_eq(attrs[4].value, "0.25,-1.0000000000000001e+300");
+	jp_attrs_free(attrs, 5);
+	close(fd);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_parse)
 {
 	ck_assert_int_eq(jp_check_parse("auto"), JP_CHECK_AUTO);
@@ -633,6 +672,7 @@ main(void)
 	tcase_add_test(tc, test_superblock_v1);
 	tcase_add_test(tc, test_descriptor_errors);
 	tcase_add_test(tc, test_attributes_need_hdf5);
+	tcase_add_test(tc, test_allocation_failures);
 	tcase_add_test(tc, test_parse);
 	suite_add_tcase(s, tc);
 	return t_run(s);
