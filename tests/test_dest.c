@@ -224,6 +224,9 @@ static const struct {
 	{"s3://bucket/a/../b", "s3: destination 's3://bucket/a/../b': prefix: remote name 'a/../b' "
 	                       "escapes the destination ('.' or '..' component)"},
 	{"file://host/x", "posix: destination 'file://host/x': Bad file:// URL"},
+	/* a path that does not decode to a file name (a NUL byte) */
+	{"file:///a%00b", "posix: destination 'file:///a%00b': URL decode error, most likely "
+	                  "because of rubbish in the input"},
 };
 
 START_TEST(test_check_url_bad)
