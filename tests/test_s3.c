@@ -8,9 +8,39 @@
 
 #include <curl/curl.h>
 
+#include <openssl/evp.h>
+
+#include "failalloc.h"
 #include "s3.h"
 #include "testlib.h"
 #include "util.h"
+
+/* The allocating library calls s3.c makes, counted with the allocators of tests/failalloc.c
+ * (Makefile.am wraps them): libcurl's header lists and URL parser, OpenSSL's digest context. */
+struct curl_slist *__real_curl_slist_append(struct curl_slist *l, const char *s);
+struct curl_slist *__wrap_curl_slist_append(struct curl_slist *l, const char *s);
+CURLU *__real_curl_url(void);
+CURLU *__wrap_curl_url(void);
+EVP_MD_CTX *__real_EVP_MD_CTX_new(void);
+EVP_MD_CTX *__wrap_EVP_MD_CTX_new(void);
+
+struct curl_slist *
+__wrap_curl_slist_append(struct curl_slist *l, const char *s)
+{
+	return t_fail_alloc_count() ? NULL : __real_curl_slist_append(l, s);
+}
+
+CURLU *
+__wrap_curl_url(void)
+{
+	return t_fail_alloc_count() ? NULL : __real_curl_url();
+}
+
+EVP_MD_CTX *
+__wrap_EVP_MD_CTX_new(void)
+{
+	return t_fail_alloc_count() ? NULL : __real_EVP_MD_CTX_new();
+}
 
 static char *dir;
 
@@ -367,6 +397,120 @@ START_TEST(test_parse_size)
 }
 END_TEST
 
+/* Every allocation of each function failing in turn (tests/failalloc.h): the function says so
+ * (NULL, -1, 70 "out of memory", "?") and leaves nothing half made; once memory is there, the
+ * normal result.  No check macro runs while a failure is armed (check allocates in them). */
+START_TEST(test_out_of_memory)
+{
+	static const struct jp_s3_param q[] = {{"prefix", "a b/"}, {"list-type", "2"}, {"uploads", NULL}};
+	static const char *const extra[] = {"Content-MD5: x", "If-None-Match: *", NULL};
+	static const char xml[] = "<R><Code>A&amp;B</Code></R>";
+	const unsigned char md5s[2][16] = {{1}, {2}};
+	struct jp_s3_endpoint ep;
+	struct jp_s3_creds c;
+	struct jp_error e;
+	unsigned long n;
+	unsigned fails = 0, done = 0;
+	char *cred = t_path(dir, "credentials"), *conf = t_path(dir, "config");
+	FILE *fp;
+
+	fp = fopen(cred, "w");
+	ck_assert_ptr_nonnull(fp);
+	fprintf(fp, "[p]\naws_access_key_id = AKFILE\naws_secret_access_key = skfile\n"
+	            "aws_session_token = tokfile\n");
+	fclose(fp);
+	fp = fopen(conf, "w");
+	ck_assert_ptr_nonnull(fp);
+	fprintf(fp, "[profile p]\nregion = eu-west-1\n");
+	fclose(fp);
+	memset(&ep, 0, sizeof(ep));
+	for (n = 1; done == 0; n++) {
+		char *enc, *query, *url1, *url2, *sig, *aws, *text = NULL, etag[64];
+		struct curl_slist *h;
+		int rx, rep, rce, rcf, fired;
+
+		jp_error_clear(&e);
+		t_fail_alloc(n);
+		enc = jp_s3_encode("a b/c", 1);
+		query = jp_s3_query(q, 3);
+		h = jp_s3_headers("UNSIGNED-PAYLOAD", "tok", extra);
+		rep = jp_s3_endpoint_parse("http://127.0.0.1:7480/base/", &ep, &e);
+		url1 = rep == JP_OK ? jp_s3_url(&ep, "b", 1, "k 1", "x=1") : NULL;
+		url2 = rep == JP_OK ? jp_s3_url(&ep, "b", 0, NULL, NULL) : NULL;
+		sig = jp_s3_sigv4("eu-west-1");
+		aws = jp_s3_aws_endpoint("eu-west-1");
+		rx = jp_s3_xml_text(xml, xml + sizeof(xml) - 1, "Code", &text);
+		jp_s3_multipart_etag(md5s, 2, etag, sizeof(etag));
+		setenv("AWS_ACCESS_KEY_ID", "AKENV", 1);
+		setenv("AWS_SECRET_ACCESS_KEY", "skenv", 1);
+		setenv("AWS_SESSION_TOKEN", "tok", 1);
+		rce = jp_s3_creds_find(&c, dir, &e);
+		if (rce == JP_OK)
+			jp_s3_creds_free(&c);
+		unsetenv("AWS_ACCESS_KEY_ID");
+		unsetenv("AWS_SECRET_ACCESS_KEY");
+		unsetenv("AWS_SESSION_TOKEN");
+		setenv("AWS_PROFILE", "p", 1);
+		setenv("AWS_SHARED_CREDENTIALS_FILE", cred, 1);
+		setenv("AWS_CONFIG_FILE", conf, 1);
+		rcf = jp_s3_creds_find(&c, dir, &e);
+		t_fail_alloc(0);
+		fired = t_fail_alloc_fired();
+		unsetenv("AWS_PROFILE");
+		unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+		unsetenv("AWS_CONFIG_FILE");
+		if (!fired) { /* nothing failed: every result whole */
+			done = 1;
+			ck_assert_str_eq(enc, "a%20b/c");
+			ck_assert_str_eq(query, "list-type=2&prefix=a%20b%2F&uploads=");
+			ck_assert_ptr_nonnull(h);
+			ck_assert_int_eq(rep, JP_OK);
+			ck_assert_str_eq(url1, "http://127.0.0.1:7480/base/b/k%201?x=1");
+			ck_assert_str_eq(url2, "http://b.127.0.0.1:7480/base/");
+			ck_assert_str_eq(sig, "aws:amz:eu-west-1:s3");
+			ck_assert_str_eq(aws, "https://s3.eu-west-1.amazonaws.com");
+			ck_assert_str_eq(text, "A&B");
+			ck_assert_str_ne(etag, "?");
+			ck_assert_int_eq(rce, JP_OK);
+			ck_assert_int_eq(rcf, JP_OK);
+			ck_assert_str_eq(c.session_token, "tokfile");
+			ck_assert_str_eq(c.region, "eu-west-1");
+		} else {
+			/* exactly one call met the failure, and said so */
+			unsigned k = (enc == NULL) + (query == NULL) + (h == NULL) + (rep != JP_OK) +
+			             (rep == JP_OK && (url1 == NULL || url2 == NULL)) + (sig == NULL) +
+			             (aws == NULL) + (rx != 0) + (strcmp(etag, "?") == 0) +
+			             (rce != JP_OK) + (rcf != JP_OK);
+
+			ck_assert_msg(k == 1, "allocation %lu failing: %u calls failed", n, k);
+			ck_assert_msg(rx == 0 || text == NULL, "allocation %lu: text left", n);
+			if (rep != JP_OK || rce != JP_OK || rcf != JP_OK) {
+				ck_assert_int_eq(e.code, JP_E_SOFTWARE);
+				ck_assert_str_eq(e.msg, "s3: out of memory");
+			}
+			ck_assert_msg(rep == JP_OK || ep.host == NULL, "allocation %lu: endpoint left", n);
+			fails++;
+		}
+		if (rcf == JP_OK)
+			jp_s3_creds_free(&c);
+		else
+			ck_assert_ptr_null(c.access_key);
+		free(enc);
+		free(query);
+		curl_slist_free_all(h);
+		jp_s3_endpoint_free(&ep);
+		free(url1);
+		free(url2);
+		free(sig);
+		free(aws);
+		free(text);
+	}
+	ck_assert_uint_gt(fails, 20);
+	free(cred);
+	free(conf);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -387,6 +531,7 @@ main(void)
 	tcase_add_test(tc, test_part_sizes);
 	tcase_add_test(tc, test_multipart_etag);
 	tcase_add_test(tc, test_parse_size);
+	tcase_add_test(tc, test_out_of_memory);
 	suite_add_tcase(s, tc);
 	return t_run(s);
 }
