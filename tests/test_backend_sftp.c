@@ -1800,7 +1800,8 @@ oom_cycle(const char *url, const struct jp_dest_opts *o, struct jp_error *err)
 	    (r = jp_upload_commit(u, 1, &exists, &replaced, err)) != JP_OK ||
 	    (r = jp_dest_stat(d, "o/k", &st, err)) != JP_OK ||
 	    (r = jp_dest_list(d, "o", count_keys, &s, err)) != JP_OK ||
-	    (r = jp_dest_hash(d, "o/k", sha, err)) != JP_OK)
+	    (r = jp_dest_hash(d, "o/k", sha, err)) != JP_OK ||
+	    (r = jp_dest_remove(d, "o/gone", err)) != JP_OK)
 		goto out;
 	r = JP_OK;
 out:
@@ -1813,14 +1814,19 @@ START_TEST(test_out_of_memory)
 {
 	struct jp_dest_opts o = opts_ok();
 	struct jp_error err;
-	char *url = url_of(w);
+	char *url = url_of(w), *kh;
 	long n;
 	int r, failures = 0;
 
 	t_write_str(w, "o/k", "old");
 	own("o");
 	own("o/k");
+	/* accept-new into a known_hosts file removed before each run: adding the key too */
+	kh = t_path(home, "kh-oom");
+	set_opt(&o, "sftp.known-hosts", kh);
+	set_opt(&o, "sftp.accept-new-host-key", "true");
 	for (n = 1; n < 1000; n++) {
+		unlink(kh);
 		t_fail_alloc((unsigned long)n);
 		r = oom_cycle(url, &o, &err);
 		t_fail_alloc(0);
@@ -1840,6 +1846,8 @@ START_TEST(test_out_of_memory)
 	fprintf(stderr, "test_out_of_memory: %ld allocations, %d failures\n", n, failures);
 	ck_assert_int_gt(failures, 10);
 	assert_content("o/k", "data");
+	ck_assert(t_exists(home, "kh-oom"));
+	free(kh);
 	free(url);
 }
 END_TEST
