@@ -227,7 +227,7 @@ cmd_publish(int argc, char **argv)
 	 * check, clean up (within a bound of its own), record the attempt as interrupted. */
 	jp_publish_set_cleanup_hook(jp_cmd_stop_cleanup);
 	jp_error_clear(&err);
-	rc = jp_publish(o, &err);
+	rc = jp_exit_code(jp_publish(o, &err), &err);
 	if (rc != 0)
 		jp_log_error("%s", err.msg);
 	if (rc != 0 && spooled.entry == NULL && !o->dry_run && jp_publish_unrecorded())

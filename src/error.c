@@ -25,6 +25,23 @@ jp_severity_of(int code)
 }
 
 int
+jp_worst(int a, int b)
+{
+	return b < a ? b : a;
+}
+
+int
+jp_exit_code(int sev, const struct jp_error *e)
+{
+	if (sev == JP_OK || sev == JP_WARN)
+		return 0;
+	/* A class that is not one of ours is a software error too: never exit 0 on a failure. */
+	if (e == NULL || e->code <= 0 || e->code > 255)
+		return JP_E_SOFTWARE;
+	return e->code;
+}
+
+int
 jp_error_vset(struct jp_error *e, int code, const char *fmt, va_list ap)
 {
 	if (e->code == JP_E_NONE && e->msg[0] == '\0') {

@@ -73,4 +73,13 @@ const char *jp_class_name(int code);
 /* Severity matching a class: JP_OK for none, JP_RETRY for tempfail, else JP_FAILED. */
 int jp_severity_of(int code);
 
+/* The worse of two results (the lower severity): merging the results of several lanes, files
+ * or steps keeps the worst, `ret = jp_worst(ret, r)`. */
+int jp_worst(int a, int b);
+
+/* The exit code (sysexits(3), the table of `man jobpub`) of a command whose library call gave
+ * severity `sev` with its reason on `e`: 0 for JP_OK and JP_WARN, else e's class, or 70
+ * (JP_E_SOFTWARE) when a failure left no class.  The one place severities become exit codes. */
+int jp_exit_code(int sev, const struct jp_error *e);
+
 #endif

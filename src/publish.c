@@ -1168,5 +1168,9 @@ out:
 	run_free(&R);
 	if (r != JP_OK && err->code == JP_E_NONE)
 		jp_error_set(err, JP_E_SOFTWARE, "internal error: failure without a reason");
-	return r == JP_OK ? 0 : err->code;
+	/* The class of the first reason decides between RETRY and FAILED (a rollback or a signal
+	 * may have rewritten it); a dead connection stays FATAL. */
+	if (r == JP_OK)
+		return JP_OK;
+	return r == JP_FATAL ? JP_FATAL : jp_severity_of(err->code);
 }

@@ -42,8 +42,10 @@ struct jp_publish_opts {
 	const struct jp_options *options;
 };
 
-/* Runs a publish.  Returns the exit code (0 published, else a jp_class); the reason of a
- * failure is on err.  Messages and events go to the log (log.h). */
+/* Runs a publish.  Returns a severity (error.h): JP_OK published; else the reason and its
+ * class (the exit code, jp_exit_code()) are on err: JP_RETRY when a later run may succeed
+ * (class 75), JP_FATAL when a connection died under it, JP_FAILED otherwise.  Messages and events
+ * go to the log (log.h). */
 int jp_publish(const struct jp_publish_opts *o, struct jp_error *err);
 
 /* 1 when the last jp_publish ended (75) before its attempt was recorded because the catalogue

@@ -413,7 +413,7 @@ run_one(const struct todo *t, const struct jp_publish_opts *base, const char *sp
 		o.dest = t->dest;
 		o.sets = sets;
 		o.n_sets = n_sets;
-		rc = jp_publish(&o, &err);
+		rc = jp_exit_code(jp_publish(&o, &err), &err);
 		/* Published: the request is done, as after `publish --spool`. */
 		if (rc == 0 && t->spoolkey != NULL && spooldir != NULL) {
 			struct jp_error e;

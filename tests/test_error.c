@@ -222,6 +222,51 @@ START_TEST(test_worst_result_wins)
 }
 END_TEST
 
+/* jp_worst() over every pair of severities: the lower one, whichever order. */
+START_TEST(test_worst_helper)
+{
+	const int sev[] = {JP_OK, JP_RETRY, JP_WARN, JP_FAILED, JP_FATAL};
+	size_t i, j, n = sizeof(sev) / sizeof(sev[0]);
+	int ret = JP_OK;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < n; j++) {
+			ck_assert_int_eq(jp_worst(sev[i], sev[j]), sev[i > j ? i : j]);
+			ck_assert_int_eq(jp_worst(sev[j], sev[i]), sev[i > j ? i : j]);
+		}
+	/* Merging lanes: a fatal lane is not hidden by a later retry or success. */
+	ret = jp_worst(ret, JP_RETRY);
+	ret = jp_worst(ret, JP_FATAL);
+	ret = jp_worst(ret, JP_RETRY);
+	ret = jp_worst(ret, JP_OK);
+	ck_assert_int_eq(ret, JP_FATAL);
+}
+END_TEST
+
+/* The one mapping from a severity and its reason to the exit code of a command. */
+START_TEST(test_exit_code)
+{
+	struct jp_error e;
+
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_exit_code(JP_OK, &e), 0);
+	ck_assert_int_eq(jp_exit_code(JP_WARN, &e), 0);
+	/* A failure without a reason is an internal error, never a success. */
+	ck_assert_int_eq(jp_exit_code(JP_FAILED, &e), JP_E_SOFTWARE);
+	ck_assert_int_eq(jp_exit_code(JP_FATAL, NULL), JP_E_SOFTWARE);
+	ck_assert_int_eq(jp_exit_code(JP_RETRY, &e), JP_E_SOFTWARE);
+	/* Otherwise the class on the handle, whatever the severity. */
+	ck_assert_int_eq(jp_exit_code(jp_error_set(&e, JP_E_TEMPFAIL, "sftp: lost"), &e), 75);
+	ck_assert_int_eq(jp_exit_code(JP_FATAL, &e), 75);
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_exit_code(jp_error_set(&e, JP_E_DATA, "manifest: bad"), &e), 65);
+	jp_error_clear(&e);
+	ck_assert_int_eq(jp_exit_code(jp_error_set(&e, JP_E_NOPERM, "posix: denied"), &e), 77);
+	/* A WARN is done: its message is told, the command still exits 0. */
+	ck_assert_int_eq(jp_exit_code(JP_WARN, &e), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -253,6 +298,8 @@ main(void)
 	tcase_add_test(tc, test_severity_of);
 	tcase_add_test(tc, test_severity_order);
 	tcase_add_test(tc, test_worst_result_wins);
+	tcase_add_test(tc, test_worst_helper);
+	tcase_add_test(tc, test_exit_code);
 	suite_add_tcase(s, tc);
 
 	return t_run(s);

@@ -113,7 +113,7 @@ static int
 publish_with(const struct jp_publish_opts *o)
 {
 	jp_error_clear(&err);
-	return jp_publish(o, &err);
+	return jp_exit_code(jp_publish(o, &err), &err); /* the exit code the command gives */
 }
 
 static int

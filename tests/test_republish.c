@@ -66,7 +66,8 @@ failed_job(const char *job)
 	o.dest = P.url;
 	o.db_timeout_ms = 2000;
 	jp_error_clear(&err);
-	ck_assert_int_eq(jp_publish(&o, &err), 66);
+	ck_assert_int_eq(jp_publish(&o, &err), JP_FAILED);
+	ck_assert_int_eq(err.code, 66);
 	ck_assert_int_eq(access(a, F_OK), -1);
 	st = status_of(job);
 	ck_assert_str_eq(st, JP_STATUS_FAILED);

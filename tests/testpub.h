@@ -87,7 +87,7 @@ t_pub_job(const struct t_pub *p, const char *job, size_t size_a, struct jp_error
 	o.dest = p->url;
 	o.db_timeout_ms = 2000;
 	jp_error_clear(err);
-	rc = jp_publish(&o, err);
+	rc = jp_exit_code(jp_publish(&o, err), err); /* the exit code the command gives */
 	free(work);
 	return rc;
 }
