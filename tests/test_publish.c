@@ -1376,7 +1376,7 @@ START_TEST(test_allocation_failures)
 		unlink(db);
 		jp_error_clear(&err);
 		t_fail_alloc(n);
-		rc = jp_publish(&o, &err);
+		rc = jp_exit_code(jp_publish(&o, &err), &err);
 		t_fail_alloc(0);
 		if (!t_fail_alloc_fired())
 			break;
