@@ -2,7 +2,8 @@
 # jobpub spool (entries, their state and age; --clean) and republish through spool entries: a
 # job whose catalogue row could not even be marked (the catalogue locked past the timeout, so
 # no attempt was recorded) is found by `republish` through its entry, listed by its catalogue
-# ID in --dry-run, published, and its entry removed.
+# ID in --dry-run, published, and its entry removed.  Also: ages in s/m/h/d, an entry without
+# a catalogue, --clean --json, a spool that is not a directory (74), option errors.
 . "$(dirname "$0")/lib.sh"
 
 SP=$T/spool
@@ -174,6 +175,62 @@ dead_publisher() {
 	assert_grep '^slurm-81: job 1 failed \([0-9]+s old\) in .*: its publisher is gone$' "$OUT"
 }
 
+# Ages in seconds, minutes, hours and days (an mtime in the future is 0 s old); an entry that
+# records no catalogue; --clean --json; a spool that is not a directory (74); option errors.
+ages_and_options() {
+	make_mini
+	rm -rf "$SP"
+	enqueue 1 k-min
+	enqueue 1 k-hours
+	enqueue 1 k-days
+	enqueue 1 k-future
+	touch -d '5 minutes ago' "$SP/k-min.json"
+	touch -d '3 hours ago' "$SP/k-hours.json"
+	touch -d '3 days ago' "$SP/k-days.json"
+	touch -d '1 hour' "$SP/k-future.json"
+	python3 - "$SP/nodb.json" "$MMAN" "$MJOB" <<'PY'
+import json, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, json.dumps({"job": "nodb", "manifest": sys.argv[2], "workdir": sys.argv[3],
+    "db": None, "dest": None, "sets": {}, "uid": os.geteuid(),
+    "created": "2026-01-01T00:00:00Z"}).encode())
+os.close(fd)
+PY
+	expect_rc 0 "$JOBPUB" spool --spool "$SP"
+	assert_grep '^k-min: job 1 pending \(5m old\)' "$OUT"
+	assert_grep '^k-hours: job 1 pending \(3h old\)' "$OUT"
+	assert_grep '^k-days: job 1 pending \(3d old\)' "$OUT"
+	assert_grep '^k-future: job 1 pending \(0s old\)' "$OUT"
+	assert_grep '^nodb: job nodb pending \([0-9]+s old\) in \(default catalogue\): no catalogue recorded$' "$OUT"
+	# Job 1 published: its four entries are done; --clean --json removes them and says so.
+	expect_rc 0 publish_mini
+	expect_rc 0 "$JOBPUB" spool --spool "$SP" --clean --json
+	python3 - "$OUT" <<'PY' || { show "$OUT"; fail "spool --clean --json"; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+e = {x["key"]: x for x in d["entries"]}
+for k in ("k-min", "k-hours", "k-days", "k-future"):
+    assert e[k]["state"] == "published" and e[k]["removed"] == 1, e[k]
+assert e["nodb"]["state"] == "pending" and e["nodb"]["removed"] == 0, e["nodb"]
+assert e["nodb"]["message"] == "no catalogue recorded", e["nodb"]
+assert d["removed"] == 4 and d["published"] == 4 and d["pending"] == 1, d
+PY
+	for k in k-min k-hours k-days k-future; do
+		assert_absent "$SP/$k.json"
+	done
+	[ -e "$SP/nodb.json" ] || fail "the entry without a catalogue was removed"
+	# A spool that cannot be listed.
+	printf 'x\n' >"$T/notadir"
+	expect_rc 74 "$JOBPUB" spool --spool "$T/notadir"
+	assert_grep "^jobpub: .*$T/notadir" "$ERR"
+	expect_rc 74 "$JOBPUB" spool --spool "$T/notadir" --json
+	assert_json "$OUT"
+	expect_rc 64 "$JOBPUB" spool --spool ''
+	assert_grep '^jobpub: --spool: empty directory name' "$ERR"
+	expect_rc 0 "$JOBPUB" spool --help
+	assert_grep '^usage: jobpub spool ' "$OUT"
+}
+
 run_case no_catalogue_yet
 run_case typo_db
 run_case listing
@@ -181,4 +238,5 @@ run_case locked_then_republish
 run_case clean
 run_case published_then_failed
 run_case dead_publisher
+run_case ages_and_options
 finish

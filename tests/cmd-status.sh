@@ -139,9 +139,37 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
+# A job someone is publishing now (a live lease: this shell's PID on this host): shown in the
+# text and in JSON; attempts whose numbers were never recorded are null in JSON.  An argument
+# too many is a usage error.
+being_published() {
+	set_up
+	sql "$EXDB" "INSERT INTO jobpub_leases (job, host, pid, token, since, expires) VALUES
+		('run-42', '$(hostname)', $$, 'feedface', '2026-12-07T10:42:03Z',
+		CAST(strftime('%s', 'now') AS INTEGER) + 3600);
+		INSERT INTO jobpub_attempts (job, token, started_at, job_table, id_column, status_column,
+		outcome) VALUES ('run-42', 'feedface', '2026-12-07T10:42:03Z', 'jobs', 'id', 'status',
+		'running')"
+	expect_rc 0 "$JOBPUB" status --db "$EXDB" run-42
+	assert_grep "^being published now by $(hostname):$$ since 2026-12-07T10:42:03Z\$" "$OUT"
+	expect_rc 0 "$JOBPUB" status --db "$EXDB" --json run-42
+	python3 - "$OUT" "$(hostname)" "$$" <<'PY' || { show "$OUT"; fail "status --json of a job being published"; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["publishing_now"]
+assert p == {"host": sys.argv[2], "pid": int(sys.argv[3]), "since": "2026-12-07T10:42:03Z"}, p
+last = d["attempts"][-1]
+assert last["outcome"] == "running" and last["exit_code"] is None and last["bytes"] is None \
+    and last["duration_ms"] is None, last
+PY
+	expect_rc 64 "$JOBPUB" status --db "$EXDB" 1 2
+	assert_grep "^jobpub: unexpected argument '2'" "$ERR"
+}
+
 run_case missing_db
 run_case unknown_job
 run_case counts
 run_case one_job_text
 run_case one_job_json
+run_case being_published
 finish
