@@ -964,6 +964,17 @@ START_TEST(test_region_sources)
 	ck_assert_int_eq(open_rc(url), JP_OK);
 	set_opt("s3.region", NULL);
 	set_opt("s3.path-style", NULL);
+	/* A region is a host name's part: anything else is refused where it is given. */
+	{
+		struct jp_options o = {NULL, 0};
+
+		ck_assert_int_eq(jp_options_set_arg(&o, "-o", "s3.region=eu west", &err), JP_FAILED);
+		ck_assert_int_eq(err.code, JP_E_USAGE);
+		assert_err("'eu west' is not a region name");
+		jp_error_clear(&err);
+		ck_assert_int_eq(jp_options_set_arg(&o, "-o", "s3.region=eu-west-3", &err), JP_OK);
+		jp_options_free(&o);
+	}
 	setenv("AWS_REGION", "eu-west-3", 1);
 	ck_assert_int_eq(open_rc(url), JP_OK);
 	setenv("AWS_REGION", "", 1); /* set but empty: as unset */
@@ -1136,7 +1147,7 @@ START_TEST(test_complete_answers)
 	EVP_Digest("same", 4, md5, NULL, EVP_md5(), NULL);
 	memcpy(md5s[0], md5, 16);
 	jp_s3_multipart_etag((const unsigned char(*)[16])md5s, 1, etag, sizeof(etag));
-	snprintf(upper, sizeof(upper), "%.*s", (int)strlen(etag) - 2, etag + 1); /* no quotes */
+	snprintf(upper, sizeof(upper), "W/%.*s", (int)strlen(etag) - 2, etag + 1); /* no quotes */
 	for (p = upper; *p; p++)
 		if (*p >= 'a' && *p <= 'f')
 			*p = (char)(*p - 'a' + 'A');

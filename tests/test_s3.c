@@ -4,7 +4,9 @@
  */
 #include "config.h"
 
+#include <pwd.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -223,6 +225,14 @@ START_TEST(test_xml)
 		n++;
 	}
 	ck_assert_int_eq(n, 2);
+	{
+		/* An element cut short at the end of the answer is absent. */
+		static const char cut[] = "<R><Code";
+
+		t = (char *)"x";
+		ck_assert_int_eq(jp_s3_xml_text(cut, cut + sizeof(cut) - 1, "Code", &t), 0);
+		ck_assert_ptr_null(t);
+	}
 }
 END_TEST
 
@@ -324,6 +334,23 @@ START_TEST(test_creds_files)
 }
 END_TEST
 
+START_TEST(test_creds_no_home)
+{
+	struct jp_s3_creds c;
+	struct jp_error e;
+	struct passwd *pw = getpwuid(getuid());
+	char want[1024];
+
+	/* Without HOME, the user's home from the password database. */
+	ck_assert_ptr_nonnull(pw);
+	jp_error_clear(&e);
+	unsetenv("HOME");
+	ck_assert_int_eq(jp_s3_creds_find(&c, NULL, &e), JP_FAILED);
+	snprintf(want, sizeof(want), "%s/.aws/credentials [default]", pw->pw_dir);
+	ck_assert_msg(strstr(e.msg, want) != NULL, "%s", e.msg);
+}
+END_TEST
+
 START_TEST(test_creds_none)
 {
 	struct jp_s3_creds c;
@@ -345,6 +372,7 @@ START_TEST(test_part_sizes)
 
 	ck_assert_uint_eq(jp_s3_part_size(16 * MiB, 1024 * MiB), 16 * MiB);
 	ck_assert_uint_eq(jp_s3_part_size(1 * MiB, 10), 5 * MiB);
+	ck_assert_uint_eq(jp_s3_part_size(8ULL << 30, 10), JP_S3_MAX_PART); /* 8 GiB asked: 5 */
 	/* 10,000 parts must hold any object up to 5 TiB. */
 	ck_assert(jp_s3_part_size(16 * MiB, 5 * TiB) * JP_S3_MAX_PARTS >= 5 * TiB);
 	ck_assert(jp_s3_part_size(16 * MiB, 200ULL << 30) * JP_S3_MAX_PARTS >= 200ULL << 30);
@@ -528,6 +556,7 @@ main(void)
 	tcase_add_test(tc, test_creds_env);
 	tcase_add_test(tc, test_creds_files);
 	tcase_add_test(tc, test_creds_none);
+	tcase_add_test(tc, test_creds_no_home);
 	tcase_add_test(tc, test_part_sizes);
 	tcase_add_test(tc, test_multipart_etag);
 	tcase_add_test(tc, test_parse_size);
