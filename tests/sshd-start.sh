@@ -25,9 +25,9 @@
 # Run again on the same DIR (after sshd-stop.sh), it reuses the keys and tries the same port
 # first.  Exit 0 once the port answers, 99 when sshd or ssh-keygen is missing, 1 otherwise.
 #
-# SSHD_HOSTKEY_TYPE (environment) chooses that host key: ed25519 (the default), rsa, ecdsa
-# (nistp256), ecdsa384, ecdsa521 or dsa; the server offers no other, so a client meets exactly
-# that type.  For rsa and dsa the server also offers the SHA-1 signatures ssh-rsa / ssh-dss
+# SSHD_HOSTKEY_TYPE (environment) chooses that host key: ed25519 (the default), rsa (2048
+# bits), ecdsa (nistp256), ecdsa384, ecdsa521 or dsa; the server offers no other, so a client
+# meets exactly that type.  For rsa and dsa the server also offers the SHA-1 signatures ssh-rsa / ssh-dss
 # (HostKeyAlgorithms +...), all that libssh2 1.10 can verify: an old server's set-up.  Each type
 # has its own key file in DIR, so DIR can be restarted with another type and back.
 set -eu
@@ -89,7 +89,7 @@ HOSTKEY_TYPE=${SSHD_HOSTKEY_TYPE:-ed25519}
 HOSTKEY_ALGS=
 case $HOSTKEY_TYPE in
 ed25519) KEYTYPE=ed25519 ;;
-rsa) KEYTYPE=rsa HOSTKEY_ALGS='HostKeyAlgorithms +ssh-rsa' ;;
+rsa) KEYTYPE='rsa -b 2048' HOSTKEY_ALGS='HostKeyAlgorithms +ssh-rsa' ;;
 dsa) KEYTYPE=dsa HOSTKEY_ALGS='HostKeyAlgorithms +ssh-dss' ;;
 ecdsa) KEYTYPE=ecdsa ;;
 ecdsa384 | ecdsa521) KEYTYPE="ecdsa -b ${HOSTKEY_TYPE#ecdsa}" ;;
