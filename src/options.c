@@ -275,8 +275,16 @@ jp_options_set_alias(struct jp_options *s, const char *alias, const char *value,
 			snprintf(key, sizeof(key), "%s.%s", jp_backends[i]->name, d->name);
 			if (value == NULL)
 				value = "true";
-			if (jp_option_check(key, d, value, why, sizeof(why)) != 0)
+			if (jp_option_check(key, d, value, why, sizeof(why)) != 0) {
+				char lo[32], hi[32];
+
+				/* A bounded size keeps the message the flag always had. */
+				if (d->type == JP_OPTION_SIZE && d->max != 0)
+					return jp_error_set(err, JP_E_USAGE, "%s %s: expected %s to %s", flag,
+					                    value, size_text(d->min, lo, sizeof(lo)),
+					                    size_text(d->max, hi, sizeof(hi)));
 				return jp_error_set(err, JP_E_USAGE, "%s: %s", flag, why);
+			}
 			return jp_options_put(s, key, value, JP_OPTION_FROM_CLI, flag, err);
 		}
 	return jp_error_set(err, JP_E_SOFTWARE, "options: no option is aliased by %s", flag);

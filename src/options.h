@@ -104,7 +104,8 @@ int jp_options_put(struct jp_options *s, const char *key, const char *value,
 int jp_options_set_arg(struct jp_options *s, const char *flag, const char *arg,
                        struct jp_error *err);
 /* The same for an older flag that aliases an option (--part-size VALUE; value NULL for a BOOL
- * flag, which sets "true"): the message names the flag.  Unknown flag: 70. */
+ * flag, which sets "true"): the message names the flag, and for a bounded size is the one the
+ * flag always gave ("--part-size 1k: expected 5MiB to 5GiB").  Unknown flag: 70. */
 int jp_options_set_alias(struct jp_options *s, const char *alias, const char *value,
                          struct jp_error *err);
 

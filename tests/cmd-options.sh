@@ -43,7 +43,7 @@ cli_unknown_key() {
 cli_bad_value() {
 	make_mini
 	refused 64 "-o s3.part-size: '1k' is not a size from 5MiB to 5GiB" -o s3.part-size=1k
-	refused 64 "--part-size: '1k' is not a size from 5MiB to 5GiB" --part-size 1k
+	refused 64 "--part-size 1k: expected 5MiB to 5GiB" --part-size 1k
 	refused 64 "-o s3.path-style: expected true or false" -o s3.path-style=yes
 	refused 64 "-o s3.region: 'a/b' is not a region name" -o s3.region=a/b
 	refused 64 "-o sftp.identity: empty value" -o sftp.identity=
