@@ -432,7 +432,7 @@ resp_code(const struct req *rq)
 	return code;
 }
 
-/* The class of a failed try: JP_E_TEMPFAIL when another try may work. */
+/* The class of a failed try: JP_E_TEMPFAIL (severity JP_RETRY) when another try may work. */
 static int
 req_class(const struct req *rq)
 {
@@ -531,7 +531,7 @@ req_run(struct req *rq, struct jp_error *err)
 		if (req_ok(rq))
 			return JP_OK;
 		cls = req_class(rq);
-		if (cls != JP_E_TEMPFAIL || tries >= d->retries || rq->sink_stopped ||
+		if (jp_severity_of(cls) != JP_RETRY || tries >= d->retries || rq->sink_stopped ||
 		    (rq->sink != NULL && rq->status >= 200 && rq->status < 300) ||
 		    (rq->settle && jp_dest_stopping()))
 			return req_error(rq, cls, err);
@@ -991,7 +991,7 @@ upload_pump(struct s3_upload *u, int wait_ms)
 			continue;
 		}
 		cls = req_class(&p->rq);
-		if (cls == JP_E_TEMPFAIL && p->tries < d->retries) {
+		if (jp_severity_of(cls) == JP_RETRY && p->tries < d->retries) {
 			int64_t wait = jp_backoff_ms(p->tries++);
 
 			jp_log_warn("%s (part %u): %s; sending it again in %.1f s", u->s3url, p->num,
@@ -1339,7 +1339,7 @@ complete(struct s3_upload *u, int overwrite, int *precondition, struct jp_error 
 			struct jp_s3_status s = {500, code};
 			int cls = jp_s3_classify(&s);
 
-			if (cls != JP_E_TEMPFAIL || tries >= d->retries || jp_dest_stopping()) {
+			if (jp_severity_of(cls) != JP_RETRY || tries >= d->retries || jp_dest_stopping()) {
 				rq.status = 500;
 				r = req_error(&rq, cls, err);
 				goto out;

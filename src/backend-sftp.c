@@ -119,7 +119,8 @@ fx_name(unsigned long fx)
 
 /*
  * Turns the last libssh2 failure into an error on err.  A transport failure (socket, timeout,
- * disconnect) is JP_E_TEMPFAIL and breaks the connection; an SFTP status is mapped to its
+ * disconnect) is JP_E_TEMPFAIL and breaks the connection: JP_FATAL for this session (backend.h),
+ * the next stage reconnects.  An SFTP status is JP_FAILED, mapped to its
  * class: permission 77, no space / quota / failure 69 (OpenSSH reports a full disk as
  * "failure"), anything else 69.
  */
@@ -142,8 +143,9 @@ fail(struct sftp_dest *d, const char *what, const char *path, struct jp_error *e
 	/* A dead connection must not make every clean-up call wait for the timeout. */
 	if (d->sock >= 0)
 		shutdown(d->sock, SHUT_RDWR);
-	return jp_error_set(err, JP_E_TEMPFAIL, NAME ": %s %s on %s: %s (libssh2 error %d)", what,
-	                    path, d->hostname, msg && *msg ? msg : "connection failed", rc);
+	jp_error_set(err, JP_E_TEMPFAIL, NAME ": %s %s on %s: %s (libssh2 error %d)", what, path,
+	             d->hostname, msg && *msg ? msg : "connection failed", rc);
+	return JP_FATAL;
 }
 
 /* ---- connecting ---- */

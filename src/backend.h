@@ -6,7 +6,14 @@
  * initializers, listed once in the registry (dest.c: jp_backends[]).  Adding a backend is its
  * file, its line in the registry and its tests.  Its private structs embed struct jp_dest / struct jp_upload as their FIRST
  * member, so the core's pointers can be cast to the backend's.  Every slot returns a severity
- * (error.h) and leaves the reason, prefixed with the backend's name ("posix: "), on err.
+ * (error.h) and leaves the reason, prefixed with the backend's name ("posix: "), on err:
+ *   JP_RETRY   transient (class 75): the same call may succeed later on the same handle;
+ *   JP_FAILED  this call failed (a refusal, a missing object); the handle is still usable;
+ *   JP_FATAL   the connection died (SFTP session lost, S3 connection unusable; class 75): the
+ *              handle is unusable as it is.  The caller gives up (closes it) or retries, and the
+ *              backend's next stage/open reconnects before new work (SFTP: `broken`; curl
+ *              reconnects S3 connections itself, so S3 reports a lost one as JP_RETRY).
+ * The core decides retries on JP_RETRY (and JP_FATAL of class 75), never on the class alone.
  *
  * Slots marked OPTIONAL may be NULL; dest.c turns a NULL slot into "not supported" or a
  * fallback, so callers never test them.

@@ -384,7 +384,10 @@ stage_one(struct worker *w, struct pfile *f, struct jp_error *err)
 			return JP_OK;
 		}
 		jp_upload_free(up); /* removes the temporary data where the destination still answers */
-		if (e.code != JP_E_TEMPFAIL || interrupted || tries >= R->o->retries ||
+		/* Retried: a transient failure (JP_RETRY), or a connection that died (JP_FATAL for its
+		 * handle, class 75), which the backend's next stage reopens (backend.h). */
+		if (!(r == JP_RETRY || (r == JP_FATAL && e.code == JP_E_TEMPFAIL)) || interrupted ||
+		    tries >= R->o->retries ||
 		    __atomic_load_n(&R->failed, __ATOMIC_RELAXED)) {
 			return jp_error_set(err, e.code, "%s", e.msg);
 		}
@@ -439,8 +442,9 @@ lane(void *arg)
 }
 
 /* Runs fn over every file on all lanes (each file once from a shared queue, or with `own` every
- * file on every lane, fn choosing its own); the first lane's failure (in lane order) is the
- * run's. */
+ * file on every lane, fn choosing its own).  The worst lane's severity is the run's; its reason
+ * is the first (in lane order) of a lane that failed on its own, a permanent failure before a
+ * transient one. */
 static int
 run_lanes(struct run *R, lane_fn fn, int own, struct jp_error *err)
 {
@@ -472,18 +476,28 @@ run_lanes(struct run *R, lane_fn fn, int own, struct jp_error *err)
 	for (i = 1; i <= started; i++)
 		pthread_join(R->workers[i].th, NULL);
 	for (i = 0; i < R->n_workers; i++)
+		r = jp_worst(r, R->workers[i].r);
+	if (r == JP_OK)
+		return JP_OK;
+	/* The reason told: the class decides (a lost connection is FATAL for its lane but class 75,
+	 * and a refusal elsewhere says more about the run). */
+	for (i = 0; i < R->n_workers; i++)
 		if (R->workers[i].r != JP_OK && !R->workers[i].follower &&
-		    R->workers[i].err.code != JP_E_TEMPFAIL) {
-			r = jp_error_set(err, R->workers[i].err.code, "%s", R->workers[i].err.msg);
+		    jp_severity_of(R->workers[i].err.code) == JP_FAILED) {
+			jp_error_set(err, R->workers[i].err.code, "%s", R->workers[i].err.msg);
+			return r;
+		}
+	for (i = 0; i < R->n_workers; i++)
+		if (R->workers[i].r != JP_OK && !R->workers[i].follower) {
+			jp_error_set(err, R->workers[i].err.code, "%s", R->workers[i].err.msg);
+			return r;
+		}
+	/* Only transient failures (or a signal) left: report the first of those. */
+	for (i = 0; i < R->n_workers; i++)
+		if (R->workers[i].r != JP_OK) {
+			jp_error_set(err, R->workers[i].err.code, "%s", R->workers[i].err.msg);
 			break;
 		}
-	for (i = 0; r == JP_OK && i < R->n_workers; i++)
-		if (R->workers[i].r != JP_OK && !R->workers[i].follower)
-			r = jp_error_set(err, R->workers[i].err.code, "%s", R->workers[i].err.msg);
-	/* Only transient failures (or a signal) left: report the first of those. */
-	for (i = 0; r == JP_OK && i < R->n_workers; i++)
-		if (R->workers[i].r != JP_OK)
-			r = jp_error_set(err, R->workers[i].err.code, "%s", R->workers[i].err.msg);
 	return r;
 }
 
@@ -659,27 +673,32 @@ watch_stop(struct run *R)
 	R->watching = 0;
 }
 
-/* Step 5: what this attempt staged goes; what it committed without replacing goes too. */
-static void
+/* Step 5: what this attempt staged goes; what it committed without replacing goes too.  Every
+ * file and lane is tried; returns the worst of their results (each reason is logged). */
+static int
 rollback(struct run *R)
 {
 	struct jp_error e;
 	size_t i;
+	int ret = JP_OK, r;
 
 	for (i = 0; R->files != NULL && i < R->plan->n_items; i++) {
 		struct pfile *f = &R->files[i];
 
 		jp_error_clear(&e);
-		if (f->up != NULL && jp_upload_abort(f->up, &e) != JP_OK)
+		if (f->up != NULL && (r = jp_upload_abort(f->up, &e)) != JP_OK) {
 			jp_log_error("rollback: %s", e.msg);
+			ret = jp_worst(ret, r);
+		}
 		if (f->committed && !f->replaced && R->cat != NULL &&
 		    jp_catalog_claimed_elsewhere(R->cat, R->o->job, R->plan->destination, f->it->key)) {
 			jp_log_warn("rollback: %s kept: another publisher has recorded it since", f->url);
 		} else if (f->committed && !f->replaced) {
 			jp_error_clear(&e);
-			if (jp_upload_uncommit(f->up, &e) != JP_OK)
+			if ((r = jp_upload_uncommit(f->up, &e)) != JP_OK) {
 				jp_log_error("rollback: %s", e.msg);
-			else
+				ret = jp_worst(ret, r);
+			} else
 				f->committed = 0;
 		} else if (f->committed) {
 			jp_log_warn("rollback: %s was replaced by this attempt (--overwrite) and keeps the "
@@ -691,9 +710,12 @@ rollback(struct run *R)
 	 * destination: nothing of it to sync. */
 	for (i = 0; R->workers != NULL && i < R->n_workers; i++) {
 		jp_error_clear(&e);
-		if (R->workers[i].dest != NULL && jp_dest_sync(R->workers[i].dest, &e) != JP_OK)
+		if (R->workers[i].dest != NULL && (r = jp_dest_sync(R->workers[i].dest, &e)) != JP_OK) {
 			jp_log_warn("rollback: %s", e.msg);
+			ret = jp_worst(ret, r);
+		}
 	}
+	return ret;
 }
 
 static char *
@@ -1156,7 +1178,8 @@ failed:
 	 * ordinary failure must not cut it short with the bound of a publish that did not stop. */
 	if (cleanup_hook != NULL)
 		cleanup_hook();
-	rollback(&R);
+	/* A rollback that failed too does not change the reason told; its severity counts. */
+	r = jp_worst(r, rollback(&R));
 	{
 		struct jp_event ev = {"failed", o->job, NULL, NULL, NULL, (int64_t)R.bytes, NULL,
 		                      jp_now_ms() - R.t0, err->code, err->msg};
