@@ -3,20 +3,16 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cmd.h"
 #include "log.h"
 #include "publish.h"
 #include "spool.h"
 #include "spooled.h"
-#include "util.h"
 
 static int cmd_publish(int argc, char **argv);
 

@@ -4,12 +4,11 @@
 #include "config.h"
 
 #include <getopt.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "catalog.h"
 #include "cmd.h"
-#include "dest.h"
 #include "json.h"
 #include "log.h"
 #include "verify.h"
