@@ -541,18 +541,36 @@ jp_dest_cache_get(struct jp_dest_cache *c, const char *url, const struct jp_dest
 		}
 	jp_error_clear(&e);
 	jp_dest_open(url, o, &d, &e);
-	c->urls = realloc(c->urls, (c->n + 1) * sizeof(*c->urls));
-	c->dests = realloc(c->dests, (c->n + 1) * sizeof(*c->dests));
-	c->errors = realloc(c->errors, (c->n + 1) * sizeof(*c->errors));
-	c->codes = realloc(c->codes, (c->n + 1) * sizeof(*c->codes));
-	if (!c->urls || !c->dests || !c->errors || !c->codes) {
-		jp_dest_close(d);
-		jp_error_set(err, JP_E_SOFTWARE, "out of memory");
-		return NULL;
+	/* Each array is replaced only once it has grown: a failed realloc keeps the old one (and
+	 * c->n entries in every array), so the cache stays whole for the next call and the free. */
+	{
+		char **u = realloc(c->urls, (c->n + 1) * sizeof(*u)), **m, *us, *ms;
+		struct jp_dest **dv;
+		int *cv;
+
+		if (u != NULL)
+			c->urls = u;
+		dv = u ? realloc(c->dests, (c->n + 1) * sizeof(*dv)) : NULL;
+		if (dv != NULL)
+			c->dests = dv;
+		m = dv ? realloc(c->errors, (c->n + 1) * sizeof(*m)) : NULL;
+		if (m != NULL)
+			c->errors = m;
+		cv = m ? realloc(c->codes, (c->n + 1) * sizeof(*cv)) : NULL;
+		if (cv != NULL)
+			c->codes = cv;
+		us = cv ? strdup(url) : NULL;
+		ms = us ? strdup(e.msg) : NULL;
+		if (ms == NULL) {
+			free(us);
+			jp_dest_close(d);
+			jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			return NULL;
+		}
+		c->urls[c->n] = us;
+		c->errors[c->n] = ms;
 	}
-	c->urls[c->n] = strdup(url);
 	c->dests[c->n] = d;
-	c->errors[c->n] = strdup(e.msg);
 	c->codes[c->n] = e.code;
 	c->n++;
 	if (d == NULL)

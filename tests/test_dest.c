@@ -12,6 +12,7 @@
 
 #include "backend.h" /* jp_dest_stopping */
 #include "dest.h"
+#include "failalloc.h"
 #include "testlib.h"
 #include "util.h"
 
@@ -544,6 +545,56 @@ START_TEST(test_dest_cache)
 }
 END_TEST
 
+/* Each allocation of jobpub's own (tests/failalloc.h) failed in turn while a cache that holds
+ * an open destination takes a second and a third URL: the cache stays whole (it lost its
+ * arrays to a failed realloc, and then crashed), the next lookups answer, the free frees what
+ * it holds; then both are added. */
+START_TEST(test_dest_cache_out_of_memory)
+{
+	struct jp_dest_cache c;
+	struct jp_dest_opts o;
+	struct jp_dest *d;
+	struct jp_error e;
+	char *url, *url2, *sub = t_path(tmp, "sub");
+	struct jp_dest *bad;
+	unsigned long n;
+
+	memset(&o, 0, sizeof(o));
+	o.readonly = 1;
+	ck_assert(asprintf(&url, "file://%s", tmp) > 0);
+	ck_assert(asprintf(&url2, "file://%s/sub", tmp) > 0);
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+	for (n = 1;; n++) {
+		memset(&c, 0, sizeof(c));
+		jp_error_clear(&e);
+		ck_assert_ptr_nonnull(jp_dest_cache_get(&c, url, &o, &e));
+		t_fail_alloc(n);
+		d = jp_dest_cache_get(&c, url2, &o, &e);
+		bad = jp_dest_cache_get(&c, "nosuch://x", &o, &e);
+		t_fail_alloc(0);
+		if (!t_fail_alloc_fired())
+			break;
+		ck_assert_msg(c.n >= 1 && c.n <= 3, "allocation %lu: %zu entries", n, c.n);
+		jp_error_clear(&e);
+		ck_assert_ptr_nonnull(jp_dest_cache_get(&c, url, &o, &e)); /* still there */
+		/* an open that failed for want of memory is remembered like any failed open */
+		d = jp_dest_cache_get(&c, url2, &o, &e);
+		ck_assert_msg(d != NULL || e.code == JP_E_SOFTWARE, "allocation %lu, then: %s", n,
+		              e.msg);
+		jp_dest_cache_free(&c);
+		ck_assert_uint_eq(c.n, 0);
+	}
+	ck_assert_ptr_nonnull(d);
+	ck_assert_ptr_null(bad);
+	ck_assert_uint_eq(c.n, 3);
+	jp_dest_cache_free(&c);
+	free(url);
+	free(url2);
+	free(sub);
+}
+END_TEST
+
+
 int
 main(void)
 {
@@ -579,6 +630,7 @@ main(void)
 	tcase_add_test(tc, test_check_settings);
 	tcase_add_test(tc, test_tmp_name_kind);
 	tcase_add_test(tc, test_dest_cache);
+	tcase_add_test(tc, test_dest_cache_out_of_memory);
 	suite_add_tcase(s, tc);
 
 	return t_run(s);
