@@ -51,8 +51,7 @@ failed(struct run *r, int code)
 
 	if (r->res->failed == 0)
 		r->res->failed = code;
-	if (sev < r->worst)
-		r->worst = sev;
+	r->worst = jp_worst(r->worst, sev);
 }
 
 static int

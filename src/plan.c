@@ -456,7 +456,7 @@ resolve_output(struct jp_plan *p, const struct jp_plan_input *in, const struct j
 	}
 	if (missing) {
 		if (o->required) {
-			r = jp_error_set(err, JP_E_NOINPUT, "required output %s is missing: %s%s",
+			r = jp_error_set(err, JP_E_NOINPUT, "plan: required output %s is missing: %s%s",
 			                 o->name.s, pat, o->glob.s ? " matches no file" : " does not exist");
 			goto out;
 		}
@@ -547,7 +547,7 @@ jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_er
 	p->wdfd = -1;
 	if ((p->workdir = realpath(in->workdir ? in->workdir : ".", NULL)) == NULL) {
 		if (errno == ENOENT)
-			r = jp_error_set(err, JP_E_NOINPUT, "outputs no longer on disk at %s: no such "
+			r = jp_error_set(err, JP_E_NOINPUT, "plan: outputs no longer on disk at %s: no such "
 			                                    "work directory",
 			                 in->workdir ? in->workdir : ".");
 		else

@@ -181,7 +181,7 @@ jp_verify(struct jp_catalog *c, const struct jp_verify_opts *o, jp_verify_fn fn,
 		return rc;
 	if (res->unchecked != 0)
 		rc = jp_severity_of(res->unchecked);
-	if (res->bad > 0 && JP_WARN < rc)
-		rc = JP_WARN;
+	if (res->bad > 0)
+		rc = jp_worst(rc, JP_WARN);
 	return rc;
 }

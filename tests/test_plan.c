@@ -284,7 +284,7 @@ START_TEST(test_required_path_absent)
 	            "  - name: textout\n"
 	            "    path: pdroutput/TEXTOUT\n"
 	            "    to: pdrgrid/TEXTOUT\n",
-	            JP_E_NOINPUT, "required output textout is missing: pdroutput/TEXTOUT does not exist");
+	            JP_E_NOINPUT, "plan: required output textout is missing: pdroutput/TEXTOUT does not exist");
 }
 END_TEST
 
@@ -294,7 +294,7 @@ START_TEST(test_required_glob_absent)
 	expect_fail("destination: /archive\n"
 	            "outputs:\n"
 	            "  - {name: onion, glob: onion/*.OUT, to: 'b/${basename}'}\n",
-	            JP_E_NOINPUT, "required output onion is missing: onion/*.OUT matches no file");
+	            JP_E_NOINPUT, "plan: required output onion is missing: onion/*.OUT matches no file");
 }
 END_TEST
 
@@ -304,7 +304,7 @@ START_TEST(test_required_under_a_file)
 	job_file("pdroutput", "a file, not a directory");
 	expect_fail("destination: /archive\n"
 	            "outputs: [{name: t, path: pdroutput/TEXTOUT, to: x}]\n",
-	            JP_E_NOINPUT, "required output t is missing: pdroutput/TEXTOUT does not exist");
+	            JP_E_NOINPUT, "plan: required output t is missing: pdroutput/TEXTOUT does not exist");
 }
 END_TEST
 
@@ -594,7 +594,7 @@ START_TEST(test_workdir_missing)
 	in.workdir = nope;
 	expect_fail("destination: /archive\n"
 	            "outputs: [{name: a, path: a, to: a}]\n",
-	            JP_E_NOINPUT, fmt("outputs no longer on disk at %s: no such work directory", nope));
+	            JP_E_NOINPUT, fmt("plan: outputs no longer on disk at %s: no such work directory", nope));
 	free(nope);
 }
 END_TEST
