@@ -204,7 +204,7 @@ out:
 	free(e.db);
 	free(spooldir);
 	free(path);
-	return r == JP_OK ? 0 : (err.code != JP_E_NONE ? err.code : JP_E_SOFTWARE);
+	return jp_exit_code(r, &err);
 }
 
 static int

@@ -148,7 +148,7 @@ cmd_gc(int argc, char **argv)
 	struct out out;
 	struct jp_error err;
 	const char *db = NULL;
-	int ch, n;
+	int ch, n, r;
 
 	memset(&o, 0, sizeof(o));
 	memset(&out, 0, sizeof(out));
@@ -178,14 +178,15 @@ cmd_gc(int argc, char **argv)
 		return jp_cmd_usage_error(c, "unexpected argument '%s'", argv[optind]);
 	jp_log_setup(JP_LOG_TEXT, 0, NULL);
 	jp_error_clear(&err);
-	if (jp_catalog_open(jp_cmd_db(db), 30000, JP_CATALOG_READONLY, &cat, &err) != JP_OK) {
+	if ((r = jp_catalog_open(jp_cmd_db(db), 30000, JP_CATALOG_READONLY, &cat, &err)) != JP_OK) {
 		jp_log_error("%s", err.msg);
-		return err.code;
+		return jp_exit_code(r, &err);
 	}
-	if (jp_gc(cat, &o, print_report, &out, &res, &err) != JP_OK && err.code != 0) {
+	/* Failures of single objects are in their lines and res.failed; err is the run's own. */
+	if ((r = jp_gc(cat, &o, print_report, &out, &res, &err)) != JP_OK && err.code != 0) {
 		jp_log_error("%s", err.msg);
 		jp_catalog_close(cat);
-		return err.code;
+		return jp_exit_code(r, &err);
 	}
 	print_summary(&out, &res, o.apply);
 	jp_catalog_close(cat);

@@ -85,7 +85,7 @@ out:
 	jp_row_free(row);
 	jp_catalog_close(cat);
 	jp_manifest_free(m);
-	return r == JP_OK ? 0 : err.code;
+	return jp_exit_code(r, &err);
 }
 
 static int

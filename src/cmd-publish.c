@@ -198,8 +198,9 @@ cmd_publish(int argc, char **argv)
 		spoolkey = o->job;
 		jp_error_clear(&err);
 		spooldir = jp_spool_dir();
-		if (spooldir == NULL || jp_spooled_take(spooldir, spoolkey, o, &spooled, &err) != JP_OK) {
-			rc = spooldir ? err.code : 70;
+		if (spooldir == NULL ||
+		    (rc = jp_spooled_take(spooldir, spoolkey, o, &spooled, &err)) != JP_OK) {
+			rc = spooldir ? jp_exit_code(rc, &err) : JP_E_SOFTWARE;
 			jp_log_setup(a.fmt, a.verbosity, NULL);
 			jp_log_error("%s", spooldir ? err.msg : "out of memory");
 			goto out;

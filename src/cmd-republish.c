@@ -263,9 +263,9 @@ cmd_republish(int argc, char **argv)
 	ro.child = child_signals;
 	jp_log_setup(JP_LOG_TEXT, -1, NULL);
 	jp_error_clear(&err);
-	if (jp_republish(&ro, print_report, &out, &res, &err) != JP_OK && err.code != 0) {
+	if ((rc = jp_republish(&ro, print_report, &out, &res, &err)) != JP_OK && err.code != 0) {
 		jp_log_error("%s", err.msg);
-		rc = err.code;
+		rc = jp_exit_code(rc, &err);
 		goto out;
 	}
 	print_summary(&out, &res);

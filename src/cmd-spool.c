@@ -83,12 +83,14 @@ one_entry(void *arg, const char *key, const struct jp_spool_entry *e, const stru
 		if (L->clean) {
 			struct jp_error err;
 			jp_error_clear(&err);
-			if (jp_spool_remove(L->dir, key, &err) == JP_OK) {
+			int r = jp_spool_remove(L->dir, key, &err);
+
+			if (r == JP_OK) {
 				removed = 1;
 				L->n_removed++;
 			} else {
 				jp_log_error("%s", err.msg);
-				L->rc = err.code;
+				L->rc = jp_exit_code(r, &err);
 			}
 		}
 	} else if (strcmp(state, "invalid") == 0) {
@@ -192,7 +194,7 @@ cmd_spool(int argc, char **argv)
 	free(dir);
 	if (r != JP_OK) {
 		jp_log_error("%s", err.msg);
-		return err.code;
+		return jp_exit_code(r, &err);
 	}
 	return L.rc;
 }

@@ -238,7 +238,7 @@ cmd_status(int argc, char **argv)
 	struct jp_job_info *ji = NULL;
 	const char *db = NULL, *job = NULL;
 	struct jp_error err;
-	int ch, json = 0, rc = 0;
+	int ch, json = 0, rc = 0, r;
 
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -254,9 +254,9 @@ cmd_status(int argc, char **argv)
 	if (optind < argc)
 		return jp_cmd_usage_error(c, "unexpected argument '%s'", argv[optind]);
 	jp_error_clear(&err);
-	if (jp_catalog_open(jp_cmd_db(db), 30000, JP_CATALOG_READONLY, &cat, &err) != JP_OK) {
+	if ((r = jp_catalog_open(jp_cmd_db(db), 30000, JP_CATALOG_READONLY, &cat, &err)) != JP_OK) {
 		jp_log_error("%s", err.msg);
-		return err.code;
+		return jp_exit_code(r, &err);
 	}
 	if (job == NULL) {
 		struct jp_json j;
@@ -267,9 +267,9 @@ cmd_status(int argc, char **argv)
 			jp_json_object(&j, NULL);
 			jp_json_array(&j, "counts");
 		}
-		if (jp_catalog_status_counts(cat, count_one, &cn, &err) != JP_OK) {
+		if ((r = jp_catalog_status_counts(cat, count_one, &cn, &err)) != JP_OK) {
 			jp_log_error("%s", err.msg);
-			rc = err.code;
+			rc = jp_exit_code(r, &err);
 		}
 		if (json) {
 			jp_json_end(&j, ']');
@@ -291,9 +291,9 @@ cmd_status(int argc, char **argv)
 			       jp_cmd_db(db));
 		goto out;
 	}
-	if (jp_catalog_job_info(cat, job, &ji, &err) != JP_OK) {
+	if ((r = jp_catalog_job_info(cat, job, &ji, &err)) != JP_OK) {
 		jp_log_error("%s", err.msg);
-		rc = err.code;
+		rc = jp_exit_code(r, &err);
 		goto out;
 	}
 	if (ji == NULL) {

@@ -118,9 +118,9 @@ cmd_verify(int argc, char **argv)
 	out.db = jp_cmd_db(db);
 	jp_log_setup(JP_LOG_TEXT, 0, NULL);
 	jp_error_clear(&err);
-	if (jp_catalog_open(out.db, 30000, JP_CATALOG_READONLY, &cat, &err) != JP_OK) {
+	if ((rc = jp_catalog_open(out.db, 30000, JP_CATALOG_READONLY, &cat, &err)) != JP_OK) {
 		jp_log_error("%s", err.msg);
-		return err.code;
+		return jp_exit_code(rc, &err);
 	}
 	if (json) {
 		jp_json_init(&j, stdout);
@@ -140,7 +140,7 @@ cmd_verify(int argc, char **argv)
 	/* A file that could not be checked is in its line; a catalogue error is said here. */
 	if (err.code != 0) {
 		jp_log_error("%s", err.msg);
-		return err.code;
+		return jp_exit_code(JP_FAILED, &err);
 	}
 	if (res.unchecked != 0)
 		return res.unchecked;
