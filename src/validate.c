@@ -34,6 +34,8 @@
 #include "util.h"
 #include "validate.h"
 
+#define NAME "validate"
+
 static const unsigned char hdf5_sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 static const unsigned char hdf4_sig[4] = {0x0e, 0x03, 0x13, 0x01};
 
@@ -194,18 +196,18 @@ read_attr(hid_t file, const char *label, const char *name, char **out, struct jp
 	*out = NULL;
 	if (H5Aexists_by_name(file, "/", name, H5P_DEFAULT) <= 0) {
 		H5Eclear2(H5E_DEFAULT);
-		return jp_error_set(err, JP_E_DATA, "%s: no root attribute '%s'", label, name);
+		return jp_error_set(err, JP_E_DATA, NAME ": %s: no root attribute '%s'", label, name);
 	}
 	if ((a = H5Aopen_by_name(file, "/", name, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
 	    (t = H5Aget_type(a)) < 0 || (s = H5Aget_space(a)) < 0 ||
 	    (n = H5Sget_simple_extent_npoints(s)) < 0) {
 		char why[256];
 		h5_reason(why, sizeof(why));
-		r = jp_error_set(err, JP_E_DATA, "%s: attribute '%s': %s", label, name, why);
+		r = jp_error_set(err, JP_E_DATA, NAME ": %s: attribute '%s': %s", label, name, why);
 		goto out;
 	}
 	if ((fp = open_memstream(&text, &len)) == NULL) {
-		r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		r = jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 		goto out;
 	}
 	switch (H5Tget_class(t)) {
@@ -213,14 +215,14 @@ read_attr(hid_t file, const char *label, const char *name, char **out, struct jp
 		if (H5Tis_variable_str(t) > 0) {
 			char **v = calloc((size_t)n + 1, sizeof(char *));
 			if (v == NULL) {
-				r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+				r = jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 				goto out;
 			}
 			mt = H5Tcopy(H5T_C_S1);
 			H5Tset_size(mt, H5T_VARIABLE);
 			if (H5Aread(a, mt, v) < 0) {
 				free(v);
-				r = jp_error_set(err, JP_E_DATA, "%s: attribute '%s' cannot be read", label,
+				r = jp_error_set(err, JP_E_DATA, NAME ": %s: attribute '%s' cannot be read", label,
 				                 name);
 				goto out;
 			}
@@ -234,11 +236,11 @@ read_attr(hid_t file, const char *label, const char *name, char **out, struct jp
 			H5Tset_size(mt, sz);
 			cap = sz * (size_t)n + 1;
 			if ((buf = calloc(1, cap)) == NULL) {
-				r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+				r = jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 				goto out;
 			}
 			if (H5Aread(a, mt, buf) < 0) {
-				r = jp_error_set(err, JP_E_DATA, "%s: attribute '%s' cannot be read", label,
+				r = jp_error_set(err, JP_E_DATA, NAME ": %s: attribute '%s' cannot be read", label,
 				                 name);
 				goto out;
 			}
@@ -249,12 +251,12 @@ read_attr(hid_t file, const char *label, const char *name, char **out, struct jp
 	case H5T_INTEGER: {
 		long long *v = calloc((size_t)n + 1, sizeof(*v));
 		if (v == NULL) {
-			r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			r = jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 			goto out;
 		}
 		if (H5Aread(a, H5T_NATIVE_LLONG, v) < 0) {
 			free(v);
-			r = jp_error_set(err, JP_E_DATA, "%s: attribute '%s' cannot be read", label, name);
+			r = jp_error_set(err, JP_E_DATA, NAME ": %s: attribute '%s' cannot be read", label, name);
 			goto out;
 		}
 		for (i = 0; i < (size_t)n; i++)
@@ -265,12 +267,12 @@ read_attr(hid_t file, const char *label, const char *name, char **out, struct jp
 	case H5T_FLOAT: {
 		double *v = calloc((size_t)n + 1, sizeof(*v));
 		if (v == NULL) {
-			r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			r = jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 			goto out;
 		}
 		if (H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0) {
 			free(v);
-			r = jp_error_set(err, JP_E_DATA, "%s: attribute '%s' cannot be read", label, name);
+			r = jp_error_set(err, JP_E_DATA, NAME ": %s: attribute '%s' cannot be read", label, name);
 			goto out;
 		}
 		for (i = 0; i < (size_t)n; i++)
@@ -280,7 +282,7 @@ read_attr(hid_t file, const char *label, const char *name, char **out, struct jp
 	}
 	default:
 		r = jp_error_set(err, JP_E_DATA,
-		                 "%s: attribute '%s' is not a string, integer or float", label, name);
+		                 NAME ": %s: attribute '%s' is not a string, integer or float", label, name);
 		goto out;
 	}
 	fclose(fp);
@@ -316,16 +318,16 @@ check_hdf5(int fd, const struct stat *sb, const char *label, uint64_t eof_abs,
 
 	if (eof_abs == UINT64_MAX)
 		return jp_error_set(err, JP_E_DATA,
-		                    "%s: truncated HDF5 file (superblock incomplete, file size %llu)",
+		                    NAME ": %s: truncated HDF5 file (superblock incomplete, file size %llu)",
 		                    label, (unsigned long long)size);
 	if (eof_abs > size)
 		return jp_error_set(err, JP_E_DATA,
-		                    "%s: truncated HDF5 file (EOF address %llu, file size %llu)", label,
+		                    NAME ": %s: truncated HDF5 file (EOF address %llu, file size %llu)", label,
 		                    (unsigned long long)eof_abs, (unsigned long long)size);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	if (stat(path, &ps) != 0 || ps.st_dev != sb->st_dev || ps.st_ino != sb->st_ino)
 		return jp_error_set(err, JP_E_IOERR,
-		                    "%s: cannot check the HDF5 file: %s does not lead to it (is /proc "
+		                    NAME ": %s: cannot check the HDF5 file: %s does not lead to it (is /proc "
 		                    "mounted?)",
 		                    label, path);
 	/* Before any other HDF5 call: no clean-up of HDF5 at exit.  HDF5 1.10's (H5_term_library)
@@ -337,7 +339,7 @@ check_hdf5(int fd, const struct stat *sb, const char *label, uint64_t eof_abs,
 	/* sec2 explicitly (not whatever HDF5_DRIVER says): its handle is a POSIX descriptor. */
 	if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_sec2(fapl) < 0) {
 		h5_reason(why, sizeof(why));
-		r = jp_error_set(err, JP_E_SOFTWARE, "%s: HDF5: %s", label, why);
+		r = jp_error_set(err, JP_E_SOFTWARE, NAME ": %s: HDF5: %s", label, why);
 		goto out;
 	}
 	if ((f = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
@@ -347,37 +349,38 @@ check_hdf5(int fd, const struct stat *sb, const char *label, uint64_t eof_abs,
 		h5_reason(why, sizeof(why));
 		/* The kernel marks an open file whose name was removed or replaced "(deleted)". */
 		if (n > 10 && memcmp(target + n - 10, " (deleted)", 10) == 0)
-			r = jp_error_set(err, JP_E_IOERR, "%s: changed while being checked (removed or "
+			r = jp_error_set(err, JP_E_IOERR, NAME ": %s: changed while being checked (removed or "
 			                                  "replaced)",
 			                 label);
 		else
-			r = jp_error_set(err, JP_E_DATA, "%s: invalid HDF5 file: %s", label, why);
+			r = jp_error_set(err, JP_E_DATA, NAME ": %s: invalid HDF5 file: %s", label, why);
 		goto out;
 	}
 	if (H5Fget_vfd_handle(f, fapl, &handle) < 0 || handle == NULL ||
 	    fstat(*(int *)handle, &ps) != 0 || ps.st_dev != sb->st_dev || ps.st_ino != sb->st_ino) {
-		r = jp_error_set(err, JP_E_IOERR, "%s: changed while being checked", label);
+		r = jp_error_set(err, JP_E_IOERR, NAME ": %s: changed while being checked", label);
 		goto out;
 	}
 	if (H5Fget_eoa(f, &eoa) >= 0 && eoa > size) {
-		r = jp_error_set(err, JP_E_DATA, "%s: truncated HDF5 file (EOF address %llu, file size %llu)",
+		r = jp_error_set(err, JP_E_DATA,
+		                 NAME ": %s: truncated HDF5 file (EOF address %llu, file size %llu)",
 		                 label, (unsigned long long)eoa, (unsigned long long)size);
 		goto out;
 	}
 	if (H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_one, &objects, H5O_INFO_ALL) < 0) {
 		h5_reason(why, sizeof(why));
-		r = jp_error_set(err, JP_E_DATA, "%s: corrupt HDF5 file: object %lu cannot be read: %s",
+		r = jp_error_set(err, JP_E_DATA, NAME ": %s: corrupt HDF5 file: object %lu cannot be read: %s",
 		                 label, objects + 1, why);
 		goto out;
 	}
 	if (n_attrs > 0) {
 		if ((*attrs = calloc(n_attrs, sizeof(**attrs))) == NULL) {
-			r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			r = jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 			goto out;
 		}
 		for (i = 0; i < n_attrs && r == JP_OK; i++) {
 			if (((*attrs)[i].name = strdup(names[i])) == NULL)
-				r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+				r = jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 			else
 				r = read_attr(f, label, names[i], &(*attrs)[i].value, err);
 		}
@@ -411,12 +414,12 @@ jp_validate(int fd, const char *label, enum jp_check check, const char *const *n
 	if (check == JP_CHECK_NONE && n_attrs == 0)
 		return JP_OK;
 	if (fstat(fd, &sb) != 0) {
-		r = jp_error_set(err, JP_E_IOERR, "%s: %s", label, strerror(errno));
+		r = jp_error_set(err, JP_E_IOERR, NAME ": %s: %s", label, strerror(errno));
 		goto out;
 	}
 	is5 = find_superblock(fd, (uint64_t)sb.st_size, &sb_off, &eof_abs);
 	if (is5 < 0) {
-		r = jp_error_set(err, JP_E_IOERR, "%s: read: %s", label, strerror(errno));
+		r = jp_error_set(err, JP_E_IOERR, NAME ": %s: read: %s", label, strerror(errno));
 		goto out;
 	}
 	is4 = pread(fd, b, 4, 0) == 4 && memcmp(b, hdf4_sig, 4) == 0;
@@ -424,17 +427,17 @@ jp_validate(int fd, const char *label, enum jp_check check, const char *const *n
 	 * is a promise of HDF content, and a file without either signature breaks it. */
 	if (ext != NULL && !is5 && !is4) {
 		r = jp_error_set(err, JP_E_DATA,
-		                 "%s: not an HDF file (%s; a %s name must carry an HDF5 or HDF4 "
+		                 NAME ": %s: not an HDF file (%s; a %s name must carry an HDF5 or HDF4 "
 		                 "signature)",
 		                 label, sb.st_size == 0 ? "empty" : "no HDF5 or HDF4 signature", ext);
 		goto out;
 	}
 	if (check == JP_CHECK_HDF4 || (check == JP_CHECK_AUTO && is4 && !is5)) {
 		if (!is4)
-			r = jp_error_set(err, JP_E_DATA, "%s: not an HDF4 file (no 0e 03 13 01 signature)",
+			r = jp_error_set(err, JP_E_DATA, NAME ": %s: not an HDF4 file (no 0e 03 13 01 signature)",
 			                 label);
 		else if (n_attrs > 0)
-			r = jp_error_set(err, JP_E_DATA, "%s: attributes: only HDF5 files have them here",
+			r = jp_error_set(err, JP_E_DATA, NAME ": %s: attributes: only HDF5 files have them here",
 			                 label);
 		else
 			*found = JP_CHECK_HDF4;
@@ -442,7 +445,7 @@ jp_validate(int fd, const char *label, enum jp_check check, const char *const *n
 	}
 	if (check == JP_CHECK_HDF5 || is5 || n_attrs > 0) {
 		if (!is5) {
-			r = jp_error_set(err, JP_E_DATA, "%s: not an HDF5 file (no superblock signature)",
+			r = jp_error_set(err, JP_E_DATA, NAME ": %s: not an HDF5 file (no superblock signature)",
 			                 label);
 			goto out;
 		}

@@ -124,7 +124,7 @@ case_truncated() {
 			setup "$c"
 			cp "$VALID" "$MJOB/$H5"
 			truncate -s "$s" "$MJOB/$H5"
-			msg="$H5: truncated HDF5 file (EOF address $A, file size $s)"
+			msg="validate: $H5: truncated HDF5 file (EOF address $A, file size $s)"
 			refused "$(printf '%s' "$msg" | sed 's/[][().*^$+?{}|\\]/\\&/g')"
 			grep -Fxq "jobpub: $msg" "$ERR" || { show "$ERR"; fail "no line 'jobpub: $msg'"; }
 			grep -Fxq "$msg" "$T/reason" || { show "$T/reason"; fail "attempt message is not '$msg'"; }
@@ -134,7 +134,7 @@ case_truncated() {
 	setup auto
 	cp "$VALID" "$MJOB/$H5"
 	truncate -s 30 "$MJOB/$H5"
-	refused "$H5: .*HDF5"
+	refused "validate: $H5: .*HDF5"
 	# check: none publishes it as it is.
 	setup none
 	cp "$VALID" "$MJOB/$H5"
@@ -156,22 +156,22 @@ case_corrupt() {
 	setup hdf5
 	cp "$VALID" "$MJOB/$H5"
 	printf 'XXXX' | dd of="$MJOB/$H5" bs=1 seek="$first" conv=notrunc status=none
-	refused "$H5: .*(corrupt|invalid)"
+	refused "validate: $H5: .*(corrupt|invalid)"
 
 	setup auto
 	cp "$VALID" "$MJOB/$H5"
 	printf '\377\377' | dd of="$MJOB/$H5" bs=1 seek="$ohdr" conv=notrunc status=none
-	refused "$H5: .*(corrupt|invalid)"
+	refused "validate: $H5: .*(corrupt|invalid)"
 }
 
 # ---- signatures: not HDF5, HDF4 ----
 case_signatures() {
 	setup hdf5
 	printf 'plain text, not HDF\n' >"$MJOB/$H5"
-	refused "$H5: not an HDF5 file"
+	refused "validate: $H5: not an HDF5 file"
 	setup auto
 	printf 'plain text, not HDF\n' >"$MJOB/$H5"
-	refused "$H5: not an HDF file \(no HDF5 or HDF4 signature; a \.hdf5 name must carry"
+	refused "validate: $H5: not an HDF file \(no HDF5 or HDF4 signature; a \.hdf5 name must carry"
 	for c in auto hdf4; do
 		setup "$c"
 		printf '\016\003\023\001\000\000\000\000HDF4 data descriptor block' >"$MJOB/$H5"
@@ -179,10 +179,10 @@ case_signatures() {
 	done
 	setup hdf4
 	printf 'plain text, not HDF\n' >"$MJOB/$H5"
-	refused "$H5: not an HDF4 file"
+	refused "validate: $H5: not an HDF4 file"
 	setup hdf4
 	cp "$VALID" "$MJOB/$H5"
-	refused "$H5: not an HDF4 file"
+	refused "validate: $H5: not an HDF4 file"
 }
 
 # ---- auto goes by the name: an HDF extension without an HDF signature is refused ----
@@ -194,10 +194,10 @@ case_auto_names() {
 		ext=.${name##*.}
 		setup auto
 		: >"$MJOB/$H5"
-		refused "$H5: not an HDF file \(empty; a \\$ext name must carry an HDF5 or HDF4 signature\)"
+		refused "validate: $H5: not an HDF file \(empty; a \\$ext name must carry an HDF5 or HDF4 signature\)"
 		setup auto
 		printf 'plain text, not HDF\n' >"$MJOB/$H5"
-		refused "$H5: not an HDF file \(no HDF5 or HDF4 signature"
+		refused "validate: $H5: not an HDF file \(no HDF5 or HDF4 signature"
 		# check: none publishes it as it is; so does auto with a valid file under that name.
 		setup none
 		printf 'plain text, not HDF\n' >"$MJOB/$H5"
@@ -243,13 +243,13 @@ case_attributes() {
 
 	setup auto "n_surface, no_such_attribute"
 	cp "$VALID" "$MJOB/$H5"
-	refused "$H5: .*no_such_attribute"
+	refused "validate: $H5: .*no_such_attribute"
 	assert_eq "$(sql "$MDB" "SELECT count(*) FROM jobpub_attributes")" 0 "jobpub_attributes rows"
 
 	# Attributes need an HDF5 file.
 	setup auto "n_surface"
 	printf 'plain text, not HDF\n' >"$MJOB/$H5"
-	refused "$H5: "
+	refused "validate: $H5: "
 }
 
 # ---- manifest check --workdir and publish --dry-run validate too, and change nothing ----
@@ -257,7 +257,7 @@ case_dry_run() {
 	setup auto "n_surface"
 	cp "$VALID" "$MJOB/$H5"
 	truncate -s $((A / 2)) "$MJOB/$H5"
-	msg="jobpub: $H5: truncated HDF5 file (EOF address $A, file size $((A / 2)))"
+	msg="jobpub: validate: $H5: truncated HDF5 file (EOF address $A, file size $((A / 2)))"
 	db_sum=$(sha256sum <"$MDB")
 	snapshot "$MINI" "$T/before"
 
@@ -286,11 +286,11 @@ case_dry_run() {
 	setup hdf5
 	printf 'plain text, not HDF\n' >"$MJOB/$H5"
 	expect_rc 65 "$JOBPUB" manifest check "$MMAN" --workdir "$MJOB"
-	assert_grep "^jobpub: $H5: not an HDF5 file" "$ERR"
+	assert_grep "^jobpub: validate: $H5: not an HDF5 file" "$ERR"
 	setup auto "no_such_attribute"
 	cp "$VALID" "$MJOB/$H5"
 	expect_rc 65 publish_mini --dry-run
-	assert_grep "^jobpub: $H5: .*no_such_attribute" "$ERR"
+	assert_grep "^jobpub: validate: $H5: .*no_such_attribute" "$ERR"
 	assert_absent "$MARCHIVE"
 }
 

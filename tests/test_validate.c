@@ -150,7 +150,8 @@ START_TEST(test_truncated)
 		ck_assert_int_eq(truncate(path, cuts[i]), 0);
 		ck_assert_int_eq(run("t.h5", JP_CHECK_AUTO, &found, &err), JP_FAILED);
 		ck_assert_int_eq(err.code, JP_E_DATA);
-		snprintf(expect, sizeof(expect), "t.h5: truncated HDF5 file (EOF address %lld, file size %lld)",
+		snprintf(expect, sizeof(expect),
+		         "validate: t.h5: truncated HDF5 file (EOF address %lld, file size %lld)",
 		         (long long)sb.st_size, (long long)cuts[i]);
 		ck_assert_str_eq(err.msg, expect);
 	}
@@ -172,7 +173,7 @@ START_TEST(test_corrupt_header)
 	close(fd);
 	ck_assert_int_eq(run("c.h5", JP_CHECK_AUTO, &found, &err), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_DATA);
-	ck_assert_msg(strstr(err.msg, "c.h5: corrupt HDF5 file") != NULL, "got: %s", err.msg);
+	ck_assert_msg(strstr(err.msg, "validate: c.h5: corrupt HDF5 file") != NULL, "got: %s", err.msg);
 	free(path);
 }
 END_TEST
@@ -191,7 +192,7 @@ START_TEST(test_hdf4_and_other)
 	ck_assert_int_eq(run("TEXTOUT", JP_CHECK_AUTO, &found, &err), JP_OK);
 	ck_assert_int_eq(found, JP_CHECK_NONE);
 	ck_assert_int_eq(run("TEXTOUT", JP_CHECK_HDF5, &found, &err), JP_FAILED);
-	ck_assert_str_eq(err.msg, "TEXTOUT: not an HDF5 file (no superblock signature)");
+	ck_assert_str_eq(err.msg, "validate: TEXTOUT: not an HDF5 file (no superblock signature)");
 	ck_assert_int_eq(run("TEXTOUT", JP_CHECK_HDF4, &found, &err), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_DATA);
 	ck_assert_int_eq(run("TEXTOUT", JP_CHECK_NONE, &found, &err), JP_OK);
@@ -224,7 +225,7 @@ START_TEST(test_auto_by_extension)
 		ck_assert_int_eq(run(hdf[i], JP_CHECK_AUTO, &found, &err), JP_FAILED);
 		ck_assert_int_eq(err.code, JP_E_DATA);
 		snprintf(msg, sizeof(msg),
-		         "%s: not an HDF file (empty; a %s name must carry an HDF5 or HDF4 signature)",
+		         "validate: %s: not an HDF file (empty; a %s name must carry an HDF5 or HDF4 signature)",
 		         hdf[i], ext);
 		ck_assert_str_eq(err.msg, msg);
 		t_write_str(dir, hdf[i], "plain text, not HDF\n");
@@ -267,7 +268,7 @@ START_TEST(test_attributes)
 	attrs = NULL;
 	ck_assert_int_eq(run_attrs("a.h5", JP_CHECK_AUTO, missing, 1, &attrs, &found, &err),
 	                 JP_FAILED);
-	ck_assert_str_eq(err.msg, "a.h5: no root attribute 'nope'");
+	ck_assert_str_eq(err.msg, "validate: a.h5: no root attribute 'nope'");
 	ck_assert_ptr_null(attrs);
 }
 END_TEST
@@ -310,7 +311,7 @@ START_TEST(test_checks_the_descriptor_not_the_name)
 	ck_assert_int_eq(jp_validate(fd, "out.h5", JP_CHECK_HDF5, NULL, 0, NULL, &found, &err),
 	                 JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_IOERR);
-	ck_assert_str_eq(err.msg, "out.h5: changed while being checked (removed or replaced)");
+	ck_assert_str_eq(err.msg, "validate: out.h5: changed while being checked (removed or replaced)");
 	close(fd);
 	ck_assert_int_eq(unlink(name), 0);
 
@@ -321,7 +322,7 @@ START_TEST(test_checks_the_descriptor_not_the_name)
 	jp_error_clear(&err);
 	ck_assert_int_eq(jp_validate(fd, "out.h5", JP_CHECK_HDF5, NULL, 0, NULL, &found, &err),
 	                 JP_FAILED);
-	ck_assert_msg(strstr(err.msg, "out.h5: truncated HDF5 file") != NULL, "%s", err.msg);
+	ck_assert_msg(strstr(err.msg, "validate: out.h5: truncated HDF5 file") != NULL, "%s", err.msg);
 	close(fd);
 	free(good);
 	free(bad);
@@ -434,7 +435,7 @@ START_TEST(test_attribute_kinds)
 		ck_assert_int_eq(run_attrs("k.h5", JP_CHECK_AUTO, one, 2, &attrs, &found, &err),
 		                 JP_FAILED);
 		ck_assert_int_eq(err.code, JP_E_DATA);
-		snprintf(msg, sizeof(msg), "k.h5: attribute '%s' is not a string, integer or float",
+		snprintf(msg, sizeof(msg), "validate: k.h5: attribute '%s' is not a string, integer or float",
 		         refused[i]);
 		ck_assert_str_eq(err.msg, msg);
 		ck_assert_ptr_null(attrs); /* the first one, read, is freed with the rest */
@@ -479,7 +480,7 @@ START_TEST(test_attribute_unreadable)
 	ck_assert_int_eq(run_attrs("u.h5", JP_CHECK_AUTO, names, 2, &attrs, &found, &err),
 	                 JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_DATA);
-	ck_assert_str_eq(err.msg, "u.h5: attribute 'vlen' cannot be read");
+	ck_assert_str_eq(err.msg, "validate: u.h5: attribute 'vlen' cannot be read");
 	ck_assert_ptr_null(attrs);
 	free(path);
 }
@@ -500,14 +501,14 @@ START_TEST(test_odd_superblocks)
 	t_write(dir, "v9.h5", b, sizeof(b));
 	ck_assert_int_eq(run("v9.h5", JP_CHECK_AUTO, &found, &err), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_DATA);
-	ck_assert_msg(strncmp(err.msg, "v9.h5: invalid HDF5 file: ", 26) == 0, "%s", err.msg);
+	ck_assert_msg(strncmp(err.msg, "validate: v9.h5: invalid HDF5 file: ", 36) == 0, "%s", err.msg);
 	ck_assert_int_eq(found, JP_CHECK_HDF5);
 
 	b[8] = 0;
 	b[13] = 1; /* offsets of one byte: not a size the format allows */
 	t_write(dir, "soa.h5", b, sizeof(b));
 	ck_assert_int_eq(run("soa.h5", JP_CHECK_HDF5, &found, &err), JP_FAILED);
-	ck_assert_msg(strncmp(err.msg, "soa.h5: invalid HDF5 file: ", 27) == 0, "%s", err.msg);
+	ck_assert_msg(strncmp(err.msg, "validate: soa.h5: invalid HDF5 file: ", 37) == 0, "%s", err.msg);
 
 	/* version 2 with 8-byte offsets: the EOF address ends at byte 36; the file at 30 */
 	b[8] = 2;
@@ -516,7 +517,7 @@ START_TEST(test_odd_superblocks)
 	ck_assert_int_eq(run("short.h5", JP_CHECK_AUTO, &found, &err), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_DATA);
 	ck_assert_str_eq(err.msg,
-	                 "short.h5: truncated HDF5 file (superblock incomplete, file size 30)");
+	                 "validate: short.h5: truncated HDF5 file (superblock incomplete, file size 30)");
 }
 END_TEST
 
@@ -544,7 +545,7 @@ START_TEST(test_superblock_v1)
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_int_eq(truncate(path, sb.st_size - 1), 0);
 	ck_assert_int_eq(run("v1.h5", JP_CHECK_HDF5, &found, &err), JP_FAILED);
-	ck_assert_msg(strstr(err.msg, "v1.h5: truncated HDF5 file (EOF address") != NULL, "%s",
+	ck_assert_msg(strstr(err.msg, "validate: v1.h5: truncated HDF5 file (EOF address") != NULL, "%s",
 	              err.msg);
 	free(path);
 }
@@ -566,13 +567,13 @@ START_TEST(test_descriptor_errors)
 	ck_assert_int_eq(jp_validate(fd, "w.h5", JP_CHECK_AUTO, NULL, 0, NULL, &found, &err),
 	                 JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_IOERR);
-	ck_assert_str_eq(err.msg, "w.h5: read: Bad file descriptor");
+	ck_assert_str_eq(err.msg, "validate: w.h5: read: Bad file descriptor");
 	close(fd);
 	jp_error_clear(&err);
 	ck_assert_int_eq(jp_validate(fd, "w.h5", JP_CHECK_HDF5, NULL, 0, NULL, &found, &err),
 	                 JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_IOERR);
-	ck_assert_str_eq(err.msg, "w.h5: Bad file descriptor");
+	ck_assert_str_eq(err.msg, "validate: w.h5: Bad file descriptor");
 	free(path);
 }
 END_TEST
@@ -591,11 +592,11 @@ START_TEST(test_attributes_need_hdf5)
 	t_write_str(dir, "TEXTOUT", "plain text\n");
 	ck_assert_int_eq(run_attrs("f.hdf", JP_CHECK_AUTO, names, 1, &attrs, &found, &err),
 	                 JP_FAILED);
-	ck_assert_str_eq(err.msg, "f.hdf: attributes: only HDF5 files have them here");
+	ck_assert_str_eq(err.msg, "validate: f.hdf: attributes: only HDF5 files have them here");
 	ck_assert_int_eq(found, JP_CHECK_NONE);
 	ck_assert_int_eq(run_attrs("TEXTOUT", JP_CHECK_NONE, names, 1, &attrs, &found, &err),
 	                 JP_FAILED);
-	ck_assert_str_eq(err.msg, "TEXTOUT: not an HDF5 file (no superblock signature)");
+	ck_assert_str_eq(err.msg, "validate: TEXTOUT: not an HDF5 file (no superblock signature)");
 	ck_assert_ptr_null(attrs);
 }
 END_TEST
