@@ -112,8 +112,8 @@ static int
 changed(const struct jp_item *it, struct jp_error *err)
 {
 	return jp_error_set(err, JP_E_IOERR,
-	                    "%s changed since it was checked (removed, replaced, or a symbolic link "
-	                    "swapped in); it is not published",
+	                    NAME ": %s changed since it was checked (removed, replaced, or a symbolic "
+	                    "link swapped in); it is not published",
 	                    it->local);
 }
 
@@ -133,7 +133,7 @@ check_identity(const struct jp_item *it, const struct stat *sb, struct jp_error 
 	    ((uint64_t)sb->st_size != it->size || !same_time(&sb->st_mtim, &it->mtime) ||
 	     !same_time(&sb->st_ctim, &it->ctime)))
 		return jp_error_set(err, JP_E_IOERR,
-		                    "%s changed since it was checked (%llu bytes then, %llu now, "
+		                    NAME ": %s changed since it was checked (%llu bytes then, %llu now, "
 		                    "modified since); is the job still writing it?",
 		                    it->local, (unsigned long long)it->size,
 		                    (unsigned long long)sb->st_size);
@@ -146,7 +146,7 @@ jp_plan_unchanged(const struct jp_item *it, int fd, struct jp_error *err)
 	struct stat sb;
 
 	if (fstat(fd, &sb) != 0)
-		return jp_error_set(err, JP_E_IOERR, "%s: %s", it->local, strerror(errno));
+		return jp_error_set(err, JP_E_IOERR, NAME ": %s: %s", it->local, strerror(errno));
 	return check_identity(it, &sb, err);
 }
 
@@ -160,7 +160,7 @@ jp_plan_open(const struct jp_plan *p, const struct jp_item *it, int *fd, struct 
 		e = errno;
 		if (e == ELOOP || e == ENOTDIR || e == ESTALE || e == ENOENT)
 			return changed(it, err);
-		return jp_error_set(err, e == ENOMEM ? JP_E_SOFTWARE : JP_E_IOERR, "%s: %s",
+		return jp_error_set(err, e == ENOMEM ? JP_E_SOFTWARE : JP_E_IOERR, NAME ": %s: %s",
 		                    it->local, strerror(e));
 	}
 	if (*fd < 0)
@@ -589,7 +589,7 @@ jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_er
 		p->destination = jp_template_expand(s.s, &v, why, sizeof(why), &off);
 		if (p->destination == NULL) {
 			r = errno == ENOMEM ? oom(err)
-			                    : jp_error_set(err, JP_E_USAGE, "--dest %s: %s",
+			                    : jp_error_set(err, JP_E_USAGE, NAME ": --dest %s: %s",
 			                                   in->dest_override, why);
 			goto fail;
 		}
@@ -600,7 +600,7 @@ jp_plan_build(const struct jp_plan_input *in, struct jp_plan **out, struct jp_er
 		}
 	} else {
 		r = jp_error_set(err, JP_E_CONFIG,
-		                 "no destination: give --dest URL, $JOBPUB_DEST or 'destination:' in %s",
+		                 NAME ": no destination: give --dest URL, $JOBPUB_DEST or 'destination:' in %s",
 		                 m->file);
 		goto fail;
 	}

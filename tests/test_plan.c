@@ -690,7 +690,7 @@ START_TEST(test_open_swapped_for_symlink)
 	ck_assert_int_eq(symlink(outside, f), 0);
 	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_IOERR);
-	ck_assert_str_eq(err.msg, "out/f.txt changed since it was checked (removed, replaced, or a "
+	ck_assert_str_eq(err.msg, "plan: out/f.txt changed since it was checked (removed, replaced, or a "
 	                          "symbolic link swapped in); it is not published");
 }
 END_TEST
@@ -707,7 +707,7 @@ START_TEST(test_open_parent_swapped_for_symlink)
 	ck_assert_int_eq(symlink(fmt("%s/elsewhere", root), fmt("%s/out", job)), 0);
 	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_IOERR);
-	ck_assert_msg(strstr(err.msg, "out/f.txt changed since it was checked") == err.msg, "%s",
+	ck_assert_msg(strstr(err.msg, "plan: out/f.txt changed since it was checked") == err.msg, "%s",
 	              err.msg);
 }
 END_TEST
@@ -725,7 +725,7 @@ START_TEST(test_open_replaced_or_modified)
 	ck_assert_int_eq(unlink(f), 0);
 	job_file("out/f.txt", "other!!");
 	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
-	ck_assert_msg(strstr(err.msg, "out/f.txt changed since it was checked") == err.msg, "%s",
+	ck_assert_msg(strstr(err.msg, "plan: out/f.txt changed since it was checked") == err.msg, "%s",
 	              err.msg);
 
 	build_ok(one_file);
@@ -755,7 +755,7 @@ START_TEST(test_open_archive_dir_swapped)
 	ck_assert_int_eq(symlink(ext, out), 0);
 	ck_assert_int_eq(jp_plan_open(p, &p->items[0], &fd, &err), JP_FAILED);
 	ck_assert_int_eq(fd, -1);
-	ck_assert_msg(strstr(err.msg, "Out changed since it was checked") == err.msg, "%s", err.msg);
+	ck_assert_msg(strstr(err.msg, "plan: Out changed since it was checked") == err.msg, "%s", err.msg);
 	free(out);
 	free(old);
 	free(ext);
@@ -909,20 +909,20 @@ START_TEST(test_open_races)
 	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
 	ck_assert_int_eq(race.fired, 1);
 	ck_assert_int_eq(err.code, JP_E_IOERR);
-	ck_assert_str_eq(err.msg, "out/f.txt changed since it was checked (removed, replaced, or a "
+	ck_assert_str_eq(err.msg, "plan: out/f.txt changed since it was checked (removed, replaced, or a "
 	                          "symbolic link swapped in); it is not published");
 
 	build_ok(one_file);
 	at_call(AT_OPENAT, "f.txt", NULL, EACCES);
 	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_IOERR);
-	ck_assert_str_eq(err.msg, "out/f.txt: Permission denied");
+	ck_assert_str_eq(err.msg, "plan: out/f.txt: Permission denied");
 	at_call(AT_OPENAT, "f.txt", NULL, ENOMEM);
 	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_SOFTWARE);
 	at_call(AT_FSTATAT, "f.txt", remove_file, 0);
 	ck_assert_int_eq(open_item(0, buf, sizeof(buf)), JP_FAILED);
-	ck_assert_msg(strstr(err.msg, "out/f.txt changed since it was checked") == err.msg, "%s",
+	ck_assert_msg(strstr(err.msg, "plan: out/f.txt changed since it was checked") == err.msg, "%s",
 	              err.msg);
 	/* and when nothing happens, it opens */
 	job_file("out/f.txt", "again!!");
@@ -947,12 +947,12 @@ START_TEST(test_unchanged)
 	ck_assert_int_eq(pwrite(fd, "more", 4, 7), 4);
 	ck_assert_int_eq(jp_plan_unchanged(&p->items[0], fd, &err), JP_FAILED);
 	ck_assert_int_eq(err.code, JP_E_IOERR);
-	ck_assert_str_eq(err.msg, "out/f.txt changed since it was checked (7 bytes then, 11 now, "
+	ck_assert_str_eq(err.msg, "plan: out/f.txt changed since it was checked (7 bytes then, 11 now, "
 	                          "modified since); is the job still writing it?");
 	close(fd);
 	jp_error_clear(&err);
 	ck_assert_int_eq(jp_plan_unchanged(&p->items[0], fd, &err), JP_FAILED);
-	ck_assert_str_eq(err.msg, "out/f.txt: Bad file descriptor");
+	ck_assert_str_eq(err.msg, "plan: out/f.txt: Bad file descriptor");
 }
 END_TEST
 
@@ -1081,13 +1081,13 @@ START_TEST(test_dest_override_error)
 	expect_fail("destination: file:///archive\n"
 	            "outputs: [{name: a, path: pdroutput/TEXTOUT, to: x}]\n",
 	            JP_E_USAGE,
-	            "--dest file:///x/${nope}: unknown variable ${nope} (give it with --set "
+	            "plan: --dest file:///x/${nope}: unknown variable ${nope} (give it with --set "
 	            "nope=VALUE; built-in: job, name, basename, row.COLUMN)");
 	/* ${name} belongs to outputs, not to the destination. */
 	in.dest_override = "/archive/${name}";
 	jp_error_clear(&err);
 	expect_fail("outputs: [{name: a, path: pdroutput/TEXTOUT, to: x}]\n", JP_E_USAGE,
-	            "--dest /archive/${name}: ${name} is only available in an output");
+	            "plan: --dest /archive/${name}: ${name} is only available in an output");
 }
 END_TEST
 
@@ -1107,7 +1107,7 @@ START_TEST(test_no_destination)
 {
 	job_file("pdroutput/TEXTOUT", "hello");
 	expect_fail("outputs: [{name: a, path: pdroutput/TEXTOUT, to: x}]\n", JP_E_CONFIG,
-	            fmt("no destination: give --dest URL, $JOBPUB_DEST or 'destination:' in %s",
+	            fmt("plan: no destination: give --dest URL, $JOBPUB_DEST or 'destination:' in %s",
 	                mfile));
 }
 END_TEST

@@ -888,7 +888,7 @@ START_TEST(test_symlink_swapped_after_plan)
 	jp_log_setup(JP_LOG_TEXT, -1, NULL);
 	fclose(fp);
 	ck_assert_msg(rc == JP_E_IOERR, "rc %d: %s", rc, err.msg);
-	ck_assert_str_eq(err.msg, "out/chem.out changed since it was checked (removed, replaced, or "
+	ck_assert_str_eq(err.msg, "plan: out/chem.out changed since it was checked (removed, replaced, or "
 	                          "a symbolic link swapped in); it is not published");
 	ck_assert(!found_below(arch, "SECRET"));
 	ck_assert(!t_exists(dir, "archive/grid/chemj1.out"));
