@@ -12,6 +12,8 @@
 #include "log.h"
 #include "util.h"
 
+#define NAME "dest"
+
 extern const struct jp_backend jp_backend_posix, jp_backend_sftp, jp_backend_s3;
 
 const struct jp_backend *const jp_backends[] = {
@@ -74,7 +76,8 @@ find_backend(const char *url, const struct jp_backend **out, struct jp_error *er
 		be = jp_backends[0]; /* a plain absolute path is a POSIX destination */
 	} else if (n == 0) {
 		return jp_error_set(err, JP_E_CONFIG,
-		                    "destination '%s': expected a URL (file:///path) or an absolute path",
+		                    NAME ": destination '%s': expected a URL (file:///path) or an absolute "
+		                    "path",
 		                    url);
 	} else {
 		for (i = 0; jp_backends[i] != NULL && be == NULL; i++) {
@@ -86,8 +89,8 @@ find_backend(const char *url, const struct jp_backend **out, struct jp_error *er
 		if (be == NULL) {
 			scheme_list(list, sizeof(list));
 			return jp_error_set(err, JP_E_CONFIG,
-			                    "destination '%s': unknown scheme '%.*s' (supported: %s)", url,
-			                    (int)n, url, list);
+			                    NAME ": destination '%s': unknown scheme '%.*s' (supported: %s)",
+			                    url, (int)n, url, list);
 		}
 	}
 	*out = be;
@@ -118,8 +121,8 @@ jp_dest_check_url(const char *url, struct jp_error *err)
 
 	if (jp_url_has_password(url))
 		return jp_error_set(err, JP_E_CONFIG,
-		                    "destination: a password in the URL is refused (it would be stored "
-		                    "and logged); use a key");
+		                    NAME ": destination: a password in the URL is refused (it would be "
+		                    "stored and logged); use a key");
 	if ((r = find_backend(url, &be, err)) != JP_OK)
 		return r;
 	return be->check != NULL ? be->check(url, NULL, err) : JP_OK;
@@ -154,7 +157,7 @@ jp_dest_open(const char *url, const struct jp_dest_opts *opts, struct jp_dest **
 	len = trimmed_len(url);
 	if ((d->url = strndup(url, len)) == NULL) {
 		be->close(d);
-		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		return jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 	}
 	*out = d;
 	return JP_OK;
@@ -275,7 +278,7 @@ jp_key_check(const char *key, char *why, size_t whylen)
 static int
 not_open(struct jp_error *err)
 {
-	return jp_error_set(err, JP_E_SOFTWARE, "destination not open");
+	return jp_error_set(err, JP_E_SOFTWARE, NAME ": destination not open");
 }
 
 int
@@ -290,9 +293,9 @@ jp_dest_stage(struct jp_dest *d, const char *key, const char *token, uint64_t si
 	if (d == NULL)
 		return not_open(err);
 	if (jp_key_check(key, why, sizeof(why)) != 0)
-		return jp_error_set(err, JP_E_DATA, "%s", why);
+		return jp_error_set(err, JP_E_DATA, NAME ": %s", why);
 	if ((k = strdup(key)) == NULL)
-		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		return jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 	if ((r = d->be->stage(d, key, token, size_hint, out, err)) != JP_OK) {
 		free(k);
 		return r;
@@ -317,7 +320,7 @@ jp_upload_finish(struct jp_upload *u, uint64_t size, const unsigned char sha256[
                  struct jp_error *err)
 {
 	if (u->written != size)
-		return jp_error_set(err, JP_E_SOFTWARE, "%s: %s: wrote %llu bytes of %llu",
+		return jp_error_set(err, JP_E_SOFTWARE, NAME ": %s: %s: wrote %llu bytes of %llu",
 		                    u->dest->be->name, u->key, (unsigned long long)u->written,
 		                    (unsigned long long)size);
 	return u->dest->be->finish(u, size, sha256, err);
@@ -453,10 +456,11 @@ jp_dest_hash(struct jp_dest *d, const char *key, unsigned char sha256[32], struc
 	if (d == NULL)
 		return not_open(err);
 	if (d->be->read == NULL)
-		return jp_error_set(err, JP_E_UNAVAILABLE, "%s: reading back '%s' is not supported",
+		return jp_error_set(err, JP_E_UNAVAILABLE,
+		                    NAME ": %s: reading back '%s' is not supported",
 		                    d->be->name, key);
 	if (jp_sha256_init(&h) != 0)
-		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		return jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 	r = d->be->read(d, key, hash_chunk, &h, err);
 	if (r == JP_OK)
 		jp_sha256_final(&h, sha256);
@@ -494,7 +498,8 @@ jp_dest_abort_upload(struct jp_dest *d, const char *key, const char *upload,
 	if (d == NULL)
 		return not_open(err);
 	if (d->be->abort_upload == NULL)
-		return jp_error_set(err, JP_E_UNAVAILABLE, "%s: incomplete uploads are not supported",
+		return jp_error_set(err, JP_E_UNAVAILABLE,
+		                    NAME ": %s: incomplete uploads are not supported",
 		                    d->be->name);
 	return d->be->abort_upload(d, key, upload, err);
 }
@@ -506,7 +511,7 @@ jp_dest_list(struct jp_dest *d, const char *prefix, jp_list_fn fn, void *arg,
 	if (d == NULL)
 		return not_open(err);
 	if (d->be->list == NULL)
-		return jp_error_set(err, JP_E_UNAVAILABLE, "%s: listing is not supported",
+		return jp_error_set(err, JP_E_UNAVAILABLE, NAME ": %s: listing is not supported",
 		                    d->be->name);
 	return d->be->list(d, prefix, fn, arg, err);
 }
@@ -564,7 +569,7 @@ jp_dest_cache_get(struct jp_dest_cache *c, const char *url, const struct jp_dest
 		if (ms == NULL) {
 			free(us);
 			jp_dest_close(d);
-			jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 			return NULL;
 		}
 		c->urls[c->n] = us;

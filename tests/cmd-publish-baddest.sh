@@ -130,7 +130,7 @@ manifest_dest_from_row() {
 	make_mini
 	sed "s|^destination:.*|destination: file:archive/\${row.name}|" "$MMAN" >"$T/m.yaml"
 	expect_rc 78 publish_mini --manifest "$T/m.yaml"
-	assert_grep "^jobpub: $T/m.yaml:1:[0-9]+: destination 'file:archive/run-a'" "$ERR"
+	assert_grep "^jobpub: $T/m.yaml:1:[0-9]+: dest: destination 'file:archive/run-a'" "$ERR"
 	assert_eq "$(sql "$MDB" "SELECT status || ' ' || quote(result_url) FROM runs")" \
 		"running NULL" "the row"
 	n=$(sql "$MDB" "SELECT count(*) FROM jobpub_attempts" 2>/dev/null) || n=0

@@ -207,15 +207,15 @@ END_TEST
 static const struct {
 	const char *url, *why;
 } bad_urls[] = {
-	{"archive/pdr", "destination 'archive/pdr': expected a URL (file:///path) or an absolute path"},
-	{"./archive", "destination './archive': expected a URL (file:///path) or an absolute path"},
-	{"", "destination '': expected a URL (file:///path) or an absolute path"},
-	{"file:/archive", "destination 'file:/archive': expected a URL (file:///path) or an absolute "
+	{"archive/pdr", "dest: destination 'archive/pdr': expected a URL (file:///path) or an absolute path"},
+	{"./archive", "dest: destination './archive': expected a URL (file:///path) or an absolute path"},
+	{"", "dest: destination '': expected a URL (file:///path) or an absolute path"},
+	{"file:/archive", "dest: destination 'file:/archive': expected a URL (file:///path) or an absolute "
 	                  "path"},
-	{"s4://bucket/pdr", "destination 's4://bucket/pdr': unknown scheme 's4' (supported: file, sftp, s3)"},
-	{"gs://bucket/pdr", "destination 'gs://bucket/pdr': unknown scheme 'gs' (supported: file, sftp, s3)"},
-	{"files:///a", "destination 'files:///a': unknown scheme 'files' (supported: file, sftp, s3)"},
-	{"fil:///a", "destination 'fil:///a': unknown scheme 'fil' (supported: file, sftp, s3)"},
+	{"s4://bucket/pdr", "dest: destination 's4://bucket/pdr': unknown scheme 's4' (supported: file, sftp, s3)"},
+	{"gs://bucket/pdr", "dest: destination 'gs://bucket/pdr': unknown scheme 'gs' (supported: file, sftp, s3)"},
+	{"files:///a", "dest: destination 'files:///a': unknown scheme 'files' (supported: file, sftp, s3)"},
+	{"fil:///a", "dest: destination 'fil:///a': unknown scheme 'fil' (supported: file, sftp, s3)"},
 	/* well-known schemes, malformed for their backend: refused without connecting */
 	{"sftp://", "sftp: destination 'sftp://': No host part in the URL"},
 	{"sftp://host/~/x", "sftp: destination 'sftp://host/~/x': give an absolute remote path "
@@ -298,7 +298,7 @@ START_TEST(test_open_bad_scheme)
 	ck_assert_int_eq(jp_dest_open("s4://bucket/x", &opts, &d, &e), JP_FAILED);
 	ck_assert_ptr_null(d);
 	ck_assert_int_eq(e.code, JP_E_CONFIG);
-	ck_assert_str_eq(e.msg, "destination 's4://bucket/x': unknown scheme 's4' (supported: file, sftp, s3)");
+	ck_assert_str_eq(e.msg, "dest: destination 's4://bucket/x': unknown scheme 's4' (supported: file, sftp, s3)");
 }
 END_TEST
 
@@ -316,7 +316,7 @@ START_TEST(test_not_open)
 	ck_assert_int_eq(e.code, JP_E_NONE);
 	ck_assert_int_eq(jp_dest_stage(NULL, "a", "tok", 1, &u, &e), JP_FAILED);
 	ck_assert_ptr_null(u);
-	ck_assert_str_eq(e.msg, "destination not open");
+	ck_assert_str_eq(e.msg, "dest: destination not open");
 	ck_assert_int_eq(jp_dest_stat(NULL, "a", &st, &e), JP_FAILED);
 	ck_assert_int_eq(st.exists, 0);
 	ck_assert_int_eq(jp_dest_remove(NULL, "a", &e), JP_FAILED);
@@ -348,7 +348,7 @@ START_TEST(test_stage_refuses_bad_key)
 	ck_assert_int_eq(jp_dest_stage(d, "../escape", "0123456789abcdef", UINT64_MAX, &u, &e), JP_FAILED);
 	ck_assert_ptr_null(u);
 	ck_assert_int_eq(e.code, JP_E_DATA);
-	ck_assert_str_eq(e.msg, "remote name '../escape' escapes the destination ('.' or '..' "
+	ck_assert_str_eq(e.msg, "dest: remote name '../escape' escapes the destination ('.' or '..' "
 	                        "component)");
 	ck_assert_uint_eq(t_count_prefixed(tmp, ".jobpub-"), 0);
 	jp_dest_close(d);
@@ -374,7 +374,7 @@ START_TEST(test_stage_write_commit)
 	/* Finishing with a size other than what was written is refused. */
 	ck_assert_int_eq(jp_upload_finish(u, 6, sha, &e), JP_FAILED);
 	ck_assert_int_eq(e.code, JP_E_SOFTWARE);
-	ck_assert_str_eq(e.msg, "posix: dir/file: wrote 5 bytes of 6");
+	ck_assert_str_eq(e.msg, "dest: posix: dir/file: wrote 5 bytes of 6");
 	jp_error_clear(&e);
 	ck_assert_msg(jp_upload_finish(u, 5, sha, &e) == JP_OK, "%s", e.msg);
 	ck_assert_msg(jp_upload_commit(u, 0, &exists, &replaced, &e) == JP_OK, "%s", e.msg);
@@ -469,7 +469,7 @@ START_TEST(test_unsupported)
 	ck_assert_msg(jp_dest_open(tmp, &opts, &d, &e) == JP_OK, "%s", e.msg);
 	ck_assert_int_eq(jp_dest_abort_upload(d, "k", "upload-id", &e), JP_FAILED);
 	ck_assert_int_eq(e.code, JP_E_UNAVAILABLE);
-	ck_assert_str_eq(e.msg, "posix: incomplete uploads are not supported");
+	ck_assert_str_eq(e.msg, "dest: posix: incomplete uploads are not supported");
 	ck_assert_int_eq(jp_dest_can_cancel(d), 0);
 	jp_dest_cancel(d);
 	jp_dest_close(d);
