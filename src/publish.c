@@ -25,6 +25,8 @@
 #include "tarstream.h"
 #include "template.h"
 
+#define NAME "publish"
+
 static volatile sig_atomic_t interrupted;
 
 void
@@ -163,7 +165,7 @@ check_interrupt(struct jp_error *err)
 {
 	if (!interrupted)
 		return JP_OK;
-	return jp_error_set(err, JP_E_TEMPFAIL, "interrupted by %s",
+	return jp_error_set(err, JP_E_TEMPFAIL, NAME ": interrupted by %s",
 	                    interrupted == SIGINT ? "SIGINT" : interrupted == SIGTERM ? "SIGTERM"
 	                                                                              : "a signal");
 }
@@ -201,7 +203,8 @@ sink_chunk(void *arg, const void *buf, size_t len)
 		return 1;
 	/* Another lane failed: the publish is over, do not send the rest of a big file. */
 	if (__atomic_load_n(&k->R->failed, __ATOMIC_RELAXED)) {
-		k->r = jp_error_set(k->err, JP_E_TEMPFAIL, "stopped: another file of the job failed");
+		k->r = jp_error_set(k->err, JP_E_TEMPFAIL,
+		                    NAME ": stopped: another file of the job failed");
 		return 1;
 	}
 	renew_lease(k->R); /* hashing for a comparison counts as work too */
@@ -233,7 +236,8 @@ stream_file(struct worker *w, struct pfile *f, struct jp_upload *u, struct jp_er
 #endif
 	rc = jp_hashpipe_run(w->pipe, fd, sink_chunk, &k, f->sha, &total);
 	if (rc < 0)
-		rc = jp_error_set(err, JP_E_IOERR, "%s: read: %s", f->it->local, strerror(errno));
+		rc = jp_error_set(err, JP_E_IOERR, NAME ": %s: read: %s", f->it->local,
+		                  strerror(errno));
 	else if (rc > 0)
 		rc = k.r;
 	if (rc == JP_OK && total == f->it->size)
@@ -243,8 +247,8 @@ stream_file(struct worker *w, struct pfile *f, struct jp_upload *u, struct jp_er
 		return rc;
 	if (total != f->it->size)
 		return jp_error_set(err, JP_E_IOERR,
-		                    "%s changed while being published (%llu bytes planned, %llu read); "
-		                    "is the job still writing it?",
+		                    NAME ": %s changed while being published (%llu bytes planned, %llu "
+		                    "read); is the job still writing it?",
 		                    f->it->local, (unsigned long long)f->it->size,
 		                    (unsigned long long)total);
 	jp_hex(f->sha, 32, f->hex);
@@ -309,8 +313,8 @@ compare_existing(struct run *R, struct jp_dest *dest, struct pfile *f, struct jp
 		return JP_OK;
 	jp_hex(remote, 32, rhex);
 	return jp_error_set(err, JP_E_UNAVAILABLE,
-	                    "conflict: %s already holds different content (sha256 %.12s..., ours "
-	                    "%.12s... from %s); nothing was changed; --overwrite replaces it",
+	                    NAME ": conflict: %s already holds different content (sha256 %.12s..., "
+	                    "ours %.12s... from %s); nothing was changed; --overwrite replaces it",
 	                    f->url, rhex, f->hex, f->it->local);
 }
 
@@ -326,7 +330,8 @@ precheck_one(struct worker *w, struct pfile *f, struct jp_error *err)
 	if ((r = jp_dest_stat(w->dest, f->it->key, &st, err)) != JP_OK || !st.exists)
 		return r;
 	if (st.is_dir)
-		return jp_error_set(err, JP_E_UNAVAILABLE, "%s is a directory; cannot publish %s there",
+		return jp_error_set(err, JP_E_UNAVAILABLE,
+		                    NAME ": %s is a directory; cannot publish %s there",
 		                    f->url, f->it->local);
 	memcpy(f->etag, st.etag, sizeof(f->etag));
 	/* An archive's size is known once it is made: make it, without sending it. */
@@ -334,8 +339,8 @@ precheck_one(struct worker *w, struct pfile *f, struct jp_error *err)
 		return r;
 	if (st.size != f->it->size && !R->o->overwrite)
 		return jp_error_set(err, JP_E_UNAVAILABLE,
-		                    "conflict: %s already holds different content (%llu bytes, ours "
-		                    "%llu from %s); nothing was changed; --overwrite replaces it",
+		                    NAME ": conflict: %s already holds different content (%llu bytes, "
+		                    "ours %llu from %s); nothing was changed; --overwrite replaces it",
 		                    f->url, (unsigned long long)st.size,
 		                    (unsigned long long)f->it->size, f->it->local);
 	if (st.size != f->it->size)
@@ -528,14 +533,14 @@ open_lanes(struct run *R, struct jp_error *err)
 	if (n > 64)
 		n = 64;
 	if ((R->workers = calloc(n, sizeof(*R->workers))) == NULL)
-		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		return jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 	R->n_workers = n;
 	for (i = 0; i < n; i++) {
 		struct worker *w = &R->workers[i];
 
 		w->R = R;
 		if ((w->pipe = jp_hashpipe_new()) == NULL)
-			return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			return jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 		if (i == 0)
 			w->dest = R->dest;
 		else if ((r = jp_dest_open(R->plan->destination, &R->dopts, &w->dest, err)) != JP_OK)
@@ -922,7 +927,8 @@ jp_check_destination(const struct jp_manifest *m, const char *job, const struct 
 
 	if (tmpl == NULL)
 		return jp_error_set(err, JP_E_CONFIG,
-		                    "no destination: give --dest URL, $JOBPUB_DEST or 'destination:' in %s",
+		                    NAME ": no destination: give --dest URL, $JOBPUB_DEST or 'destination:' "
+		                    "in %s",
 		                    m->file);
 	if (row == NULL && strstr(tmpl, "${row.") != NULL)
 		return JP_OK;
@@ -951,7 +957,7 @@ record_success(struct run *R, struct jp_error *err)
 	int r;
 
 	if ((recs = calloc(R->plan->n_items + 1, sizeof(*recs))) == NULL)
-		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		return jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 	for (i = 0; i < R->plan->n_items; i++) {
 		const struct pfile *f = &R->files[i];
 		recs[i].output = f->it->out->name.s;
@@ -1005,8 +1011,8 @@ root_guard(const struct jp_publish_opts *o, struct jp_error *err)
 	for (i = 0; i < 2; i++)
 		if (stat(paths[i], &sb) == 0 && sb.st_uid != 0)
 			return jp_error_set(err, JP_E_NOPERM,
-			                    "refusing to publish as root: %s belongs to uid %u; run jobpub as "
-			                    "that user (runuser -u USER -- jobpub ..., as the Slurm epilog does)",
+			                    NAME ": refusing to publish as root: %s belongs to uid %u; run jobpub "
+			                    "as that user (runuser -u USER -- jobpub ..., as the Slurm epilog does)",
 			                    paths[i], (unsigned)sb.st_uid);
 	return JP_OK;
 }
@@ -1069,7 +1075,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 
 	/* From here on every failure is recorded against the job. */
 	if (jp_random_token(R.token) != 0) {
-		r = jp_error_set(err, JP_E_SOFTWARE, "no randomness for the attempt token");
+		r = jp_error_set(err, JP_E_SOFTWARE, NAME ": no randomness for the attempt token");
 		goto out;
 	}
 	gethostname(host, sizeof(host) - 1);
@@ -1113,7 +1119,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 			goto failed;
 	}
 	if ((R.files = calloc(R.plan->n_items + 1, sizeof(*R.files))) == NULL) {
-		r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		r = jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 		goto failed;
 	}
 	if ((r = open_lanes(&R, err)) != JP_OK || (r = check_interrupt(err)) != JP_OK)
@@ -1122,7 +1128,7 @@ jp_publish(const struct jp_publish_opts *o, struct jp_error *err)
 	for (i = 0; i < R.plan->n_items; i++) {
 		R.files[i].it = &R.plan->items[i];
 		if ((R.files[i].url = jp_dest_key_url(R.dest, R.plan->items[i].key)) == NULL) {
-			r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			r = jp_error_set(err, JP_E_SOFTWARE, NAME ": out of memory");
 			goto failed;
 		}
 	}
@@ -1169,7 +1175,8 @@ failed:
 	watch_stop(&R);
 	/* After a signal, whatever failed (a connection cut short by it, most often) is part of
 	 * the interruption: the attempt says so, and the exit status is 75. */
-	if (interrupted && strncmp(err->msg, "interrupted by ", 15) != 0) {
+	if (interrupted &&
+	    strncmp(err->msg, NAME ": interrupted by ", strlen(NAME ": interrupted by ")) != 0) {
 		jp_log_info("job %s: after the signal: %s", o->job, err->msg);
 		jp_error_clear(err);
 		r = check_interrupt(err);
@@ -1190,7 +1197,7 @@ out:
 	free(sets);
 	run_free(&R);
 	if (r != JP_OK && err->code == JP_E_NONE)
-		jp_error_set(err, JP_E_SOFTWARE, "internal error: failure without a reason");
+		jp_error_set(err, JP_E_SOFTWARE, NAME ": internal error: failure without a reason");
 	/* The class of the first reason decides between RETRY and FAILED (a rollback or a signal
 	 * may have rewritten it); a dead connection stays FATAL. */
 	if (r == JP_OK)

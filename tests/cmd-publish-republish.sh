@@ -61,14 +61,14 @@ check_still_published() {
 	assert_eq "$(sql "$EXDB" "SELECT outcome || ' ' || exit_code FROM jobpub_attempts
 		ORDER BY id DESC LIMIT 1")" "failed_storage 69" "the failed attempt ($1)"
 	sql "$EXDB" "SELECT message FROM jobpub_attempts ORDER BY id DESC LIMIT 1" >"$T/reason"
-	assert_grep "^conflict: $EXURL/pdrgrid/CTRL_IND$EXNAME already holds different content" \
+	assert_grep "^publish: conflict: $EXURL/pdrgrid/CTRL_IND$EXNAME already holds different content" \
 		"$T/reason"
 }
 expect_rc 69 publish_example
 check_still_published publish
 expect_rc 0 "$JOBPUB" status --db "$EXDB" 1
 assert_grep '^job 1: finished' "$OUT"
-assert_grep "^last attempt failed: #3 .* \[unavailable, exit 69\] conflict: .*CTRL_IND$EXNAME" "$OUT"
+assert_grep "^last attempt failed: #3 .* \[unavailable, exit 69\] publish: conflict: .*CTRL_IND$EXNAME" "$OUT"
 expect_rc 0 "$JOBPUB" status --db "$EXDB" --json 1
 assert_json "$OUT"
 assert_grep '"last_failed_attempt":\{"id":3,.*"exit_code":69' "$OUT"
@@ -78,7 +78,7 @@ assert_grep '"publishing_now":null' "$OUT"
 expect_rc 0 "$JOBPUB" republish --db "$EXDB" --dry-run
 assert_grep '^republish: 0 jobs$' "$OUT"
 expect_rc 69 "$JOBPUB" republish --db "$EXDB" --job 1
-assert_grep '^job 1: failed \(exit 69\): conflict' "$OUT"
+assert_grep '^job 1: failed \(exit 69\): publish: conflict' "$OUT"
 check_still_published republish
 
 expect_rc 0 "$JOBPUB" republish --db "$EXDB" --job 1 --overwrite

@@ -179,7 +179,7 @@ signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
 os.kill(os.getpid(), signal.SIGTERM)
 os.execv(sys.argv[1], sys.argv[1:])' "$JOBPUB" publish --job 1 --manifest "$MMAN" \
 	--workdir "$MJOB" --db "$MDB"
-assert_grep '^jobpub: interrupted by SIGTERM$' "$ERR"
+assert_grep '^jobpub: publish: interrupted by SIGTERM$' "$ERR"
 cmp -s "$T/before.db" "$MDB" || fail "pending SIGTERM: the catalogue changed"
 assert_absent "$MARCHIVE"
 
@@ -202,7 +202,7 @@ wait_until "$PUB" "the attempt row" attempt_running
 term_and_wait
 [ "$RC" -eq 75 ] || { show "$T/pub.err"; fail "planning: exit $RC after SIGTERM, expected 75"; }
 [ "$SECS" -le "$BOUND" ] || fail "planning: $SECS s to stop after SIGTERM"
-assert_grep '^jobpub: interrupted by SIGTERM$' "$T/pub.err"
+assert_grep '^jobpub: publish: interrupted by SIGTERM$' "$T/pub.err"
 assert_no_grep 'not stopped|second signal' "$T/pub.err"
 interrupted_invariant planning
 assert_absent "$MARCHIVE" # stopped before the destination was opened
@@ -239,7 +239,7 @@ kill -CONT "$PUB"
 term_and_wait
 [ "$RC" -eq 75 ] || { show "$T/pub.err"; fail "sftp: exit $RC after SIGTERM, expected 75"; }
 [ "$SECS" -le "$BOUND" ] || fail "sftp: $SECS s to stop after SIGTERM"
-assert_grep '^jobpub: interrupted by SIGTERM$' "$T/pub.err"
+assert_grep '^jobpub: publish: interrupted by SIGTERM$' "$T/pub.err"
 interrupted_invariant sftp
 assert_absent "$MARCHIVE/big/big.dat"
 assert_absent "$MARCHIVE/results/result.txt"
@@ -273,7 +273,7 @@ stalled_publish stall
 term_and_wait
 [ "$RC" -eq 75 ] || { show "$T/pub.err"; fail "stalled: exit $RC after SIGTERM, expected 75"; }
 [ "$SECS" -le "$BOUND" ] || fail "stalled: $SECS s to stop after SIGTERM"
-assert_grep '^jobpub: interrupted by SIGTERM$' "$T/pub.err"
+assert_grep '^jobpub: publish: interrupted by SIGTERM$' "$T/pub.err"
 assert_no_grep 'not stopped|second signal' "$T/pub.err"
 interrupted_invariant stalled
 assert_absent "$MARCHIVE/big/big.dat"

@@ -962,7 +962,7 @@ START_TEST(test_sigterm_child)
 	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
 	t_sql_eq(db, NULL, "SELECT output_big_file FROM jobs WHERE id = ?", JOB);
 	assert_last_attempt("interrupted", "tempfail");
-	t_sql_eq(db, "interrupted by SIGTERM",
+	t_sql_eq(db, "publish: interrupted by SIGTERM",
 	         "SELECT message FROM jobpub_attempts WHERE job = ? ORDER BY id DESC", JOB);
 	ck_assert_msg(last_attempt_int("bytes") < (long long)big, "bytes %lld",
 	              last_attempt_int("bytes"));
@@ -1082,7 +1082,7 @@ START_TEST(test_interrupt_before_attempt)
 	jp_publish_interrupt(SIGTERM);
 	rc = publish(0);
 	ck_assert_msg(rc == JP_E_TEMPFAIL, "rc %d: %s", rc, err.msg);
-	ck_assert_str_eq(err.msg, "interrupted by SIGTERM");
+	ck_assert_str_eq(err.msg, "publish: interrupted by SIGTERM");
 	ck_assert(!t_exists(dir, "cat.db"));
 	ck_assert(!t_exists(dir, "archive"));
 	/* and on a catalogue that exists: the published job stays as it was, no attempt */
@@ -1113,7 +1113,7 @@ START_TEST(test_interrupt_while_planning)
 	rc = publish(0);
 	interrupt_at = 0;
 	ck_assert_msg(rc == JP_E_TEMPFAIL, "rc %d: %s", rc, err.msg);
-	ck_assert_str_eq(err.msg, "interrupted by SIGTERM");
+	ck_assert_str_eq(err.msg, "publish: interrupted by SIGTERM");
 	ck_assert_msg(many_calls < 10, "%u files resolved after the signal", many_calls);
 	ck_assert(!t_exists(dir, "archive"));
 	t_sql_eq(db, JP_STATUS_FAILED, "SELECT status FROM jobs WHERE id = ?", JOB);
@@ -1235,7 +1235,7 @@ START_TEST(test_commit_race_conflict_rollback)
 	jp_log_setup(JP_LOG_TEXT, -1, NULL);
 	fclose(fp);
 	ck_assert_msg(rc == JP_E_UNAVAILABLE, "rc %d: %s", rc, err.msg);
-	ck_assert_msg(strstr(err.msg, "conflict: ") == err.msg &&
+	ck_assert_msg(strstr(err.msg, "publish: conflict: ") == err.msg &&
 	                  strstr(err.msg, "/onion/ONIONj1.ONION3_CO.OUT already holds different "
 	                                  "content") != NULL,
 	              "%s", err.msg);
