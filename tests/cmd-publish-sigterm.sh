@@ -131,7 +131,7 @@ expect_rc 0 publish_mini
 cmp -s "$MJOB/out/big.dat" "$MARCHIVE/big/big.dat" || fail "big.dat differs after re-publishing"
 assert_eq "$(row_status "$MDB" runs)" published "status after re-publishing"
 
-BOUND=5 # JP_STOP_BOUND_S in src/cmd.h
+BOUND=5 # JP_STOP_BOUND_S in src/cli/cmd.h
 mv "$MJOB/out/big.dat" "$T/big.dat" # for the sftp cases below (make_mini starts afresh)
 
 # invariants [OPTION]...: tests/invariants on the current catalogue; fails on any violation.

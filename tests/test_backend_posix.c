@@ -1,5 +1,5 @@
 /*
- * test_backend_posix.c - unit tests of src/backend-posix.c, driven through the dest.h API:
+ * test_backend_posix.c - unit tests of src/backends/backend-posix.c, driven through the dest.h API:
  * opening file:// URLs and plain paths, staging under a 0600 temporary name, verification,
  * commit with and without overwrite, abort, stat/remove/digest/list, symlinks that lead out
  * of the destination, long names, and permission errors.

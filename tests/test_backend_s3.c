@@ -1,5 +1,5 @@
 /*
- * test_backend_s3.c - unit tests of src/backend-s3.c, driven through the dest.h API (and the
+ * test_backend_s3.c - unit tests of src/backends/backend-s3.c, driven through the dest.h API (and the
  * backend table of backend.h where dest.c guards a slot) against a private Ceph RADOS Gateway:
  * tests/rgw-start.sh starts it once for the whole program, tests/rgw-stop.sh stops it by PID.
  * As in tests/cmd-publish-s3.sh, a gateway that cannot be started is a hard error (99), not a

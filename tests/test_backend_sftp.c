@@ -1,5 +1,5 @@
 /*
- * test_backend_sftp.c - unit tests of src/backend-sftp.c, driven through the dest.h API (and
+ * test_backend_sftp.c - unit tests of src/backends/backend-sftp.c, driven through the dest.h API (and
  * the backend table where dest.c would refuse first) against the private OpenSSH sshd the
  * shell tests use (tests/sshd-start.sh, stopped by PID with tests/sshd-stop.sh at the end).
  *

@@ -1,5 +1,5 @@
 /*
- * test_catalog.c - unit tests of src/catalog.c: schema creation and versioning, checking the
+ * test_catalog.c - unit tests of src/catalog/catalog.c: schema creation and versioning, checking the
  * job table, loading the job's row, recording attempts, successes and failures (checked with
  * the test's own SQLite connection), quoting, a locked catalogue, and the status queries.
  */

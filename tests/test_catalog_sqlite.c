@@ -1,5 +1,5 @@
 /*
- * test_catalog_sqlite.c - src/catalog-sqlite.c, the SQLite engine behind catalog-engine.h, and
+ * test_catalog_sqlite.c - src/catalog/catalog-sqlite.c, the SQLite engine behind catalog-engine.h, and
  * the engine registry in catalog.c: locations (plain path, sqlite: URLs, unknown schemes),
  * statements with bound values, identifier checks and quoting, upserts, a busy database as
  * JP_RETRY, the schema's DDL and version, WAL after a migration.  Checked with the test's own

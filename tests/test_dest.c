@@ -1,5 +1,5 @@
 /*
- * test_dest.c - src/dest.c: the remote-name gate (jp_key_check), URL joining with
+ * test_dest.c - src/core/dest.c: the remote-name gate (jp_key_check), URL joining with
  * percent-encoding (jp_url_join), picking a backend from a URL (jp_dest_check_url), and the
  * dispatch around an open destination (URL kept without a trailing '/', keys checked at stage),
  * jobpub's temporary names (jp_tmp_name_kind) and the destination cache.

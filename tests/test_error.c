@@ -1,5 +1,5 @@
 /*
- * test_error.c - src/error.c: the error handle keeps the first message, errno values map to the
+ * test_error.c - src/core/error.c: the error handle keeps the first message, errno values map to the
  * documented classes, class names are stable, and severities order so the worst one wins.
  */
 #include "config.h"

@@ -1,5 +1,5 @@
 /*
- * test_gc.c - src/gc.c: jp_gc over jobs published with jp_publish to a file:// archive and a
+ * test_gc.c - src/core/gc.c: jp_gc over jobs published with jp_publish to a file:// archive and a
  * temp SQLite catalogue, with leftovers made by hand.  Covers a clean archive, an old stray
  * temporary (listed; deleted only with apply), a young one (left alone), one whose token a
  * live lease holds (in use, kept), a displaced original (kept even with apply), missing and

@@ -1,5 +1,5 @@
 /*
- * test_hashpipe.c - src/hashpipe.c: one read, hash on a second thread, chunks in order.
+ * test_hashpipe.c - src/core/hashpipe.c: one read, hash on a second thread, chunks in order.
  */
 #include "config.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_json.c - src/json.c: string escaping (quotes, backslash, control characters, bytes that
+ * test_json.c - src/core/json.c: string escaping (quotes, backslash, control characters, bytes that
  * are not ASCII), nesting and commas.  Output goes to open_memstream and is compared exactly.
  */
 #include "config.h"

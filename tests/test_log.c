@@ -1,5 +1,5 @@
 /*
- * test_log.c - src/log.c: text lines ("jobpub: ..."), quiet and verbose levels, JSON lines (one
+ * test_log.c - src/core/log.c: text lines ("jobpub: ..."), quiet and verbose levels, JSON lines (one
  * valid object per line with the event's fields), and the progress line, which is drawn only
  * on a terminal (a pseudo-terminal here) and never into a file.
  */

@@ -1,5 +1,5 @@
 /*
- * test_manifest.c - src/manifest.c: loading a manifest with every key, the defaults, each
+ * test_manifest.c - src/core/manifest.c: loading a manifest with every key, the defaults, each
  * refusal with its exact "FILE:LINE:COLUMN: message" (class 65), a missing file (class 66),
  * and jp_manifest_check_vars pointing at the column of an unknown ${variable}.
  */

@@ -1,5 +1,5 @@
 /*
- * test_options.c - src/options.c: the backends' option tables as the registry gives them, the
+ * test_options.c - src/core/options.c: the backends' option tables as the registry gives them, the
  * check of a value by its type and by the backend's own hook, the store (a later value
  * replaces, the command line beats the manifest, where each came from), the refusals of the
  * command line (unknown backend, unknown key, a secret, a bad value: 64, never echoing a

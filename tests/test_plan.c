@@ -1,5 +1,5 @@
 /*
- * test_plan.c - src/plan.c: a manifest resolved against a job directory made in a temp dir.
+ * test_plan.c - src/core/plan.c: a manifest resolved against a job directory made in a temp dir.
  * Paths and globs (sorted, directories passed over), optional and required outputs, everything
  * that escapes the workdir or the destination, duplicate remote names, a column on a glob with
  * several matches, a workdir whose name holds glob metacharacters, --dest and no destination.

@@ -1,5 +1,5 @@
 /*
- * test_publish.c - unit tests of src/publish.c: jp_publish() run on a manifest, a job work
+ * test_publish.c - unit tests of src/core/publish.c: jp_publish() run on a manifest, a job work
  * directory, a file:// destination and a catalogue made in a temp dir.  Covers a first publish,
  * an unchanged re-publish, conflicts with and without overwrite, missing and optional outputs,
  * external job tables, dry runs, interruption (SIGTERM in a forked publisher, and interrupts

@@ -1,5 +1,5 @@
 /*
- * test_republish.c - src/republish.c: jp_republish over a temp SQLite catalogue and a file://
+ * test_republish.c - src/core/republish.c: jp_republish over a temp SQLite catalogue and a file://
  * archive, jobs published (or failed) with jp_publish first.  Covers nothing to do, a failed
  * job published again once its output is back (in a child: the hook runs there), one still
  * failing (its code and message), a dry run, the choice by status, job and time, two jobs at

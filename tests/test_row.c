@@ -1,5 +1,5 @@
 /*
- * test_row.c - src/row.c: a column's value by name (present, SQL NULL, absent, no row), and
+ * test_row.c - src/core/row.c: a column's value by name (present, SQL NULL, absent, no row), and
  * freeing whole rows, half-allocated rows and NULL.
  */
 #include "config.h"

@@ -1,5 +1,5 @@
 /*
- * test_s3.c - src/s3.c: the request pieces SigV4 signs (canonical query, encoded keys, URLs),
+ * test_s3.c - src/backends/s3.c: the request pieces SigV4 signs (canonical query, encoded keys, URLs),
  * the XML S3 answers with, error classes, the AWS credential chain and part sizes.
  */
 #include "config.h"

@@ -1,5 +1,5 @@
 /*
- * test_spool.c - src/spool.c: the write/read round trip (sets, nulls, escapes), the file mode
+ * test_spool.c - src/core/spool.c: the write/read round trip (sets, nulls, escapes), the file mode
  * and atomicity, the strict reader (unknown or missing keys, wrong types, another job, relative
  * paths, broken JSON: 65 naming the file), a missing entry (66), entries not safe to trust
  * (group- or world-writable, a symlink, owned by another user: 77), remove, and the default

@@ -1,5 +1,5 @@
 /*
- * test_spooled.c - src/spooled.c: a spool entry taken into a publish's options (what is given
+ * test_spooled.c - src/core/spooled.c: a spool entry taken into a publish's options (what is given
  * wins, --set values merged by name, the job ID from the entry, a missing or broken entry
  * changing nothing); a publish queued under the first free name (another request's entry
  * never replaced, ten names at most); the state of a request (pending, publishing, failed,

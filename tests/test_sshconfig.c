@@ -1,5 +1,5 @@
 /*
- * test_sshconfig.c - src/sshconfig.c: Host matching and first-value-wins, as ssh(1) reads it
+ * test_sshconfig.c - src/backends/sshconfig.c: Host matching and first-value-wins, as ssh(1) reads it
  * (spellings, quotes, negations, Include and Match not followed, %-expansions, unreadable
  * files); the algorithm lists offered to libssh2.
  */

@@ -1,5 +1,5 @@
 /*
- * test_tarstream.c - src/tarstream.c: deterministic tar streams of directories, read back with
+ * test_tarstream.c - src/core/tarstream.c: deterministic tar streams of directories, read back with
  * libarchive, bsdtar and GNU tar.
  */
 #include "config.h"
@@ -825,7 +825,7 @@ main(void)
 {
 	Suite *s = suite_create("tarstream");
 
-	setlocale(LC_CTYPE, "C.UTF-8"); /* as src/jobpub.c does */
+	setlocale(LC_CTYPE, "C.UTF-8"); /* as src/cli/jobpub.c does */
 	TCase *tc = tcase_create("archive");
 
 	tcase_add_checked_fixture(tc, setup, teardown);

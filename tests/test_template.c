@@ -1,5 +1,5 @@
 /*
- * test_template.c - src/template.c: every kind of ${...} variable, $$ and a lone '$', and the
+ * test_template.c - src/core/template.c: every kind of ${...} variable, $$ and a lone '$', and the
  * errors (message and byte offset of the '$'): unknown variable, unterminated ${, ${basename}
  * outside `to:`, ${row.X} NULL, absent, without a row, and as a placeholder.
  */

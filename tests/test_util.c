@@ -1,5 +1,5 @@
 /*
- * test_util.c - src/util.c: identifiers (the gate before SQL), hex, human sizes, time strings,
+ * test_util.c - src/core/util.c: identifiers (the gate before SQL), hex, human sizes, time strings,
  * random tokens and streaming SHA-256 against published test vectors.
  */
 #include "config.h"

@@ -1,5 +1,5 @@
 /*
- * test_validate.c - src/validate.c: HDF5/HDF4 checks on fixtures made with the HDF5 library.
+ * test_validate.c - src/core/validate.c: HDF5/HDF4 checks on fixtures made with the HDF5 library.
  */
 #include "config.h"
 

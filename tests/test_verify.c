@@ -1,5 +1,5 @@
 /*
- * test_verify.c - src/verify.c: jp_verify over jobs published with jp_publish to a file://
+ * test_verify.c - src/core/verify.c: jp_verify over jobs published with jp_publish to a file://
  * archive and a temp SQLite catalogue.  Covers everything as recorded, a missing file, a
  * changed size, a same-size change only --deep sees, a choice of jobs (one with no published
  * file), a catalogue jobpub has not written yet, a destination that cannot be opened, a

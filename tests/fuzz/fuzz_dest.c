@@ -1,6 +1,6 @@
 /*
  * fuzz_dest.c - fuzz target: destination URLs and remote names, as --dest, $JOBPUB_DEST and a
- * manifest's destination reach them: the scheme and password checks (src/dest.c), joining a
+ * manifest's destination reach them: the scheme and password checks (src/core/dest.c), joining a
  * key to the URL, the key check, opening a file:// or plain-path destination read-only (the
  * POSIX backend's URL parsing; nothing is created), and the S3 pieces that parse what a URL or
  * the environment gives (endpoint, bucket, request URL).

@@ -1,5 +1,5 @@
 /*
- * fuzz_known_hosts.c - fuzz target: a known_hosts file read the way src/backend-sftp.c's
+ * fuzz_known_hosts.c - fuzz target: a known_hosts file read the way src/backends/backend-sftp.c's
  * read_known_hosts reads it (line by line with fgets into an 8 KiB buffer, comments and blank
  * lines skipped, every other line given to libssh2_knownhost_readline, lines libssh2 refuses
  * passed over), then the host's key checked against it as the connection does

@@ -1,6 +1,6 @@
 /*
- * fuzz_s3.c - fuzz target: an S3 answer body parsed the way src/backend-s3.c reads each kind
- * with src/s3.c's XML helpers: an error (Code, Message, RequestId, then the classification of
+ * fuzz_s3.c - fuzz target: an S3 answer body parsed the way src/backends/backend-s3.c reads each kind
+ * with src/backends/s3.c's XML helpers: an error (Code, Message, RequestId, then the classification of
  * the code with several HTTP statuses), InitiateMultipartUpload (UploadId),
  * CompleteMultipartUploadResult (ETag), ListObjectsV2 (Contents: Key, Size, LastModified, ETag;
  * IsTruncated, NextContinuationToken) and ListMultipartUploads (Upload: Key, UploadId,

@@ -1,5 +1,5 @@
 /*
- * fuzz_s3_creds.c - fuzz target: the AWS shared credentials and config files as src/s3.c reads
+ * fuzz_s3_creds.c - fuzz target: the AWS shared credentials and config files as src/backends/s3.c reads
  * them for a profile (INI sections, "key = value", comments, any line length), with the
  * environment's keys unset so the files are what is read.
  *

@@ -1,5 +1,5 @@
 /*
- * fuzz_spool.c - fuzz target: a spool entry (JSON) read by src/spool.c as `publish --spool` and
+ * fuzz_spool.c - fuzz target: a spool entry (JSON) read by src/core/spool.c as `publish --spool` and
  * the Slurm epilog read it: the file is the caller's own, mode 0600, filed under key "42".
  *
  * Input: the entry file.

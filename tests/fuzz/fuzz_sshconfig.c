@@ -1,5 +1,5 @@
 /*
- * fuzz_sshconfig.c - fuzz target: ~/.ssh/config as src/sshconfig.c reads it for a host (Host
+ * fuzz_sshconfig.c - fuzz target: ~/.ssh/config as src/backends/sshconfig.c reads it for a host (Host
  * patterns with * ? and !, "Keyword value" and "Keyword=value", the first value wins) and the
  * ~ %d %h %u %% expansion of file names.
  *
