@@ -209,7 +209,7 @@ START_TEST(test_queue_names_run_out)
 	ck_assert_int_eq(jp_spool_remove(spool, "42", &err), JP_OK);
 	o.manifest = "/nonexistent/m.yaml";
 	ck_assert_int_ne(jp_spooled_queue(spool, &o, &key, &err), JP_OK);
-	ck_assert_str_eq(err.msg, "No such file or directory");
+	ck_assert_str_eq(err.msg, "spool: No such file or directory");
 	ck_assert(!t_exists(spool, "42.json"));
 	free(db);
 	free(m);

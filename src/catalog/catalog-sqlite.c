@@ -249,11 +249,11 @@ sq_open(const char *loc, const struct jp_cat_open *how, struct jp_cat_conn **out
 
 	*out = NULL;
 	if (path == NULL)
-		return jp_error_set(e, JP_E_CONFIG, "a sqlite: URL names a file: sqlite:///PATH or "
+		return jp_error_set(e, JP_E_CONFIG, "catalog: a sqlite: URL names a file: sqlite:///PATH or "
 		                                    "sqlite:PATH, no host");
 	if ((q = calloc(1, sizeof(*q))) == NULL || (q->path = strdup(path)) == NULL) {
 		free(q);
-		return jp_error_set(e, JP_E_SOFTWARE, "out of memory");
+		return jp_error_set(e, JP_E_SOFTWARE, "catalog: out of memory");
 	}
 	q->base.engine = &jp_catalog_sqlite;
 	q->base.timeout_ms = how->timeout_ms;

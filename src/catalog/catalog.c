@@ -187,7 +187,7 @@ static int
 oom(struct jp_catalog *c)
 {
 	jp_error_clear(&c->conn->err);
-	return jp_error_set(&c->conn->err, JP_E_SOFTWARE, "out of memory");
+	return jp_error_set(&c->conn->err, JP_E_SOFTWARE, "catalog: out of memory");
 }
 
 static int
@@ -855,7 +855,7 @@ jp_catalog_begin(struct jp_catalog *c, const struct jp_jobtable *t, const struct
 		int gone = owner_gone_at(st, 2), expired = expires < (int64_t)time(NULL);
 
 		if (!gone && !expired) {
-			r = jp_error_set(err, JP_E_TEMPFAIL, "job %s is being published by %s:%ld since %s",
+			r = jp_error_set(err, JP_E_TEMPFAIL, "catalog: job %s is being published by %s:%ld since %s",
 			                 a->job, host, pid, since);
 			jp_cat_finalize(st);
 			goto fail;

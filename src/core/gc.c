@@ -232,7 +232,7 @@ gc_one(struct run *r, struct jp_dest_cache *cache)
 	    jp_dest_list(r->d, "", visit, r, &e) != JP_OK || r->oom) {
 		/* A list cut short by a lack of memory would report published files missing. */
 		if (r->oom)
-			jp_error_set(&e, JP_E_SOFTWARE, "out of memory");
+			jp_error_set(&e, JP_E_SOFTWARE, "gc: out of memory");
 		rep.what = JP_GC_FAILED;
 		rep.action = e.msg;
 		if (r->fn != NULL)
@@ -300,7 +300,7 @@ jp_gc(struct jp_catalog *c, const struct jp_gc_opts *o, jp_gc_fn fn, void *arg,
 	else if ((rc = jp_catalog_destinations(c, add_url, &u, err)) != JP_OK)
 		goto out;
 	if (u.oom) { /* not "no destinations" */
-		rc = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		rc = jp_error_set(err, JP_E_SOFTWARE, "gc: out of memory");
 		goto out;
 	}
 	res->dests = u.n;

@@ -404,7 +404,7 @@ run_one(const struct todo *t, const struct jp_publish_opts *base, const char *sp
 		n_sets = t->entry->n_sets;
 	}
 	if (t->entry == NULL && parse_sets(t->sets, &doc, &sets, &n_sets) != 0) {
-		jp_error_set(&err, JP_E_DATA, "its recorded --set values are not readable: %s", t->sets);
+		jp_error_set(&err, JP_E_DATA, "republish: its recorded --set values are not readable: %s", t->sets);
 		rc = err.code;
 	} else {
 		o.job = t->job;

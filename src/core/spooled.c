@@ -29,7 +29,7 @@ jp_spooled_take(const char *dir, const char *key, struct jp_publish_opts *o,
 	if ((r = jp_spool_read(dir, key, &e, err)) != JP_OK)
 		return r;
 	if (geteuid() == 0 && e->uid != 0) {
-		r = jp_error_set(err, JP_E_NOPERM, "job %s: the spool entry in %s belongs to uid %u: "
+		r = jp_error_set(err, JP_E_NOPERM, "spool: job %s: the spool entry in %s belongs to uid %u: "
 		                 "publish it as that user (the Slurm epilog does)",
 		                 key, dir, (unsigned)e->uid);
 		jp_spool_entry_free(e);
@@ -37,7 +37,7 @@ jp_spooled_take(const char *dir, const char *key, struct jp_publish_opts *o,
 	}
 	if ((s->sets = calloc(o->n_sets + e->n_sets + 1, sizeof(*s->sets))) == NULL) {
 		jp_spool_entry_free(e);
-		return jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+		return jp_error_set(err, JP_E_SOFTWARE, "spool: out of memory");
 	}
 	n = o->n_sets;
 	if (n > 0)
@@ -89,7 +89,7 @@ jp_spooled_queue(const char *dir, const struct jp_publish_opts *o, char **key,
 	if ((e.manifest = realpath(o->manifest, NULL)) == NULL ||
 	    (e.workdir = realpath(o->workdir != NULL ? o->workdir : ".", NULL)) == NULL ||
 	    (e.db = jp_catalog_locator_canonical(o->db)) == NULL) { /* as enqueue records it */
-		r = jp_error_set(err, jp_class_of_errno(errno), "%s", strerror(errno));
+		r = jp_error_set(err, jp_class_of_errno(errno), "spool: %s", strerror(errno));
 		goto out;
 	}
 	e.dest = (char *)o->dest;
@@ -100,7 +100,7 @@ jp_spooled_queue(const char *dir, const struct jp_publish_opts *o, char **key,
 		free(k);
 		k = i == 1 ? strdup(o->job) : jp_asprintf("%s~%d", o->job, i);
 		if (k == NULL) {
-			r = jp_error_set(err, JP_E_SOFTWARE, "out of memory");
+			r = jp_error_set(err, JP_E_SOFTWARE, "spool: out of memory");
 			goto out;
 		}
 		if (strlen(k) > 128)
